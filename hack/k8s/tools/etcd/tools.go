@@ -1,0 +1,6 @@
+//go:build tools
+
+// Package tools pins the etcd server that hack/k8s/build.sh builds.
+package tools
+
+import _ "go.etcd.io/etcd/server/v3"

@@ -1,0 +1,1 @@
+//! Command-line entry points. Each subcommand's arguments live beside the code that runs it.
