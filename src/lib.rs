@@ -1,2 +1,8 @@
 //! rostersync: a Kubernetes operator that keeps an early-learning product's roster in sync with
 //! school districts' Clever data.
+//!
+//! Modules mirror the architecture: `api` (the CRDs), `clever` (the Clever API client),
+//! `emulator` (a Clever emulator for tests, the demo and benchmarks), `schedule` (pure schedule
+//! math), `store` + `sync` (the roster in Postgres and the sync engine), `controller`, `notify`.
+pub mod cli;
+pub mod telemetry;
