@@ -13,7 +13,32 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Print the CustomResourceDefinitions (multi-document YAML), or write one file per CRD.
+    Crds(CrdsArgs),
     // Subcommands are added here, one variant each, pointing at the module that owns the Args type.
+}
+
+/// Arguments of `rostersync crds`.
+#[derive(Debug, clap::Args)]
+pub struct CrdsArgs {
+    /// Write one `<plural>.yaml` file per CRD into this directory instead of printing them.
+    #[arg(long)]
+    pub out_dir: Option<std::path::PathBuf>,
+}
+
+async fn crds(args: CrdsArgs) -> anyhow::Result<u8> {
+    use anyhow::Context as _;
+    match args.out_dir {
+        None => print!("{}", crate::api::crds_yaml()?),
+        Some(dir) => {
+            for crd in crate::api::crds() {
+                let path = dir.join(crate::api::crd_file_name(&crd));
+                std::fs::write(&path, serde_yaml_ng::to_string(&crd)?)
+                    .with_context(|| format!("cannot write {}", path.display()))?;
+            }
+        }
+    }
+    Ok(0)
 }
 
 /// Parses arguments, sets up logging, runs the subcommand and maps its outcome to an exit code.
@@ -28,7 +53,9 @@ pub fn main() -> ExitCode {
         }
     };
     let result: anyhow::Result<u8> = runtime.block_on(async move {
-        match cli.command {}
+        match cli.command {
+            Command::Crds(args) => crds(args).await,
+        }
     });
     match result {
         Ok(code) => ExitCode::from(code),
