@@ -5,7 +5,11 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 #[derive(Debug, Parser)]
-#[command(name = "rostersync", version, about = "Keeps an early-learning roster in sync with Clever, the Kubernetes way")]
+#[command(
+    name = "rostersync",
+    version,
+    about = "Keeps an early-learning roster in sync with Clever, the Kubernetes way"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -15,6 +19,8 @@ pub struct Cli {
 pub enum Command {
     /// Print the CustomResourceDefinitions (multi-document YAML), or write one file per CRD.
     Crds(CrdsArgs),
+    /// Test and demo support: run rostersync Jobs' pods as local processes (a stand-in kubelet).
+    PodRunner(crate::podrunner::PodRunnerArgs),
     // Subcommands are added here, one variant each, pointing at the module that owns the Args type.
 }
 
@@ -31,6 +37,8 @@ async fn crds(args: CrdsArgs) -> anyhow::Result<u8> {
     match args.out_dir {
         None => print!("{}", crate::api::crds_yaml()?),
         Some(dir) => {
+            std::fs::create_dir_all(&dir)
+                .with_context(|| format!("cannot create {}", dir.display()))?;
             for crd in crate::api::crds() {
                 let path = dir.join(crate::api::crd_file_name(&crd));
                 std::fs::write(&path, serde_yaml_ng::to_string(&crd)?)
@@ -55,6 +63,7 @@ pub fn main() -> ExitCode {
     let result: anyhow::Result<u8> = runtime.block_on(async move {
         match cli.command {
             Command::Crds(args) => crds(args).await,
+            Command::PodRunner(args) => crate::podrunner::run(args).await,
         }
     });
     match result {

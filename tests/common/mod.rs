@@ -31,9 +31,14 @@ pub async fn fresh_db() -> Option<TestDb> {
         skip("Postgres (DATABASE_URL)");
         return None;
     };
-    let admin: PgConnectOptions = url.parse().expect("DATABASE_URL is not a valid Postgres URL");
+    let admin: PgConnectOptions = url
+        .parse()
+        .expect("DATABASE_URL is not a valid Postgres URL");
     let name = format!("rs_test_{}", unique_suffix());
-    let mut conn = admin.connect().await.expect("cannot connect to DATABASE_URL");
+    let mut conn = admin
+        .connect()
+        .await
+        .expect("cannot connect to DATABASE_URL");
     sqlx::query(&format!("CREATE DATABASE {name}"))
         .execute(&mut conn)
         .await
@@ -62,7 +67,11 @@ pub async fn kube_client() -> Option<kube::Client> {
         skip("the test control plane (KUBECONFIG)");
         return None;
     }
-    Some(kube::Client::try_default().await.expect("cannot build a client from KUBECONFIG"))
+    Some(
+        kube::Client::try_default()
+            .await
+            .expect("cannot build a client from KUBECONFIG"),
+    )
 }
 
 /// Creates a uniquely named namespace for one test and returns its name.
@@ -106,4 +115,71 @@ where
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// Installs (server-side applies) rostersync's CRDs and waits until they are Established. Safe to
+/// call from many tests at once.
+pub async fn install_crds(client: &kube::Client) {
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+    use kube::api::{Patch, PatchParams};
+    let api: kube::Api<CustomResourceDefinition> = kube::Api::all(client.clone());
+    for crd in rostersync::api::crds() {
+        let name = crd.metadata.name.clone().expect("crd name");
+        api.patch(
+            &name,
+            &PatchParams::apply("rostersync-tests").force(),
+            &Patch::Apply(&crd),
+        )
+        .await
+        .expect("cannot apply a CRD");
+        wait_for(
+            &format!("CRD {name} to be Established"),
+            Duration::from_secs(30),
+            || {
+                let api = api.clone();
+                let name = name.clone();
+                async move {
+                    let crd = api.get(&name).await.ok()?;
+                    let established = crd
+                        .status?
+                        .conditions?
+                        .iter()
+                        .any(|c| c.type_ == "Established" && c.status == "True");
+                    established.then_some(())
+                }
+            },
+        )
+        .await;
+    }
+    // Discovery can lag a moment behind Established: wait until the kinds are served.
+    wait_for(
+        "the rostersync kinds to be served",
+        Duration::from_secs(30),
+        || {
+            let client = client.clone();
+            async move {
+                let api: kube::Api<rostersync::api::SyncSchedule> = kube::Api::all(client);
+                api.list(&Default::default()).await.ok().map(|_| ())
+            }
+        },
+    )
+    .await;
+}
+
+/// The path of a file in the repository.
+pub fn repo_path(rel: &str) -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
+}
+
+/// Runs `kubectl` (from PATH, as `hack/k8s/up.sh`'s env sets it) and returns (status, stdout, stderr).
+pub fn kubectl(args: &[&str]) -> (bool, String, String) {
+    let out = std::process::Command::new("kubectl")
+        .args(args)
+        .output()
+        .expect("cannot run kubectl");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
