@@ -15,6 +15,9 @@ pub struct Cli {
 pub enum Command {
     /// Print the CustomResourceDefinitions (multi-document YAML), or write one file per CRD.
     Crds(CrdsArgs),
+    /// Schedule tools: `schedule preview` lists the next slots of a SyncSchedule manifest.
+    #[command(subcommand)]
+    Schedule(crate::schedule::ScheduleCommand),
     // Subcommands are added here, one variant each, pointing at the module that owns the Args type.
 }
 
@@ -55,6 +58,7 @@ pub fn main() -> ExitCode {
     let result: anyhow::Result<u8> = runtime.block_on(async move {
         match cli.command {
             Command::Crds(args) => crds(args).await,
+            Command::Schedule(command) => crate::schedule::preview::run(command).await,
         }
     });
     match result {

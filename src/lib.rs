@@ -6,4 +6,5 @@
 //! math), `store` + `sync` (the roster in Postgres and the sync engine), `controller`, `notify`.
 pub mod api;
 pub mod cli;
+pub mod schedule;
 pub mod telemetry;
