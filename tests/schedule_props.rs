@@ -49,33 +49,79 @@ fn hhmm(minutes: u32) -> String {
     format!("{:02}:{:02}", minutes / 60, minutes % 60)
 }
 
+/// What a generated rule is made of (the zone and day fields are indexes/values to pick from).
+#[derive(Clone, Debug)]
+struct Params {
+    zone: usize,
+    kind: u8,
+    at: u32,
+    window_back: u32,
+    window_len: u32,
+    dow: usize,
+    dom: u8,
+    deadline: u32,
+}
+
+fn params() -> impl Strategy<Value = Params> {
+    (0..ZONES.len(), 0u8..3, 0u32..1440, 0u32..1440, 1u32..1440, 0usize..7, 1u8..=31, 1u32..600).prop_map(
+        |(zone, kind, at, window_back, window_len, dow, dom, deadline)| Params {
+            zone,
+            kind,
+            at,
+            window_back,
+            window_len,
+            dow,
+            dom,
+            deadline,
+        },
+    )
+}
+
 /// A valid rule: Daily with `at` inside a random window, or Weekly/Monthly at any time.
-fn rules() -> impl Strategy<Value = ScheduleRule> {
-    (0..ZONES.len(), 0u8..3, 0u32..1440, 1u32..1440, 0u32..1440, 0usize..7, 1u8..=31, 1u32..600).prop_map(
-        |(zone, kind, window_start, window_len, offset, dow, dom, deadline)| {
-            let (frequency, at, window) = match kind {
-                0 => {
-                    let at = (window_start + offset % window_len) % 1440;
-                    let window = OffPeakWindow { start: hhmm(window_start), end: hhmm((window_start + window_len) % 1440) };
-                    (Frequency::Daily, at, window)
-                }
-                1 => (Frequency::Weekly, offset, OffPeakWindow::default()),
-                _ => (Frequency::Monthly, offset, OffPeakWindow::default()),
+fn build(p: &Params) -> ScheduleRule {
+    let (frequency, window) = match p.kind {
+        0 => {
+            let start = (p.at + 1440 - p.window_back % p.window_len) % 1440;
+            let end = (start + p.window_len) % 1440;
+            (Frequency::Daily, OffPeakWindow { start: hhmm(start), end: hhmm(end) })
+        }
+        1 => (Frequency::Weekly, OffPeakWindow::default()),
+        _ => (Frequency::Monthly, OffPeakWindow::default()),
+    };
+    let spec = SyncScheduleSpec {
+        connection_ref: LocalObjectReference { name: "district".into() },
+        suspend: false,
+        frequency,
+        at: hhmm(p.at),
+        day_of_week: (frequency == Frequency::Weekly).then_some(DAYS[p.dow]),
+        day_of_month: (frequency == Frequency::Monthly).then_some(p.dom),
+        time_zone: ZONES[p.zone].into(),
+        off_peak_window: window,
+        starting_deadline_minutes: p.deadline,
+        job: Default::default(),
+        history: Default::default(),
+    };
+    ScheduleRule::from_spec(&spec).expect("generated specs are valid")
+}
+
+/// A rule and an instant. Half the cases are focused on a DST transition (random instants rarely
+/// meet one): `at` within two hours of the transition's local time, on the transition's weekday or
+/// day of month, and the instant up to 40 days before it.
+fn cases() -> impl Strategy<Value = (ScheduleRule, Timestamp)> {
+    (params(), instants(), any::<bool>(), -120i32..=120, 0i64..(40 * 24 * 60)).prop_map(
+        |(mut p, t, focus, shift_mins, back_mins)| {
+            let tz = TimeZone::get(ZONES[p.zone]).expect("known zone");
+            let Some(transition) = tz.following(t).next().filter(|_| focus) else {
+                return (build(&p), t);
             };
-            let spec = SyncScheduleSpec {
-                connection_ref: LocalObjectReference { name: "district".into() },
-                suspend: false,
-                frequency,
-                at: hhmm(at),
-                day_of_week: (frequency == Frequency::Weekly).then_some(DAYS[dow]),
-                day_of_month: (frequency == Frequency::Monthly).then_some(dom),
-                time_zone: ZONES[zone].into(),
-                off_peak_window: window,
-                starting_deadline_minutes: deadline,
-                job: Default::default(),
-                history: Default::default(),
-            };
-            ScheduleRule::from_spec(&spec).expect("generated specs are valid")
+            let transition = transition.timestamp();
+            // The local time just before the transition: the start of a gap, the end of a fold.
+            let edge = tz.to_datetime(transition - NS);
+            let edge_mins = i32::from(edge.hour()) * 60 + i32::from(edge.minute()) + 1;
+            p.at = u32::try_from((edge_mins + shift_mins).rem_euclid(1440)).expect("in a day");
+            p.dow = DAYS.iter().position(|d| d.to_jiff() == edge.weekday()).expect("a weekday");
+            p.dom = u8::try_from(edge.day()).expect("a day of month");
+            (build(&p), transition - SignedDuration::from_mins(back_mins))
         },
     )
 }
@@ -142,7 +188,7 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
 
     #[test]
-    fn slots_match_a_brute_force_oracle(rule in rules(), t in instants()) {
+    fn slots_match_a_brute_force_oracle((rule, t) in cases()) {
         let oracle = oracle_slots_around(&rule, t);
         let next = oracle.iter().copied().filter(|&s| s > t).min();
         let latest = oracle.iter().copied().filter(|&s| s <= t).max();
@@ -151,7 +197,7 @@ proptest! {
     }
 
     #[test]
-    fn slots_strictly_increase_with_none_in_between(rule in rules(), t in instants()) {
+    fn slots_strictly_increase_with_none_in_between((rule, t) in cases()) {
         let slots: Vec<Timestamp> = rule.slots_after(t).take(8).collect();
         prop_assert_eq!(slots.len(), 8);
         prop_assert!(slots[0] > t);
@@ -162,7 +208,7 @@ proptest! {
     }
 
     #[test]
-    fn latest_and_next_agree(rule in rules(), t in instants()) {
+    fn latest_and_next_agree((rule, t) in cases()) {
         let next = rule.next_slot_after(t);
         let latest = rule.latest_slot_at_or_before(t).expect("slots exist before 2035");
         prop_assert!(latest <= t && t < next);
@@ -174,7 +220,7 @@ proptest! {
     }
 
     #[test]
-    fn local_time_is_at_except_right_after_a_gap(rule in rules(), t in instants()) {
+    fn local_time_is_at_except_right_after_a_gap((rule, t) in cases()) {
         for slot in rule.slots_after(t).take(4) {
             let here = local(&rule, slot);
             if here.time() == rule.at() {
@@ -189,7 +235,7 @@ proptest! {
     }
 
     #[test]
-    fn daily_slots_are_off_peak_and_one_per_local_date(rule in rules(), t in instants()) {
+    fn daily_slots_are_off_peak_and_one_per_local_date((rule, t) in cases()) {
         prop_assume!(rule.cadence() == Cadence::Daily);
         let window = rule.off_peak_window();
         prop_assert!(window.contains(rule.at()));
@@ -206,8 +252,7 @@ proptest! {
 
     #[test]
     fn decide_runs_at_most_one_slot_and_accounts_for_all(
-        rule in rules(),
-        t0 in instants(),
+        (rule, t0) in cases(),
         outage_mins in 0i64..(400 * 24 * 60),
         anchor_back_mins in 0i64..(60 * 24 * 60),
     ) {
@@ -245,8 +290,7 @@ proptest! {
 
     #[test]
     fn sync_now_never_locks_forever(
-        rule in rules(),
-        now in instants(),
+        (rule, now) in cases(),
         scheduled_back_mins in proptest::option::of(0i64..(90 * 24 * 60)),
         manual_back_mins in proptest::option::of(0i64..(90 * 24 * 60)),
         result in proptest::option::of(0usize..4),

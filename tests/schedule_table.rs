@@ -250,3 +250,18 @@ fn daily_window_validation_wrapping_and_not() {
     assert!(err("23:00", "01:00", "05:00").is_some());
     assert!(err("00:30", "01:00", "05:00").is_some());
 }
+
+#[test]
+fn gap_across_midnight_never_gives_a_daily_schedule_two_slots_on_one_date() {
+    // America/Nuuk, 2024-03-30 (Saturday): 23:00 -02 jumps to Sunday 00:00 -01, so Saturday's
+    // 23:00 does not exist and its first instant after the gap is on Sunday. Daily: Saturday has no
+    // slot (else Sunday would have two); Weekly on Saturday: it runs at Sunday 00:00.
+    let rule = daily_in_window("23:00", "America/Nuuk", "22:00", "06:00");
+    assert_slots(&rule, "2024-03-29T02:00:00Z", &[
+        "2024-03-30T01:00:00Z", // Friday 23:00 -02
+        "2024-04-01T00:00:00Z", // Sunday 23:00 -01
+        "2024-04-02T00:00:00Z",
+    ]);
+    let rule = weekly(DayOfWeek::Saturday, "23:00", "America/Nuuk");
+    assert_slots(&rule, "2024-03-29T00:00:00Z", &["2024-03-31T01:00:00Z", "2024-04-07T00:00:00Z"]);
+}
