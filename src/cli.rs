@@ -5,7 +5,11 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 #[derive(Debug, Parser)]
-#[command(name = "rostersync", version, about = "Keeps an early-learning roster in sync with Clever, the Kubernetes way")]
+#[command(
+    name = "rostersync",
+    version,
+    about = "Keeps an early-learning roster in sync with Clever, the Kubernetes way"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -18,6 +22,8 @@ pub enum Command {
     /// Schedule tools: `schedule preview` lists the next slots of a SyncSchedule manifest.
     #[command(subcommand)]
     Schedule(crate::schedule::ScheduleCommand),
+    /// Test and demo support: run rostersync Jobs' pods as local processes (a stand-in kubelet).
+    PodRunner(crate::podrunner::PodRunnerArgs),
     // Subcommands are added here, one variant each, pointing at the module that owns the Args type.
 }
 
@@ -34,6 +40,8 @@ async fn crds(args: CrdsArgs) -> anyhow::Result<u8> {
     match args.out_dir {
         None => print!("{}", crate::api::crds_yaml()?),
         Some(dir) => {
+            std::fs::create_dir_all(&dir)
+                .with_context(|| format!("cannot create {}", dir.display()))?;
             for crd in crate::api::crds() {
                 let path = dir.join(crate::api::crd_file_name(&crd));
                 std::fs::write(&path, serde_yaml_ng::to_string(&crd)?)
@@ -59,6 +67,7 @@ pub fn main() -> ExitCode {
         match cli.command {
             Command::Crds(args) => crds(args).await,
             Command::Schedule(command) => crate::schedule::preview::run(command).await,
+            Command::PodRunner(args) => crate::podrunner::run(args).await,
         }
     });
     match result {

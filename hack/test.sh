@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# The one test command: hack/test.sh [extra cargo test args]
+# Installs what is missing, builds, brings up Postgres and a real Kubernetes control plane, runs the
+# whole suite (`cargo test --all-targets`, including every test that needs a server) and tears
+# everything down on exit (also on failure or Ctrl-C). Exits with the tests' status.
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+log() { echo "test.sh: $*" >&2; }
+started=$SECONDS
+
+# shellcheck source=hack/setup.sh
+source "$root/hack/setup.sh"
+ensure_prerequisites
+
+state="$(mktemp -d /tmp/rostersync-test.XXXXXX)"
+chmod 755 "$state"
+cleanup() {
+  local status=$?
+  trap - EXIT INT TERM
+  [ -n "${KEEP_STATE:-}" ] && { log "keeping $state"; exit "$status"; }
+  "$root/hack/k8s/down.sh" "$state/k8s" >/dev/null 2>&1 || true
+  "$root/hack/pg/down.sh" "$state/pg" >/dev/null 2>&1 || true
+  rm -rf "$state"
+  exit "$status"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+log "building the control plane binaries (cached under ~/.cache/rostersync)"
+"$root/hack/k8s/build.sh" >/dev/null
+log "building the crate and its tests"
+cargo build --all-targets --locked
+
+log "starting Postgres and the control plane"
+"$root/hack/pg/up.sh" "$state/pg"
+"$root/hack/k8s/up.sh" "$state/k8s"
+# shellcheck disable=SC1091
+source "$state/pg/env"
+# shellcheck disable=SC1091
+source "$state/k8s/env"
+export ROSTERSYNC_REQUIRE_SERVERS=1
+log "setup took $((SECONDS - started))s; running the suite"
+
+set +e
+cargo test --all-targets --locked "$@" 2>&1 | tee "$state/cargo-test.log"
+status=${PIPESTATUS[0]}
+set -e
+passed=$(grep -Eo '[0-9]+ passed' "$state/cargo-test.log" | awk '{s+=$1} END {print s+0}')
+failed=$(grep -Eo '[0-9]+ failed' "$state/cargo-test.log" | awk '{s+=$1} END {print s+0}')
+echo "${passed} passed, ${failed} failed"
+log "finished in $((SECONDS - started))s with status $status"
+exit "$status"

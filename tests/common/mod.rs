@@ -1,0 +1,185 @@
+//! Test support shared by the integration tests: access to the real servers that `hack/test.sh`
+//! starts (Postgres, kube-apiserver + controller manager), fresh databases and namespaces, and
+//! waiting for conditions with a timeout (never sleeping as synchronisation).
+//!
+//! A bare `cargo test` has no servers: tests that need one print a skip message and return. Under
+//! `hack/test.sh` (`ROSTERSYNC_REQUIRE_SERVERS=1`) a missing server is a failure, never a skip.
+#![allow(dead_code)]
+
+use std::future::Future;
+use std::time::Duration;
+
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{ConnectOptions, Connection, PgPool};
+
+/// Whether the suite runs under `hack/test.sh`, where every server must be present.
+pub fn servers_required() -> bool {
+    std::env::var("ROSTERSYNC_REQUIRE_SERVERS").is_ok_and(|v| v == "1")
+}
+
+fn skip(what: &str) {
+    assert!(
+        !servers_required(),
+        "{what} is required under hack/test.sh but is not available"
+    );
+    eprintln!("skipped: this test needs {what}; run hack/test.sh to run it");
+}
+
+/// A fresh, empty database on the test Postgres, or `None` (test skipped) without one.
+pub async fn fresh_db() -> Option<TestDb> {
+    let Ok(url) = std::env::var("DATABASE_URL") else {
+        skip("Postgres (DATABASE_URL)");
+        return None;
+    };
+    let admin: PgConnectOptions = url
+        .parse()
+        .expect("DATABASE_URL is not a valid Postgres URL");
+    let name = format!("rs_test_{}", unique_suffix());
+    let mut conn = admin
+        .connect()
+        .await
+        .expect("cannot connect to DATABASE_URL");
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&mut conn)
+        .await
+        .expect("cannot create a test database");
+    conn.close().await.ok();
+    let options = admin.clone().database(&name);
+    let pool = PgPoolOptions::new()
+        .max_connections(8)
+        .connect_with(options.clone())
+        .await
+        .expect("cannot connect to the test database");
+    let url = format!("{}", options.to_url_lossy());
+    Some(TestDb { pool, name, url })
+}
+
+/// A test database: its pool, name and URL (for subprocesses).
+pub struct TestDb {
+    pub pool: PgPool,
+    pub name: String,
+    pub url: String,
+}
+
+/// A kube client for the test control plane, or `None` (test skipped) without one.
+pub async fn kube_client() -> Option<kube::Client> {
+    if std::env::var("KUBECONFIG").is_err() {
+        skip("the test control plane (KUBECONFIG)");
+        return None;
+    }
+    Some(
+        kube::Client::try_default()
+            .await
+            .expect("cannot build a client from KUBECONFIG"),
+    )
+}
+
+/// Creates a uniquely named namespace for one test and returns its name.
+pub async fn fresh_namespace(client: &kube::Client, prefix: &str) -> String {
+    use k8s_openapi::api::core::v1::Namespace;
+    let name = format!("{prefix}-{}", unique_suffix());
+    let ns: Namespace = serde_json::from_value(serde_json::json!({
+        "apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}
+    }))
+    .expect("namespace manifest");
+    kube::Api::<Namespace>::all(client.clone())
+        .create(&Default::default(), &ns)
+        .await
+        .expect("cannot create a test namespace");
+    name
+}
+
+/// A short random suffix for names (lowercase, DNS-safe).
+pub fn unique_suffix() -> String {
+    use rand::Rng;
+    let mut rng = rand::rng();
+    (0..10)
+        .map(|_| char::from(b'a' + rng.random_range(0..26u8)))
+        .collect()
+}
+
+/// Polls `check` until it returns `Some`, or panics after `timeout` naming `what`.
+pub async fn wait_for<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Installs (server-side applies) rostersync's CRDs and waits until they are Established. Safe to
+/// call from many tests at once.
+pub async fn install_crds(client: &kube::Client) {
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+    use kube::api::{Patch, PatchParams};
+    let api: kube::Api<CustomResourceDefinition> = kube::Api::all(client.clone());
+    for crd in rostersync::api::crds() {
+        let name = crd.metadata.name.clone().expect("crd name");
+        api.patch(
+            &name,
+            &PatchParams::apply("rostersync-tests").force(),
+            &Patch::Apply(&crd),
+        )
+        .await
+        .expect("cannot apply a CRD");
+        wait_for(
+            &format!("CRD {name} to be Established"),
+            Duration::from_secs(30),
+            || {
+                let api = api.clone();
+                let name = name.clone();
+                async move {
+                    let crd = api.get(&name).await.ok()?;
+                    let established = crd
+                        .status?
+                        .conditions?
+                        .iter()
+                        .any(|c| c.type_ == "Established" && c.status == "True");
+                    established.then_some(())
+                }
+            },
+        )
+        .await;
+    }
+    // Discovery can lag a moment behind Established: wait until the kinds are served.
+    wait_for(
+        "the rostersync kinds to be served",
+        Duration::from_secs(30),
+        || {
+            let client = client.clone();
+            async move {
+                let api: kube::Api<rostersync::api::SyncSchedule> = kube::Api::all(client);
+                api.list(&Default::default()).await.ok().map(|_| ())
+            }
+        },
+    )
+    .await;
+}
+
+/// The path of a file in the repository.
+pub fn repo_path(rel: &str) -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
+}
+
+/// Runs `kubectl` (from PATH, as `hack/k8s/up.sh`'s env sets it) and returns (status, stdout, stderr).
+pub fn kubectl(args: &[&str]) -> (bool, String, String) {
+    let out = std::process::Command::new("kubectl")
+        .args(args)
+        .output()
+        .expect("cannot run kubectl");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
