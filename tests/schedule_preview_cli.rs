@@ -66,9 +66,17 @@ fn table_is_the_default_and_count_defaults_to_five() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     let lines: Vec<&str> = stdout.lines().collect();
     assert_eq!(lines.len(), 2 + 5, "{stdout}");
-    assert!(
-        lines[0].starts_with("Daily at 02:30 in America/Chicago"),
-        "{stdout}"
+    assert_eq!(
+        lines[0],
+        "Daily at 02:30 in America/Chicago, off-peak window 20:00-06:00, starting deadline 120 min"
+    );
+    assert_eq!(
+        lines[1],
+        "UTC                    LOCAL                       DAY  NOTE"
+    );
+    assert_eq!(
+        lines[2],
+        "2026-03-07T08:30:00Z   2026-03-07T02:30:00-06:00   Sat"
     );
     assert!(
         lines[3].starts_with("2026-03-08T08:00:00Z   2026-03-08T03:00:00-05:00"),

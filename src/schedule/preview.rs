@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use jiff::{Timestamp, Zoned};
 
-use super::rule::ScheduleRule;
+use super::rule::{Cadence, ScheduleRule};
 use super::window::format_hhmm;
 use crate::api::SyncSchedule;
 
@@ -101,45 +101,52 @@ pub fn local_rfc3339(slot: &Zoned) -> String {
 
 /// A JSON array of `{"utc": ..., "local": ..., "zone": ...}`.
 pub fn render_json(rule: &ScheduleRule, slots: &[Zoned]) -> String {
-    let items: Vec<serde_json::Value> = slots
+    #[derive(serde::Serialize)]
+    struct Item<'a> {
+        utc: String,
+        local: String,
+        zone: &'a str,
+    }
+    let items: Vec<Item<'_>> = slots
         .iter()
-        .map(|slot| {
-            serde_json::json!({
-                "utc": slot.timestamp().to_string(),
-                "local": local_rfc3339(slot),
-                "zone": rule.time_zone_name(),
-            })
+        .map(|slot| Item {
+            utc: slot.timestamp().to_string(),
+            local: local_rfc3339(slot),
+            zone: rule.time_zone_name(),
         })
         .collect();
-    serde_json::Value::Array(items).to_string()
+    // Serializing strings into a Vec cannot fail; an empty array is the fallback all the same.
+    serde_json::to_string(&items).unwrap_or_else(|_| "[]".to_string())
 }
 
 /// A table with a header line describing the schedule, and a note on slots moved by DST.
 pub fn render_table(rule: &ScheduleRule, slots: &[Zoned]) -> String {
-    use std::fmt::Write as _;
+    let window = match rule.cadence() {
+        Cadence::Daily => format!(", off-peak window {}", rule.off_peak_window()),
+        Cadence::Weekly(_) | Cadence::Monthly(_) => String::new(),
+    };
     let mut out = format!(
-        "{:?} at {} in {} (off-peak window {}, starting deadline {} min)\n",
+        "{} at {} in {}{window}, starting deadline {} min\n",
         rule.cadence(),
         format_hhmm(rule.at()),
         rule.time_zone_name(),
-        rule.off_peak_window(),
         rule.starting_deadline().as_mins(),
     );
-    let _ = writeln!(out, "{:<22} {:<27} {:<4} NOTE", "UTC", "LOCAL", "DAY");
+    out.push_str("UTC                    LOCAL                       DAY  NOTE\n");
     for slot in slots {
         let note = if slot.time() != rule.at() {
             "moved by a DST gap: runs right after it"
         } else {
             ""
         };
-        let day = slot.strftime("%a").to_string();
-        let _ = writeln!(
-            out,
-            "{:<22} {:<27} {:<4} {note}",
-            slot.timestamp().to_string(),
+        let utc = slot.timestamp().to_string();
+        let line = format!(
+            "{utc:<22} {:<27} {:<4} {note}",
             local_rfc3339(slot),
-            day
+            slot.strftime("%a").to_string()
         );
+        out.push_str(line.trim_end());
+        out.push('\n');
     }
     out
 }

@@ -64,6 +64,16 @@ pub enum Cadence {
     Monthly(u8),
 }
 
+impl std::fmt::Display for Cadence {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Cadence::Daily => f.write_str("Daily"),
+            Cadence::Weekly(day) => write!(f, "Weekly on {day:?}"),
+            Cadence::Monthly(day) => write!(f, "Monthly on day {day} (or the month's last day)"),
+        }
+    }
+}
+
 /// A validated schedule: cadence, local time of day, zone, off-peak window and starting deadline.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ScheduleRule {
