@@ -356,3 +356,20 @@ fn dst_slot_runs_on_time_at_the_end_of_the_gap() {
     assert_eq!(d.run, None);
     assert!(d.missed.is_empty());
 }
+
+#[test]
+fn outage_of_ten_years_counts_every_slot_exactly() {
+    let r = daily_0200();
+    let d = decide(
+        &r,
+        ts("2036-01-01T12:00:00Z"),
+        Some(ts("2026-01-01T02:00:00Z")),
+        ts(CREATED),
+        false,
+    );
+    assert_eq!(d.run, None);
+    // 2026-01-02 .. 2036-01-01, with the leap days of 2028 and 2032.
+    assert_eq!(d.missed.total, 3652);
+    assert_eq!(d.missed.listed.len(), MAX_LISTED_MISSED);
+    assert_eq!(d.missed.listed.last(), Some(&ts("2036-01-01T02:00:00Z")));
+}
