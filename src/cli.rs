@@ -19,6 +19,9 @@ pub struct Cli {
 pub enum Command {
     /// Print the CustomResourceDefinitions (multi-document YAML), or write one file per CRD.
     Crds(CrdsArgs),
+    /// Schedule tools: `schedule preview` lists the next slots of a SyncSchedule manifest.
+    #[command(subcommand)]
+    Schedule(crate::schedule::ScheduleCommand),
     /// Test and demo support: run rostersync Jobs' pods as local processes (a stand-in kubelet).
     PodRunner(crate::podrunner::PodRunnerArgs),
     // Subcommands are added here, one variant each, pointing at the module that owns the Args type.
@@ -63,6 +66,7 @@ pub fn main() -> ExitCode {
     let result: anyhow::Result<u8> = runtime.block_on(async move {
         match cli.command {
             Command::Crds(args) => crds(args).await,
+            Command::Schedule(command) => crate::schedule::preview::run(command).await,
             Command::PodRunner(args) => crate::podrunner::run(args).await,
         }
     });

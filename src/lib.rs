@@ -8,4 +8,5 @@ pub mod api;
 pub mod cli;
 pub mod plugin;
 pub mod podrunner;
+pub mod schedule;
 pub mod telemetry;
