@@ -617,20 +617,39 @@ async fn preview(client: &Client, ns: &str, name: &str, count: u16) -> anyhow::R
         s.off_peak_window.end,
         if s.suspend { ", SUSPENDED" } else { "" }
     );
-    // TODO(schedule): list `count` slots with crate::schedule::ScheduleRule::next_slot_after once
-    // the schedule engine merges; until then the controller's next slot is shown.
-    let _ = count;
-    match schedule
+    let rule = crate::schedule::ScheduleRule::from_spec(s).map_err(|err| {
+        anyhow::anyhow!(
+            "SyncSchedule {ns}/{} is invalid: {err}",
+            schedule.name_any()
+        )
+    })?;
+    let slots =
+        crate::schedule::preview::preview_slots(&rule, Timestamp::now(), usize::from(count));
+    let now = Timestamp::now();
+    let rows: Vec<Vec<String>> = slots
+        .iter()
+        .map(|slot| {
+            vec![
+                crate::schedule::preview::local_rfc3339(slot),
+                slot.timestamp().strftime("%Y-%m-%d %H:%M:%SZ").to_string(),
+                relative(slot.timestamp(), now),
+            ]
+        })
+        .collect();
+    print!("{}", render_columns(&["LOCAL", "UTC", "WHEN"], &rows));
+    if s.suspend {
+        println!("(suspended: these slots run only after `kubectl roster resume`)");
+    }
+    if let Some(t) = schedule
         .status
         .as_ref()
         .and_then(|st| st.next_sync_time.as_ref())
     {
-        Some(t) => println!(
-            "next sync: {} ({})",
+        println!(
+            "controller's next sync: {} ({})",
             t.0.strftime("%Y-%m-%d %H:%M:%SZ"),
-            relative(t.0, Timestamp::now())
-        ),
-        None => println!("next sync: not reported yet by the controller"),
+            relative(t.0, now)
+        );
     }
     Ok(0)
 }
