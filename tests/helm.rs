@@ -950,3 +950,140 @@ fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
         }
     }
 }
+
+// ------------------------------------------------------------------------------------------------
+// docs/api.md is generated from the CRDs (regenerate: UPDATE_DOCS=1 cargo test --test helm api_reference)
+
+fn api_reference() -> String {
+    let mut out = String::from(
+        "# API reference: rostersync.io/v1alpha1\n\n\
+         Generated from the CRDs (`crds/`) by `tests/helm.rs` (`api_reference_is_generated_from_the_crds`);\n\
+         regenerate with `UPDATE_DOCS=1 cargo test --test helm api_reference`. `kubectl explain <kind>.spec`\n\
+         shows the same text. Admission rules (CEL) are listed under each kind.\n\n\
+         Annotations on a SyncSchedule: `rostersync.io/sync-now: <token>` asks for one immediate sync (a new\n\
+         token is a new request; `status.syncNow.lastHandledToken` echoes it once handled, accepted or\n\
+         rejected); `rostersync.io/approve-removals: <run id>` approves one run held by the removal guard.\n",
+    );
+    for crd in rostersync::api::crds() {
+        let crd = serde_json::to_value(&crd).expect("crd json");
+        let names = &crd["spec"]["names"];
+        let version = &crd["spec"]["versions"][0];
+        out.push_str(&format!(
+            "\n## {}\n\nPlural `{}`, short name `{}`, category `rostersync`, namespaced, status subresource.\n\n",
+            names["kind"].as_str().unwrap_or_default(),
+            names["plural"].as_str().unwrap_or_default(),
+            names["shortNames"][0].as_str().unwrap_or_default(),
+        ));
+        let schema = &version["schema"]["openAPIV3Schema"];
+        if let Some(d) = schema["properties"]["spec"]["description"].as_str() {
+            out.push_str(&format!("{}\n\n", d.replace('\n', " ")));
+        }
+        out.push_str("| Field | Type | Default | Description |\n|---|---|---|---|\n");
+        for top in ["spec", "status"] {
+            walk(&format!(".{top}"), &schema["properties"][top], &mut out);
+        }
+        let mut rules = Vec::new();
+        collect_rules(".", schema, &mut rules);
+        if !rules.is_empty() {
+            out.push_str("\nAdmission rules:\n\n");
+            for r in rules {
+                out.push_str(&format!("- {r}\n"));
+            }
+        }
+    }
+    out
+}
+
+fn cell(s: &str) -> String {
+    s.replace('\n', " ").replace('|', "\\|")
+}
+
+fn type_of(v: &Value) -> String {
+    let t = v["type"].as_str().unwrap_or("object");
+    let base = match t {
+        "array" => format!("[]{}", type_of(&v["items"])),
+        other => other.to_string(),
+    };
+    if let Some(e) = v["enum"].as_array() {
+        let vals: Vec<String> = e
+            .iter()
+            .map(|x| x.as_str().unwrap_or_default().to_string())
+            .collect();
+        return format!("{base} ({})", vals.join(", "));
+    }
+    base
+}
+
+fn walk(path: &str, v: &Value, out: &mut String) {
+    let default = if v.get("default").is_some() {
+        format!("`{}`", v["default"])
+    } else {
+        String::new()
+    };
+    let mut desc = cell(v["description"].as_str().unwrap_or_default());
+    let mut bounds = Vec::new();
+    for (k, label) in [
+        ("minimum", "min"),
+        ("maximum", "max"),
+        ("minLength", "min length"),
+        ("maxLength", "max length"),
+        ("minItems", "min items"),
+        ("maxItems", "max items"),
+    ] {
+        if let Some(n) = v.get(k).and_then(Value::as_i64) {
+            bounds.push(format!("{label} {n}"));
+        }
+    }
+    if let Some(p) = v["pattern"].as_str() {
+        bounds.push(format!("pattern `{}`", cell(p)));
+    }
+    if !bounds.is_empty() {
+        desc = format!("{desc} ({})", bounds.join("; "));
+    }
+    out.push_str(&format!(
+        "| `{path}` | {} | {default} | {desc} |\n",
+        cell(&type_of(v))
+    ));
+    let children = if v["type"] == "array" { &v["items"] } else { v };
+    if path.ends_with(".conditions") || path.ends_with(".resources") {
+        return;
+    }
+    if let Some(props) = children["properties"].as_object() {
+        let suffix = if v["type"] == "array" { "[]" } else { "" };
+        for (name, child) in props {
+            walk(&format!("{path}{suffix}.{name}"), child, out);
+        }
+    }
+}
+
+fn collect_rules(path: &str, v: &Value, out: &mut Vec<String>) {
+    if let Some(rules) = v["x-kubernetes-validations"].as_array() {
+        for r in rules {
+            out.push(format!(
+                "`{}{}`: {}",
+                path.trim_end_matches('.'),
+                r["fieldPath"].as_str().unwrap_or_default(),
+                r["message"].as_str().unwrap_or_default()
+            ));
+        }
+    }
+    if let Some(props) = v["properties"].as_object() {
+        for (name, child) in props {
+            collect_rules(&format!("{path}{name}."), child, out);
+        }
+    }
+}
+
+#[test]
+fn api_reference_is_generated_from_the_crds() {
+    let generated = api_reference();
+    let path = common::repo_path("docs/api.md");
+    if std::env::var("UPDATE_DOCS").is_ok_and(|v| v == "1") {
+        std::fs::write(&path, &generated).expect("write docs/api.md");
+    }
+    let committed = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        committed == generated,
+        "docs/api.md is out of date with the CRDs; regenerate: UPDATE_DOCS=1 cargo test --test helm api_reference"
+    );
+}
