@@ -21,6 +21,9 @@ pub enum Command {
     Crds(CrdsArgs),
     /// Test and demo support: run rostersync Jobs' pods as local processes (a stand-in kubelet).
     PodRunner(crate::podrunner::PodRunnerArgs),
+    /// Schedule tools: `schedule preview` lists the next slots of a SyncSchedule manifest.
+    #[command(subcommand)]
+    Schedule(crate::schedule::ScheduleCommand),
     // Subcommands are added here, one variant each, pointing at the module that owns the Args type.
 }
 
@@ -64,6 +67,7 @@ pub fn main() -> ExitCode {
         match cli.command {
             Command::Crds(args) => crds(args).await,
             Command::PodRunner(args) => crate::podrunner::run(args).await,
+            Command::Schedule(command) => crate::schedule::preview::run(command).await,
         }
     });
     match result {

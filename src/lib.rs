@@ -7,4 +7,5 @@
 pub mod api;
 pub mod cli;
 pub mod podrunner;
+pub mod schedule;
 pub mod telemetry;
