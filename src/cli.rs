@@ -5,7 +5,11 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 #[derive(Debug, Parser)]
-#[command(name = "rostersync", version, about = "Keeps an early-learning roster in sync with Clever, the Kubernetes way")]
+#[command(
+    name = "rostersync",
+    version,
+    about = "Keeps an early-learning roster in sync with Clever, the Kubernetes way"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -27,9 +31,7 @@ pub fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let result: anyhow::Result<u8> = runtime.block_on(async move {
-        match cli.command {}
-    });
+    let result: anyhow::Result<u8> = runtime.block_on(async move { match cli.command {} });
     match result {
         Ok(code) => ExitCode::from(code),
         Err(err) => {

@@ -4,5 +4,6 @@
 //! Modules mirror the architecture: `api` (the CRDs), `clever` (the Clever API client),
 //! `emulator` (a Clever emulator for tests, the demo and benchmarks), `schedule` (pure schedule
 //! math), `store` + `sync` (the roster in Postgres and the sync engine), `controller`, `notify`.
+pub mod clever;
 pub mod cli;
 pub mod telemetry;
