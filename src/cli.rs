@@ -18,6 +18,18 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     // Subcommands are added here, one variant each, pointing at the module that owns the Args type.
+    /// Run a Clever API v3.0 emulator on loopback (for tests, demos and benchmarks).
+    CleverEmulator(crate::emulator::cli::EmulatorArgs),
+    /// Measure throughput.
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+/// `rostersync bench ...`.
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// Client throughput streaming all students from an in-process emulator over loopback HTTP.
+    Clever(crate::clever::bench::BenchArgs),
 }
 
 /// Parses arguments, sets up logging, runs the subcommand and maps its outcome to an exit code.
@@ -31,7 +43,12 @@ pub fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let result: anyhow::Result<u8> = runtime.block_on(async move { match cli.command {} });
+    let result: anyhow::Result<u8> = runtime.block_on(async move {
+        match cli.command {
+            Command::CleverEmulator(args) => crate::emulator::cli::run(args).await,
+            Command::Bench(BenchCommand::Clever(args)) => crate::clever::bench::run(args).await,
+        }
+    });
     match result {
         Ok(code) => ExitCode::from(code),
         Err(err) => {

@@ -6,4 +6,5 @@
 //! math), `store` + `sync` (the roster in Postgres and the sync engine), `controller`, `notify`.
 pub mod clever;
 pub mod cli;
+pub mod emulator;
 pub mod telemetry;
