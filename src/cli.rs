@@ -25,6 +25,18 @@ pub enum Command {
     #[command(subcommand)]
     Schedule(crate::schedule::ScheduleCommand),
     // Subcommands are added here, one variant each, pointing at the module that owns the Args type.
+    /// Run a Clever API v3.0 emulator on loopback (for tests, demos and benchmarks).
+    CleverEmulator(crate::emulator::cli::EmulatorArgs),
+    /// Measure throughput.
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+/// `rostersync bench ...`.
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// Client throughput streaming all students from an in-process emulator over loopback HTTP.
+    Clever(crate::clever::bench::BenchArgs),
 }
 
 /// Arguments of `rostersync crds`.
@@ -68,6 +80,8 @@ pub fn main() -> ExitCode {
             Command::Crds(args) => crds(args).await,
             Command::PodRunner(args) => crate::podrunner::run(args).await,
             Command::Schedule(command) => crate::schedule::preview::run(command).await,
+            Command::CleverEmulator(args) => crate::emulator::cli::run(args).await,
+            Command::Bench(BenchCommand::Clever(args)) => crate::clever::bench::run(args).await,
         }
     });
     match result {

@@ -5,7 +5,9 @@
 //! `emulator` (a Clever emulator for tests, the demo and benchmarks), `schedule` (pure schedule
 //! math), `store` + `sync` (the roster in Postgres and the sync engine), `controller`, `notify`.
 pub mod api;
+pub mod clever;
 pub mod cli;
+pub mod emulator;
 pub mod podrunner;
 pub mod schedule;
 pub mod telemetry;

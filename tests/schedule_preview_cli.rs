@@ -28,8 +28,22 @@ fn preview(yaml: &str, extra: &[&str]) -> Output {
 
 #[test]
 fn json_lists_the_next_slots_across_spring_forward() {
-    let out = preview(SCHEDULE, &["--from", "2026-03-06T12:00:00Z", "--count", "3", "--output", "json"]);
-    assert!(out.status.success(), "stderr: {}", String::from_utf8_lossy(&out.stderr));
+    let out = preview(
+        SCHEDULE,
+        &[
+            "--from",
+            "2026-03-06T12:00:00Z",
+            "--count",
+            "3",
+            "--output",
+            "json",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON on stdout");
     assert_eq!(
         json,
@@ -44,24 +58,40 @@ fn json_lists_the_next_slots_across_spring_forward() {
 #[test]
 fn table_is_the_default_and_count_defaults_to_five() {
     let out = preview(SCHEDULE, &["--from", "2026-03-06T12:00:00Z"]);
-    assert!(out.status.success(), "stderr: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let stdout = String::from_utf8_lossy(&out.stdout);
     let lines: Vec<&str> = stdout.lines().collect();
     assert_eq!(lines.len(), 2 + 5, "{stdout}");
-    assert!(lines[0].starts_with("Daily at 02:30 in America/Chicago"), "{stdout}");
-    assert!(lines[3].starts_with("2026-03-08T08:00:00Z   2026-03-08T03:00:00-05:00"), "{stdout}");
+    assert!(
+        lines[0].starts_with("Daily at 02:30 in America/Chicago"),
+        "{stdout}"
+    );
+    assert!(
+        lines[3].starts_with("2026-03-08T08:00:00Z   2026-03-08T03:00:00-05:00"),
+        "{stdout}"
+    );
     assert!(lines[3].contains("DST gap"), "{stdout}");
     assert!(!lines[4].contains("DST gap"), "{stdout}");
 }
 
 #[test]
 fn unknown_time_zone_exits_2_with_a_clear_message() {
-    let out = preview(&SCHEDULE.replace("America/Chicago", "America/Springfield"), &["--output", "json"]);
+    let out = preview(
+        &SCHEDULE.replace("America/Chicago", "America/Springfield"),
+        &["--output", "json"],
+    );
     assert_eq!(out.status.code(), Some(2));
     assert!(out.stdout.is_empty());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("error: "), "{stderr}");
-    assert!(stderr.contains("unknown time zone \"America/Springfield\""), "{stderr}");
+    assert!(
+        stderr.contains("unknown time zone \"America/Springfield\""),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -69,17 +99,28 @@ fn invalid_schedule_and_unreadable_file_exit_2() {
     let out = preview(&SCHEDULE.replace("\"02:30\"", "\"14:00\""), &[]);
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("daily syncs run only in off-peak hours"), "{stderr}");
+    assert!(
+        stderr.contains("daily syncs run only in off-peak hours"),
+        "{stderr}"
+    );
 
     let out = preview("kind: RosterConnection\nspec: {}\n", &[]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("expected SyncSchedule"));
 
     let out = Command::new(env!("CARGO_BIN_EXE_rostersync"))
-        .args(["schedule", "preview", "--file", "/nonexistent/schedule.yaml"])
+        .args([
+            "schedule",
+            "preview",
+            "--file",
+            "/nonexistent/schedule.yaml",
+        ])
         .output()
         .expect("run rostersync");
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("error: cannot read /nonexistent/schedule.yaml"), "{stderr}");
+    assert!(
+        stderr.contains("error: cannot read /nonexistent/schedule.yaml"),
+        "{stderr}"
+    );
 }

@@ -51,38 +51,54 @@ fn hhmm(minutes: u32) -> String {
 
 /// A valid rule: Daily with `at` inside a random window, or Weekly/Monthly at any time.
 fn rules() -> impl Strategy<Value = ScheduleRule> {
-    (0..ZONES.len(), 0u8..3, 0u32..1440, 1u32..1440, 0u32..1440, 0usize..7, 1u8..=31, 1u32..600).prop_map(
-        |(zone, kind, window_start, window_len, offset, dow, dom, deadline)| {
-            let (frequency, at, window) = match kind {
-                0 => {
-                    let at = (window_start + offset % window_len) % 1440;
-                    let window = OffPeakWindow { start: hhmm(window_start), end: hhmm((window_start + window_len) % 1440) };
-                    (Frequency::Daily, at, window)
-                }
-                1 => (Frequency::Weekly, offset, OffPeakWindow::default()),
-                _ => (Frequency::Monthly, offset, OffPeakWindow::default()),
-            };
-            let spec = SyncScheduleSpec {
-                connection_ref: LocalObjectReference { name: "district".into() },
-                suspend: false,
-                frequency,
-                at: hhmm(at),
-                day_of_week: (frequency == Frequency::Weekly).then_some(DAYS[dow]),
-                day_of_month: (frequency == Frequency::Monthly).then_some(dom),
-                time_zone: ZONES[zone].into(),
-                off_peak_window: window,
-                starting_deadline_minutes: deadline,
-                job: Default::default(),
-                history: Default::default(),
-            };
-            ScheduleRule::from_spec(&spec).expect("generated specs are valid")
-        },
+    (
+        0..ZONES.len(),
+        0u8..3,
+        0u32..1440,
+        1u32..1440,
+        0u32..1440,
+        0usize..7,
+        1u8..=31,
+        1u32..600,
     )
+        .prop_map(
+            |(zone, kind, window_start, window_len, offset, dow, dom, deadline)| {
+                let (frequency, at, window) = match kind {
+                    0 => {
+                        let at = (window_start + offset % window_len) % 1440;
+                        let window = OffPeakWindow {
+                            start: hhmm(window_start),
+                            end: hhmm((window_start + window_len) % 1440),
+                        };
+                        (Frequency::Daily, at, window)
+                    }
+                    1 => (Frequency::Weekly, offset, OffPeakWindow::default()),
+                    _ => (Frequency::Monthly, offset, OffPeakWindow::default()),
+                };
+                let spec = SyncScheduleSpec {
+                    connection_ref: LocalObjectReference {
+                        name: "district".into(),
+                    },
+                    suspend: false,
+                    frequency,
+                    at: hhmm(at),
+                    day_of_week: (frequency == Frequency::Weekly).then_some(DAYS[dow]),
+                    day_of_month: (frequency == Frequency::Monthly).then_some(i32::from(dom)),
+                    time_zone: ZONES[zone].into(),
+                    off_peak_window: window,
+                    starting_deadline_minutes: i32::try_from(deadline).unwrap_or(i32::MAX),
+                    job: Default::default(),
+                    history: Default::default(),
+                };
+                ScheduleRule::from_spec(&spec).expect("generated specs are valid")
+            },
+        )
 }
 
 fn instants() -> impl Strategy<Value = Timestamp> {
-    (1_577_836_800i64..2_082_758_400, 0i32..1_000_000_000)
-        .prop_map(|(secs, nanos)| Timestamp::new(secs, if nanos % 3 == 0 { 0 } else { nanos }).expect("in range"))
+    (1_577_836_800i64..2_082_758_400, 0i32..1_000_000_000).prop_map(|(secs, nanos)| {
+        Timestamp::new(secs, if nanos % 3 == 0 { 0 } else { nanos }).expect("in range")
+    })
 }
 
 fn local(rule: &ScheduleRule, t: Timestamp) -> jiff::civil::DateTime {
@@ -93,7 +109,9 @@ fn is_candidate(rule: &ScheduleRule, d: Date) -> bool {
     match rule.cadence() {
         Cadence::Daily => true,
         Cadence::Weekly(day) => d.weekday() == day,
-        Cadence::Monthly(day) => i16::from(d.day()) == i16::from(day).min(i16::from(d.days_in_month())),
+        Cadence::Monthly(day) => {
+            i16::from(d.day()) == i16::from(day).min(i16::from(d.days_in_month()))
+        }
     }
 }
 
@@ -132,10 +150,13 @@ fn oracle_slots_around(rule: &ScheduleRule, t: Timestamp) -> Vec<Timestamp> {
 fn moved_by_gap(rule: &ScheduleRule, slot: Timestamp) -> bool {
     let here = local(rule, slot);
     let before = local(rule, slot - NS);
-    [Some(here.date()), here.date().yesterday().ok()].into_iter().flatten().any(|d| {
-        let dt = d.to_datetime(rule.at());
-        is_candidate(rule, d) && before < dt && dt < here
-    })
+    [Some(here.date()), here.date().yesterday().ok()]
+        .into_iter()
+        .flatten()
+        .any(|d| {
+            let dt = d.to_datetime(rule.at());
+            is_candidate(rule, d) && before < dt && dt < here
+        })
 }
 
 proptest! {

@@ -82,16 +82,30 @@ pub fn decide(
     suspended: bool,
 ) -> Decision {
     // Slots strictly after `floor` are due; `anchor - 1ns` makes a slot exactly at the anchor count.
-    let before_anchor = anchor.checked_sub(SignedDuration::from_nanos(1)).unwrap_or(anchor);
+    let before_anchor = anchor
+        .checked_sub(SignedDuration::from_nanos(1))
+        .unwrap_or(anchor);
     let floor = last_handled_slot.map_or(before_anchor, |handled| handled.max(before_anchor));
     let next_wake = rule.next_slot_after(floor.max(now));
-    let latest_due = rule.latest_slot_at_or_before(now).filter(|&slot| slot > floor);
+    let latest_due = rule
+        .latest_slot_at_or_before(now)
+        .filter(|&slot| slot > floor);
 
     let Some(latest) = latest_due else {
-        return Decision { run: None, missed: MissedSlots::default(), handled_through: last_handled_slot, next_wake };
+        return Decision {
+            run: None,
+            missed: MissedSlots::default(),
+            handled_through: last_handled_slot,
+            next_wake,
+        };
     };
     if suspended {
-        return Decision { run: None, missed: MissedSlots::default(), handled_through: Some(latest), next_wake };
+        return Decision {
+            run: None,
+            missed: MissedSlots::default(),
+            handled_through: Some(latest),
+            next_wake,
+        };
     }
 
     let late_by = now.duration_since(latest);
@@ -102,10 +116,22 @@ pub fn decide(
     } else {
         None
     };
-    let run = trigger.map(|trigger| DueRun { slot: latest, trigger, late_by });
+    let run = trigger.map(|trigger| DueRun {
+        slot: latest,
+        trigger,
+        late_by,
+    });
     // Every due slot is missed except the one that runs.
-    let missed = missed_slots(rule.slots_after(floor).take_while(|&slot| slot < latest || (slot == latest && run.is_none())));
-    Decision { run, missed, handled_through: Some(latest), next_wake }
+    let missed = missed_slots(
+        rule.slots_after(floor)
+            .take_while(|&slot| slot < latest || (slot == latest && run.is_none())),
+    );
+    Decision {
+        run,
+        missed,
+        handled_through: Some(latest),
+        next_wake,
+    }
 }
 
 /// Counts all the slots, and keeps the most recent [`MAX_LISTED_MISSED`].
@@ -119,5 +145,8 @@ fn missed_slots(slots: impl Iterator<Item = Timestamp>) -> MissedSlots {
         }
         listed.push_back(slot);
     }
-    MissedSlots { listed: listed.into(), total }
+    MissedSlots {
+        listed: listed.into(),
+        total,
+    }
 }

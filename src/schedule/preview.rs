@@ -68,7 +68,8 @@ fn preview(args: &PreviewArgs) -> u8 {
 
 /// Reads and validates a SyncSchedule manifest; the error is a sentence for the user.
 pub fn load_rule(path: &Path) -> Result<ScheduleRule, String> {
-    let text = std::fs::read_to_string(path).map_err(|err| format!("cannot read {}: {err}", path.display()))?;
+    let text = std::fs::read_to_string(path)
+        .map_err(|err| format!("cannot read {}: {err}", path.display()))?;
     parse_rule(&text).map_err(|err| format!("{}: {err}", path.display()))
 }
 
@@ -80,14 +81,17 @@ pub fn parse_rule(yaml: &str) -> Result<ScheduleRule, String> {
         Some("SyncSchedule") | None => {}
         Some(kind) => return Err(format!("kind is {kind:?}, expected SyncSchedule")),
     }
-    let schedule: SyncSchedule =
-        serde_yaml_ng::from_value(value).map_err(|err| format!("not a valid SyncSchedule manifest: {err}"))?;
+    let schedule: SyncSchedule = serde_yaml_ng::from_value(value)
+        .map_err(|err| format!("not a valid SyncSchedule manifest: {err}"))?;
     ScheduleRule::from_spec(&schedule.spec).map_err(|err| format!("invalid schedule: {err}"))
 }
 
 /// The next `count` slots strictly after `from`, each with its local reading in the zone.
 pub fn preview_slots(rule: &ScheduleRule, from: Timestamp, count: usize) -> Vec<Zoned> {
-    rule.slots_after(from).take(count).map(|slot| slot.to_zoned(rule.time_zone().clone())).collect()
+    rule.slots_after(from)
+        .take(count)
+        .map(|slot| slot.to_zoned(rule.time_zone().clone()))
+        .collect()
 }
 
 /// RFC 3339 with the zone's offset, e.g. `2026-03-08T03:00:00-05:00`.
@@ -123,9 +127,19 @@ pub fn render_table(rule: &ScheduleRule, slots: &[Zoned]) -> String {
     );
     let _ = writeln!(out, "{:<22} {:<27} {:<4} NOTE", "UTC", "LOCAL", "DAY");
     for slot in slots {
-        let note = if slot.time() != rule.at() { "moved by a DST gap: runs right after it" } else { "" };
+        let note = if slot.time() != rule.at() {
+            "moved by a DST gap: runs right after it"
+        } else {
+            ""
+        };
         let day = slot.strftime("%a").to_string();
-        let _ = writeln!(out, "{:<22} {:<27} {:<4} {note}", slot.timestamp().to_string(), local_rfc3339(slot), day);
+        let _ = writeln!(
+            out,
+            "{:<22} {:<27} {:<4} {note}",
+            slot.timestamp().to_string(),
+            local_rfc3339(slot),
+            day
+        );
     }
     out
 }

@@ -14,7 +14,9 @@ pub enum ScheduleError {
          Europe/Berlin or UTC"
     )]
     UnknownTimeZone { name: String },
-    #[error("{field} is {value:?}, expected a 24-hour time HH:MM (00:00 to 23:59), for example 02:30")]
+    #[error(
+        "{field} is {value:?}, expected a 24-hour time HH:MM (00:00 to 23:59), for example 02:30"
+    )]
     InvalidTime { field: &'static str, value: String },
     #[error(
         "offPeakWindow start and end are both {at}: they must differ (for example 20:00 to 06:00; \
@@ -23,20 +25,30 @@ pub enum ScheduleError {
     EmptyWindow { at: String },
     #[error("dayOfWeek is required when frequency is Weekly (for example dayOfWeek: Sunday)")]
     MissingDayOfWeek,
-    #[error("dayOfWeek is only allowed when frequency is Weekly; remove it or set frequency: Weekly")]
+    #[error(
+        "dayOfWeek is only allowed when frequency is Weekly; remove it or set frequency: Weekly"
+    )]
     DayOfWeekNotAllowed,
-    #[error("dayOfMonth is required when frequency is Monthly (1 to 31; 31 means the month's last day)")]
+    #[error(
+        "dayOfMonth is required when frequency is Monthly (1 to 31; 31 means the month's last day)"
+    )]
     MissingDayOfMonth,
-    #[error("dayOfMonth is only allowed when frequency is Monthly; remove it or set frequency: Monthly")]
+    #[error(
+        "dayOfMonth is only allowed when frequency is Monthly; remove it or set frequency: Monthly"
+    )]
     DayOfMonthNotAllowed,
-    #[error("dayOfMonth is {day}, expected 1 to 31 (in shorter months the sync runs on the last day)")]
+    #[error(
+        "dayOfMonth is {day}, expected 1 to 31 (in shorter months the sync runs on the last day)"
+    )]
     DayOfMonthOutOfRange { day: u8 },
     #[error(
         "daily syncs run only in off-peak hours: at {at} is outside offPeakWindow {window} (start \
          inclusive, end exclusive); choose a time inside the window or change the window"
     )]
     AtOutsideOffPeakWindow { at: String, window: String },
-    #[error("startingDeadlineMinutes is 0, expected at least 1 (a late slot runs if at most that many minutes late)")]
+    #[error(
+        "startingDeadlineMinutes is 0, expected at least 1 (a late slot runs if at most that many minutes late)"
+    )]
     ZeroStartingDeadline,
 }
 
@@ -66,8 +78,9 @@ impl ScheduleRule {
     /// Validates a spec. `suspend` is not part of the rule: pass it to [`super::decide`] and
     /// [`super::sync_now_availability`], which can then still compute slots while suspended.
     pub fn from_spec(spec: &SyncScheduleSpec) -> Result<ScheduleRule, ScheduleError> {
-        let tz = TimeZone::get(&spec.time_zone)
-            .map_err(|_| ScheduleError::UnknownTimeZone { name: spec.time_zone.clone() })?;
+        let tz = TimeZone::get(&spec.time_zone).map_err(|_| ScheduleError::UnknownTimeZone {
+            name: spec.time_zone.clone(),
+        })?;
         let at = parse_hhmm("at", &spec.at)?;
         let window = OffPeakWindow::try_from(&spec.off_peak_window)?;
         let cadence = match spec.frequency {
@@ -90,6 +103,8 @@ impl ScheduleRule {
             Frequency::Monthly => {
                 check_no_day_of_week(spec)?;
                 let day = spec.day_of_month.ok_or(ScheduleError::MissingDayOfMonth)?;
+                // The API field is an i32 (admission bounds it to 1..=31); anything else is out of range.
+                let day = u8::try_from(day).unwrap_or(u8::MAX);
                 if !(1..=31).contains(&day) {
                     return Err(ScheduleError::DayOfMonthOutOfRange { day });
                 }
@@ -169,7 +184,10 @@ fn check_no_day_of_month(spec: &SyncScheduleSpec) -> Result<(), ScheduleError> {
 
 /// Parses a strict 24-hour `HH:MM` (two digits each, 00:00 to 23:59); `field` names it in the error.
 pub fn parse_hhmm(field: &'static str, value: &str) -> Result<Time, ScheduleError> {
-    let invalid = || ScheduleError::InvalidTime { field, value: value.to_string() };
+    let invalid = || ScheduleError::InvalidTime {
+        field,
+        value: value.to_string(),
+    };
     let bytes = value.as_bytes();
     if bytes.len() != 5 || bytes[2] != b':' {
         return Err(invalid());
@@ -190,7 +208,9 @@ mod tests {
 
     fn spec(frequency: Frequency, at: &str, tz: &str) -> SyncScheduleSpec {
         SyncScheduleSpec {
-            connection_ref: LocalObjectReference { name: "district".into() },
+            connection_ref: LocalObjectReference {
+                name: "district".into(),
+            },
             suspend: false,
             frequency,
             at: at.into(),
@@ -209,17 +229,40 @@ mod tests {
         assert_eq!(parse_hhmm("at", "00:00"), Ok(time(0, 0, 0, 0)));
         assert_eq!(parse_hhmm("at", "02:30"), Ok(time(2, 30, 0, 0)));
         assert_eq!(parse_hhmm("at", "23:59"), Ok(time(23, 59, 0, 0)));
-        for bad in ["24:00", "2:30", "02:60", "0230", "02:3a", "+2:30", "02:30:00", "", "٠٢:٣٠", "aa:bb"] {
+        for bad in [
+            "24:00",
+            "2:30",
+            "02:60",
+            "0230",
+            "02:3a",
+            "+2:30",
+            "02:30:00",
+            "",
+            "٠٢:٣٠",
+            "aa:bb",
+        ] {
             let err = parse_hhmm("at", bad).expect_err(bad);
-            assert_eq!(err, ScheduleError::InvalidTime { field: "at", value: bad.into() });
+            assert_eq!(
+                err,
+                ScheduleError::InvalidTime {
+                    field: "at",
+                    value: bad.into()
+                }
+            );
         }
-        let msg = parse_hhmm("offPeakWindow.end", "6:00").expect_err("bad").to_string();
-        assert_eq!(msg, "offPeakWindow.end is \"6:00\", expected a 24-hour time HH:MM (00:00 to 23:59), for example 02:30");
+        let msg = parse_hhmm("offPeakWindow.end", "6:00")
+            .expect_err("bad")
+            .to_string();
+        assert_eq!(
+            msg,
+            "offPeakWindow.end is \"6:00\", expected a 24-hour time HH:MM (00:00 to 23:59), for example 02:30"
+        );
     }
 
     #[test]
     fn accepts_valid_specs_of_each_frequency() {
-        let daily = ScheduleRule::from_spec(&spec(Frequency::Daily, "02:00", "America/Chicago")).expect("daily");
+        let daily = ScheduleRule::from_spec(&spec(Frequency::Daily, "02:00", "America/Chicago"))
+            .expect("daily");
         assert_eq!(daily.cadence(), Cadence::Daily);
         assert_eq!(daily.at(), time(2, 0, 0, 0));
         assert_eq!(daily.time_zone_name(), "America/Chicago");
@@ -227,11 +270,17 @@ mod tests {
 
         let mut weekly = spec(Frequency::Weekly, "14:00", "Europe/Berlin");
         weekly.day_of_week = Some(DayOfWeek::Sunday);
-        assert_eq!(ScheduleRule::try_from(&weekly).map(|r| r.cadence()), Ok(Cadence::Weekly(Weekday::Sunday)));
+        assert_eq!(
+            ScheduleRule::try_from(&weekly).map(|r| r.cadence()),
+            Ok(Cadence::Weekly(Weekday::Sunday))
+        );
 
         let mut monthly = spec(Frequency::Monthly, "12:00", "UTC");
         monthly.day_of_month = Some(31);
-        assert_eq!(ScheduleRule::try_from(&monthly).map(|r| r.cadence()), Ok(Cadence::Monthly(31)));
+        assert_eq!(
+            ScheduleRule::try_from(&monthly).map(|r| r.cadence()),
+            Ok(Cadence::Monthly(31))
+        );
     }
 
     #[test]
@@ -239,19 +288,45 @@ mod tests {
         let err = |s: SyncScheduleSpec| ScheduleRule::from_spec(&s).expect_err("invalid spec");
 
         let s = spec(Frequency::Daily, "02:00", "America/Chicag");
-        assert_eq!(err(s), ScheduleError::UnknownTimeZone { name: "America/Chicag".into() });
+        assert_eq!(
+            err(s),
+            ScheduleError::UnknownTimeZone {
+                name: "America/Chicag".into()
+            }
+        );
         let s = spec(Frequency::Daily, "2am", "UTC");
-        assert_eq!(err(s), ScheduleError::InvalidTime { field: "at", value: "2am".into() });
+        assert_eq!(
+            err(s),
+            ScheduleError::InvalidTime {
+                field: "at",
+                value: "2am".into()
+            }
+        );
 
         let mut s = spec(Frequency::Daily, "02:00", "UTC");
         s.off_peak_window.start = "25:00".into();
-        assert_eq!(err(s), ScheduleError::InvalidTime { field: "offPeakWindow.start", value: "25:00".into() });
+        assert_eq!(
+            err(s),
+            ScheduleError::InvalidTime {
+                field: "offPeakWindow.start",
+                value: "25:00".into()
+            }
+        );
         let mut s = spec(Frequency::Daily, "02:00", "UTC");
-        s.off_peak_window = crate::api::OffPeakWindow { start: "01:00".into(), end: "01:00".into() };
+        s.off_peak_window = crate::api::OffPeakWindow {
+            start: "01:00".into(),
+            end: "01:00".into(),
+        };
         assert_eq!(err(s), ScheduleError::EmptyWindow { at: "01:00".into() });
 
-        assert_eq!(err(spec(Frequency::Weekly, "02:00", "UTC")), ScheduleError::MissingDayOfWeek);
-        assert_eq!(err(spec(Frequency::Monthly, "02:00", "UTC")), ScheduleError::MissingDayOfMonth);
+        assert_eq!(
+            err(spec(Frequency::Weekly, "02:00", "UTC")),
+            ScheduleError::MissingDayOfWeek
+        );
+        assert_eq!(
+            err(spec(Frequency::Monthly, "02:00", "UTC")),
+            ScheduleError::MissingDayOfMonth
+        );
         let mut s = spec(Frequency::Daily, "02:00", "UTC");
         s.day_of_week = Some(DayOfWeek::Monday);
         assert_eq!(err(s), ScheduleError::DayOfWeekNotAllowed);
@@ -266,6 +341,7 @@ mod tests {
         for day in [0, 32, 255] {
             let mut s = spec(Frequency::Monthly, "02:00", "UTC");
             s.day_of_month = Some(day);
+            let day = u8::try_from(day).unwrap_or(u8::MAX);
             assert_eq!(err(s), ScheduleError::DayOfMonthOutOfRange { day });
         }
         let mut s = spec(Frequency::Daily, "02:00", "UTC");
@@ -275,9 +351,20 @@ mod tests {
 
     #[test]
     fn daily_outside_off_peak_window_says_why() {
-        let e = ScheduleRule::from_spec(&spec(Frequency::Daily, "14:00", "UTC")).expect_err("peak hours");
-        assert_eq!(e, ScheduleError::AtOutsideOffPeakWindow { at: "14:00".into(), window: "20:00-06:00".into() });
-        assert!(e.to_string().starts_with("daily syncs run only in off-peak hours: at 14:00 is outside"), "{e}");
+        let e = ScheduleRule::from_spec(&spec(Frequency::Daily, "14:00", "UTC"))
+            .expect_err("peak hours");
+        assert_eq!(
+            e,
+            ScheduleError::AtOutsideOffPeakWindow {
+                at: "14:00".into(),
+                window: "20:00-06:00".into()
+            }
+        );
+        assert!(
+            e.to_string()
+                .starts_with("daily syncs run only in off-peak hours: at 14:00 is outside"),
+            "{e}"
+        );
         // The window end is exclusive, the start inclusive.
         assert!(ScheduleRule::from_spec(&spec(Frequency::Daily, "06:00", "UTC")).is_err());
         assert!(ScheduleRule::from_spec(&spec(Frequency::Daily, "20:00", "UTC")).is_ok());
@@ -289,7 +376,8 @@ mod tests {
 
     #[test]
     fn off_peak_check_of_an_instant_uses_the_schedule_zone() {
-        let rule = ScheduleRule::from_spec(&spec(Frequency::Daily, "02:00", "America/Chicago")).expect("rule");
+        let rule = ScheduleRule::from_spec(&spec(Frequency::Daily, "02:00", "America/Chicago"))
+            .expect("rule");
         // 2026-01-15 01:30Z is 19:30 CST (peak); 02:00Z is 20:00 CST (off-peak); 12:00Z is 06:00 CST.
         let at = |s: &str| s.parse::<jiff::Timestamp>().expect("timestamp");
         assert!(!rule.is_off_peak_at(at("2026-01-15T01:30:00Z")));

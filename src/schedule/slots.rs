@@ -10,9 +10,9 @@
 //!
 //! Local date-times map to instants monotonically, so slots increase strictly with their dates,
 //! and `next_slot_after`/`latest_slot_at_or_before` only walk a few candidate dates.
+use jiff::Timestamp;
 use jiff::civil::{Date, DateTime};
 use jiff::tz::AmbiguousOffset;
-use jiff::Timestamp;
 
 use super::rule::{Cadence, ScheduleRule};
 
@@ -88,7 +88,11 @@ impl ScheduleRule {
             Cadence::Weekly(day) => shift_days(d, i64::from(d.weekday().until(day))),
             Cadence::Monthly(day) => {
                 let this_month = clamp_day(d, day);
-                if this_month >= d { Some(this_month) } else { Some(clamp_day(d.last_of_month().tomorrow().ok()?, day)) }
+                if this_month >= d {
+                    Some(this_month)
+                } else {
+                    Some(clamp_day(d.last_of_month().tomorrow().ok()?, day))
+                }
             }
         }
     }
@@ -120,7 +124,9 @@ pub(crate) fn resolve_first_after_gap(tz: &jiff::tz::TimeZone, dt: DateTime) -> 
             // The transition T satisfies T + before <= dt < T + after, i.e. dt - after < T: it is
             // the first transition strictly after dt read with the later offset.
             let probe = after.to_timestamp(dt).ok()?;
-            tz.following(probe).next().map(|transition| transition.timestamp())
+            tz.following(probe)
+                .next()
+                .map(|transition| transition.timestamp())
         }
     }
 }
@@ -147,17 +153,29 @@ mod tests {
     fn gap_resolves_to_the_transition_not_compatible() {
         let tz = TimeZone::get("America/Chicago").expect("zone");
         let dt = date(2026, 3, 8).at(2, 30, 0, 0);
-        assert_eq!(resolve_first_after_gap(&tz, dt), Some("2026-03-08T08:00:00Z".parse().expect("ts")));
+        assert_eq!(
+            resolve_first_after_gap(&tz, dt),
+            Some("2026-03-08T08:00:00Z".parse().expect("ts"))
+        );
         // jiff's compatible disambiguation would shift by the gap's length instead.
-        let compatible = tz.to_ambiguous_timestamp(dt).compatible().expect("compatible");
-        assert_eq!(compatible, "2026-03-08T08:30:00Z".parse::<Timestamp>().expect("ts"));
+        let compatible = tz
+            .to_ambiguous_timestamp(dt)
+            .compatible()
+            .expect("compatible");
+        assert_eq!(
+            compatible,
+            "2026-03-08T08:30:00Z".parse::<Timestamp>().expect("ts")
+        );
     }
 
     #[test]
     fn fold_resolves_to_the_first_occurrence() {
         let tz = TimeZone::get("America/Chicago").expect("zone");
         let dt = date(2026, 11, 1).at(1, 30, 0, 0);
-        assert_eq!(resolve_first_after_gap(&tz, dt), Some("2026-11-01T06:30:00Z".parse().expect("ts")));
+        assert_eq!(
+            resolve_first_after_gap(&tz, dt),
+            Some("2026-11-01T06:30:00Z".parse().expect("ts"))
+        );
     }
 
     #[test]

@@ -75,11 +75,19 @@ pub struct SyncNowAvailability {
 
 impl SyncNowAvailability {
     fn available() -> SyncNowAvailability {
-        SyncNowAvailability { available: true, reason: SyncNowReason::Available, available_after: None }
+        SyncNowAvailability {
+            available: true,
+            reason: SyncNowReason::Available,
+            available_after: None,
+        }
     }
 
     fn blocked(reason: SyncNowReason, available_after: Option<Timestamp>) -> SyncNowAvailability {
-        SyncNowAvailability { available: false, reason, available_after }
+        SyncNowAvailability {
+            available: false,
+            reason,
+            available_after,
+        }
     }
 }
 
@@ -94,11 +102,18 @@ pub fn sync_now_availability(rule: &ScheduleRule, input: &SyncNowInput) -> SyncN
     let Some(manual) = input.last_manual_start else {
         return SyncNowAvailability::available();
     };
-    if matches!(input.last_run_result, Some(RunResult::Failed | RunResult::Held)) {
+    if matches!(
+        input.last_run_result,
+        Some(RunResult::Failed | RunResult::Held)
+    ) {
         return SyncNowAvailability::available();
     }
     // While suspended, a slot time that passed stands in for the scheduled start that did not happen.
-    let virtual_start = if input.suspended { rule.latest_slot_at_or_before(input.now) } else { None };
+    let virtual_start = if input.suspended {
+        rule.latest_slot_at_or_before(input.now)
+    } else {
+        None
+    };
     let last_scheduled = input.last_scheduled_start.max(virtual_start);
     if last_scheduled.is_some_and(|scheduled| manual < scheduled) {
         return SyncNowAvailability::available();

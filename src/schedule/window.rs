@@ -16,7 +16,9 @@ impl OffPeakWindow {
     /// a full window are both plausible readings of `start == end` and neither is a useful schedule.
     pub fn new(start: Time, end: Time) -> Result<OffPeakWindow, ScheduleError> {
         if start == end {
-            return Err(ScheduleError::EmptyWindow { at: format_hhmm(start) });
+            return Err(ScheduleError::EmptyWindow {
+                at: format_hhmm(start),
+            });
         }
         Ok(OffPeakWindow { start, end })
     }
@@ -38,7 +40,11 @@ impl OffPeakWindow {
 
     /// Whether a local time of day is off-peak.
     pub fn contains(&self, t: Time) -> bool {
-        if self.wraps_midnight() { t >= self.start || t < self.end } else { t >= self.start && t < self.end }
+        if self.wraps_midnight() {
+            t >= self.start || t < self.end
+        } else {
+            t >= self.start && t < self.end
+        }
     }
 }
 
@@ -69,7 +75,10 @@ mod tests {
     use jiff::civil::time;
 
     fn window(start: &str, end: &str) -> OffPeakWindow {
-        let w = crate::api::OffPeakWindow { start: start.into(), end: end.into() };
+        let w = crate::api::OffPeakWindow {
+            start: start.into(),
+            end: end.into(),
+        };
         OffPeakWindow::try_from(&w).expect("valid window")
     }
 
@@ -97,9 +106,15 @@ mod tests {
     fn plain_window_is_start_inclusive_end_exclusive() {
         let w = window("01:00", "05:30");
         assert!(!w.wraps_midnight());
-        for (h, m, inside) in
-            [(0, 59, false), (1, 0, true), (3, 0, true), (5, 29, true), (5, 30, false), (23, 0, false), (0, 0, false)]
-        {
+        for (h, m, inside) in [
+            (0, 59, false),
+            (1, 0, true),
+            (3, 0, true),
+            (5, 29, true),
+            (5, 30, false),
+            (23, 0, false),
+            (0, 0, false),
+        ] {
             assert_eq!(w.contains(time(h, m, 0, 0)), inside, "{h:02}:{m:02}");
         }
     }
@@ -117,7 +132,10 @@ mod tests {
 
     #[test]
     fn empty_window_is_rejected_with_a_hint() {
-        let w = crate::api::OffPeakWindow { start: "02:00".into(), end: "02:00".into() };
+        let w = crate::api::OffPeakWindow {
+            start: "02:00".into(),
+            end: "02:00".into(),
+        };
         let err = OffPeakWindow::try_from(&w).expect_err("empty window");
         assert_eq!(err, ScheduleError::EmptyWindow { at: "02:00".into() });
         assert!(err.to_string().contains("must differ"), "{err}");
