@@ -7,6 +7,7 @@
 pub mod api;
 pub mod clever;
 pub mod cli;
+pub mod controller;
 pub mod emulator;
 pub mod podrunner;
 pub mod schedule;

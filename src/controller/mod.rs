@@ -1,0 +1,2 @@
+//! `rostersync controller`: the operator.
+pub mod job;
