@@ -6,4 +6,6 @@
 //! math), `store` + `sync` (the roster in Postgres and the sync engine), `controller`, `notify`.
 pub mod api;
 pub mod cli;
+pub mod store;
+pub mod sync;
 pub mod telemetry;
