@@ -5,7 +5,11 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 #[derive(Debug, Parser)]
-#[command(name = "rostersync", version, about = "Keeps an early-learning roster in sync with Clever, the Kubernetes way")]
+#[command(
+    name = "rostersync",
+    version,
+    about = "Keeps an early-learning roster in sync with Clever, the Kubernetes way"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,

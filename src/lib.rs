@@ -5,6 +5,7 @@
 //! `emulator` (a Clever emulator for tests, the demo and benchmarks), `schedule` (pure schedule
 //! math), `store` + `sync` (the roster in Postgres and the sync engine), `controller`, `notify`.
 pub mod api;
+pub mod clever;
 pub mod cli;
 pub mod store;
 pub mod sync;

@@ -4,8 +4,14 @@ use tracing_subscriber::EnvFilter;
 /// Initialises `tracing` from `RUST_LOG` (default `info`); `ROSTERSYNC_LOG_FORMAT=json` selects JSON lines.
 pub fn init_logging() {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     let json = std::env::var("ROSTERSYNC_LOG_FORMAT").is_ok_and(|v| v == "json");
     // A second initialisation (tests) is harmless: ignore "already set".
-    let _ = if json { builder.json().try_init() } else { builder.try_init() };
+    let _ = if json {
+        builder.json().try_init()
+    } else {
+        builder.try_init()
+    };
 }

@@ -1,0 +1,1 @@
+//! `rostersync bench clever`: client throughput against the in-process emulator.
