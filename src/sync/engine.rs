@@ -105,6 +105,7 @@ impl SyncOutcome {
 
 /// The advisory lock key of a connection.
 const LOCK: &str = "SELECT pg_try_advisory_lock(hashtextextended('rostersync:sync:' || $1, 0))";
+const UNLOCK: &str = "SELECT pg_advisory_unlock(hashtextextended('rostersync:sync:' || $1, 0))";
 
 /// Runs one sync. Errors before the run is recorded (invalid config, lock held) are returned;
 /// failures after it are recorded as a Failed run and returned as an outcome.
@@ -117,10 +118,29 @@ pub async fn run_sync(pool: &PgPool, req: &SyncRequest, source: &impl RosterSour
     let locked: bool =
         sqlx::query_scalar(LOCK).bind(&req.connection).fetch_one(&mut conn).await.map_err(SyncError::db("taking the lock"))?;
     if !locked {
+        conn.close().await.ok();
         return Err(SyncError::Locked { connection: req.connection.clone() });
     }
+    let result = run_locked(pool, &mut conn, req, &ctx, &settings, source, started).await;
+    // Release explicitly: a closed session's locks are freed only once its backend has exited.
+    if let Err(err) = sqlx::query(UNLOCK).bind(&req.connection).execute(&mut conn).await {
+        tracing::warn!("cannot release the sync lock (it is freed when the connection closes): {err}");
+    }
+    conn.close().await.ok();
+    result
+}
+
+async fn run_locked(
+    pool: &PgPool,
+    conn: &mut PgConnection,
+    req: &SyncRequest,
+    ctx: &StageContext,
+    settings: &ApplySettings,
+    source: &impl RosterSource,
+    started: Instant,
+) -> Result<SyncOutcome, SyncError> {
     // Job retries are idempotent: a finished run is reported, not run again.
-    if let Some(row) = crate::store::run_by_id(&mut conn, &req.run_id).await? {
+    if let Some(row) = crate::store::run_by_id(&mut *conn, &req.run_id).await? {
         if row.result != "Running" {
             tracing::info!(run_id = %req.run_id, result = %row.result, "run already finished; reporting its outcome");
             return Ok(SyncOutcome::from_row(&row));
@@ -134,11 +154,11 @@ pub async fn run_sync(pool: &PgPool, req: &SyncRequest, source: &impl RosterSour
         job: req.job.clone(),
         dry_run: req.dry_run,
     };
-    runs::fail_interrupted(&mut conn, &req.connection, &req.run_id).await?;
-    runs::start(&mut conn, &id).await?;
+    runs::fail_interrupted(&mut *conn, &req.connection, &req.run_id).await?;
+    runs::start(&mut *conn, &id).await?;
     tracing::info!(run_id = %req.run_id, connection = %req.connection, dry_run = req.dry_run, "sync started");
 
-    let result = run_recorded(&mut conn, req, &ctx, &settings, source, started).await;
+    let result = run_recorded(conn, req, ctx, settings, source, started).await;
     let outcome = match result {
         Ok(outcome) => outcome,
         Err(err) => {
@@ -173,7 +193,6 @@ pub async fn run_sync(pool: &PgPool, req: &SyncRequest, source: &impl RosterSour
             }
         }
     };
-    conn.close().await.ok();
     Ok(outcome)
 }
 

@@ -13,6 +13,7 @@
 pub mod apply;
 mod apply_children;
 pub mod cli;
+pub mod clever_source;
 pub mod engine;
 pub mod error;
 pub mod fetch;
