@@ -19,7 +19,23 @@ pub struct Cli {
 pub enum Command {
     /// Print the CustomResourceDefinitions (multi-document YAML), or write one file per CRD.
     Crds(CrdsArgs),
+    /// Apply the database migrations (roster tables and sync history).
+    Migrate(crate::store::cli::MigrateArgs),
+    /// Show the sync history (newest first).
+    History(crate::store::cli::HistoryArgs),
+    /// Run one sync of a RosterConnection: Clever to Postgres, in one transaction.
+    Sync(crate::sync::cli::SyncArgs),
+    /// Benchmarks (print JSON figures).
+    #[command(subcommand)]
+    Bench(BenchCommand),
     // Subcommands are added here, one variant each, pointing at the module that owns the Args type.
+}
+
+/// `rostersync bench ...`.
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// A full sync into a fresh database and a no-op resync against the emulator.
+    Sync(crate::sync::bench::BenchSyncArgs),
 }
 
 /// Arguments of `rostersync crds`.
@@ -59,6 +75,10 @@ pub fn main() -> ExitCode {
     let result: anyhow::Result<u8> = runtime.block_on(async move {
         match cli.command {
             Command::Crds(args) => crds(args).await,
+            Command::Migrate(args) => crate::store::cli::migrate(args).await,
+            Command::History(args) => crate::store::cli::history(args).await,
+            Command::Sync(args) => crate::sync::cli::run(args).await,
+            Command::Bench(BenchCommand::Sync(args)) => crate::sync::bench::run(args).await,
         }
     });
     match result {

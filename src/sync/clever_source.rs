@@ -11,12 +11,37 @@ use super::model::{Demographics, Problem, StagedChild, StagedClassroom, StagedEd
 use super::plan;
 use super::stage::Stager;
 use crate::api::Grade;
-use crate::clever::{self, CleverClient, CleverError, Decoded, Role};
+use crate::clever::{self, AppCredentials, CleverClient, CleverError, ClientConfig, Decoded, Role};
 
-/// Streams the district of a [`CleverClient`].
+/// How the source authenticates: a district token, or app credentials to look one up.
+#[derive(Clone, Debug)]
+pub enum Credentials {
+    Token(clever::Token),
+    App(AppCredentials),
+}
+
+/// Streams one district from the Clever API. Credentials are resolved inside the run, so bad
+/// credentials are recorded as a Failed run like any other Clever error.
 #[derive(Clone, Debug)]
 pub struct CleverSource {
-    pub client: CleverClient,
+    pub config: ClientConfig,
+    pub credentials: Credentials,
+}
+
+impl CleverSource {
+    /// A source with production client settings for `base_url`.
+    pub fn new(base_url: url::Url, credentials: Credentials) -> Self {
+        CleverSource { config: ClientConfig::new(base_url, clever::Token::new(String::new())), credentials }
+    }
+
+    async fn client(&self, district_id: &str) -> Result<CleverClient, CleverError> {
+        let mut cfg = self.config.clone();
+        cfg.token = match &self.credentials {
+            Credentials::Token(t) => t.clone(),
+            Credentials::App(app) => clever::lookup_district_token(&cfg, app, district_id).await?,
+        };
+        CleverClient::new(cfg)
+    }
 }
 
 /// Converts a Clever grade into the API's grade (unknown values: none).
@@ -54,11 +79,12 @@ where
 
 impl RosterSource for CleverSource {
     async fn stage(&self, ctx: &StageContext, stager: &mut Stager<'_>) -> Result<(), SyncError> {
-        self.client.district(&ctx.district_id).await?;
+        let client = self.client(&ctx.district_id).await?;
+        client.district(&ctx.district_id).await?;
 
         // Schools first (a district has hundreds): ungraded sections are kept by their school's range.
         let mut schools: HashMap<String, clever::School> = HashMap::new();
-        let mut stream = Box::pin(self.client.schools());
+        let mut stream = Box::pin(client.schools());
         while let Some(item) = next(&mut stream).await? {
             match item {
                 Ok(s) => {
@@ -71,7 +97,7 @@ impl RosterSource for CleverSource {
         let mut students: HashSet<Box<str>> = HashSet::new();
         let mut teachers: HashSet<Box<str>> = HashSet::new();
         let mut kept_schools: HashSet<String> = HashSet::new();
-        let mut stream = Box::pin(self.client.sections());
+        let mut stream = Box::pin(client.sections());
         while let Some(item) = next(&mut stream).await? {
             let section = match item {
                 Ok(s) => s,
@@ -102,7 +128,7 @@ impl RosterSource for CleverSource {
                 .await?;
         }
 
-        let mut stream = Box::pin(self.client.users(Role::Student));
+        let mut stream = Box::pin(client.users(Role::Student));
         while let Some(item) = next(&mut stream).await? {
             match item {
                 Ok(user) if students.contains(user.id.as_str()) => {
@@ -120,7 +146,7 @@ impl RosterSource for CleverSource {
         drop(students);
 
         let mut found_teachers = 0usize;
-        let mut stream = Box::pin(self.client.users(Role::Teacher));
+        let mut stream = Box::pin(client.users(Role::Teacher));
         while let Some(item) = next(&mut stream).await? {
             match item {
                 Ok(user) if teachers.contains(user.id.as_str()) => {

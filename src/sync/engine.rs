@@ -45,7 +45,7 @@ pub struct StageContext {
 
 /// A roster source: streams its records, filtered and normalized, into staging.
 pub trait RosterSource {
-    fn stage(&self, ctx: &StageContext, stager: &mut Stager<'_>) -> impl Future<Output = Result<(), SyncError>> + Send;
+    fn stage(&self, ctx: &StageContext, stager: &mut Stager<'_>) -> impl Future<Output = Result<(), SyncError>>;
 }
 
 /// The outcome of a run (the JSON output of `rostersync sync`).

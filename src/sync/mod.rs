@@ -11,6 +11,7 @@
 //!
 //! [`engine::run_sync`] ties them together under an advisory lock per connection.
 pub mod apply;
+pub mod bench;
 mod apply_children;
 pub mod cli;
 pub mod clever_source;
