@@ -25,15 +25,19 @@ pub enum Command {
     History(crate::store::cli::HistoryArgs),
     /// Run one sync of a RosterConnection: Clever to Postgres, in one transaction.
     Sync(crate::sync::cli::SyncArgs),
-    /// Benchmarks (print JSON figures).
+    // Subcommands are added here, one variant each, pointing at the module that owns the Args type.
+    /// Run a Clever API v3.0 emulator on loopback (for tests, demos and benchmarks).
+    CleverEmulator(crate::emulator::cli::EmulatorArgs),
+    /// Measure throughput.
     #[command(subcommand)]
     Bench(BenchCommand),
-    // Subcommands are added here, one variant each, pointing at the module that owns the Args type.
 }
 
 /// `rostersync bench ...`.
 #[derive(Debug, Subcommand)]
 pub enum BenchCommand {
+    /// Client throughput streaming all students from an in-process emulator over loopback HTTP.
+    Clever(crate::clever::bench::BenchArgs),
     /// A full sync into a fresh database and a no-op resync against the emulator.
     Sync(crate::sync::bench::BenchSyncArgs),
 }
@@ -79,6 +83,8 @@ pub fn main() -> ExitCode {
             Command::History(args) => crate::store::cli::history(args).await,
             Command::Sync(args) => crate::sync::cli::run(args).await,
             Command::Bench(BenchCommand::Sync(args)) => crate::sync::bench::run(args).await,
+            Command::CleverEmulator(args) => crate::emulator::cli::run(args).await,
+            Command::Bench(BenchCommand::Clever(args)) => crate::clever::bench::run(args).await,
         }
     });
     match result {

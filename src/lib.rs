@@ -7,6 +7,7 @@
 pub mod api;
 pub mod clever;
 pub mod cli;
+pub mod emulator;
 pub mod store;
 pub mod sync;
 pub mod telemetry;

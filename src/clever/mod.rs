@@ -4,6 +4,7 @@
 //! Facts about the API are in `docs/clever-api.md` of the shared docs; the emulator in
 //! [`crate::emulator`] serves the same models for tests, the demo and the benchmarks.
 
+pub mod bench;
 mod client;
 mod decode;
 mod error;
