@@ -11,4 +11,6 @@ pub mod controller;
 pub mod emulator;
 pub mod podrunner;
 pub mod schedule;
+pub mod store;
+pub mod sync;
 pub mod telemetry;
