@@ -194,6 +194,10 @@ pub fn build_job(input: &JobInput<'_>) -> Option<Job> {
         trigger_arg(trigger),
         "--run-id".to_string(),
         run_id,
+        "--schedule".to_string(),
+        schedule.name_any(),
+        "--job".to_string(),
+        name.clone(),
     ];
     if matches!(input.request, RunRequest::Approval { .. }) {
         args.push("--approve-removals".to_string());

@@ -131,7 +131,11 @@ fn job_has_labels_owner_command_and_limits() {
             "--trigger",
             "scheduled",
             "--run-id",
-            &run
+            &run,
+            "--schedule",
+            "nightly",
+            "--job",
+            "nightly-29540640"
         ]
     );
     assert!(
