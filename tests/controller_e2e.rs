@@ -1,0 +1,187 @@
+//! End-to-end tests of `rostersync controller` on the real control plane: the controller (real
+//! binary, its ServiceAccount's token), the pod runner running real `rostersync sync` Jobs, an
+//! in-process Clever emulator and Postgres.
+mod common;
+#[path = "controller/env.rs"]
+mod env;
+
+use std::time::Duration;
+
+use env::{Env, TIMEOUT};
+use rostersync::api::{RunResult, SYNC_NOW_ANNOTATION, SyncSchedule};
+use serde_json::json;
+
+fn last_result(s: &SyncSchedule) -> Option<(String, RunResult)> {
+    let run = s.status.as_ref()?.last_run.as_ref()?;
+    Some((run.run_id.clone(), run.result?))
+}
+
+fn handled_token(s: &SyncSchedule) -> Option<String> {
+    s.status
+        .as_ref()?
+        .sync_now
+        .as_ref()?
+        .last_handled_token
+        .clone()
+}
+
+#[tokio::test]
+async fn connection_wrong_district_then_fixed_and_rotated_secret_reverified() {
+    let Some(env) = Env::new("e2e-conn", 40).await else {
+        return;
+    };
+    let _controller = env.controller("controller", &[]);
+    env.create_connection("springfield", "0123456789abcdef01234567", json!({}))
+        .await;
+    let msg = env
+        .connection_reason("springfield", "DistrictNotFound")
+        .await;
+    assert!(msg.contains("instant login link"), "{msg}");
+
+    let patch = json!({"spec": {"districtId": env.district_id()}});
+    env.connections()
+        .patch(
+            "springfield",
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(&patch),
+        )
+        .await
+        .expect("fix district id");
+    env.connection_reason("springfield", "Verified").await;
+    let c = env.connections().get("springfield").await.expect("get");
+    let status = c.status.expect("status");
+    assert!(status.district.is_some_and(|d| !d.name.is_empty()));
+    assert!(status.last_check_time.is_some());
+    assert_eq!(status.observed_generation, c.metadata.generation);
+
+    // A rotated Secret is verified again at once (no periodic recheck within the test).
+    let secrets: kube::Api<k8s_openapi::api::core::v1::Secret> =
+        kube::Api::namespaced(env.client.clone(), &env.ns);
+    let rotate = |token: &str| json!({"stringData": {"token": token}});
+    secrets
+        .patch(
+            "clever",
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(&rotate("revoked-token")),
+        )
+        .await
+        .expect("rotate");
+    env.connection_reason("springfield", "CredentialsInvalid")
+        .await;
+    secrets
+        .patch(
+            "clever",
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(&rotate(env.emulator.token())),
+        )
+        .await
+        .expect("rotate back");
+    env.connection_reason("springfield", "Verified").await;
+    let events = env.event_reasons("springfield").await;
+    assert!(
+        events.iter().any(|(r, _)| r == "CredentialsInvalid"),
+        "{events:?}"
+    );
+}
+
+#[tokio::test]
+async fn sync_now_runs_second_is_rejected_and_a_failed_run_makes_it_available_again() {
+    let Some(env) = Env::new("e2e-now", 60).await else {
+        return;
+    };
+    let _controller = env.controller("controller", &[]);
+    env.create_connection("springfield", &env.district_id(), json!({}))
+        .await;
+    env.create_schedule("nightly", "springfield", None, false)
+        .await;
+    env.connection_reason("springfield", "Verified").await;
+    env.schedule_until("nightly", "Sync Now available", |s| {
+        s.status
+            .as_ref()
+            .and_then(|st| st.sync_now.as_ref())
+            .is_some_and(|n| n.available)
+    })
+    .await;
+
+    // 1. A run that fails (Clever answers an HTML 404 on sections) ...
+    env.emulator.add_fault(
+        serde_json::from_value(
+            json!({"fault": "html404", "path": "/v3.0/sections", "times": 1000}),
+        )
+        .or_else(|_| {
+            serde_json::from_value(
+                json!({"fault": "html_404", "path": "/v3.0/sections", "times": 1000}),
+            )
+        })
+        .expect("fault"),
+    );
+    env.annotate("nightly", SYNC_NOW_ANNOTATION, "t1").await;
+    let s = env
+        .schedule_until("nightly", "the first run to fail", |s| {
+            last_result(s).is_some_and(|(_, r)| r == RunResult::Failed)
+        })
+        .await;
+    let (failed_run, _) = last_result(&s).expect("last run");
+    assert_eq!(
+        env.run_result(&failed_run).await.map(|r| r.0).as_deref(),
+        Some("Failed")
+    );
+    env.event("nightly", "SyncNowAccepted").await;
+    env.event("nightly", "SyncFailed").await;
+
+    // 2. ... leaves Sync Now available: the next one runs and succeeds.
+    env.emulator.clear_faults();
+    let s = env
+        .schedule_until("nightly", "Sync Now available after the failure", |s| {
+            s.status
+                .as_ref()
+                .and_then(|st| st.sync_now.as_ref())
+                .is_some_and(|n| n.available)
+        })
+        .await;
+    assert_eq!(handled_token(&s).as_deref(), Some("t1"));
+    env.annotate("nightly", SYNC_NOW_ANNOTATION, "t2").await;
+    let s = env
+        .schedule_until("nightly", "the second run to succeed", |s| {
+            last_result(s).is_some_and(|(_, r)| r == RunResult::Succeeded)
+        })
+        .await;
+    let (ok_run, _) = last_result(&s).expect("last run");
+    assert_eq!(
+        env.run_result(&ok_run).await.map(|r| r.0).as_deref(),
+        Some("Succeeded")
+    );
+    env.event("nightly", "SyncSucceeded").await;
+    let st = s.status.clone().expect("status");
+    assert_eq!(st.recent_runs.len(), 2);
+    assert_eq!(st.consecutive_failures, 0);
+    assert!(st.last_successful_time.is_some() && st.last_failure_time.is_some());
+    // The connection reflects the run too.
+    let conn = common::wait_for("connection lastSync", TIMEOUT, || async {
+        let c = env.connections().get("springfield").await.ok()?;
+        c.status?.last_sync.filter(|l| l.run_id == ok_run)
+    })
+    .await;
+    assert_eq!(conn.result, Some(RunResult::Succeeded));
+
+    // 3. A third request is rejected: Sync Now was used since the last scheduled run.
+    let jobs_before = env.job_names().await;
+    env.annotate("nightly", SYNC_NOW_ANNOTATION, "t3").await;
+    let s = env
+        .schedule_until("nightly", "t3 handled", |s| {
+            handled_token(s).as_deref() == Some("t3")
+        })
+        .await;
+    let now = s.status.and_then(|st| st.sync_now).expect("syncNow");
+    assert!(!now.available);
+    assert_eq!(now.reason, "UsedSinceLastScheduledRun");
+    assert!(now.available_after.is_some());
+    let note = env.event("nightly", "SyncNowRejected").await;
+    assert!(note.contains("UsedSinceLastScheduledRun"), "{note}");
+    assert_eq!(
+        env.job_names().await,
+        jobs_before,
+        "a rejected request started a Job"
+    );
+    tokio::time::sleep(Duration::ZERO).await;
+}
