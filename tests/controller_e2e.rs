@@ -300,3 +300,158 @@ async fn with_leader_election_only_one_controller_acts() {
     );
     assert_eq!(env.job_names().await.len(), 1);
 }
+
+async fn active_children(env: &Env) -> i64 {
+    sqlx::query_scalar("SELECT count(*) FROM children WHERE active")
+        .fetch_one(&env.db.pool)
+        .await
+        .expect("count children")
+}
+
+#[tokio::test]
+async fn guarded_removal_is_held_then_approved_and_applied() {
+    let Some(env) = Env::new("e2e-held", 80).await else {
+        return;
+    };
+    let (slot, offset) = slot_ahead(20);
+    let _controller = env.controller("controller", &["--clock-offset-seconds", &offset]);
+    let settings = json!({"allowRemoval": true, "removalGuardPercent": 10});
+    env.create_connection("springfield", &env.district_id(), settings)
+        .await;
+    env.create_schedule("nightly", "springfield", Some(slot), false)
+        .await;
+    env.schedule_until("nightly", "the scheduled run to succeed", |s| {
+        last_result(s).is_some_and(|(_, r)| r == RunResult::Succeeded)
+    })
+    .await;
+    let before = active_children(&env).await;
+    assert!(before > 0);
+
+    // Half the sections leave the roster: far more than the 10% guard.
+    env.emulator.update(|store| {
+        use rostersync::emulator::Kind;
+        let ids: Vec<String> = store
+            .entries(Kind::Sections)
+            .iter()
+            .map(|e| e.id.to_string())
+            .collect();
+        for id in ids.iter().take(ids.len() / 2) {
+            store.remove(Kind::Sections, id).expect("remove section");
+        }
+    });
+    env.annotate("nightly", SYNC_NOW_ANNOTATION, "after-unshare")
+        .await;
+    let s = env
+        .schedule_until("nightly", "the run to be held", |s| {
+            last_result(s).is_some_and(|(_, r)| r == RunResult::Held)
+        })
+        .await;
+    let (held, _) = last_result(&s).expect("held run");
+    let note = env.event("nightly", "SyncHeld").await;
+    assert!(
+        note.contains(&held) && note.contains("approve-removals"),
+        "{note}"
+    );
+    assert_eq!(
+        active_children(&env).await,
+        before,
+        "a held run applied removals"
+    );
+
+    env.annotate(
+        "nightly",
+        rostersync::api::APPROVE_REMOVALS_ANNOTATION,
+        &held,
+    )
+    .await;
+    let s = env
+        .schedule_until("nightly", "the approved run to succeed", |s| {
+            last_result(s).is_some_and(|(id, r)| id != held && r == RunResult::Succeeded)
+        })
+        .await;
+    let st = s.status.expect("status");
+    assert_eq!(st.last_handled_approval.as_deref(), Some(held.as_str()));
+    assert!(
+        st.last_run
+            .is_some_and(|r| r.job.starts_with("nightly-approve-"))
+    );
+    env.event("nightly", "RemovalsApproved").await;
+    assert!(
+        active_children(&env).await < before,
+        "the approved run did not apply the removals"
+    );
+}
+
+#[tokio::test]
+async fn a_sync_process_killed_mid_run_leaves_the_roster_unchanged_and_a_failed_row() {
+    let Some(env) = Env::new("e2e-kill", 40).await else {
+        return;
+    };
+    let _controller = env.controller("controller", &[]);
+    env.create_connection("springfield", &env.district_id(), json!({}))
+        .await;
+    env.create_schedule("nightly", "springfield", None, false)
+        .await;
+    env.connection_reason("springfield", "Verified").await;
+    env.schedule_until("nightly", "Sync Now available", |s| {
+        s.status
+            .as_ref()
+            .and_then(|st| st.sync_now.as_ref())
+            .is_some_and(|n| n.available)
+    })
+    .await;
+    // Every Clever response takes a while, so the run is still going when it is killed.
+    env.emulator.add_fault(
+        serde_json::from_value(json!({"fault": "delay", "ms": 1500, "times": 100000}))
+            .expect("fault"),
+    );
+    env.annotate("nightly", SYNC_NOW_ANNOTATION, "doomed").await;
+    let s = env
+        .schedule_until("nightly", "the run to start", |s| {
+            last_result(s).is_some_and(|(_, r)| r == RunResult::Running)
+        })
+        .await;
+    let (run_id, _) = last_result(&s).expect("run");
+    let pid = common::wait_for("the sync process", TIMEOUT, || {
+        let run_id = run_id.clone();
+        async move {
+            let out = std::process::Command::new("pgrep")
+                .args(["-f", "--", &format!("--run-id {run_id}")])
+                .output()
+                .ok()?;
+            String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .next()?
+                .trim()
+                .parse::<u32>()
+                .ok()
+        }
+    })
+    .await;
+    // Wait until the run recorded itself as Running, then kill it without warning.
+    common::wait_for("the run's Running row", TIMEOUT, || async {
+        env.run_result(&run_id)
+            .await
+            .filter(|(r, _)| r == "Running")
+    })
+    .await;
+    let killed = std::process::Command::new("kill")
+        .args(["-KILL", &pid.to_string()])
+        .status()
+        .expect("kill");
+    assert!(killed.success());
+
+    env.schedule_until("nightly", "the run to be reported Failed", |s| {
+        last_result(s).is_some_and(|(id, r)| id == run_id && r == RunResult::Failed)
+    })
+    .await;
+    let (result, reason) = env.run_result(&run_id).await.expect("row");
+    assert_eq!(result, "Failed");
+    assert_eq!(reason.as_deref(), Some("BackoffLimitExceeded"));
+    assert_eq!(
+        active_children(&env).await,
+        0,
+        "a killed run changed the roster"
+    );
+    env.event("nightly", "SyncFailed").await;
+}
