@@ -19,12 +19,34 @@ pub struct Cli {
 pub enum Command {
     /// Print the CustomResourceDefinitions (multi-document YAML), or write one file per CRD.
     Crds(CrdsArgs),
+    /// Run the operator: reconcile RosterConnections, SyncSchedules and JourneyPolicies.
+    Controller(crate::controller::ControllerArgs),
+    /// Test and demo support: run rostersync Jobs' pods as local processes (a stand-in kubelet).
+    PodRunner(crate::podrunner::PodRunnerArgs),
     /// Schedule tools: `schedule preview` lists the next slots of a SyncSchedule manifest.
     #[command(subcommand)]
     Schedule(crate::schedule::ScheduleCommand),
-    /// Test and demo support: run rostersync Jobs' pods as local processes (a stand-in kubelet).
-    PodRunner(crate::podrunner::PodRunnerArgs),
+    /// Apply the database migrations (roster tables and sync history).
+    Migrate(crate::store::cli::MigrateArgs),
+    /// Show the sync history (newest first).
+    History(crate::store::cli::HistoryArgs),
+    /// Run one sync of a RosterConnection: Clever to Postgres, in one transaction.
+    Sync(crate::sync::cli::SyncArgs),
     // Subcommands are added here, one variant each, pointing at the module that owns the Args type.
+    /// Run a Clever API v3.0 emulator on loopback (for tests, demos and benchmarks).
+    CleverEmulator(crate::emulator::cli::EmulatorArgs),
+    /// Measure throughput.
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+/// `rostersync bench ...`.
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// Client throughput streaming all students from an in-process emulator over loopback HTTP.
+    Clever(crate::clever::bench::BenchArgs),
+    /// A full sync into a fresh database and a no-op resync against the emulator.
+    Sync(crate::sync::bench::BenchSyncArgs),
 }
 
 /// Arguments of `rostersync crds`.
@@ -66,8 +88,15 @@ pub fn main() -> ExitCode {
     let result: anyhow::Result<u8> = runtime.block_on(async move {
         match cli.command {
             Command::Crds(args) => crds(args).await,
-            Command::Schedule(command) => crate::schedule::preview::run(command).await,
+            Command::Controller(args) => crate::controller::run(args).await,
             Command::PodRunner(args) => crate::podrunner::run(args).await,
+            Command::Schedule(command) => crate::schedule::preview::run(command).await,
+            Command::Migrate(args) => crate::store::cli::migrate(args).await,
+            Command::History(args) => crate::store::cli::history(args).await,
+            Command::Sync(args) => crate::sync::cli::run(args).await,
+            Command::Bench(BenchCommand::Sync(args)) => crate::sync::bench::run(args).await,
+            Command::CleverEmulator(args) => crate::emulator::cli::run(args).await,
+            Command::Bench(BenchCommand::Clever(args)) => crate::clever::bench::run(args).await,
         }
     });
     match result {

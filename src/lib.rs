@@ -5,8 +5,13 @@
 //! `emulator` (a Clever emulator for tests, the demo and benchmarks), `schedule` (pure schedule
 //! math), `store` + `sync` (the roster in Postgres and the sync engine), `controller`, `notify`.
 pub mod api;
+pub mod clever;
 pub mod cli;
+pub mod controller;
+pub mod emulator;
 pub mod plugin;
 pub mod podrunner;
 pub mod schedule;
+pub mod store;
+pub mod sync;
 pub mod telemetry;

@@ -140,8 +140,32 @@ async fn run_pod(
         .cloned()
         .context("pod has no container")?;
     // Like a kubelet, a container whose config cannot be resolved (missing Secret) waits and retries.
+    let kubeconfig = args.log_dir.join(format!("{ns}_{name}.kubeconfig"));
+    let automount = pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.automount_service_account_token)
+        .unwrap_or(true);
+    let sa = pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.service_account_name.clone())
+        .unwrap_or_else(|| "default".into());
     let env = loop {
-        match resolve_env(client, &ns, &name, &container).await {
+        let resolved = match resolve_env(client, &ns, &name, &container).await {
+            Ok(mut env) if automount => {
+                // Like a kubelet's projected token: the process talks to the API as the pod's
+                // ServiceAccount (so its RBAC is what is tested), never as the runner.
+                service_account_kubeconfig(client, &ns, &sa, &kubeconfig)
+                    .await
+                    .map(|()| {
+                        env.insert("KUBECONFIG".into(), kubeconfig.display().to_string());
+                        env
+                    })
+            }
+            other => other,
+        };
+        match resolved {
             Ok(env) => break env,
             Err(err) => {
                 warn!(pod = %name, error = %format!("{err:#}"), "container config not ready; retrying");
@@ -227,6 +251,72 @@ async fn run_pod(
     }}))
     .await?;
     info!(pod = %format!("{ns}/{name}"), exit_code, "container finished");
+    let _ = std::fs::remove_file(&kubeconfig);
+    Ok(())
+}
+
+/// Writes a kubeconfig at `path` that reaches the runner's API server as ServiceAccount `sa` of
+/// `ns` (a token from the TokenRequest API, valid for an hour).
+pub async fn service_account_kubeconfig(
+    client: &Client,
+    ns: &str,
+    sa: &str,
+    path: &std::path::Path,
+) -> anyhow::Result<()> {
+    use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
+    use k8s_openapi::api::core::v1::ServiceAccount;
+    let request = TokenRequest {
+        spec: Some(TokenRequestSpec {
+            expiration_seconds: Some(3600),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let token = Api::<ServiceAccount>::namespaced(client.clone(), ns)
+        .create_subresource::<TokenRequest, TokenRequest>(
+            "token",
+            sa,
+            &Default::default(),
+            &request,
+        )
+        .await
+        .with_context(|| format!("cannot get a token for ServiceAccount {ns}/{sa}"))?
+        .status
+        .and_then(|s| s.token)
+        .context("the TokenRequest has no token")?;
+    let own = kube::config::Kubeconfig::read().context("cannot read the runner's kubeconfig")?;
+    let context = own
+        .current_context
+        .as_ref()
+        .and_then(|c| own.contexts.iter().find(|n| &n.name == c))
+        .and_then(|c| c.context.clone())
+        .context("the runner's kubeconfig has no current context")?;
+    let cluster = own
+        .clusters
+        .iter()
+        .find(|c| c.name == context.cluster)
+        .and_then(|c| c.cluster.clone())
+        .context("the runner's kubeconfig has no cluster for its context")?;
+    let config = json!({
+        "apiVersion": "v1", "kind": "Config",
+        "clusters": [{"name": "cluster", "cluster": cluster}],
+        "users": [{"name": sa, "user": {"token": token}}],
+        "contexts": [{"name": "pod", "context": {"cluster": "cluster", "user": sa, "namespace": ns}}],
+        "current-context": "pod",
+    });
+    let text = serde_yaml_ng::to_string(&config)?;
+    {
+        use std::io::Write as _;
+        use std::os::unix::fs::OpenOptionsExt as _;
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(path)
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        file.write_all(text.as_bytes())?;
+    }
     Ok(())
 }
 

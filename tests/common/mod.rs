@@ -183,3 +183,88 @@ pub fn kubectl(args: &[&str]) -> (bool, String, String) {
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
 }
+
+/// A `rostersync` subprocess (the real binary) that is killed when dropped; its stderr goes to a
+/// log file that is printed when the test fails, to show what the process saw.
+pub struct Proc {
+    pub child: tokio::process::Child,
+    pub log: std::path::PathBuf,
+    name: String,
+}
+
+impl Proc {
+    /// Starts `rostersync ARGS` with `env` added to the test's environment.
+    pub fn start(name: &str, args: &[&str], env: &[(&str, &str)]) -> Proc {
+        let log = std::env::temp_dir().join(format!("rostersync-{name}-{}.log", unique_suffix()));
+        let file = std::fs::File::create(&log).expect("cannot create a log file");
+        let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_rostersync"));
+        cmd.args(args)
+            .envs(env.iter().copied())
+            .stdin(std::process::Stdio::null())
+            .stdout(file.try_clone().expect("log file"))
+            .stderr(file)
+            .kill_on_drop(true);
+        let child = cmd.spawn().expect("cannot start rostersync");
+        Proc {
+            child,
+            log,
+            name: name.to_string(),
+        }
+    }
+
+    /// The process id (while it runs).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.id()
+    }
+
+    /// Sends SIGTERM and waits for the exit (SIGKILL after 15 s).
+    pub async fn stop(&mut self) {
+        if let Some(pid) = self.child.id() {
+            let _ = std::process::Command::new("kill")
+                .args(["-TERM", &pid.to_string()])
+                .status();
+        }
+        if tokio::time::timeout(Duration::from_secs(15), self.child.wait())
+            .await
+            .is_err()
+        {
+            let _ = self.child.kill().await;
+        }
+    }
+
+    /// The log so far.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("----- log of {} ({}) -----", self.name, self.log.display());
+            eprintln!("{}", self.log_text());
+        }
+    }
+}
+
+/// Starts `rostersync pod-runner` for one namespace, with `rostersync` mapped to the test binary.
+pub fn start_pod_runner(namespace: &str) -> Proc {
+    let binary = format!("rostersync={}", env!("CARGO_BIN_EXE_rostersync"));
+    let logs = std::env::temp_dir().join(format!("rostersync-pods-{namespace}"));
+    let logs = logs.to_string_lossy().into_owned();
+    Proc::start(
+        &format!("pod-runner-{namespace}"),
+        &[
+            "pod-runner",
+            "--namespace",
+            namespace,
+            "--binary",
+            &binary,
+            "--log-dir",
+            &logs,
+            "--grace-seconds",
+            "3",
+        ],
+        &[],
+    )
+}

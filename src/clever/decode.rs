@@ -1,0 +1,134 @@
+//! Pure decoding of list pages: each `data[]` entry is decoded on its own so one bad record is a
+//! per-record problem, never a failed page.
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use super::models::Link;
+
+/// One decoded record, or the problem that kept it from decoding.
+pub type Decoded<T> = Result<T, RecordProblem>;
+
+/// A record that could not be decoded. The message names the field and what was expected, never
+/// the value (records hold children's personal data).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("record {}: {message}", id.as_deref().unwrap_or("(no id)"))]
+pub struct RecordProblem {
+    /// The record's Clever id, when it has a readable one.
+    pub id: Option<String>,
+    pub message: String,
+}
+
+#[derive(Deserialize)]
+struct RawPage {
+    #[serde(default)]
+    data: Option<Vec<RawItem>>,
+    #[serde(default)]
+    links: Option<Vec<Link>>,
+}
+
+#[derive(Deserialize)]
+struct RawItem {
+    #[serde(default)]
+    data: Value,
+}
+
+/// A decoded page: its records (in order) and its `links`.
+pub struct Page<T> {
+    pub records: Vec<Decoded<T>>,
+    pub links: Vec<Link>,
+}
+
+/// Decodes a list page body. Fails only when the envelope itself is not JSON of the right shape;
+/// the caller turns that into an error naming the URL.
+pub fn decode_page<T: DeserializeOwned>(body: &[u8]) -> Result<Page<T>, serde_json::Error> {
+    let raw: RawPage = serde_json::from_slice(body)?;
+    let records = raw
+        .data
+        .unwrap_or_default()
+        .into_iter()
+        .map(|item| decode_record(item.data))
+        .collect();
+    Ok(Page {
+        records,
+        links: raw.links.unwrap_or_default(),
+    })
+}
+
+/// Decodes one record from its JSON value.
+pub fn decode_record<T: DeserializeOwned>(value: Value) -> Decoded<T> {
+    let id = value.get("id").and_then(Value::as_str).map(str::to_owned);
+    serde_path_to_error::deserialize(value).map_err(|err| {
+        let path = err.path().to_string();
+        RecordProblem {
+            id,
+            message: describe(&path, &err.into_inner()),
+        }
+    })
+}
+
+/// Builds a message from serde's error that keeps its shape ("expected ...", "missing field ...")
+/// and drops any quoted input value.
+fn describe(path: &str, err: &serde_json::Error) -> String {
+    let text = err.to_string();
+    // serde_json appends " at line L column C"; drop it, positions are meaningless on a Value.
+    let text = text.split(" at line ").next().unwrap_or_default();
+    let reason = if let Some(pos) = text.find("expected") {
+        text[pos..].to_owned()
+    } else if text.starts_with("missing field") {
+        text.to_owned()
+    } else {
+        "invalid value".to_owned()
+    };
+    if path.is_empty() || path == "." {
+        format!("record is invalid: {reason}")
+    } else {
+        format!("field `{path}` is invalid: {reason}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clever::models::User;
+
+    #[test]
+    fn one_bad_record_does_not_fail_the_page_and_its_value_is_not_echoed() {
+        let body = br#"{"data":[
+            {"data":{"id":"a1","name":{"first":"Ann"},"roles":{"student":{"dob":"2/11/2019"}}},"uri":"/v3.0/users/a1"},
+            {"data":{"id":"b2","name":{"first":"Secretname"},"roles":{"student":{"dob":"31/31/x"}}}},
+            {"data":{"id":"c3","name":12345}},
+            {"data":{"id":"d4","roles":{"student":{"grade":"","gender":null,"ell_status":""}},"extra":{"x":1}}}
+        ],"links":[{"rel":"self","uri":"/v3.0/users"},{"rel":"next","uri":"/v3.0/users?starting_after=d4"}]}"#;
+        let page = decode_page::<User>(body).unwrap();
+        assert_eq!(page.records.len(), 4);
+        assert_eq!(page.records[0].as_ref().unwrap().id, "a1");
+        let p = page.records[1].as_ref().unwrap_err();
+        assert_eq!(p.id.as_deref(), Some("b2"));
+        assert!(p.message.contains("roles.student.dob"), "{}", p.message);
+        assert!(
+            !p.message.contains("31/31") && !p.message.contains("Secretname"),
+            "{}",
+            p.message
+        );
+        let p = page.records[2].as_ref().unwrap_err();
+        assert!(p.message.contains("`name`"), "{}", p.message);
+        assert!(!p.message.contains("12345"), "{}", p.message);
+        let d4 = page.records[3].as_ref().unwrap();
+        let s = d4.roles.student.as_ref().unwrap();
+        assert_eq!(
+            (s.grade.clone(), s.gender.clone(), s.ell_status.clone()),
+            (None, None, None)
+        );
+        assert_eq!(
+            crate::clever::models::next_link(&page.links),
+            Some("/v3.0/users?starting_after=d4")
+        );
+    }
+
+    #[test]
+    fn envelope_errors_fail_the_page() {
+        assert!(decode_page::<User>(b"<html>Not Found</html>").is_err());
+        assert!(decode_page::<User>(br#"{"data":[{"data":{"id":"a"}}"#).is_err());
+    }
+}

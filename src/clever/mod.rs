@@ -1,0 +1,23 @@
+//! The Clever API v3.0 client: typed models, tolerant per-record decoding, streaming pagination,
+//! typed errors with retries, and the district token lookup from app credentials.
+//!
+//! Facts about the API are in `docs/clever-api.md` of the shared docs; the emulator in
+//! [`crate::emulator`] serves the same models for tests, the demo and the benchmarks.
+
+pub mod bench;
+mod client;
+mod decode;
+mod error;
+mod grade;
+pub mod models;
+mod oauth;
+mod retry;
+pub mod wire;
+
+pub use client::{CleverClient, ClientConfig, ClientStats, Token, oauth_base_for};
+pub use decode::{Decoded, RecordProblem, decode_page};
+pub use error::CleverError;
+pub use grade::Grade;
+pub use models::*;
+pub use oauth::{AppCredentials, lookup_district_token};
+pub use retry::parse_rate_limit_reset;

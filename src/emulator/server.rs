@@ -1,0 +1,404 @@
+//! The HTTP side of the emulator: Clever's Data API (`/v3.0/...`), the oauth tokens endpoint, rate
+//! limits and fault injection. The test API (`/_emulator/...`) is in `testapi`.
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::Response;
+use base64::Engine as _;
+
+use super::faults::{FaultKind, Faults};
+use super::paging::{self, PageQuery, QueryError};
+use super::store::{Entry, Kind, Store};
+use crate::clever::models::Role;
+
+/// Everything the handlers share.
+pub struct Shared {
+    pub store: RwLock<Store>,
+    pub faults: Mutex<Faults>,
+    pub token: String,
+    pub client_id: String,
+    pub client_secret: String,
+    pub rate_limit_per_minute: AtomicU64,
+    windows: Mutex<HashMap<String, (i64, u64)>>,
+    log: Mutex<Vec<String>>,
+}
+
+const LOG_CAP: usize = 100_000;
+
+impl Shared {
+    pub fn new(
+        store: Store,
+        token: String,
+        client_id: String,
+        client_secret: String,
+        rate_limit: u64,
+    ) -> Shared {
+        Shared {
+            store: RwLock::new(store),
+            faults: Mutex::default(),
+            token,
+            client_id,
+            client_secret,
+            rate_limit_per_minute: AtomicU64::new(rate_limit),
+            windows: Mutex::default(),
+            log: Mutex::default(),
+        }
+    }
+
+    /// Path and query of every API request received, oldest first (capped).
+    pub fn request_log(&self) -> Vec<String> {
+        self.log.lock().map(|l| l.clone()).unwrap_or_default()
+    }
+
+    pub fn clear_request_log(&self) {
+        if let Ok(mut l) = self.log.lock() {
+            l.clear();
+        }
+    }
+
+    /// Counts a request in its one-minute window; returns (limit, remaining, reset, exceeded).
+    fn count(&self, key: &str) -> RateInfo {
+        let limit = self.rate_limit_per_minute.load(Ordering::Relaxed);
+        let now = jiff::Timestamp::now().as_second();
+        let mut windows = self.windows.lock().unwrap_or_else(|p| p.into_inner());
+        let w = windows.entry(key.to_owned()).or_insert((now, 0));
+        if now >= w.0 + 60 {
+            *w = (now, 0);
+        }
+        w.1 += 1;
+        RateInfo {
+            limit,
+            remaining: limit.saturating_sub(w.1),
+            reset: w.0 + 60,
+            exceeded: w.1 > limit,
+        }
+    }
+}
+
+struct RateInfo {
+    limit: u64,
+    remaining: u64,
+    reset: i64,
+    exceeded: bool,
+}
+
+/// A response before headers are finalised.
+struct Reply {
+    status: StatusCode,
+    content_type: &'static str,
+    body: Vec<u8>,
+}
+
+impl Reply {
+    fn json(status: StatusCode, body: Vec<u8>) -> Reply {
+        Reply {
+            status,
+            content_type: "application/json; charset=utf-8",
+            body,
+        }
+    }
+    fn message(status: StatusCode, message: &str) -> Reply {
+        Reply::json(
+            status,
+            serde_json::json!({ "message": message })
+                .to_string()
+                .into_bytes(),
+        )
+    }
+    fn empty(status: StatusCode) -> Reply {
+        Reply {
+            status,
+            content_type: "text/plain",
+            body: Vec::new(),
+        }
+    }
+}
+
+/// The single entry point (an axum fallback): dispatches on the path.
+pub async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response {
+    if req.uri().path().starts_with("/_emulator/") {
+        return super::testapi::handle(shared, req).await;
+    }
+    let path = req.uri().path().to_owned();
+    let query = req.uri().query().unwrap_or_default().to_owned();
+    if let Ok(mut log) = shared.log.lock()
+        && log.len() < LOG_CAP
+    {
+        log.push(if query.is_empty() {
+            path.clone()
+        } else {
+            format!("{path}?{query}")
+        });
+    }
+    let bearer = bearer(req.headers());
+    let valid = bearer.as_deref() == Some(shared.token.as_str());
+    let rate = shared.count(if valid { "district" } else { "anonymous" });
+    let outcome = shared
+        .faults
+        .lock()
+        .map(|mut f| f.on_request(&path))
+        .unwrap_or_default();
+    if outcome.delay_ms > 0 {
+        tokio::time::sleep(Duration::from_millis(outcome.delay_ms)).await;
+    }
+    let mut reset = rate.reset;
+    let mut remaining = rate.remaining;
+    let reply = match outcome.action {
+        Some(FaultKind::Status { status }) => {
+            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            Reply::message(status, "injected failure")
+        }
+        Some(FaultKind::RateLimit { reset_secs }) => {
+            reset = jiff::Timestamp::now().as_second() + reset_secs as i64;
+            remaining = 0;
+            Reply::empty(StatusCode::TOO_MANY_REQUESTS)
+        }
+        Some(FaultKind::Html404) => Reply {
+            status: StatusCode::NOT_FOUND,
+            content_type: "text/html; charset=utf-8",
+            body: b"<!DOCTYPE html><html><head><title>404 Not Found</title></head><body><h1>Not Found</h1></body></html>"
+                .to_vec(),
+        },
+        other => {
+            let mut reply = if path == "/oauth/tokens" {
+                oauth(&shared, req.headers(), &query)
+            } else if !valid {
+                Reply::message(StatusCode::UNAUTHORIZED, "invalid or missing bearer token")
+            } else if rate.exceeded {
+                Reply::empty(StatusCode::TOO_MANY_REQUESTS)
+            } else {
+                api(&shared, &path, &query)
+            };
+            if other == Some(FaultKind::TruncatedJson) {
+                let cut = reply.body.len() / 2;
+                reply.body.truncate(cut);
+            }
+            reply
+        }
+    };
+    let mut resp = Response::new(Body::from(reply.body));
+    *resp.status_mut() = reply.status;
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(reply.content_type),
+    );
+    let num = |n: i64| HeaderValue::from(n);
+    h.insert("x-ratelimit-limit", num(rate.limit as i64));
+    h.insert("x-ratelimit-remaining", num(remaining as i64));
+    h.insert("x-ratelimit-reset", num(reset));
+    h.insert(
+        "x-ratelimit-bucket",
+        HeaderValue::from_static(if valid { "district-token" } else { "anonymous" }),
+    );
+    resp
+}
+
+fn bearer(headers: &HeaderMap) -> Option<String> {
+    let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = v.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim().to_owned())
+}
+
+/// `/v3.0/...` for an authenticated request.
+fn api(shared: &Shared, path: &str, query: &str) -> Reply {
+    let Some(rest) = path.strip_prefix("/v3.0/") else {
+        return Reply::message(StatusCode::NOT_FOUND, "Not Found");
+    };
+    let segs: Vec<&str> = rest.split('/').filter(|s| !s.is_empty()).collect();
+    let store = shared.store.read().unwrap_or_else(|p| p.into_inner());
+    let (kind, segs) = match segs.split_first() {
+        Some((first, rest)) => match Kind::from_segment(first) {
+            Some(kind) => (kind, rest),
+            None => return Reply::message(StatusCode::NOT_FOUND, "Not Found"),
+        },
+        None => return Reply::message(StatusCode::NOT_FOUND, "Not Found"),
+    };
+    match segs {
+        [] => {
+            let q = match parse_query(query) {
+                Ok(q) => q,
+                Err(reply) => return reply,
+            };
+            let role = match q
+                .role
+                .as_deref()
+                .filter(|_| kind == Kind::Users)
+                .map(Role::parse)
+            {
+                Some(None) => return Reply::message(StatusCode::BAD_REQUEST, "invalid role"),
+                Some(Some(role)) => Some(role),
+                None => None,
+            };
+            let page = paging::select(
+                store.entries(kind),
+                |e| &e.id,
+                &q,
+                |e| role.is_none_or(|r| e.has_role(r)),
+            );
+            Reply::json(StatusCode::OK, list_body(path, &q, kind, &page))
+        }
+        [id] => match store.entry(kind, id) {
+            Some(e) => {
+                let mut body = Vec::with_capacity(e.json.len() + path.len() + 48);
+                body.extend_from_slice(b"{\"data\":");
+                body.extend_from_slice(&e.json);
+                body.extend_from_slice(b",\"links\":[{\"rel\":\"self\",\"uri\":");
+                body.extend_from_slice(serde_json::Value::from(path).to_string().as_bytes());
+                body.extend_from_slice(b"}]}");
+                Reply::json(StatusCode::OK, body)
+            }
+            None => Reply::message(
+                StatusCode::NOT_FOUND,
+                &format!("{} not found", kind.segment()),
+            ),
+        },
+        [id, "users"] if kind == Kind::Sections => section_users(&store, path, query, id),
+        _ => Reply::message(StatusCode::NOT_FOUND, "Not Found"),
+    }
+}
+
+fn parse_query(query: &str) -> Result<PageQuery, Reply> {
+    PageQuery::parse(query).map_err(|e| match e {
+        QueryError::Bad(msg) => Reply::message(StatusCode::BAD_REQUEST, &msg),
+        QueryError::TooLarge(n) => Reply::message(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            &format!("limit {n} is above the maximum of 10000"),
+        ),
+    })
+}
+
+/// `/v3.0/sections/{id}/users?role=student|teacher`.
+fn section_users(store: &Store, path: &str, query: &str, id: &str) -> Reply {
+    let q = match parse_query(query) {
+        Ok(q) => q,
+        Err(reply) => return reply,
+    };
+    let Some(section) = store.get_value(Kind::Sections, id) else {
+        return Reply::message(StatusCode::NOT_FOUND, "section not found");
+    };
+    let keys: &[&str] = match q.role.as_deref() {
+        Some("student") => &["students"],
+        Some("teacher") => &["teachers"],
+        None => &["students", "teachers"],
+        Some(_) => {
+            return Reply::message(StatusCode::BAD_REQUEST, "role must be student or teacher");
+        }
+    };
+    let mut ids: Vec<&str> = keys
+        .iter()
+        .filter_map(|k| section.get(*k).and_then(|v| v.as_array()))
+        .flatten()
+        .filter_map(|v| v.as_str())
+        .collect();
+    ids.sort_unstable();
+    ids.dedup();
+    let members: Vec<&Entry> = ids
+        .iter()
+        .filter_map(|id| store.entry(Kind::Users, id))
+        .collect();
+    let page: Vec<&Entry> = paging::select(&members, |e| &e.id, &q, |_| true)
+        .into_iter()
+        .copied()
+        .collect();
+    Reply::json(StatusCode::OK, list_body(path, &q, Kind::Users, &page))
+}
+
+/// Writes `{"data":[{"data":{..},"uri":".."}],"links":[..]}` by copying stored JSON.
+fn list_body(path: &str, q: &PageQuery, kind: Kind, page: &[&Entry]) -> Vec<u8> {
+    let links = paging::links(
+        path,
+        q,
+        page.first().map(|e| &*e.id),
+        page.last().map(|e| &*e.id),
+        page.len(),
+    );
+    let size: usize = page
+        .iter()
+        .map(|e| e.json.len() + e.id.len() + 40)
+        .sum::<usize>()
+        + links.len()
+        + 32;
+    let mut body = Vec::with_capacity(size);
+    body.extend_from_slice(b"{\"data\":[");
+    for (i, e) in page.iter().enumerate() {
+        if i > 0 {
+            body.push(b',');
+        }
+        body.extend_from_slice(b"{\"data\":");
+        body.extend_from_slice(&e.json);
+        body.extend_from_slice(b",\"uri\":\"/v3.0/");
+        body.extend_from_slice(kind.segment().as_bytes());
+        body.push(b'/');
+        body.extend_from_slice(e.id.as_bytes());
+        body.extend_from_slice(b"\"}");
+    }
+    body.extend_from_slice(b"],\"links\":");
+    body.extend_from_slice(links.as_bytes());
+    body.push(b'}');
+    body
+}
+
+/// `GET /oauth/tokens?owner_type=district[&district=<id>]` with HTTP Basic app credentials.
+fn oauth(shared: &Shared, headers: &HeaderMap, query: &str) -> Reply {
+    let oauth_error = |status: StatusCode, error: &str, description: &str| {
+        let body = serde_json::json!({ "error": error, "error_description": description });
+        Reply::json(status, body.to_string().into_bytes())
+    };
+    let creds = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.strip_prefix("Basic ")
+                .or_else(|| v.strip_prefix("basic "))
+        })
+        .and_then(|b| {
+            base64::engine::general_purpose::STANDARD
+                .decode(b.trim())
+                .ok()
+        })
+        .and_then(|b| String::from_utf8(b).ok());
+    let expected = format!("{}:{}", shared.client_id, shared.client_secret);
+    if creds.as_deref() != Some(expected.as_str()) {
+        return oauth_error(
+            StatusCode::UNAUTHORIZED,
+            "invalid_client",
+            "client authentication failed",
+        );
+    }
+    let params: HashMap<String, String> = url::form_urlencoded::parse(query.as_bytes())
+        .into_owned()
+        .collect();
+    if params.get("owner_type").map(String::as_str) != Some("district") {
+        return oauth_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "owner_type must be district",
+        );
+    }
+    let store = shared.store.read().unwrap_or_else(|p| p.into_inner());
+    let district = store.district_id().to_owned();
+    let data: Vec<serde_json::Value> = if params.get("district").is_none_or(|d| *d == district) {
+        vec![serde_json::json!({
+            "id": format!("{:0>24}", "70c3e1"),
+            "created": "2025-07-01T12:00:00.000Z",
+            "owner": { "type": "district", "id": district },
+            "access_token": shared.token,
+            "scopes": ["read:district_admins_basic", "read:school_admins_basic", "read:sis", "read:students", "read:teachers", "read:user_id"],
+        })]
+    } else {
+        Vec::new()
+    };
+    let body = serde_json::json!({
+        "data": data,
+        "links": [{ "rel": "self", "uri": "/oauth/tokens?owner_type=district" }],
+    });
+    Reply::json(StatusCode::OK, body.to_string().into_bytes())
+}

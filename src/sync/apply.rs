@@ -1,0 +1,241 @@
+//! Applying the staged roster to the roster tables with set-based SQL: one statement per action
+//! and entity, never one per record. Runs inside the run's transaction; counts come from the
+//! statements' affected rows.
+use sqlx::PgConnection;
+
+use super::SyncError;
+use super::model::{ActiveBefore, Counts, EntityCounts};
+use crate::api::RemovalMode;
+
+/// What apply needs to know about the connection's settings.
+#[derive(Clone, Debug)]
+pub struct ApplySettings {
+    pub connection: String,
+    pub allow_removal: bool,
+    pub removal_mode: RemovalMode,
+    pub allow_classroom_name_overrides: bool,
+    /// The journey of new children (`None`: no journey).
+    pub new_child_journey: Option<String>,
+    /// Starting levels: grades (Clever spelling) and their levels.
+    pub level_grades: Vec<String>,
+    pub level_values: Vec<i32>,
+}
+
+/// A roster table keyed by (connection, clever_id), mirrored from one staging table.
+struct Keyed {
+    entity: &'static str,
+    table: &'static str,
+    staging: &'static str,
+    /// (column, value on insert, value on update); `s` is the staged row, `t` the live one.
+    columns: &'static [(&'static str, &'static str, &'static str)],
+}
+
+const SCHOOLS: Keyed = Keyed {
+    entity: "schools",
+    table: "schools",
+    staging: "stg_schools",
+    columns: &[
+        ("name", "s.name", "s.name"),
+        ("sis_id", "s.sis_id", "s.sis_id"),
+        ("low_grade", "s.low_grade", "s.low_grade"),
+        ("high_grade", "s.high_grade", "s.high_grade"),
+    ],
+};
+
+const CLASSROOMS: Keyed = Keyed {
+    entity: "classrooms",
+    table: "classrooms",
+    staging: "stg_classrooms",
+    columns: &[
+        ("school_clever_id", "s.school_clever_id", "s.school_clever_id"),
+        ("roster_name", "s.name", "s.name"),
+        // $2: allowClassroomNameOverrides. A locally edited name survives only while it is allowed.
+        ("display_name", "s.name", "CASE WHEN $2 AND t.name_edited_locally THEN t.display_name ELSE s.name END"),
+        ("grade", "s.grade", "s.grade"),
+        ("subject", "s.subject", "s.subject"),
+        ("teacher_clever_id", "s.teacher_clever_id", "s.teacher_clever_id"),
+    ],
+};
+
+const EDUCATORS: Keyed = Keyed {
+    entity: "educators",
+    table: "educators",
+    staging: "stg_educators",
+    columns: &[
+        ("school_clever_id", "s.school_clever_id", "s.school_clever_id"),
+        ("sis_id", "s.sis_id", "s.sis_id"),
+        ("first_name", "s.first_name", "s.first_name"),
+        ("last_name", "s.last_name", "s.last_name"),
+        ("email", "s.email", "s.email"),
+        ("title", "s.title", "s.title"),
+    ],
+};
+
+async fn exec(conn: &mut PgConnection, sql: &str, s: &ApplySettings, doing: &'static str) -> Result<u64, SyncError> {
+    // $1 is the connection; $2, when used, allowClassroomNameOverrides.
+    let mut q = sqlx::query(sql).bind(&s.connection);
+    if sql.contains("$2") {
+        q = q.bind(s.allow_classroom_name_overrides);
+    }
+    Ok(q.execute(&mut *conn).await.map_err(SyncError::db(doing))?.rows_affected())
+}
+
+async fn count(conn: &mut PgConnection, sql: &str, connection: &str, doing: &'static str) -> Result<u64, SyncError> {
+    let n: i64 = sqlx::query_scalar(sql).bind(connection).fetch_one(&mut *conn).await.map_err(SyncError::db(doing))?;
+    Ok(u64::try_from(n).unwrap_or(0))
+}
+
+impl Keyed {
+    async fn upsert(&self, conn: &mut PgConnection, s: &ApplySettings) -> Result<EntityCounts, SyncError> {
+        let (table, staging) = (self.table, self.staging);
+        let names = self.columns.iter().map(|c| c.0).collect::<Vec<_>>().join(", ");
+        let inserts = self.columns.iter().map(|c| c.1).collect::<Vec<_>>().join(", ");
+        let sets = self.columns.iter().map(|c| format!("{} = {}", c.0, c.2)).collect::<Vec<_>>().join(", ");
+        let live = self.columns.iter().map(|c| format!("t.{}", c.0)).collect::<Vec<_>>().join(", ");
+        let wanted = self.columns.iter().map(|c| c.2).collect::<Vec<_>>().join(", ");
+        let staged = count(conn, &format!("SELECT count(*) FROM {staging} WHERE $1::text IS NOT NULL"), &s.connection, "counting staged rows").await?;
+        let created = exec(
+            conn,
+            &format!(
+                "INSERT INTO {table} (connection, clever_id, {names}) SELECT $1, s.clever_id, {inserts} FROM {staging} s
+                 WHERE NOT EXISTS (SELECT 1 FROM {table} t WHERE t.connection = $1 AND t.clever_id = s.clever_id)"
+            ),
+            s,
+            "creating records",
+        )
+        .await?;
+        let reactivated = exec(
+            conn,
+            &format!(
+                "UPDATE {table} t SET {sets}, active = true, updated_at = now() FROM {staging} s
+                 WHERE t.connection = $1 AND t.clever_id = s.clever_id AND NOT t.active"
+            ),
+            s,
+            "reactivating records",
+        )
+        .await?;
+        let updated = exec(
+            conn,
+            &format!(
+                "UPDATE {table} t SET {sets}, updated_at = now() FROM {staging} s
+                 WHERE t.connection = $1 AND t.clever_id = s.clever_id AND t.active
+                   AND ({live}) IS DISTINCT FROM ({wanted})"
+            ),
+            s,
+            "updating changed records",
+        )
+        .await?;
+        Ok(EntityCounts {
+            created,
+            reactivated,
+            updated,
+            unchanged: staged.saturating_sub(created + reactivated + updated),
+            ..Default::default()
+        })
+    }
+
+    /// Active records no longer in the roster: removed when allowed, else only counted (stale).
+    async fn remove(&self, conn: &mut PgConnection, s: &ApplySettings, c: &mut EntityCounts) -> Result<u64, SyncError> {
+        let (table, staging) = (self.table, self.staging);
+        let gone = format!(
+            "t.connection = $1 AND t.active AND NOT EXISTS (SELECT 1 FROM {staging} s WHERE s.clever_id = t.clever_id)"
+        );
+        removal(conn, s, c, table, &gone, self.entity).await
+    }
+}
+
+/// Deactivates or deletes the rows of `table` (alias `t`) matching `gone`, or counts them.
+/// Returns the stale count (rows kept because removal is not allowed).
+async fn removal(
+    conn: &mut PgConnection,
+    s: &ApplySettings,
+    c: &mut EntityCounts,
+    table: &str,
+    gone: &str,
+    _entity: &str,
+) -> Result<u64, SyncError> {
+    if !s.allow_removal {
+        return count(conn, &format!("SELECT count(*) FROM {table} t WHERE {gone}"), &s.connection, "counting stale records").await;
+    }
+    match s.removal_mode {
+        RemovalMode::Deactivate => {
+            c.deactivated += exec(conn, &format!("UPDATE {table} t SET active = false, updated_at = now() WHERE {gone}"), s, "deactivating records").await?;
+        }
+        RemovalMode::Delete if table == "children" => {
+            // Children with progress are never deleted.
+            c.deactivated += exec(conn, &format!("UPDATE {table} t SET active = false, updated_at = now() WHERE {gone} AND t.has_progress"), s, "deactivating children with progress").await?;
+            c.removed += exec(conn, &format!("DELETE FROM {table} t WHERE {gone} AND NOT t.has_progress"), s, "deleting children").await?;
+        }
+        RemovalMode::Delete => {
+            c.removed += exec(conn, &format!("DELETE FROM {table} t WHERE {gone}"), s, "deleting records").await?;
+        }
+    }
+    Ok(0)
+}
+
+/// Active records per entity before the run.
+pub async fn active_before(conn: &mut PgConnection, connection: &str) -> Result<ActiveBefore, SyncError> {
+    let row: (i64, i64, i64, i64, i64) = sqlx::query_as(
+        "SELECT (SELECT count(*) FROM schools WHERE connection = $1 AND active),
+                (SELECT count(*) FROM classrooms WHERE connection = $1 AND active),
+                (SELECT count(*) FROM educators WHERE connection = $1 AND active),
+                (SELECT count(*) FROM children WHERE connection = $1 AND active AND source = 'roster'
+                    AND archived_school_year IS NULL),
+                (SELECT count(*) FROM enrollments WHERE connection = $1 AND active)",
+    )
+    .bind(connection)
+    .fetch_one(&mut *conn)
+    .await
+    .map_err(SyncError::db("counting active records"))?;
+    let n = |v: i64| u64::try_from(v).unwrap_or(0);
+    Ok(ActiveBefore { schools: n(row.0), classrooms: n(row.1), educators: n(row.2), children: n(row.3), enrollments: n(row.4) })
+}
+
+/// Stale records per entity (left the roster, kept because removal is not allowed).
+pub type Stale = [(&'static str, u64); 5];
+
+/// Applies the staged roster. Returns the counts and the stale records per entity.
+pub async fn apply(conn: &mut PgConnection, s: &ApplySettings) -> Result<(Counts, Stale), SyncError> {
+    let mut counts = Counts {
+        schools: SCHOOLS.upsert(conn, s).await?,
+        classrooms: CLASSROOMS.upsert(conn, s).await?,
+        educators: EDUCATORS.upsert(conn, s).await?,
+        ..Default::default()
+    };
+    counts.children = super::apply_children::upsert(conn, s).await?;
+    counts.enrollments = super::apply_children::upsert_enrollments(conn, s).await?;
+
+    let stale_enrollments = removal(
+        conn,
+        s,
+        &mut counts.enrollments,
+        "enrollments",
+        "t.connection = $1 AND t.active AND NOT EXISTS (SELECT 1 FROM stg_children s WHERE s.child_id = t.child_id \
+         AND s.classroom_clever_id IS NOT NULL)",
+        "enrollments",
+    )
+    .await?;
+    let stale_children = removal(
+        conn,
+        s,
+        &mut counts.children,
+        "children",
+        "t.connection = $1 AND t.active AND t.source = 'roster' AND t.archived_school_year IS NULL \
+         AND NOT EXISTS (SELECT 1 FROM stg_children s WHERE s.child_id = t.id)",
+        "children",
+    )
+    .await?;
+    let stale_classrooms = CLASSROOMS.remove(conn, s, &mut counts.classrooms).await?;
+    let stale_educators = EDUCATORS.remove(conn, s, &mut counts.educators).await?;
+    let stale_schools = SCHOOLS.remove(conn, s, &mut counts.schools).await?;
+    Ok((
+        counts,
+        [
+            ("schools", stale_schools),
+            ("classrooms", stale_classrooms),
+            ("educators", stale_educators),
+            ("children", stale_children),
+            ("enrollments", stale_enrollments),
+        ],
+    ))
+}

@@ -1,0 +1,169 @@
+//! Applying staged children and their enrollments (see `resolve` for how each staged child was
+//! matched: `live`, `carry`, `manual`, or new).
+use sqlx::PgConnection;
+
+use super::SyncError;
+use super::apply::ApplySettings;
+use super::model::EntityCounts;
+
+/// Roster-driven columns of a child and their staged values. Demographic columns are NULL in
+/// staging when demographics are not shared, so stored values are cleared.
+const COLUMNS: &[(&str, &str)] = &[
+    ("sis_id", "s.sis_id"),
+    ("first_name", "s.first_name"),
+    ("last_name", "s.last_name"),
+    ("school_clever_id", "s.school_clever_id"),
+    ("grade", "s.final_grade"),
+    ("dob", "s.dob"),
+    ("gender", "s.gender"),
+    ("ell_status", "s.ell_status"),
+    ("hispanic_ethnicity", "s.hispanic_ethnicity"),
+    ("race", "s.race"),
+    ("home_language", "s.home_language"),
+    ("iep_status", "s.iep_status"),
+    ("frl_status", "s.frl_status"),
+];
+
+fn sets() -> String {
+    COLUMNS.iter().map(|(c, v)| format!("{c} = {v}")).collect::<Vec<_>>().join(", ")
+}
+
+async fn exec(conn: &mut PgConnection, sql: &str, s: &ApplySettings, doing: &'static str) -> Result<u64, SyncError> {
+    let mut q = sqlx::query(sql).bind(&s.connection);
+    if sql.contains("$2") {
+        q = q.bind(&s.new_child_journey).bind(&s.level_grades).bind(&s.level_values);
+    }
+    Ok(q.execute(&mut *conn).await.map_err(SyncError::db(doing))?.rows_affected())
+}
+
+/// Creates, updates, reactivates, carries over and links children.
+pub async fn upsert(conn: &mut PgConnection, s: &ApplySettings) -> Result<EntityCounts, SyncError> {
+    let sets = sets();
+    let live = COLUMNS.iter().map(|(c, _)| format!("t.{c}")).collect::<Vec<_>>().join(", ");
+    let wanted = COLUMNS.iter().map(|(_, v)| *v).collect::<Vec<_>>().join(", ");
+    let live_staged: i64 = sqlx::query_scalar("SELECT count(*) FROM stg_children WHERE match_kind = 'live'")
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(SyncError::db("counting matched children"))?;
+    let updated = exec(
+        conn,
+        &format!(
+            "UPDATE children t SET {sets}, updated_at = now() FROM stg_children s
+             WHERE s.match_kind = 'live' AND t.id = s.child_id AND t.connection = $1 AND t.active
+               AND ({live}) IS DISTINCT FROM ({wanted})"
+        ),
+        s,
+        "updating children",
+    )
+    .await?;
+    let reactivated = exec(
+        conn,
+        &format!(
+            "UPDATE children t SET {sets}, active = true, updated_at = now() FROM stg_children s
+             WHERE s.match_kind = 'live' AND t.id = s.child_id AND t.connection = $1 AND NOT t.active"
+        ),
+        s,
+        "reactivating children",
+    )
+    .await?;
+    // Carried over: restored with their journey, level and progress under the new Clever id.
+    let carried_over = exec(
+        conn,
+        &format!(
+            "UPDATE children t SET {sets}, clever_id = s.clever_id, source = 'roster', active = true,
+                    archived_school_year = NULL, updated_at = now()
+             FROM stg_children s WHERE s.match_kind = 'carry' AND t.id = s.child_id AND t.connection = $1"
+        ),
+        s,
+        "carrying over archived children",
+    )
+    .await?;
+    // Manual records linked to the roster keep their journey, level and progress.
+    let matched = exec(
+        conn,
+        &format!(
+            "UPDATE children t SET {sets}, clever_id = s.clever_id, source = 'roster', active = true, updated_at = now()
+             FROM stg_children s WHERE s.match_kind = 'manual' AND t.id = s.child_id AND t.connection = $1"
+        ),
+        s,
+        "linking manual children",
+    )
+    .await?;
+    let names = COLUMNS.iter().map(|(c, _)| *c).collect::<Vec<_>>().join(", ");
+    let created = exec(
+        conn,
+        &format!(
+            "INSERT INTO children (connection, clever_id, {names}, placement_level, journey, source)
+             SELECT $1, s.clever_id, {wanted}, lv.level, $2, 'roster'
+             FROM stg_children s
+             LEFT JOIN unnest($3::text[], $4::int[]) AS lv(grade, level) ON lv.grade = s.final_grade
+             WHERE s.match_kind IS NULL OR s.match_kind NOT IN ('live', 'carry', 'manual')
+             ORDER BY s.clever_id"
+        ),
+        s,
+        "creating children",
+    )
+    .await?;
+    // Every staged child now has a current record: remember its id for enrollments and removal.
+    sqlx::query(
+        "UPDATE stg_children s SET child_id = c.id FROM children c
+         WHERE s.child_id IS NULL AND c.connection = $1 AND c.clever_id = s.clever_id AND c.archived_school_year IS NULL",
+    )
+    .bind(&s.connection)
+    .execute(&mut *conn)
+    .await
+    .map_err(SyncError::db("resolving new children's ids"))?;
+    let live_staged = u64::try_from(live_staged).unwrap_or(0);
+    Ok(EntityCounts {
+        created,
+        updated,
+        reactivated,
+        carried_over,
+        matched,
+        unchanged: live_staged.saturating_sub(updated + reactivated),
+        ..Default::default()
+    })
+}
+
+/// Puts each staged child in its one classroom.
+pub async fn upsert_enrollments(conn: &mut PgConnection, s: &ApplySettings) -> Result<EntityCounts, SyncError> {
+    let staged: i64 = sqlx::query_scalar("SELECT count(*) FROM stg_children WHERE classroom_clever_id IS NOT NULL")
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(SyncError::db("counting staged enrollments"))?;
+    let created = exec(
+        conn,
+        "INSERT INTO enrollments (child_id, connection, classroom_clever_id)
+         SELECT s.child_id, $1, s.classroom_clever_id FROM stg_children s
+         WHERE s.classroom_clever_id IS NOT NULL
+           AND NOT EXISTS (SELECT 1 FROM enrollments e WHERE e.child_id = s.child_id)",
+        s,
+        "creating enrollments",
+    )
+    .await?;
+    let reactivated = exec(
+        conn,
+        "UPDATE enrollments e SET classroom_clever_id = s.classroom_clever_id, active = true, updated_at = now()
+         FROM stg_children s WHERE e.child_id = s.child_id AND s.classroom_clever_id IS NOT NULL AND NOT e.active",
+        s,
+        "reactivating enrollments",
+    )
+    .await?;
+    let updated = exec(
+        conn,
+        "UPDATE enrollments e SET classroom_clever_id = s.classroom_clever_id, updated_at = now()
+         FROM stg_children s WHERE e.child_id = s.child_id AND s.classroom_clever_id IS NOT NULL AND e.active
+           AND e.classroom_clever_id IS DISTINCT FROM s.classroom_clever_id",
+        s,
+        "moving enrollments",
+    )
+    .await?;
+    let staged = u64::try_from(staged).unwrap_or(0);
+    Ok(EntityCounts {
+        created,
+        updated,
+        reactivated,
+        unchanged: staged.saturating_sub(created + updated + reactivated),
+        ..Default::default()
+    })
+}

@@ -1,0 +1,238 @@
+//! The Clever roster source: streams schools, sections, students and teachers page by page and
+//! stages only what the connection shares. Memory holds the schools (few) and the ids needed to
+//! filter (kept students, teachers, schools), never the records themselves.
+use std::collections::{HashMap, HashSet};
+
+use futures::{Stream, StreamExt};
+
+use super::SyncError;
+use super::engine::{RosterSource, StageContext};
+use super::model::{Demographics, Problem, StagedChild, StagedClassroom, StagedEducator, StagedSchool, code};
+use super::plan;
+use super::stage::Stager;
+use crate::api::Grade;
+use crate::clever::{self, AppCredentials, CleverClient, CleverError, ClientConfig, Decoded, Role};
+
+/// How the source authenticates: a district token, or app credentials to look one up.
+#[derive(Clone, Debug)]
+pub enum Credentials {
+    Token(clever::Token),
+    App(AppCredentials),
+}
+
+/// Streams one district from the Clever API. Credentials are resolved inside the run, so bad
+/// credentials are recorded as a Failed run like any other Clever error.
+#[derive(Clone, Debug)]
+pub struct CleverSource {
+    pub config: ClientConfig,
+    pub credentials: Credentials,
+}
+
+impl CleverSource {
+    /// A source with production client settings for `base_url`.
+    pub fn new(base_url: url::Url, credentials: Credentials) -> Self {
+        CleverSource { config: ClientConfig::new(base_url, clever::Token::new(String::new())), credentials }
+    }
+
+    async fn client(&self, district_id: &str) -> Result<CleverClient, CleverError> {
+        let mut cfg = self.config.clone();
+        cfg.token = match &self.credentials {
+            Credentials::Token(t) => t.clone(),
+            Credentials::App(app) => clever::lookup_district_token(&cfg, app, district_id).await?,
+        };
+        CleverClient::new(cfg)
+    }
+}
+
+/// Converts a Clever grade into the API's grade (unknown values: none).
+pub fn grade(g: Option<&clever::Grade>) -> Option<Grade> {
+    g.and_then(|g| Grade::parse(&g.as_clever()))
+}
+
+impl From<CleverError> for SyncError {
+    fn from(err: CleverError) -> SyncError {
+        let reason = match &err {
+            CleverError::CredentialsInvalid { .. } | CleverError::AppCredentials { .. } => "CredentialsInvalid",
+            CleverError::DistrictNotFound { .. } | CleverError::NoDistrictToken { .. } => "DistrictNotFound",
+            e if e.is_retriable() => "CleverUnavailable",
+            _ => "CleverError",
+        };
+        SyncError::Source { reason, message: err.to_string(), retriable: err.is_retriable() }
+    }
+}
+
+fn invalid(kind: &str, p: &clever::RecordProblem) -> Problem {
+    Problem { record_kind: kind.into(), clever_id: p.id.clone(), code: code::INVALID_RECORD.into(), message: p.message.clone() }
+}
+
+/// Pulls the next record, turning a stream error into a sync error.
+async fn next<T, S>(stream: &mut S) -> Result<Option<Decoded<T>>, SyncError>
+where
+    S: Stream<Item = Result<Decoded<T>, CleverError>> + Unpin,
+{
+    match stream.next().await {
+        None => Ok(None),
+        Some(Ok(d)) => Ok(Some(d)),
+        Some(Err(e)) => Err(e.into()),
+    }
+}
+
+impl RosterSource for CleverSource {
+    async fn stage(&self, ctx: &StageContext, stager: &mut Stager<'_>) -> Result<(), SyncError> {
+        let client = self.client(&ctx.district_id).await?;
+        client.district(&ctx.district_id).await?;
+
+        // Schools first (a district has hundreds): ungraded sections are kept by their school's range.
+        let mut schools: HashMap<String, clever::School> = HashMap::new();
+        let mut stream = Box::pin(client.schools());
+        while let Some(item) = next(&mut stream).await? {
+            match item {
+                Ok(s) => {
+                    schools.insert(s.id.clone(), s);
+                }
+                Err(p) => stager.problem(&invalid("schools", &p)).await?,
+            }
+        }
+
+        let mut students: HashSet<Box<str>> = HashSet::new();
+        let mut teachers: HashSet<Box<str>> = HashSet::new();
+        let mut kept_schools: HashSet<String> = HashSet::new();
+        let mut stream = Box::pin(client.sections());
+        while let Some(item) = next(&mut stream).await? {
+            let section = match item {
+                Ok(s) => s,
+                Err(p) => {
+                    stager.problem(&invalid("sections", &p)).await?;
+                    continue;
+                }
+            };
+            let range = schools.get(&section.school).and_then(|s| Some((grade(s.low_grade.as_ref())?, grade(s.high_grade.as_ref())?)));
+            if !plan::section_kept(grade(section.grade.as_ref()), range, &ctx.shared_grades) {
+                continue;
+            }
+            students.extend(section.students.iter().map(|s| Box::<str>::from(s.as_str())));
+            let teacher = section.teacher.clone().or_else(|| section.teachers.first().cloned());
+            teachers.extend(section.teachers.iter().chain(teacher.iter()).map(|t| Box::<str>::from(t.as_str())));
+            kept_schools.insert(section.school.clone());
+            let name = plan::normalize_name(Some(&section.name)).unwrap_or_else(|| section.id.clone());
+            stager
+                .classroom(&StagedClassroom {
+                    clever_id: section.id,
+                    school_clever_id: section.school,
+                    name,
+                    grade: grade(section.grade.as_ref()),
+                    subject: section.subject,
+                    teacher_clever_id: teacher,
+                    students: section.students,
+                })
+                .await?;
+        }
+
+        let mut stream = Box::pin(client.users(Role::Student));
+        while let Some(item) = next(&mut stream).await? {
+            match item {
+                Ok(user) if students.contains(user.id.as_str()) => {
+                    if let Some(child) = child(user, ctx) {
+                        stager.child(&child).await?;
+                    }
+                }
+                Ok(_) => {}
+                Err(p) if p.id.as_deref().is_some_and(|id| students.contains(id)) => {
+                    stager.problem(&invalid("children", &p)).await?;
+                }
+                Err(_) => {}
+            }
+        }
+        drop(students);
+
+        let mut found_teachers = 0usize;
+        let mut stream = Box::pin(client.users(Role::Teacher));
+        while let Some(item) = next(&mut stream).await? {
+            match item {
+                Ok(user) if teachers.contains(user.id.as_str()) => {
+                    found_teachers += 1;
+                    teachers.remove(user.id.as_str());
+                    if let Some(e) = educator(user) {
+                        stager.educator(&e).await?;
+                    }
+                }
+                Ok(_) => {}
+                Err(p) if p.id.as_deref().is_some_and(|id| teachers.contains(id)) => {
+                    stager.problem(&invalid("educators", &p)).await?;
+                }
+                Err(_) => {}
+            }
+        }
+        let mut missing: Vec<_> = teachers.into_iter().collect();
+        missing.sort();
+        for id in missing {
+            let message = "a kept section names this teacher but Clever did not return it".to_string();
+            stager
+                .problem(&Problem { record_kind: "educators".into(), clever_id: Some(id.into()), code: code::TEACHER_NOT_FOUND.into(), message })
+                .await?;
+        }
+        tracing::debug!(found_teachers, "teachers staged");
+
+        let mut kept: Vec<_> = kept_schools.into_iter().collect();
+        kept.sort();
+        for id in kept {
+            match schools.remove(&id) {
+                Some(s) => stager.school(&school(s)).await?,
+                None => {
+                    let message = "a kept section belongs to this school but Clever did not return it".to_string();
+                    stager
+                        .problem(&Problem { record_kind: "schools".into(), clever_id: Some(id), code: code::SCHOOL_NOT_FOUND.into(), message })
+                        .await?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn school(s: clever::School) -> StagedSchool {
+    let name = plan::normalize_name(Some(&s.name)).unwrap_or_else(|| s.id.clone());
+    StagedSchool { low_grade: grade(s.low_grade.as_ref()), high_grade: grade(s.high_grade.as_ref()), clever_id: s.id, name, sis_id: s.sis_id }
+}
+
+/// Normalizes a student into a staged child (`None` if the user has no student role).
+pub fn child(user: clever::User, ctx: &StageContext) -> Option<StagedChild> {
+    let role = user.roles.student?;
+    let demographics = ctx.include_demographics.then(|| Demographics {
+        dob: role.dob,
+        gender: role.gender,
+        ell_status: role.ell_status,
+        hispanic_ethnicity: role.hispanic_ethnicity,
+        race: role.race,
+        home_language: role.home_language,
+        iep_status: role.iep_status,
+        frl_status: role.frl_status,
+    });
+    let dob_grade = match (ctx.dob_cutoff, role.dob) {
+        (Some(cutoff), Some(dob)) if ctx.include_demographics => plan::grade_from_dob(dob, cutoff, ctx.today),
+        _ => None,
+    };
+    Some(StagedChild {
+        clever_id: user.id,
+        sis_id: role.sis_id,
+        first_name: plan::normalize_name(user.name.first.as_deref()),
+        last_name: plan::normalize_name(user.name.last.as_deref()),
+        grade: grade(role.grade.as_ref()),
+        dob_grade,
+        primary_school: role.school,
+        demographics,
+    })
+}
+
+fn educator(user: clever::User) -> Option<StagedEducator> {
+    let role = user.roles.teacher?;
+    Some(StagedEducator {
+        clever_id: user.id,
+        school_clever_id: role.school.or_else(|| role.schools.first().cloned()),
+        sis_id: role.sis_id,
+        first_name: plan::normalize_name(user.name.first.as_deref()),
+        last_name: plan::normalize_name(user.name.last.as_deref()),
+        email: user.email,
+        title: role.title,
+    })
+}

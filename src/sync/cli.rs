@@ -1,0 +1,318 @@
+//! `rostersync sync`: standalone (manifest files, token from the environment) or in a Job
+//! (`--connection NS/NAME`, objects read through the Kubernetes API).
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+
+use super::clever_source::{CleverSource, Credentials};
+use super::{SyncError, SyncOutcome, SyncRequest, run_sync};
+use crate::api::{JourneyPolicy, JourneyPolicySpec, RosterConnection, RosterConnectionSpec, Trigger};
+use crate::clever::{AppCredentials, Token};
+
+/// Output formats of `rostersync sync`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum SyncOutput {
+    #[default]
+    Text,
+    Json,
+}
+
+/// Arguments of `rostersync sync`.
+///
+/// Exit codes: 0 succeeded (also a dry run), 3 held by the removal guard, 2 not retriable
+/// (credentials, district, invalid configuration), 1 retriable failure (Clever unavailable,
+/// database error, another run in progress).
+#[derive(Debug, clap::Args)]
+#[command(group(clap::ArgGroup::new("source").required(true).args(["connection_file", "connection"])))]
+pub struct SyncArgs {
+    /// A RosterConnection manifest (YAML); its namespace/name (default namespace `default`) keys
+    /// the roster rows. The token comes from CLEVER_TOKEN, or CLEVER_CLIENT_ID and
+    /// CLEVER_CLIENT_SECRET (app credentials).
+    #[arg(long)]
+    pub connection_file: Option<PathBuf>,
+    /// The JourneyPolicy manifest the connection's journeyPolicyRef names.
+    #[arg(long, requires = "connection_file")]
+    pub journey_policy_file: Option<PathBuf>,
+    /// In a Job: the RosterConnection `NAMESPACE/NAME` to read through the Kubernetes API.
+    #[arg(long)]
+    pub connection: Option<String>,
+    /// What started the run: `Scheduled`, `Manual` or `CatchUp`.
+    #[arg(long, default_value = "Manual", value_parser = parse_trigger)]
+    pub trigger: Trigger,
+    /// The run's id (the `sync_runs` key). A finished run with this id is reported, not run again.
+    #[arg(long)]
+    pub run_id: Option<String>,
+    /// The SyncSchedule that started the run.
+    #[arg(long)]
+    pub schedule: Option<String>,
+    /// The Job running the sync.
+    #[arg(long)]
+    pub job: Option<String>,
+    /// Postgres URL of the roster database.
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    pub database_url: String,
+    /// Compute and report the counts; apply nothing (only the history row is written).
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Apply removals above the removal guard, for this run only.
+    #[arg(long)]
+    pub approve_removals: bool,
+    #[arg(long, value_enum, default_value_t = SyncOutput::Text)]
+    pub output: SyncOutput,
+}
+
+/// Parses a trigger as the API spells it (`CatchUp`) or as clap does (`catch-up`), any case.
+pub fn parse_trigger(s: &str) -> Result<Trigger, String> {
+    match s.to_ascii_lowercase().replace(['-', '_'], "").as_str() {
+        "scheduled" => Ok(Trigger::Scheduled),
+        "manual" => Ok(Trigger::Manual),
+        "catchup" => Ok(Trigger::CatchUp),
+        _ => Err(format!("unknown trigger {s:?}: use Scheduled, Manual or CatchUp")),
+    }
+}
+
+/// What a run is configured with.
+struct Loaded {
+    connection: String,
+    spec: RosterConnectionSpec,
+    policy: Option<JourneyPolicySpec>,
+    credentials: Credentials,
+}
+
+/// Runs `rostersync sync` and returns the exit code.
+pub async fn run(args: SyncArgs) -> anyhow::Result<u8> {
+    let loaded = match load(&args).await {
+        Ok(l) => l,
+        Err(err) => {
+            eprintln!("error: {err}");
+            return Ok(err.exit_code());
+        }
+    };
+    let base_url = match validate(&loaded.spec) {
+        Ok(u) => u,
+        Err(err) => {
+            eprintln!("error: {err}");
+            return Ok(err.exit_code());
+        }
+    };
+    let pool = match crate::store::connect(&args.database_url, 3).await {
+        Ok(p) => p,
+        Err(err) => {
+            eprintln!("error: {err}");
+            return Ok(1);
+        }
+    };
+    crate::store::migrate(&pool).await.context("cannot migrate the roster database")?;
+    let name = loaded.connection.rsplit('/').next().unwrap_or("sync").to_string();
+    let req = SyncRequest {
+        connection: loaded.connection,
+        spec: loaded.spec,
+        policy: loaded.policy,
+        run_id: args.run_id.clone().unwrap_or_else(|| new_run_id(&name)),
+        trigger: args.trigger,
+        schedule: args.schedule.clone(),
+        job: args.job.clone(),
+        dry_run: args.dry_run,
+        approve_removals: args.approve_removals,
+        today: jiff::Zoned::now().date(),
+    };
+    let source = CleverSource::new(base_url, loaded.credentials);
+    match run_sync(&pool, &req, &source).await {
+        Ok(outcome) => {
+            print_outcome(&outcome, args.output)?;
+            Ok(outcome.exit_code())
+        }
+        Err(err) => {
+            eprintln!("error: {err}");
+            Ok(err.exit_code())
+        }
+    }
+}
+
+/// A run id for a standalone run: `<name>-<UTC time>-<random>`.
+pub fn new_run_id(name: &str) -> String {
+    use rand::Rng;
+    let now = jiff::Timestamp::now().strftime("%Y%m%dt%H%M%S");
+    let suffix: u32 = rand::rng().random_range(0..0x10000);
+    format!("{name}-{now}-{suffix:04x}")
+}
+
+async fn load(args: &SyncArgs) -> Result<Loaded, SyncError> {
+    match (&args.connection_file, &args.connection) {
+        (Some(file), _) => load_files(file, args.journey_policy_file.as_deref()),
+        (None, Some(key)) => load_cluster(key).await,
+        (None, None) => Err(SyncError::Config("pass --connection-file FILE or --connection NAMESPACE/NAME".into())),
+    }
+}
+
+fn read_yaml<T: serde::de::DeserializeOwned>(path: &std::path::Path, what: &str) -> Result<T, SyncError> {
+    let text = std::fs::read_to_string(path).map_err(|e| SyncError::Config(format!("cannot read {what} {}: {e}", path.display())))?;
+    serde_yaml_ng::from_str(&text).map_err(|e| SyncError::Config(format!("{} is not a valid {what} manifest: {e}", path.display())))
+}
+
+fn load_files(file: &std::path::Path, policy_file: Option<&std::path::Path>) -> Result<Loaded, SyncError> {
+    let rc: RosterConnection = read_yaml(file, "RosterConnection")?;
+    let ns = rc.metadata.namespace.clone().unwrap_or_else(|| "default".into());
+    let name = rc.metadata.name.clone().ok_or_else(|| SyncError::Config(format!("{} has no metadata.name", file.display())))?;
+    let policy = match (policy_file, &rc.spec.journey_policy_ref) {
+        (Some(p), _) => Some(read_yaml::<JourneyPolicy>(p, "JourneyPolicy")?.spec),
+        (None, Some(r)) => {
+            return Err(SyncError::Config(format!(
+                "the connection names JourneyPolicy {:?}: pass its manifest with --journey-policy-file",
+                r.name
+            )));
+        }
+        (None, None) => None,
+    };
+    Ok(Loaded { connection: format!("{ns}/{name}"), spec: rc.spec, policy, credentials: env_credentials()? })
+}
+
+/// CLEVER_TOKEN, else CLEVER_CLIENT_ID + CLEVER_CLIENT_SECRET.
+fn env_credentials() -> Result<Credentials, SyncError> {
+    let var = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
+    if let Some(t) = var("CLEVER_TOKEN") {
+        return Ok(Credentials::Token(Token::new(t.trim())));
+    }
+    match (var("CLEVER_CLIENT_ID"), var("CLEVER_CLIENT_SECRET")) {
+        (Some(id), Some(secret)) => Ok(Credentials::App(AppCredentials { client_id: id, client_secret: Token::new(secret) })),
+        _ => Err(SyncError::Source {
+            reason: "CredentialsMissing",
+            message: "no Clever credentials: set CLEVER_TOKEN (a district token), or CLEVER_CLIENT_ID and CLEVER_CLIENT_SECRET".into(),
+            retriable: false,
+        }),
+    }
+}
+
+async fn load_cluster(key: &str) -> Result<Loaded, SyncError> {
+    use k8s_openapi::api::core::v1::Secret;
+    let (ns, name) = key
+        .split_once('/')
+        .filter(|(n, m)| !n.is_empty() && !m.is_empty())
+        .ok_or_else(|| SyncError::Config(format!("--connection must be NAMESPACE/NAME, got {key:?}")))?;
+    let retriable = |what: String| move |e: kube::Error| {
+        let not_found = matches!(&e, kube::Error::Api(s) if s.code == 404);
+        if not_found { SyncError::Config(format!("{what} not found")) } else {
+            SyncError::Source { reason: "KubernetesUnavailable", message: format!("cannot read {what}: {e}"), retriable: true }
+        }
+    };
+    let client = kube::Client::try_default().await.map_err(|e| SyncError::Config(format!("no Kubernetes client configuration: {e}")))?;
+    let rc = kube::Api::<RosterConnection>::namespaced(client.clone(), ns)
+        .get(name)
+        .await
+        .map_err(retriable(format!("RosterConnection {ns}/{name}")))?;
+    let policy = match &rc.spec.journey_policy_ref {
+        Some(r) => Some(
+            kube::Api::<JourneyPolicy>::namespaced(client.clone(), ns)
+                .get(&r.name)
+                .await
+                .map_err(retriable(format!("JourneyPolicy {ns}/{}", r.name)))?
+                .spec,
+        ),
+        None => None,
+    };
+    let credentials = match env_credentials() {
+        Ok(c) => c,
+        Err(_) => {
+            let secret_name = &rc.spec.credentials_secret_ref.name;
+            let secret = kube::Api::<Secret>::namespaced(client, ns)
+                .get(secret_name)
+                .await
+                .map_err(retriable(format!("Secret {ns}/{secret_name}")))?;
+            secret_credentials(&secret).ok_or_else(|| {
+                SyncError::Config(format!("Secret {ns}/{secret_name} has neither key token nor keys client_id and client_secret"))
+            })?
+        }
+    };
+    Ok(Loaded { connection: format!("{ns}/{name}"), spec: rc.spec, policy, credentials })
+}
+
+fn secret_credentials(secret: &k8s_openapi::api::core::v1::Secret) -> Option<Credentials> {
+    let data = secret.data.as_ref()?;
+    let get = |k: &str| data.get(k).and_then(|v| String::from_utf8(v.0.clone()).ok()).map(|s| s.trim().to_string()).filter(|s| !s.is_empty());
+    if let Some(t) = get("token") {
+        return Some(Credentials::Token(Token::new(t)));
+    }
+    Some(Credentials::App(AppCredentials { client_id: get("client_id")?, client_secret: Token::new(get("client_secret")?) }))
+}
+
+/// The admission rules, again (a manifest file never went through the API server).
+fn validate(spec: &RosterConnectionSpec) -> Result<url::Url, SyncError> {
+    let id = &spec.district_id;
+    if id.len() != 24 || !id.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+        return Err(SyncError::Config(format!("districtId {id:?} must be 24 lowercase hex characters")));
+    }
+    let url = url::Url::parse(&spec.api_base_url).map_err(|e| SyncError::Config(format!("apiBaseUrl is not a URL: {e}")))?;
+    let loopback = matches!(url.host_str(), Some("127.0.0.1" | "localhost" | "[::1]"));
+    if url.scheme() != "https" && !(url.scheme() == "http" && loopback) {
+        return Err(SyncError::Config("apiBaseUrl must use https (plain http only to 127.0.0.1, localhost or [::1])".into()));
+    }
+    if spec.settings.removal_guard_percent > 100 {
+        return Err(SyncError::Config("removalGuardPercent must be 0 to 100".into()));
+    }
+    Ok(url)
+}
+
+fn print_outcome(o: &SyncOutcome, output: SyncOutput) -> anyhow::Result<()> {
+    match output {
+        SyncOutput::Json => println!("{}", serde_json::to_string(o)?),
+        SyncOutput::Text => print!("{}", outcome_text(o)),
+    }
+    Ok(())
+}
+
+/// The human-readable report.
+pub fn outcome_text(o: &SyncOutcome) -> String {
+    let mut out = format!(
+        "run {}: {}{} in {:.1}s\n",
+        o.run_id,
+        o.result.as_str(),
+        if o.dry_run { " (dry run, nothing applied)" } else { "" },
+        o.duration_ms as f64 / 1000.0
+    );
+    if let Some(m) = &o.message {
+        out.push_str(&format!("  {m}\n"));
+    }
+    out.push_str(&format!(
+        "  {:<12} {:>8} {:>8} {:>9} {:>11} {:>8} {:>11} {:>12} {:>8}\n",
+        "", "created", "updated", "unchanged", "deactivated", "removed", "reactivated", "carriedOver", "matched"
+    ));
+    for (entity, c) in o.counts.entities() {
+        out.push_str(&format!(
+            "  {:<12} {:>8} {:>8} {:>9} {:>11} {:>8} {:>11} {:>12} {:>8}\n",
+            entity, c.created, c.updated, c.unchanged, c.deactivated, c.removed, c.reactivated, c.carried_over, c.matched
+        ));
+    }
+    if o.problems > 0 {
+        let codes: Vec<String> = o.problem_codes.iter().map(|(c, n)| format!("{c} {n}")).collect();
+        out.push_str(&format!("  problems: {} ({}); see `rostersync history`\n", o.problems, codes.join(", ")));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn triggers_parse_in_the_api_spelling() {
+        assert_eq!(parse_trigger("CatchUp"), Ok(Trigger::CatchUp));
+        assert_eq!(parse_trigger("catch-up"), Ok(Trigger::CatchUp));
+        assert_eq!(parse_trigger("Scheduled"), Ok(Trigger::Scheduled));
+        assert!(parse_trigger("Nightly").is_err());
+    }
+
+    #[test]
+    fn manifests_are_validated_like_admission_does() {
+        let spec = |id: &str, url: &str| -> RosterConnectionSpec {
+            serde_json::from_value(serde_json::json!({
+                "districtId": id, "apiBaseUrl": url, "credentialsSecretRef": {"name": "c"}
+            }))
+            .unwrap_or_else(|e| panic!("spec: {e}"))
+        };
+        let id = "0123456789abcdef01234567";
+        assert!(validate(&spec(id, "https://api.clever.com")).is_ok());
+        assert!(validate(&spec(id, "http://127.0.0.1:8080")).is_ok());
+        assert!(validate(&spec(id, "http://api.clever.com")).is_err());
+        assert!(validate(&spec("ABC", "https://api.clever.com")).is_err());
+    }
+}

@@ -1,0 +1,337 @@
+//! One sync run, end to end: lock, record, stage, plan, apply in one transaction, record.
+use std::future::Future;
+use std::time::Instant;
+
+use serde::Serialize;
+use sqlx::{Acquire, Connection, PgConnection, PgPool};
+
+use super::SyncError;
+use super::apply::{ApplySettings, active_before, apply};
+use super::model::{Counts, ProblemCodes, code};
+use super::runs::{self, Finish, RunIdentity};
+use super::stage::{self, Stager};
+use super::{plan, resolve};
+use crate::api::{Grade, JourneyPolicySpec, RosterConnectionSpec, RunResult, Trigger};
+
+/// Everything a run needs besides the data source.
+#[derive(Clone, Debug)]
+pub struct SyncRequest {
+    /// `namespace/name` of the RosterConnection: the key of its roster rows.
+    pub connection: String,
+    pub spec: RosterConnectionSpec,
+    pub policy: Option<JourneyPolicySpec>,
+    pub run_id: String,
+    pub trigger: Trigger,
+    pub schedule: Option<String>,
+    pub job: Option<String>,
+    /// Compute everything, apply nothing (only the history row is written).
+    pub dry_run: bool,
+    /// Apply removals even above the removal guard (one run).
+    pub approve_removals: bool,
+    /// "Today" for grade placement from birth dates.
+    pub today: jiff::civil::Date,
+}
+
+/// What the source needs to filter and normalize records.
+#[derive(Clone, Debug)]
+pub struct StageContext {
+    pub district_id: String,
+    pub shared_grades: Vec<Grade>,
+    pub include_demographics: bool,
+    /// Birth-date cutoff for grade placement when the roster has no grade (None: never derive).
+    pub dob_cutoff: Option<(i8, i8)>,
+    pub today: jiff::civil::Date,
+}
+
+/// A roster source: streams its records, filtered and normalized, into staging.
+pub trait RosterSource {
+    fn stage(&self, ctx: &StageContext, stager: &mut Stager<'_>) -> impl Future<Output = Result<(), SyncError>>;
+}
+
+/// The outcome of a run (the JSON output of `rostersync sync`).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SyncOutcome {
+    pub run_id: String,
+    pub result: RunResult,
+    pub counts: Counts,
+    /// Total problems; `problemCodes` breaks them down.
+    pub problems: u64,
+    pub problem_codes: ProblemCodes,
+    pub duration_ms: u64,
+    pub dry_run: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// Whether a Failed run may succeed on retry.
+    #[serde(skip)]
+    pub retriable: bool,
+}
+
+impl SyncOutcome {
+    /// 0 succeeded, 3 held, 1 retriable failure, 2 otherwise.
+    pub fn exit_code(&self) -> u8 {
+        match self.result {
+            RunResult::Succeeded => 0,
+            RunResult::Held => 3,
+            RunResult::Failed | RunResult::Running if self.retriable => 1,
+            RunResult::Failed | RunResult::Running => 2,
+        }
+    }
+
+    fn from_row(row: &crate::store::RunRow) -> SyncOutcome {
+        let result = match row.result.as_str() {
+            "Succeeded" => RunResult::Succeeded,
+            "Held" => RunResult::Held,
+            "Running" => RunResult::Running,
+            _ => RunResult::Failed,
+        };
+        let duration_ms = row.finished_at.map(|f| (f - row.started_at).num_milliseconds().max(0) as u64).unwrap_or(0);
+        SyncOutcome {
+            run_id: row.run_id.clone(),
+            result,
+            counts: serde_json::from_value(row.counts.clone()).unwrap_or_default(),
+            problems: u64::try_from(row.problems).unwrap_or(0),
+            problem_codes: serde_json::from_value(row.problem_codes.clone()).unwrap_or_default(),
+            duration_ms,
+            dry_run: row.dry_run,
+            reason: row.reason.clone(),
+            message: row.message.clone(),
+            retriable: row.retriable,
+        }
+    }
+}
+
+/// The advisory lock key of a connection.
+const LOCK: &str = "SELECT pg_try_advisory_lock(hashtextextended('rostersync:sync:' || $1, 0))";
+const UNLOCK: &str = "SELECT pg_advisory_unlock(hashtextextended('rostersync:sync:' || $1, 0))";
+
+/// Runs one sync. Errors before the run is recorded (invalid config, lock held) are returned;
+/// failures after it are recorded as a Failed run and returned as an outcome.
+pub async fn run_sync(pool: &PgPool, req: &SyncRequest, source: &impl RosterSource) -> Result<SyncOutcome, SyncError> {
+    let started = Instant::now();
+    let ctx = stage_context(req)?;
+    let settings = apply_settings(req);
+    // A dedicated connection: the session lock and the TEMP tables die with it.
+    let mut conn = pool.acquire().await.map_err(SyncError::db("connecting"))?.detach();
+    let locked: bool =
+        sqlx::query_scalar(LOCK).bind(&req.connection).fetch_one(&mut conn).await.map_err(SyncError::db("taking the lock"))?;
+    if !locked {
+        conn.close().await.ok();
+        return Err(SyncError::Locked { connection: req.connection.clone() });
+    }
+    let result = run_locked(pool, &mut conn, req, &ctx, &settings, source, started).await;
+    // Release explicitly: a closed session's locks are freed only once its backend has exited.
+    if let Err(err) = sqlx::query(UNLOCK).bind(&req.connection).execute(&mut conn).await {
+        tracing::warn!("cannot release the sync lock (it is freed when the connection closes): {err}");
+    }
+    conn.close().await.ok();
+    result
+}
+
+async fn run_locked(
+    pool: &PgPool,
+    conn: &mut PgConnection,
+    req: &SyncRequest,
+    ctx: &StageContext,
+    settings: &ApplySettings,
+    source: &impl RosterSource,
+    started: Instant,
+) -> Result<SyncOutcome, SyncError> {
+    // Job retries are idempotent: a finished run is reported, not run again.
+    if let Some(row) = crate::store::run_by_id(&mut *conn, &req.run_id).await? {
+        if row.result != "Running" {
+            tracing::info!(run_id = %req.run_id, result = %row.result, "run already finished; reporting its outcome");
+            return Ok(SyncOutcome::from_row(&row));
+        }
+    }
+    let id = RunIdentity {
+        run_id: req.run_id.clone(),
+        connection: req.connection.clone(),
+        trigger: req.trigger,
+        schedule: req.schedule.clone(),
+        job: req.job.clone(),
+        dry_run: req.dry_run,
+    };
+    runs::fail_interrupted(&mut *conn, &req.connection, &req.run_id).await?;
+    runs::start(&mut *conn, &id).await?;
+    tracing::info!(run_id = %req.run_id, connection = %req.connection, dry_run = req.dry_run, "sync started");
+
+    let result = run_recorded(conn, req, ctx, settings, source, started).await;
+    let outcome = match result {
+        Ok(outcome) => outcome,
+        Err(err) => {
+            let message = format!("{err:#}");
+            tracing::warn!(run_id = %req.run_id, reason = err.reason(), "sync failed: {message}");
+            let timings = serde_json::json!({ "totalMs": started.elapsed().as_millis() as u64 });
+            let counts = Counts::default();
+            let codes = ProblemCodes::new();
+            let finish = Finish {
+                result: RunResult::Failed,
+                retriable: err.is_retriable(),
+                counts: &counts,
+                problem_codes: &codes,
+                reason: Some(err.reason()),
+                message: Some(&message),
+                timings,
+            };
+            // The sync connection may be broken (that may be the failure): record via the pool.
+            let mut rec = pool.acquire().await.map_err(SyncError::db("connecting to record the failure"))?;
+            runs::finish(&mut rec, &req.run_id, &finish).await?;
+            SyncOutcome {
+                run_id: req.run_id.clone(),
+                result: RunResult::Failed,
+                counts,
+                problems: 0,
+                problem_codes: codes,
+                duration_ms: started.elapsed().as_millis() as u64,
+                dry_run: req.dry_run,
+                reason: Some(err.reason().to_string()),
+                message: Some(message),
+                retriable: err.is_retriable(),
+            }
+        }
+    };
+    Ok(outcome)
+}
+
+fn stage_context(req: &SyncRequest) -> Result<StageContext, SyncError> {
+    let placement = req.policy.as_ref().map(|p| &p.grade_placement);
+    let dob_cutoff = match placement {
+        Some(p) if !p.use_demographics => None,
+        Some(p) => Some(plan::parse_cutoff(&p.birthdate_cutoff).ok_or_else(|| {
+            SyncError::Config(format!("birthdateCutoff {:?} is not a valid MM-DD date", p.birthdate_cutoff))
+        })?),
+        None => plan::parse_cutoff("09-01"),
+    };
+    if req.spec.sharing.grades.is_empty() {
+        return Err(SyncError::Config("sharing.grades is empty: share at least one grade".into()));
+    }
+    Ok(StageContext {
+        district_id: req.spec.district_id.clone(),
+        shared_grades: req.spec.sharing.grades.clone(),
+        include_demographics: req.spec.sharing.include_demographics,
+        dob_cutoff: dob_cutoff.filter(|_| req.spec.sharing.include_demographics),
+        today: req.today,
+    })
+}
+
+fn apply_settings(req: &SyncRequest) -> ApplySettings {
+    let s = &req.spec.settings;
+    let levels = req.policy.as_ref().map(|p| p.grade_placement.levels.clone()).unwrap_or_default();
+    ApplySettings {
+        connection: req.connection.clone(),
+        allow_removal: s.allow_removal,
+        removal_mode: s.removal_mode,
+        allow_classroom_name_overrides: s.allow_classroom_name_overrides,
+        new_child_journey: plan::new_child_journey(req.policy.as_ref()).unwrap_or(None),
+        level_grades: levels.iter().map(|l| l.grade.as_str().to_string()).collect(),
+        level_values: levels.iter().map(|l| i32::try_from(l.starting_level).unwrap_or(i32::MAX)).collect(),
+    }
+}
+
+/// The part of a run whose failure is recorded as a Failed run.
+async fn run_recorded(
+    conn: &mut PgConnection,
+    req: &SyncRequest,
+    ctx: &StageContext,
+    settings: &ApplySettings,
+    source: &impl RosterSource,
+    started: Instant,
+) -> Result<SyncOutcome, SyncError> {
+    stage::create_tables(conn).await?;
+    let mut stager = Stager::new(conn);
+    source.stage(ctx, &mut stager).await?;
+    let totals = stager.finish().await?;
+    let fetched = started.elapsed();
+    tracing::info!(?totals, "roster staged");
+
+    // Fresh statistics for the roster tables (a previous run may have just filled them), taken
+    // outside the transaction so its lock is not held until commit.
+    sqlx::query("ANALYZE schools, classrooms, educators, children, enrollments")
+        .execute(&mut *conn)
+        .await
+        .map_err(SyncError::db("analyzing the roster tables"))?;
+    let mut tx = Connection::begin(&mut *conn).await.map_err(SyncError::db("starting the transaction"))?;
+    let before = active_before(&mut tx, &req.connection).await?;
+    resolve::resolve(&mut tx, &req.connection, req.spec.settings.auto_carryover).await?;
+    if let Err(unlicensed) = plan::new_child_journey(req.policy.as_ref()) {
+        resolve::journey_problem(&mut tx, &unlicensed).await?;
+    }
+    let resolved = started.elapsed();
+
+    let mut savepoint = tx.begin().await.map_err(SyncError::db("starting the apply savepoint"))?;
+    let (counts, stale) = apply(&mut savepoint, settings).await?;
+    let trip = if req.approve_removals {
+        None
+    } else {
+        plan::removal_guard(&counts, &before, u8::try_from(req.spec.settings.removal_guard_percent.clamp(0, 100)).unwrap_or(100), settings.allow_removal)
+    };
+    if req.dry_run || trip.is_some() {
+        savepoint.rollback().await.map_err(SyncError::db("rolling the roster back"))?;
+    } else {
+        savepoint.commit().await.map_err(SyncError::db("releasing the apply savepoint"))?;
+    }
+    let applied = started.elapsed();
+
+    for (entity, n) in stale.iter().filter(|(_, n)| *n > 0) {
+        sqlx::query("INSERT INTO stg_problems (record_kind, clever_id, code, message) VALUES ($1, NULL, $2, $3)")
+            .bind(entity)
+            .bind(code::STALE_NOT_REMOVED)
+            .bind(format!("{n} {entity} left the roster and were kept because allowRemoval is false"))
+            .execute(&mut *tx)
+            .await
+            .map_err(SyncError::db("recording stale records"))?;
+    }
+    let codes = runs::record_problems(&mut tx, &req.run_id).await?;
+    let (result, reason, message) = match (&trip, req.dry_run) {
+        (Some(t), dry) => (RunResult::Held, "RemovalGuard", format!("{}{t}", if dry { "dry run: " } else { "" })),
+        (None, true) => (RunResult::Succeeded, "DryRun", "dry run: the counts show what a run would change; nothing was applied".into()),
+        (None, false) => (RunResult::Succeeded, "Synced", summary(&counts)),
+    };
+    let total = started.elapsed();
+    let timings = serde_json::json!({
+        "fetchMs": fetched.as_millis() as u64,
+        "resolveMs": (resolved - fetched).as_millis() as u64,
+        "applyMs": (applied - resolved).as_millis() as u64,
+        "totalMs": total.as_millis() as u64,
+    });
+    let finish = Finish { result, retriable: false, counts: &counts, problem_codes: &codes, reason: Some(reason), message: Some(&message), timings };
+    runs::finish(&mut tx, &req.run_id, &finish).await?;
+    tx.commit().await.map_err(SyncError::db("committing the run"))?;
+    tracing::info!(run_id = %req.run_id, result = result.as_str(), "sync finished: {message}");
+    Ok(SyncOutcome {
+        run_id: req.run_id.clone(),
+        result,
+        counts,
+        problems: codes.values().sum(),
+        problem_codes: codes,
+        duration_ms: started.elapsed().as_millis() as u64,
+        dry_run: req.dry_run,
+        reason: Some(reason.to_string()),
+        message: Some(message),
+        retriable: false,
+    })
+}
+
+/// A one-line summary of the counts (no personal data).
+pub fn summary(counts: &Counts) -> String {
+    let parts: Vec<String> = counts
+        .entities()
+        .into_iter()
+        .filter(|(_, c)| c.changes() > 0)
+        .map(|(e, c)| {
+            format!(
+                "{e}: +{} ~{} -{} ({} reactivated, {} carried over, {} matched)",
+                c.created,
+                c.updated,
+                c.removals(),
+                c.reactivated,
+                c.carried_over,
+                c.matched
+            )
+        })
+        .collect();
+    if parts.is_empty() { "no changes".into() } else { parts.join("; ") }
+}

@@ -1,0 +1,149 @@
+//! Planning in SQL, on the staging tables: place each child in one classroom, settle its grade,
+//! and match staged children to existing records (current by Clever id, archived for carry-over,
+//! manual for linking). Reads the roster, writes only staging tables and staged problems.
+use sqlx::PgConnection;
+
+use super::SyncError;
+use super::model::code;
+
+/// A child in several kept sections goes to one classroom: a homeroom section first, then a
+/// section of the child's primary school, then the lowest section id. The grade is the student's,
+/// else the chosen section's, else the one derived from the birth date.
+const PLACE: &str = "
+WITH pairs AS (
+    SELECT DISTINCT ss.section_id, ss.student_id FROM stg_section_students ss
+), ranked AS (
+    SELECT DISTINCT ON (p.student_id) p.student_id, p.section_id, cl.school_clever_id, cl.grade,
+           count(*) OVER (PARTITION BY p.student_id) AS n
+    FROM pairs p
+    JOIN stg_classrooms cl ON cl.clever_id = p.section_id
+    JOIN stg_children ch ON ch.clever_id = p.student_id
+    ORDER BY p.student_id, cl.is_homeroom DESC,
+             (cl.school_clever_id IS NOT DISTINCT FROM ch.primary_school) DESC, p.section_id
+)
+UPDATE stg_children c
+SET classroom_clever_id = r.section_id, school_clever_id = r.school_clever_id,
+    final_grade = coalesce(c.grade, r.grade, c.dob_grade), n_sections = r.n
+FROM ranked r WHERE r.student_id = c.clever_id";
+
+const PLACEMENT_PROBLEMS: &str = "
+INSERT INTO stg_problems (record_kind, clever_id, code, message)
+SELECT 'children', clever_id, 'MultipleSections',
+       'listed in ' || n_sections || ' kept sections; placed in classroom ' || classroom_clever_id
+       || ' (homeroom first, then the primary school, then the lowest section id)'
+FROM stg_children WHERE n_sections > 1 ORDER BY clever_id;
+INSERT INTO stg_problems (record_kind, clever_id, code, message)
+SELECT DISTINCT 'enrollments', ss.student_id, 'StudentNotFound',
+       'a kept section lists this student but Clever did not return it; the enrollment is skipped'
+FROM stg_section_students ss
+WHERE NOT EXISTS (SELECT 1 FROM stg_children c WHERE c.clever_id = ss.student_id);
+INSERT INTO stg_problems (record_kind, clever_id, code, message)
+SELECT 'classrooms', classroom_clever_id, 'ClassroomOverCapacity',
+       count(*) || ' children placed in this classroom; the product allows at most 32'
+FROM stg_children WHERE classroom_clever_id IS NOT NULL
+GROUP BY classroom_clever_id HAVING count(*) > 32 ORDER BY classroom_clever_id";
+
+const MATCH_LIVE: &str = "
+UPDATE stg_children s SET child_id = c.id, match_kind = 'live'
+FROM children c
+WHERE c.connection = $1 AND c.clever_id = s.clever_id AND c.archived_school_year IS NULL";
+
+/// One matching pass: staged children still unmatched, against candidate records by one key.
+/// A staged child with exactly one candidate that no other staged child also matches is
+/// matched (`kind`); otherwise it is marked `<kind>-ambiguous` and becomes a new child.
+fn match_pass(kind: &str, candidates: &str, key: &str) -> String {
+    format!(
+        "WITH cand AS (
+            SELECT s.clever_id AS sid, c.id AS cid
+            FROM stg_children s
+            JOIN children c ON c.connection = $1 AND ({candidates}) AND ({key})
+            WHERE s.match_kind IS NULL
+              AND NOT EXISTS (SELECT 1 FROM stg_children x WHERE x.child_id = c.id)
+        ), per_s AS (
+            SELECT sid, min(cid) AS cid, count(*) AS n FROM cand GROUP BY sid
+        ), per_c AS (
+            SELECT cid, count(*) AS n FROM cand GROUP BY cid
+        ), decided AS (
+            SELECT p.sid, CASE WHEN p.n = 1 AND q.n = 1 THEN p.cid END AS cid
+            FROM per_s p JOIN per_c q ON q.cid = p.cid
+        )
+        UPDATE stg_children s
+        SET child_id = d.cid, match_kind = CASE WHEN d.cid IS NULL THEN '{kind}-ambiguous' ELSE '{kind}' END
+        FROM decided d WHERE d.sid = s.clever_id"
+    )
+}
+
+const ARCHIVED: &str = "c.archived_school_year IS NOT NULL";
+const MANUAL: &str = "c.source = 'manual' AND c.clever_id IS NULL AND c.archived_school_year IS NULL";
+const BY_CLEVER_ID: &str = "c.clever_id = s.clever_id";
+const BY_SIS_ID: &str = "s.sis_id IS NOT NULL AND c.sis_id = s.sis_id";
+const BY_NAME_DOB: &str = "s.dob IS NOT NULL AND c.dob = s.dob \
+     AND rs_name_key(c.first_name, c.last_name) = rs_name_key(s.first_name, s.last_name)";
+const BY_NAME_DOB_SCHOOL: &str = "s.dob IS NOT NULL AND c.dob = s.dob \
+     AND c.school_clever_id = s.school_clever_id \
+     AND rs_name_key(c.first_name, c.last_name) = rs_name_key(s.first_name, s.last_name)";
+
+const MATCH_PROBLEMS: &str = "
+INSERT INTO stg_problems (record_kind, clever_id, code, message)
+SELECT 'children', clever_id, 'CarryoverAmbiguous',
+       'several archived children (or several new children) match by the same key; created as a new child, '
+       || 'match it manually if it is a returning child'
+FROM stg_children WHERE match_kind = 'carry-ambiguous' ORDER BY clever_id;
+INSERT INTO stg_problems (record_kind, clever_id, code, message)
+SELECT 'children', clever_id, 'ManualMatchAmbiguous',
+       'several manually entered children (or several roster children) match by the same key; created as '
+       || 'a new roster child: match or merge it manually'
+FROM stg_children WHERE match_kind = 'manual-ambiguous' ORDER BY clever_id";
+
+/// Runs the planning steps. `auto_carryover` enables the archived-children passes.
+pub async fn resolve(conn: &mut PgConnection, connection: &str, auto_carryover: bool) -> Result<(), SyncError> {
+    sqlx::query(PLACE).execute(&mut *conn).await.map_err(SyncError::db("placing children in classrooms"))?;
+    sqlx::raw_sql(PLACEMENT_PROBLEMS)
+        .execute(&mut *conn)
+        .await
+        .map_err(SyncError::db("recording placement problems"))?;
+    sqlx::query(MATCH_LIVE)
+        .bind(connection)
+        .execute(&mut *conn)
+        .await
+        .map_err(SyncError::db("matching children by Clever id"))?;
+    sqlx::query("CREATE INDEX ON stg_children (child_id)")
+        .execute(&mut *conn)
+        .await
+        .map_err(SyncError::db("indexing staged children"))?;
+    let mut passes = Vec::new();
+    if auto_carryover {
+        passes.extend([("carry", ARCHIVED, BY_CLEVER_ID), ("carry", ARCHIVED, BY_SIS_ID), ("carry", ARCHIVED, BY_NAME_DOB)]);
+    }
+    passes.extend([("manual", MANUAL, BY_SIS_ID), ("manual", MANUAL, BY_NAME_DOB_SCHOOL)]);
+    for (kind, candidates, key) in passes {
+        sqlx::query(&match_pass(kind, candidates, key))
+            .bind(connection)
+            .execute(&mut *conn)
+            .await
+            .map_err(SyncError::db("matching children to archived or manual records"))?;
+    }
+    sqlx::raw_sql(MATCH_PROBLEMS).execute(&mut *conn).await.map_err(SyncError::db("recording matching problems"))?;
+    // Planning filled child_id and match_kind: refresh the planner's view before apply joins on them.
+    sqlx::query("ANALYZE stg_children").execute(&mut *conn).await.map_err(SyncError::db("analyzing staged children"))?;
+    Ok(())
+}
+
+/// Records one problem for the whole run when new children get no journey because the policy's
+/// journey is not licensed.
+pub async fn journey_problem(conn: &mut PgConnection, journey: &str) -> Result<(), SyncError> {
+    sqlx::query(
+        "INSERT INTO stg_problems (record_kind, clever_id, code, message)
+         SELECT 'children', NULL, $1, count(*) || ' new children got no journey: newChildJourney '
+                || quote_literal($2) || ' is not one of licensedProducts'
+         FROM stg_children WHERE match_kind IS DISTINCT FROM 'live' AND match_kind IS DISTINCT FROM 'carry'
+           AND match_kind IS DISTINCT FROM 'manual'
+         HAVING count(*) > 0",
+    )
+    .bind(code::JOURNEY_NOT_LICENSED)
+    .bind(journey)
+    .execute(&mut *conn)
+    .await
+    .map_err(SyncError::db("recording the journey problem"))?;
+    Ok(())
+}

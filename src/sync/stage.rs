@@ -1,0 +1,295 @@
+//! Staging: TEMP tables on the sync's own connection, bulk-loaded with `COPY ... FROM STDIN` (text
+//! format) in batches while Clever pages stream in, indexed once loaded. Nothing here touches the
+//! roster tables.
+use sqlx::PgConnection;
+
+use super::SyncError;
+use super::model::{Problem, StagedChild, StagedClassroom, StagedEducator, StagedSchool};
+
+/// Flush a table's buffer into Postgres once it holds this many bytes.
+const FLUSH_BYTES: usize = 1 << 20;
+
+const CREATE: &str = "
+DROP TABLE IF EXISTS stg_schools, stg_classrooms, stg_section_students, stg_children, stg_educators, stg_problems;
+CREATE TEMP TABLE stg_schools (clever_id text, name text, sis_id text, low_grade text, high_grade text);
+CREATE TEMP TABLE stg_classrooms (clever_id text, school_clever_id text, name text, grade text, subject text,
+    is_homeroom boolean, teacher_clever_id text);
+CREATE TEMP TABLE stg_section_students (section_id text, student_id text);
+CREATE TEMP TABLE stg_children (clever_id text, sis_id text, first_name text, last_name text, grade text,
+    dob_grade text, primary_school text, demo_shared boolean, dob date, gender text, ell_status text,
+    hispanic_ethnicity text, race text, home_language text, iep_status text, frl_status text,
+    -- Filled by planning:
+    classroom_clever_id text, school_clever_id text, final_grade text, n_sections integer, child_id bigint,
+    match_kind text);
+CREATE TEMP TABLE stg_educators (clever_id text, school_clever_id text, sis_id text, first_name text,
+    last_name text, email text, title text);
+CREATE TEMP TABLE stg_problems (id bigserial, record_kind text, clever_id text, code text, message text);
+";
+
+const INDEX: &str = "
+CREATE UNIQUE INDEX ON stg_schools (clever_id);
+CREATE UNIQUE INDEX ON stg_classrooms (clever_id);
+CREATE INDEX ON stg_section_students (student_id);
+CREATE UNIQUE INDEX ON stg_children (clever_id);
+CREATE UNIQUE INDEX ON stg_educators (clever_id);
+ANALYZE stg_schools, stg_classrooms, stg_section_students, stg_children, stg_educators;
+";
+
+/// Creates (or recreates) the empty staging tables on `conn`.
+pub async fn create_tables(conn: &mut PgConnection) -> Result<(), SyncError> {
+    sqlx::raw_sql(CREATE).execute(&mut *conn).await.map_err(SyncError::db("creating the staging tables"))?;
+    Ok(())
+}
+
+/// One table's pending COPY rows.
+struct CopyBuffer {
+    statement: &'static str,
+    buf: Vec<u8>,
+    rows: u64,
+}
+
+impl CopyBuffer {
+    fn new(statement: &'static str) -> Self {
+        CopyBuffer { statement, buf: Vec::with_capacity(FLUSH_BYTES + 4096), rows: 0 }
+    }
+
+    async fn flush(&mut self, conn: &mut PgConnection) -> Result<(), SyncError> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let mut copy = conn.copy_in_raw(self.statement).await.map_err(SyncError::db("starting a COPY into staging"))?;
+        copy.send(self.buf.as_slice()).await.map_err(SyncError::db("sending rows to staging"))?;
+        copy.finish().await.map_err(SyncError::db("finishing a COPY into staging"))?;
+        self.buf.clear();
+        Ok(())
+    }
+
+    async fn maybe_flush(&mut self, conn: &mut PgConnection) -> Result<(), SyncError> {
+        if self.buf.len() >= FLUSH_BYTES { self.flush(conn).await } else { Ok(()) }
+    }
+}
+
+/// Writes one row in COPY text format.
+struct Row<'a>(&'a mut Vec<u8>, bool);
+
+impl<'a> Row<'a> {
+    fn new(buf: &'a mut Vec<u8>) -> Self {
+        Row(buf, true)
+    }
+
+    fn sep(&mut self) {
+        if !self.1 {
+            self.0.push(b'\t');
+        }
+        self.1 = false;
+    }
+
+    fn text(mut self, value: Option<&str>) -> Self {
+        self.sep();
+        match value {
+            None => self.0.extend_from_slice(b"\\N"),
+            Some(v) => escape_into(self.0, v),
+        }
+        self
+    }
+
+    fn bool(mut self, value: bool) -> Self {
+        self.sep();
+        self.0.push(if value { b't' } else { b'f' });
+        self
+    }
+
+    fn end(self) {
+        self.0.push(b'\n');
+    }
+}
+
+/// Escapes a value for COPY text format: backslash, tab, newline and carriage return.
+pub fn escape_into(out: &mut Vec<u8>, value: &str) {
+    for b in value.bytes() {
+        match b {
+            b'\\' => out.extend_from_slice(b"\\\\"),
+            b'\t' => out.extend_from_slice(b"\\t"),
+            b'\n' => out.extend_from_slice(b"\\n"),
+            b'\r' => out.extend_from_slice(b"\\r"),
+            // NUL cannot be stored in Postgres text: drop it.
+            0 => {}
+            _ => out.push(b),
+        }
+    }
+}
+
+/// Streams staged rows into the staging tables.
+pub struct Stager<'c> {
+    conn: &'c mut PgConnection,
+    schools: CopyBuffer,
+    classrooms: CopyBuffer,
+    section_students: CopyBuffer,
+    children: CopyBuffer,
+    educators: CopyBuffer,
+    problems: CopyBuffer,
+}
+
+/// Rows staged per table.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StagedTotals {
+    pub schools: u64,
+    pub classrooms: u64,
+    pub enrollments: u64,
+    pub children: u64,
+    pub educators: u64,
+    pub problems: u64,
+}
+
+impl<'c> Stager<'c> {
+    pub fn new(conn: &'c mut PgConnection) -> Self {
+        Stager {
+            conn,
+            schools: CopyBuffer::new("COPY stg_schools (clever_id, name, sis_id, low_grade, high_grade) FROM STDIN"),
+            classrooms: CopyBuffer::new(
+                "COPY stg_classrooms (clever_id, school_clever_id, name, grade, subject, is_homeroom, teacher_clever_id) FROM STDIN",
+            ),
+            section_students: CopyBuffer::new("COPY stg_section_students (section_id, student_id) FROM STDIN"),
+            children: CopyBuffer::new(
+                "COPY stg_children (clever_id, sis_id, first_name, last_name, grade, dob_grade, primary_school, \
+                 demo_shared, dob, gender, ell_status, hispanic_ethnicity, race, home_language, iep_status, frl_status) FROM STDIN",
+            ),
+            educators: CopyBuffer::new(
+                "COPY stg_educators (clever_id, school_clever_id, sis_id, first_name, last_name, email, title) FROM STDIN",
+            ),
+            problems: CopyBuffer::new("COPY stg_problems (record_kind, clever_id, code, message) FROM STDIN"),
+        }
+    }
+
+    pub async fn school(&mut self, s: &StagedSchool) -> Result<(), SyncError> {
+        Row::new(&mut self.schools.buf)
+            .text(Some(&s.clever_id))
+            .text(Some(&s.name))
+            .text(s.sis_id.as_deref())
+            .text(s.low_grade.map(|g| g.as_str()))
+            .text(s.high_grade.map(|g| g.as_str()))
+            .end();
+        self.schools.rows += 1;
+        self.schools.maybe_flush(self.conn).await
+    }
+
+    pub async fn classroom(&mut self, c: &StagedClassroom) -> Result<(), SyncError> {
+        let homeroom = c.subject.as_deref().is_some_and(is_homeroom);
+        Row::new(&mut self.classrooms.buf)
+            .text(Some(&c.clever_id))
+            .text(Some(&c.school_clever_id))
+            .text(Some(&c.name))
+            .text(c.grade.map(|g| g.as_str()))
+            .text(c.subject.as_deref())
+            .bool(homeroom)
+            .text(c.teacher_clever_id.as_deref())
+            .end();
+        self.classrooms.rows += 1;
+        for student in &c.students {
+            Row::new(&mut self.section_students.buf).text(Some(&c.clever_id)).text(Some(student)).end();
+            self.section_students.rows += 1;
+        }
+        self.classrooms.maybe_flush(self.conn).await?;
+        self.section_students.maybe_flush(self.conn).await
+    }
+
+    pub async fn child(&mut self, c: &StagedChild) -> Result<(), SyncError> {
+        let demo = c.demographics.as_ref();
+        let dob = demo.and_then(|d| d.dob).map(|d| d.to_string());
+        Row::new(&mut self.children.buf)
+            .text(Some(&c.clever_id))
+            .text(c.sis_id.as_deref())
+            .text(c.first_name.as_deref())
+            .text(c.last_name.as_deref())
+            .text(c.grade.map(|g| g.as_str()))
+            .text(c.dob_grade.map(|g| g.as_str()))
+            .text(c.primary_school.as_deref())
+            .bool(demo.is_some())
+            .text(dob.as_deref())
+            .text(demo.and_then(|d| d.gender.as_deref()))
+            .text(demo.and_then(|d| d.ell_status.as_deref()))
+            .text(demo.and_then(|d| d.hispanic_ethnicity.as_deref()))
+            .text(demo.and_then(|d| d.race.as_deref()))
+            .text(demo.and_then(|d| d.home_language.as_deref()))
+            .text(demo.and_then(|d| d.iep_status.as_deref()))
+            .text(demo.and_then(|d| d.frl_status.as_deref()))
+            .end();
+        self.children.rows += 1;
+        self.children.maybe_flush(self.conn).await
+    }
+
+    pub async fn educator(&mut self, e: &StagedEducator) -> Result<(), SyncError> {
+        Row::new(&mut self.educators.buf)
+            .text(Some(&e.clever_id))
+            .text(e.school_clever_id.as_deref())
+            .text(e.sis_id.as_deref())
+            .text(e.first_name.as_deref())
+            .text(e.last_name.as_deref())
+            .text(e.email.as_deref())
+            .text(e.title.as_deref())
+            .end();
+        self.educators.rows += 1;
+        self.educators.maybe_flush(self.conn).await
+    }
+
+    pub async fn problem(&mut self, p: &Problem) -> Result<(), SyncError> {
+        Row::new(&mut self.problems.buf)
+            .text(Some(&p.record_kind))
+            .text(p.clever_id.as_deref())
+            .text(Some(&p.code))
+            .text(Some(&p.message))
+            .end();
+        self.problems.rows += 1;
+        self.problems.maybe_flush(self.conn).await
+    }
+
+    /// Flushes every buffer, indexes and analyzes the staging tables.
+    pub async fn finish(mut self) -> Result<StagedTotals, SyncError> {
+        for buf in [
+            &mut self.schools,
+            &mut self.classrooms,
+            &mut self.section_students,
+            &mut self.children,
+            &mut self.educators,
+            &mut self.problems,
+        ] {
+            buf.flush(self.conn).await?;
+        }
+        sqlx::raw_sql(INDEX).execute(&mut *self.conn).await.map_err(SyncError::db("indexing the staging tables"))?;
+        Ok(StagedTotals {
+            schools: self.schools.rows,
+            classrooms: self.classrooms.rows,
+            enrollments: self.section_students.rows,
+            children: self.children.rows,
+            educators: self.educators.rows,
+            problems: self.problems.rows,
+        })
+    }
+}
+
+/// Clever's homeroom subject is `homeroom/advisory`.
+pub fn is_homeroom(subject: &str) -> bool {
+    subject.trim().to_ascii_lowercase().starts_with("homeroom")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn copy_text_escaping() {
+        let mut out = Vec::new();
+        escape_into(&mut out, "a\\b\tc\nd\re\0f");
+        assert_eq!(out, b"a\\\\b\\tc\\nd\\ref");
+        let mut buf = Vec::new();
+        Row::new(&mut buf).text(Some("x")).text(None).bool(true).end();
+        assert_eq!(buf, b"x\t\\N\tt\n");
+    }
+
+    #[test]
+    fn homeroom_subjects() {
+        assert!(is_homeroom("homeroom/advisory"));
+        assert!(is_homeroom("Homeroom"));
+        assert!(!is_homeroom("math"));
+    }
+}
