@@ -19,7 +19,7 @@ pub struct Cli {
 pub enum Command {
     // Subcommands are added here, one variant each, pointing at the module that owns the Args type.
     /// Run a Clever API v3.0 emulator on loopback (for tests, demos and benchmarks).
-    CleverEmulator(crate::emulator::cli::EmulatorArgs),
+    CleverEmulator(Box<crate::emulator::cli::EmulatorArgs>),
     /// Measure throughput.
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -45,7 +45,7 @@ pub fn main() -> ExitCode {
     };
     let result: anyhow::Result<u8> = runtime.block_on(async move {
         match cli.command {
-            Command::CleverEmulator(args) => crate::emulator::cli::run(args).await,
+            Command::CleverEmulator(args) => crate::emulator::cli::run(*args).await,
             Command::Bench(BenchCommand::Clever(args)) => crate::clever::bench::run(args).await,
         }
     });
