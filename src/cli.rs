@@ -34,7 +34,7 @@ pub enum Command {
     Sync(crate::sync::cli::SyncArgs),
     // Subcommands are added here, one variant each, pointing at the module that owns the Args type.
     /// Run a Clever API v3.0 emulator on loopback (for tests, demos and benchmarks).
-    CleverEmulator(crate::emulator::cli::EmulatorArgs),
+    CleverEmulator(Box<crate::emulator::cli::EmulatorArgs>),
     /// Measure throughput.
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -95,7 +95,7 @@ pub fn main() -> ExitCode {
             Command::History(args) => crate::store::cli::history(args).await,
             Command::Sync(args) => crate::sync::cli::run(args).await,
             Command::Bench(BenchCommand::Sync(args)) => crate::sync::bench::run(args).await,
-            Command::CleverEmulator(args) => crate::emulator::cli::run(args).await,
+            Command::CleverEmulator(args) => crate::emulator::cli::run(*args).await,
             Command::Bench(BenchCommand::Clever(args)) => crate::clever::bench::run(args).await,
         }
     });
