@@ -6,5 +6,6 @@
 //! math), `store` + `sync` (the roster in Postgres and the sync engine), `controller`, `notify`.
 pub mod api;
 pub mod cli;
+pub mod notify;
 pub mod podrunner;
 pub mod telemetry;
