@@ -3,6 +3,7 @@
 to a file.
 
     python3 hack/smtp-sink.py --port 2525 --out /tmp/mail.jsonl [--auth user:password]
+                              [--reject-rcpt TEXT]
 
 Port 0 picks a free port. Once listening it prints one line `listening 127.0.0.1:PORT` on stdout
 (tests wait for it). SIGTERM or SIGINT stops it cleanly; starting it again on the same port works
@@ -18,9 +19,11 @@ import asyncio
 import email
 import email.policy
 import json
+import logging
 import os
 import signal
 import sys
+import warnings
 
 try:
     from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
@@ -30,8 +33,15 @@ except ImportError:  # pragma: no cover - reported to the caller
 
 
 class JsonLinesHandler:
-    def __init__(self, path):
+    def __init__(self, path, reject_rcpt=None):
         self.path = path
+        self.reject_rcpt = reject_rcpt
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        if self.reject_rcpt and self.reject_rcpt in address:
+            return "550 5.1.1 mailbox unavailable"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
 
     async def handle_DATA(self, server, session, envelope):
         raw = envelope.original_content or envelope.content
@@ -73,7 +83,8 @@ def make_authenticator(user, password):
             and auth_data.login.decode() == user
             and auth_data.password.decode() == password
         )
-        return AuthResult(success=ok)
+        # handled=False: aiosmtpd itself answers 535 on a failure.
+        return AuthResult(success=ok, handled=False)
 
     return authenticator
 
@@ -84,11 +95,16 @@ async def main():
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--out", required=True, help="JSON lines file (appended)")
     parser.add_argument("--auth", help="require AUTH with USER:PASSWORD (over plain TCP)")
+    parser.add_argument("--reject-rcpt", help="answer 550 to recipients containing this text")
     args = parser.parse_args()
 
-    handler = JsonLinesHandler(args.out)
+    handler = JsonLinesHandler(args.out, args.reject_rcpt)
     kwargs = {}
     if args.auth:
+        # Plain-TCP AUTH is the point of this test server: keep aiosmtpd quiet about it.
+        warnings.filterwarnings("ignore", message="Requiring AUTH while not requiring TLS")
+        warnings.filterwarnings("ignore", category=DeprecationWarning)
+        logging.getLogger("mail.log").setLevel(logging.ERROR)
         user, _, password = args.auth.partition(":")
         kwargs = dict(
             authenticator=make_authenticator(user, password),

@@ -81,6 +81,8 @@ pub struct Sender {
     transport: AsyncSmtpTransport<Tokio1Executor>,
     from: Mailbox,
     options: SenderOptions,
+    /// The longest one message's SMTP exchange may take.
+    deadline: Duration,
 }
 
 impl Sender {
@@ -90,6 +92,7 @@ impl Sender {
             transport: config.transport()?,
             from: config.from.clone(),
             options,
+            deadline: config.timeout.saturating_mul(2),
         })
     }
 
@@ -151,10 +154,20 @@ impl Sender {
             + 1;
 
         let result = match self.message(&row) {
-            Ok(message) => self.transport.send(message).await.map(|_| ()).map_err(|e| {
-                let permanent = e.is_permanent();
-                (e.to_string(), permanent)
-            }),
+            // lettre's timeout bounds connecting; this bounds the whole exchange, so a stalled
+            // server can't hold the row (and this sender) forever.
+            Ok(message) => {
+                match tokio::time::timeout(self.deadline, self.transport.send(message)).await {
+                    Ok(sent) => sent.map(|_| ()).map_err(|e| {
+                        let permanent = e.is_permanent();
+                        (e.to_string(), permanent)
+                    }),
+                    Err(_) => Err((
+                        format!("the SMTP exchange took longer than {:?}", self.deadline),
+                        false,
+                    )),
+                }
+            }
             // A message that cannot be built never will be: give up at once.
             Err(why) => Err((why, true)),
         };
