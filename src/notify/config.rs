@@ -48,6 +48,8 @@ pub enum ConfigError {
     Missing(&'static str),
     #[error("SMTP configuration: `{key}` is invalid: {why}")]
     Invalid { key: &'static str, why: String },
+    #[error("SMTP configuration: cannot read the Secret {secret}: {why}")]
+    Secret { secret: String, why: String },
     #[error("SMTP configuration: cannot build the transport for host {host}: {source}")]
     Transport {
         host: String,
@@ -155,6 +157,26 @@ impl SmtpConfig {
             },
         }
         .config()
+    }
+
+    /// Reads the Secret `namespace/name` (the operator's `--smtp-secret`) and parses it.
+    pub async fn from_secret(
+        client: &kube::Client,
+        namespace: &str,
+        name: &str,
+    ) -> Result<SmtpConfig, ConfigError> {
+        use k8s_openapi::api::core::v1::Secret;
+        let api: kube::Api<Secret> = kube::Api::namespaced(client.clone(), namespace);
+        let secret = api.get(name).await.map_err(|e| ConfigError::Secret {
+            secret: format!("{namespace}/{name}"),
+            why: e.to_string(),
+        })?;
+        let mut data = secret.data.unwrap_or_default();
+        // stringData is write-only in the API, but accept it from manifests read elsewhere.
+        for (k, v) in secret.string_data.unwrap_or_default() {
+            data.entry(k).or_insert(ByteString(v.into_bytes()));
+        }
+        SmtpConfig::from_secret_data(&data)
     }
 
     /// The lettre transport for this configuration.
@@ -274,6 +296,53 @@ impl SmtpArgs {
     }
 }
 
+/// The operator's email options, to flatten into `rostersync controller`'s arguments.
+#[derive(Clone, Debug, clap::Args)]
+pub struct NotifyArgs {
+    /// The Secret (`namespace/name`) with the SMTP settings (keys: host, port, tls, username,
+    /// password, from, timeoutSeconds). Takes precedence over the --smtp-* flags.
+    #[arg(long, env = "ROSTERSYNC_SMTP_SECRET")]
+    pub smtp_secret: Option<String>,
+    #[command(flatten)]
+    pub smtp: SmtpArgs,
+    /// Repeats of the same problem are emailed at most once per this interval (e.g. 24h, 90m).
+    #[arg(long, env = "ROSTERSYNC_EMAIL_REPEAT_INTERVAL", default_value = "24h", value_parser = parse_interval)]
+    pub email_repeat_interval: chrono::Duration,
+}
+
+impl NotifyArgs {
+    /// The SMTP configuration, or `None` when none is configured (emails are then not sent:
+    /// enqueued ones wait in the outbox).
+    pub async fn smtp_config(
+        &self,
+        client: &kube::Client,
+    ) -> Result<Option<SmtpConfig>, ConfigError> {
+        if let Some(secret) = &self.smtp_secret {
+            let (ns, name) = secret.split_once('/').ok_or_else(|| ConfigError::Invalid {
+                key: "smtp-secret",
+                why: format!("{secret:?} must be namespace/name"),
+            })?;
+            return SmtpConfig::from_secret(client, ns, name).await.map(Some);
+        }
+        if self.smtp.is_set() {
+            return self.smtp.config().map(Some);
+        }
+        Ok(None)
+    }
+}
+
+/// Parses an interval such as `24h`, `90m`, `1h30m` or `PT24H`.
+pub fn parse_interval(s: &str) -> Result<chrono::Duration, String> {
+    let d: jiff::SignedDuration = s
+        .trim()
+        .parse()
+        .map_err(|e| format!("{s:?} is not a duration like 24h or 90m: {e}"))?;
+    if d.is_negative() {
+        return Err(format!("{s:?} is negative"));
+    }
+    chrono::Duration::from_std(d.unsigned_abs()).map_err(|e| format!("{s:?}: {e}"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -283,6 +352,40 @@ mod tests {
             .iter()
             .map(|(k, v)| (k.to_string(), ByteString(v.as_bytes().to_vec())))
             .collect()
+    }
+
+    #[test]
+    fn repeat_intervals_parse() {
+        assert_eq!(parse_interval("24h"), Ok(chrono::Duration::hours(24)));
+        assert_eq!(parse_interval("1h30m"), Ok(chrono::Duration::minutes(90)));
+        assert_eq!(parse_interval("PT2H"), Ok(chrono::Duration::hours(2)));
+        assert!(parse_interval("soon").is_err());
+        assert!(parse_interval("-1h").is_err());
+    }
+
+    #[test]
+    fn notify_args_from_flags() {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct Cli {
+            #[command(flatten)]
+            notify: NotifyArgs,
+        }
+        let cli = Cli::try_parse_from([
+            "x",
+            "--smtp-host",
+            "127.0.0.1",
+            "--smtp-tls",
+            "none",
+            "--smtp-from",
+            "a@b.example",
+            "--email-repeat-interval",
+            "6h",
+        ])
+        .expect("parses");
+        assert_eq!(cli.notify.email_repeat_interval, chrono::Duration::hours(6));
+        let c = cli.notify.smtp.config().expect("valid");
+        assert_eq!((c.port, c.tls), (25, TlsMode::None));
     }
 
     #[test]

@@ -14,7 +14,7 @@ pub mod outbox;
 pub mod render;
 pub mod sender;
 
-pub use config::{ConfigError, SmtpArgs, SmtpConfig, TlsMode};
+pub use config::{ConfigError, NotifyArgs, SmtpArgs, SmtpConfig, TlsMode};
 pub use decide::{
     DEFAULT_REPEAT_INTERVAL, Decision, LastNotified, NotifySettings, SkipReason, decide,
 };
