@@ -245,3 +245,37 @@ async fn sender_stops_on_shutdown_and_send_one_reports_nothing_due() {
         .expect("task");
     assert_eq!(env.sink.messages().len(), 1);
 }
+
+#[tokio::test]
+async fn a_row_being_sent_is_skipped_by_other_senders_and_released_by_a_crash() {
+    let Some(env) = Env::start().await else {
+        return;
+    };
+    let id = env
+        .enqueue(&on(), &failed(&env.connection, "X"), t0())
+        .await
+        .expect("queued");
+    // Another sender is in the middle of sending this row: it holds the row lock.
+    let mut busy = env.db.pool.begin().await.expect("begin");
+    let claimed: i64 = sqlx::query_scalar(
+        "SELECT id FROM email_outbox WHERE sent_at IS NULL FOR UPDATE SKIP LOCKED LIMIT 1",
+    )
+    .fetch_one(&mut *busy)
+    .await
+    .expect("claim");
+    assert_eq!(claimed, id);
+    let sender = Sender::new(env.db.pool.clone(), &env.smtp(), fast()).expect("sender");
+    assert_eq!(
+        sender.send_one().await.expect("db"),
+        None,
+        "sent a row locked by another sender"
+    );
+    // That sender dies before marking it sent: its transaction rolls back, the row is due again.
+    busy.rollback().await.expect("rollback");
+    assert_eq!(
+        sender.send_one().await.expect("db"),
+        Some(Delivery::Sent { id })
+    );
+    assert_eq!(env.sink.messages().len(), 1);
+    assert_eq!(sender.send_one().await.expect("db"), None);
+}
