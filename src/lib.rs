@@ -9,6 +9,7 @@ pub mod clever;
 pub mod cli;
 pub mod controller;
 pub mod emulator;
+pub mod notify;
 pub mod plugin;
 pub mod podrunner;
 pub mod schedule;

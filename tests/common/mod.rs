@@ -268,3 +268,152 @@ pub fn start_pod_runner(namespace: &str) -> Proc {
         &[],
     )
 }
+
+/// A real SMTP server for one test: `hack/smtp-sink.py` (aiosmtpd) on 127.0.0.1, writing each
+/// message it accepts as a JSON line. `stop` and `start_again` (same port) simulate an outage.
+pub struct SmtpSink {
+    pub port: u16,
+    out: std::path::PathBuf,
+    /// Extra arguments of hack/smtp-sink.py (`--auth`, `--reject-rcpt`).
+    args: Vec<String>,
+    child: Option<tokio::process::Child>,
+    _dir: tempfile::TempDir,
+}
+
+/// One message the sink accepted, with its text/plain and text/html parts decoded.
+#[derive(Clone, Debug, serde::Deserialize)]
+pub struct ReceivedMail {
+    pub mail_from: String,
+    pub rcpt_tos: Vec<String>,
+    pub subject: String,
+    pub message_id: String,
+    pub headers: std::collections::BTreeMap<String, String>,
+    pub text: Option<String>,
+    pub html: Option<String>,
+    pub raw: String,
+}
+
+/// Starts an SMTP sink on a free port (installing aiosmtpd with pip first if it is missing).
+pub async fn start_smtp_sink() -> SmtpSink {
+    start_smtp_sink_with(&[]).await
+}
+
+/// Starts an SMTP sink with extra arguments of hack/smtp-sink.py: `--auth USER:PASSWORD` (AUTH
+/// required, over plain TCP), `--reject-rcpt TEXT` (550 to matching recipients).
+pub async fn start_smtp_sink_with(args: &[&str]) -> SmtpSink {
+    ensure_aiosmtpd();
+    let dir = tempfile::tempdir().expect("cannot create a temporary directory");
+    let out = dir.path().join("mail.jsonl");
+    std::fs::write(&out, "").expect("cannot create the sink's output file");
+    let mut sink = SmtpSink {
+        port: 0,
+        out,
+        args: args.iter().map(|a| a.to_string()).collect(),
+        child: None,
+        _dir: dir,
+    };
+    sink.start_again().await;
+    sink
+}
+
+fn ensure_aiosmtpd() {
+    static INSTALLED: std::sync::Mutex<bool> = std::sync::Mutex::new(false);
+    let mut installed = INSTALLED.lock().unwrap_or_else(|e| e.into_inner());
+    if *installed {
+        return;
+    }
+    let present = std::process::Command::new("python3")
+        .args(["-c", "import aiosmtpd"])
+        .status()
+        .expect("python3 is required for the SMTP tests (hack/setup.sh installs it)");
+    if !present.success() {
+        eprintln!("installing aiosmtpd for the SMTP sink (pip install aiosmtpd)");
+        let ok = std::process::Command::new("python3")
+            .args(["-m", "pip", "install", "--quiet", "aiosmtpd"])
+            .status()
+            .expect("cannot run pip");
+        assert!(
+            ok.success(),
+            "pip install aiosmtpd failed; install it by hand"
+        );
+    }
+    *installed = true;
+}
+
+impl SmtpSink {
+    /// Starts the server (again), on the same port once it has one.
+    pub async fn start_again(&mut self) {
+        use tokio::io::AsyncBufReadExt;
+        assert!(self.child.is_none(), "the SMTP sink is already running");
+        let mut cmd = tokio::process::Command::new("python3");
+        cmd.arg(repo_path("hack/smtp-sink.py"))
+            .args(["--port", &self.port.to_string()])
+            .arg("--out")
+            .arg(&self.out)
+            .stdout(std::process::Stdio::piped())
+            .kill_on_drop(true);
+        cmd.args(&self.args);
+        let mut child = cmd.spawn().expect("cannot start hack/smtp-sink.py");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let mut lines = tokio::io::BufReader::new(stdout).lines();
+        let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
+            .await
+            .expect("hack/smtp-sink.py did not start listening within 30s")
+            .expect("cannot read hack/smtp-sink.py's output")
+            .expect("hack/smtp-sink.py exited before listening (see its stderr)");
+        let port = line
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.trim().parse::<u16>().ok())
+            .unwrap_or_else(|| panic!("unexpected output from hack/smtp-sink.py: {line:?}"));
+        self.port = port;
+        self.child = Some(child);
+    }
+
+    /// Stops the server (SIGTERM) and waits until it has exited: connections are then refused.
+    pub async fn stop(&mut self) {
+        let Some(mut child) = self.child.take() else {
+            return;
+        };
+        if let Some(pid) = child.id() {
+            let _ = std::process::Command::new("kill")
+                .args(["-TERM", &pid.to_string()])
+                .status();
+        }
+        match tokio::time::timeout(Duration::from_secs(10), child.wait()).await {
+            Ok(_) => {}
+            Err(_) => {
+                let _ = child.kill().await;
+            }
+        }
+    }
+
+    /// The messages accepted so far, in order.
+    pub fn messages(&self) -> Vec<ReceivedMail> {
+        let text = std::fs::read_to_string(&self.out).expect("cannot read the sink's output");
+        text.lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(|l| {
+                let mut m: ReceivedMail =
+                    serde_json::from_str(l).expect("the sink wrote an invalid JSON line");
+                // Bodies travel with CRLF line ends; tests compare with "\n".
+                m.text = m.text.map(|t| t.replace("\r\n", "\n"));
+                m.html = m.html.map(|t| t.replace("\r\n", "\n"));
+                m
+            })
+            .collect()
+    }
+
+    /// Waits until at least `n` messages were accepted and returns all of them.
+    pub async fn wait_for_messages(&self, n: usize, timeout: Duration) -> Vec<ReceivedMail> {
+        wait_for(
+            &format!("{n} email(s) at the SMTP sink"),
+            timeout,
+            || async {
+                let m = self.messages();
+                (m.len() >= n).then_some(m)
+            },
+        )
+        .await
+    }
+}
