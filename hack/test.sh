@@ -44,7 +44,7 @@ export ROSTERSYNC_REQUIRE_SERVERS=1
 log "setup took $((SECONDS - started))s; running the suite"
 
 set +e
-cargo test --all-targets --locked "$@" 2>&1 | tee "$state/cargo-test.log"
+cargo test --all-targets --locked --no-fail-fast "$@" 2>&1 | tee "$state/cargo-test.log"
 status=${PIPESTATUS[0]}
 set -e
 passed=$(grep -Eo '[0-9]+ passed' "$state/cargo-test.log" | awk '{s+=$1} END {print s+0}')
