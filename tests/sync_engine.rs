@@ -447,3 +447,53 @@ async fn a_finished_run_id_is_reported_not_run_again() {
     assert_eq!(scalar(&pool, "SELECT count(*) FROM children WHERE active").await, 3);
     assert_eq!(scalar(&pool, "SELECT count(*) FROM sync_runs").await, 1);
 }
+
+#[tokio::test]
+async fn a_run_left_running_by_a_crash_is_marked_failed_by_the_next_run() {
+    let Some(pool) = db().await else { return };
+    sqlx::query("INSERT INTO sync_runs (run_id, connection, trigger, result) VALUES ('crashed', $1, 'Scheduled', 'Running')")
+        .bind(CONN)
+        .execute(&pool)
+        .await
+        .expect("crashed run");
+    let out = sync(&pool, &request(spec()), &roster()).await;
+    assert_eq!(out.result, RunResult::Succeeded);
+    let row = rostersync::store::run_by_id(&pool, "crashed").await.expect("row").expect("exists");
+    assert_eq!((row.result.as_str(), row.reason.as_deref()), ("Failed", Some("Interrupted")));
+    assert!(row.finished_at.is_some());
+}
+
+#[tokio::test]
+async fn problems_and_run_rows_carry_no_personal_data() {
+    let Some(pool) = db().await else { return };
+    let mut src = roster();
+    // Ambiguities of every kind, all with names and birth dates around.
+    sqlx::query(
+        "INSERT INTO children (connection, source, first_name, last_name, dob, school_clever_id) VALUES
+         ($1, 'manual', 'Di', 'Doe', '2021-03-04', 's1'), ($1, 'manual', 'Di', 'Doe', '2021-03-04', 's1')",
+    )
+    .bind(CONN)
+    .execute(&pool)
+    .await
+    .expect("manual");
+    src.children[2].first_name = Some("Di".into());
+    let out = sync(&pool, &request(spec()), &src).await;
+    assert!(out.problems >= 2);
+    let dump: String = sqlx::query_scalar(
+        "SELECT string_agg(coalesce(clever_id, '') || ' ' || code || ' ' || message, E'\\n') FROM sync_problems",
+    )
+    .fetch_one(&pool)
+    .await
+    .expect("problems");
+    let run: String = sqlx::query_scalar("SELECT coalesce(message, '') || counts::text || problem_codes::text FROM sync_runs")
+        .fetch_one(&pool)
+        .await
+        .expect("run");
+    for text in [&dump, &run] {
+        for pii in ["Ann", "Bo ", "Di ", "Doe", "2021", "03-04"] {
+            assert!(!text.contains(pii), "{pii:?} found in {text}");
+        }
+    }
+    let json = serde_json::to_string(&out).expect("json");
+    assert!(!json.contains("Doe") && !json.contains("2021"), "{json}");
+}

@@ -36,8 +36,8 @@ pub struct SyncArgs {
     /// In a Job: the RosterConnection `NAMESPACE/NAME` to read through the Kubernetes API.
     #[arg(long)]
     pub connection: Option<String>,
-    /// What started the run.
-    #[arg(long, value_enum, default_value_t = Trigger::Manual)]
+    /// What started the run: `Scheduled`, `Manual` or `CatchUp`.
+    #[arg(long, default_value = "Manual", value_parser = parse_trigger)]
     pub trigger: Trigger,
     /// The run's id (the `sync_runs` key). A finished run with this id is reported, not run again.
     #[arg(long)]
@@ -59,6 +59,16 @@ pub struct SyncArgs {
     pub approve_removals: bool,
     #[arg(long, value_enum, default_value_t = SyncOutput::Text)]
     pub output: SyncOutput,
+}
+
+/// Parses a trigger as the API spells it (`CatchUp`) or as clap does (`catch-up`), any case.
+pub fn parse_trigger(s: &str) -> Result<Trigger, String> {
+    match s.to_ascii_lowercase().replace(['-', '_'], "").as_str() {
+        "scheduled" => Ok(Trigger::Scheduled),
+        "manual" => Ok(Trigger::Manual),
+        "catchup" => Ok(Trigger::CatchUp),
+        _ => Err(format!("unknown trigger {s:?}: use Scheduled, Manual or CatchUp")),
+    }
 }
 
 /// What a run is configured with.
@@ -277,4 +287,32 @@ pub fn outcome_text(o: &SyncOutcome) -> String {
         out.push_str(&format!("  problems: {} ({}); see `rostersync history`\n", o.problems, codes.join(", ")));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn triggers_parse_in_the_api_spelling() {
+        assert_eq!(parse_trigger("CatchUp"), Ok(Trigger::CatchUp));
+        assert_eq!(parse_trigger("catch-up"), Ok(Trigger::CatchUp));
+        assert_eq!(parse_trigger("Scheduled"), Ok(Trigger::Scheduled));
+        assert!(parse_trigger("Nightly").is_err());
+    }
+
+    #[test]
+    fn manifests_are_validated_like_admission_does() {
+        let spec = |id: &str, url: &str| -> RosterConnectionSpec {
+            serde_json::from_value(serde_json::json!({
+                "districtId": id, "apiBaseUrl": url, "credentialsSecretRef": {"name": "c"}
+            }))
+            .unwrap_or_else(|e| panic!("spec: {e}"))
+        };
+        let id = "0123456789abcdef01234567";
+        assert!(validate(&spec(id, "https://api.clever.com")).is_ok());
+        assert!(validate(&spec(id, "http://127.0.0.1:8080")).is_ok());
+        assert!(validate(&spec(id, "http://api.clever.com")).is_err());
+        assert!(validate(&spec("ABC", "https://api.clever.com")).is_err());
+    }
 }

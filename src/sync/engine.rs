@@ -247,6 +247,12 @@ async fn run_recorded(
     let fetched = started.elapsed();
     tracing::info!(?totals, "roster staged");
 
+    // Fresh statistics for the roster tables (a previous run may have just filled them), taken
+    // outside the transaction so its lock is not held until commit.
+    sqlx::query("ANALYZE schools, classrooms, educators, children, enrollments")
+        .execute(&mut *conn)
+        .await
+        .map_err(SyncError::db("analyzing the roster tables"))?;
     let mut tx = Connection::begin(&mut *conn).await.map_err(SyncError::db("starting the transaction"))?;
     let before = active_before(&mut tx, &req.connection).await?;
     resolve::resolve(&mut tx, &req.connection, req.spec.settings.auto_carryover).await?;

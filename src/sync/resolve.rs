@@ -124,6 +124,8 @@ pub async fn resolve(conn: &mut PgConnection, connection: &str, auto_carryover: 
             .map_err(SyncError::db("matching children to archived or manual records"))?;
     }
     sqlx::raw_sql(MATCH_PROBLEMS).execute(&mut *conn).await.map_err(SyncError::db("recording matching problems"))?;
+    // Planning filled child_id and match_kind: refresh the planner's view before apply joins on them.
+    sqlx::query("ANALYZE stg_children").execute(&mut *conn).await.map_err(SyncError::db("analyzing staged children"))?;
     Ok(())
 }
 
