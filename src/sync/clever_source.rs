@@ -65,8 +65,8 @@ fn invalid(kind: &str, p: &clever::RecordProblem) -> Problem {
     Problem { record_kind: kind.into(), clever_id: p.id.clone(), code: code::INVALID_RECORD.into(), message: p.message.clone() }
 }
 
-/// Records buffered ahead per stream (about one page).
-const PREFETCH: usize = 10_000;
+/// Records buffered ahead of the consumer (the client holds one decoded page besides).
+const PREFETCH: usize = 2_000;
 
 /// Aborts the prefetch task when the consumer is dropped (the run failed or finished).
 struct AbortOnDrop(tokio::task::JoinHandle<()>);
@@ -115,11 +115,12 @@ impl RosterSource for CleverSource {
 
         // Schools first (a district has hundreds): ungraded sections are kept by their school's range.
         let mut schools: HashMap<String, clever::School> = HashMap::new();
-        // All four lists stream concurrently (each at most a page ahead); consumed in order.
+        // The lists are fetched concurrently, each a little ahead of staging (memory stays at a
+        // few pages, whatever the district's size); they are consumed in order.
+        let mut stream = prefetch(client.schools());
         let mut section_stream = prefetch(client.sections());
         let mut student_stream = prefetch(client.users(Role::Student));
         let mut teacher_stream = prefetch(client.users(Role::Teacher));
-        let mut stream = prefetch(client.schools());
         while let Some(item) = next(&mut stream).await? {
             match item {
                 Ok(s) => {
