@@ -2,9 +2,13 @@
 //! of issue 5 asserted on the data.
 mod common;
 
-use rostersync::api::{Grade, JourneyPolicySpec, RemovalMode, RosterConnectionSpec, RunResult, Trigger};
+use rostersync::api::{
+    Grade, JourneyPolicySpec, RemovalMode, RosterConnectionSpec, RunResult, Trigger,
+};
 use rostersync::sync::fetch::StaticSource;
-use rostersync::sync::model::{Demographics, StagedChild, StagedClassroom, StagedEducator, StagedSchool};
+use rostersync::sync::model::{
+    Demographics, StagedChild, StagedClassroom, StagedEducator, StagedSchool,
+};
 use rostersync::sync::{SyncOutcome, SyncRequest, run_sync};
 use sqlx::PgPool;
 
@@ -74,10 +78,25 @@ fn classroom(id: &str, subject: &str, students: &[&str]) -> StagedClassroom {
 /// One school, two classrooms (c1 homeroom with a and b, c2 math with b and d), one teacher.
 fn roster() -> StaticSource {
     StaticSource {
-        schools: vec![StagedSchool { clever_id: "s1".into(), name: "Little Oaks".into(), ..Default::default() }],
-        classrooms: vec![classroom("c2", "math", &["b", "d"]), classroom("c1", "homeroom/advisory", &["a", "b"])],
-        children: vec![child("a", "Ann", Some(Grade::PreKindergarten)), child("b", "Bo", None), child("d", "Di", Some(Grade::Kindergarten))],
-        educators: vec![StagedEducator { clever_id: "t1".into(), first_name: Some("Tea".into()), ..Default::default() }],
+        schools: vec![StagedSchool {
+            clever_id: "s1".into(),
+            name: "Little Oaks".into(),
+            ..Default::default()
+        }],
+        classrooms: vec![
+            classroom("c2", "math", &["b", "d"]),
+            classroom("c1", "homeroom/advisory", &["a", "b"]),
+        ],
+        children: vec![
+            child("a", "Ann", Some(Grade::PreKindergarten)),
+            child("b", "Bo", None),
+            child("d", "Di", Some(Grade::Kindergarten)),
+        ],
+        educators: vec![StagedEducator {
+            clever_id: "t1".into(),
+            first_name: Some("Tea".into()),
+            ..Default::default()
+        }],
         problems: vec![],
     }
 }
@@ -128,7 +147,14 @@ async fn full_sync_creates_then_identical_run_writes_nothing() {
     assert_eq!(json["counts"]["educators"]["created"], 1);
     assert_eq!(json["counts"]["enrollments"]["created"], 3);
     assert_eq!(json["counts"]["enrollments"]["carriedOver"], 0);
-    assert_eq!(scalar(&pool, "SELECT count(*) FROM children WHERE connection = 'district-a/main' AND active").await, 3);
+    assert_eq!(
+        scalar(
+            &pool,
+            "SELECT count(*) FROM children WHERE connection = 'district-a/main' AND active"
+        )
+        .await,
+        3
+    );
 
     let before = roster_versions(&pool).await;
     let again = sync(&pool, &request(spec()), &roster()).await;
@@ -138,8 +164,16 @@ async fn full_sync_creates_then_identical_run_writes_nothing() {
     }
     assert_eq!(again.counts.children.unchanged, 3);
     assert_eq!(again.counts.enrollments.unchanged, 3);
-    assert_eq!(roster_versions(&pool).await, before, "a second identical run wrote roster rows");
-    let runs = scalar(&pool, "SELECT count(*) FROM sync_runs WHERE result = 'Succeeded' AND finished_at IS NOT NULL").await;
+    assert_eq!(
+        roster_versions(&pool).await,
+        before,
+        "a second identical run wrote roster rows"
+    );
+    let runs = scalar(
+        &pool,
+        "SELECT count(*) FROM sync_runs WHERE result = 'Succeeded' AND finished_at IS NOT NULL",
+    )
+    .await;
     assert_eq!(runs, 2);
 }
 
@@ -150,23 +184,37 @@ async fn a_child_in_several_sections_goes_to_the_homeroom_and_is_reported() {
     let room = text(&pool, "SELECT e.classroom_clever_id FROM enrollments e JOIN children c ON c.id = e.child_id WHERE c.clever_id = 'b'").await;
     assert_eq!(room.as_deref(), Some("c1"));
     assert_eq!(out.problem_codes.get("MultipleSections"), Some(&1));
-    let p = rostersync::store::problems_of_run(&pool, &out.run_id).await.expect("problems");
+    let p = rostersync::store::problems_of_run(&pool, &out.run_id)
+        .await
+        .expect("problems");
     let multi: Vec<_> = p.iter().filter(|p| p.code == "MultipleSections").collect();
     assert_eq!(multi.len(), 1);
     assert_eq!(multi[0].clever_id.as_deref(), Some("b"));
-    assert!(!multi[0].message.contains("Bo"), "problem messages carry no names");
+    assert!(
+        !multi[0].message.contains("Bo"),
+        "problem messages carry no names"
+    );
 
     // Without a homeroom: the primary school's section, then the lowest id.
     let mut src = roster();
-    src.classrooms = vec![classroom("c9", "math", &["b"]), classroom("c5", "art", &["b"])];
+    src.classrooms = vec![
+        classroom("c9", "math", &["b"]),
+        classroom("c5", "art", &["b"]),
+    ];
     src.classrooms[0].school_clever_id = "s1".into();
     src.classrooms[1].school_clever_id = "s2".into();
     src.children.retain(|c| c.clever_id == "b");
     let db2 = common::fresh_db().await.expect("db");
-    rostersync::store::migrate(&db2.pool).await.expect("migrate");
+    rostersync::store::migrate(&db2.pool)
+        .await
+        .expect("migrate");
     sync(&db2.pool, &request(spec()), &src).await;
     let room = text(&db2.pool, "SELECT classroom_clever_id FROM enrollments").await;
-    assert_eq!(room.as_deref(), Some("c9"), "primary school s1 wins over the lower id");
+    assert_eq!(
+        room.as_deref(),
+        Some("c9"),
+        "primary school s1 wins over the lower id"
+    );
     src.classrooms[0].school_clever_id = "s2".into();
     sync(&db2.pool, &request(spec()), &src).await;
     let room = text(&db2.pool, "SELECT classroom_clever_id FROM enrollments").await;
@@ -183,8 +231,15 @@ async fn without_allow_removal_stale_records_are_kept_and_counted() {
     let out = sync(&pool, &request(spec()), &src).await;
     assert_eq!(out.result, RunResult::Succeeded);
     assert_eq!(out.counts.children.removals(), 0);
-    assert_eq!(out.problem_codes.get("StaleNotRemoved"), Some(&2), "children and enrollments");
-    assert_eq!(scalar(&pool, "SELECT count(*) FROM children WHERE active").await, 3);
+    assert_eq!(
+        out.problem_codes.get("StaleNotRemoved"),
+        Some(&2),
+        "children and enrollments"
+    );
+    assert_eq!(
+        scalar(&pool, "SELECT count(*) FROM children WHERE active").await,
+        3
+    );
 }
 
 #[tokio::test]
@@ -201,7 +256,10 @@ async fn removal_modes_deactivate_and_delete_but_never_delete_children_with_prog
     assert_eq!(out.counts.children.deactivated, 2);
     assert_eq!(out.counts.classrooms.deactivated, 1);
     assert_eq!(out.counts.enrollments.deactivated, 2);
-    assert_eq!(scalar(&pool, "SELECT count(*) FROM children WHERE NOT active").await, 2);
+    assert_eq!(
+        scalar(&pool, "SELECT count(*) FROM children WHERE NOT active").await,
+        2
+    );
     assert_eq!(scalar(&pool, "SELECT count(*) FROM children").await, 3);
 
     // Returning children are reactivated, not duplicated.
@@ -209,17 +267,28 @@ async fn removal_modes_deactivate_and_delete_but_never_delete_children_with_prog
     assert_eq!(out.counts.children.reactivated, 2);
     assert_eq!(out.counts.children.created, 0);
     assert_eq!(out.counts.classrooms.reactivated, 1);
-    assert_eq!(scalar(&pool, "SELECT count(*) FROM children WHERE active").await, 3);
+    assert_eq!(
+        scalar(&pool, "SELECT count(*) FROM children WHERE active").await,
+        3
+    );
 
     // Delete mode: b has progress and is deactivated; d is deleted.
-    sqlx::query("UPDATE children SET has_progress = true WHERE clever_id = 'b'").execute(&pool).await.expect("progress");
+    sqlx::query("UPDATE children SET has_progress = true WHERE clever_id = 'b'")
+        .execute(&pool)
+        .await
+        .expect("progress");
     s.settings.removal_mode = RemovalMode::Delete;
     let out = sync(&pool, &request(s.clone()), &src).await;
     assert_eq!(out.counts.children.removed, 1);
     assert_eq!(out.counts.children.deactivated, 1);
     assert_eq!(out.counts.classrooms.removed, 1);
     assert_eq!(scalar(&pool, "SELECT count(*) FROM children").await, 2);
-    assert_eq!(text(&pool, "SELECT clever_id FROM children WHERE NOT active").await.as_deref(), Some("b"));
+    assert_eq!(
+        text(&pool, "SELECT clever_id FROM children WHERE NOT active")
+            .await
+            .as_deref(),
+        Some("b")
+    );
     assert_eq!(scalar(&pool, "SELECT count(*) FROM classrooms").await, 1);
 }
 
@@ -237,9 +306,19 @@ async fn the_removal_guard_holds_then_an_approval_applies_once() {
     let held = sync(&pool, &request(s.clone()), &src).await;
     assert_eq!(held.result, RunResult::Held);
     assert_eq!(held.exit_code(), 3);
-    assert_eq!(held.counts.children.deactivated, 2, "would-be counts are reported");
-    assert_eq!(roster_versions(&pool).await, before, "a held run applies nothing");
-    let row = rostersync::store::run_by_id(&pool, &held.run_id).await.expect("row").expect("exists");
+    assert_eq!(
+        held.counts.children.deactivated, 2,
+        "would-be counts are reported"
+    );
+    assert_eq!(
+        roster_versions(&pool).await,
+        before,
+        "a held run applies nothing"
+    );
+    let row = rostersync::store::run_by_id(&pool, &held.run_id)
+        .await
+        .expect("row")
+        .expect("exists");
     assert_eq!(row.result, "Held");
     assert_eq!(row.reason.as_deref(), Some("RemovalGuard"));
     assert_eq!(row.counts["children"]["deactivated"], 2);
@@ -248,12 +327,18 @@ async fn the_removal_guard_holds_then_an_approval_applies_once() {
     approved.approve_removals = true;
     let out = sync(&pool, &approved, &src).await;
     assert_eq!(out.result, RunResult::Succeeded);
-    assert_eq!(scalar(&pool, "SELECT count(*) FROM children WHERE active").await, 1);
+    assert_eq!(
+        scalar(&pool, "SELECT count(*) FROM children WHERE active").await,
+        1
+    );
     // The approval was for one run: the next mass removal is held again.
     let mut src2 = src.clone();
     src2.children.clear();
     src2.classrooms[0].students.clear();
-    assert_eq!(sync(&pool, &request(s), &src2).await.result, RunResult::Held);
+    assert_eq!(
+        sync(&pool, &request(s), &src2).await.result,
+        RunResult::Held
+    );
 }
 
 #[tokio::test]
@@ -270,8 +355,15 @@ async fn dry_run_reports_the_real_counts_and_writes_only_its_history_row() {
     let d = sync(&pool, &dry, &src).await;
     assert_eq!(d.result, RunResult::Succeeded);
     assert!(d.dry_run);
-    assert_eq!(roster_versions(&pool).await, before, "a dry run writes no roster row");
-    let row = rostersync::store::run_by_id(&pool, &d.run_id).await.expect("row").expect("exists");
+    assert_eq!(
+        roster_versions(&pool).await,
+        before,
+        "a dry run writes no roster row"
+    );
+    let row = rostersync::store::run_by_id(&pool, &d.run_id)
+        .await
+        .expect("row")
+        .expect("exists");
     assert!(row.dry_run);
     let real = sync(&pool, &request(spec()), &src).await;
     assert_eq!(d.counts, real.counts);
@@ -300,7 +392,10 @@ async fn carry_over_restores_a_unique_archived_child_and_reports_ambiguity() {
     s.settings.auto_carryover = true;
     let out = sync(&pool, &request(s), &roster()).await;
     assert_eq!(out.counts.children.carried_over, 1);
-    assert_eq!(out.counts.children.created, 2, "b (other connection's archive ignored) and d (ambiguous)");
+    assert_eq!(
+        out.counts.children.created, 2,
+        "b (other connection's archive ignored) and d (ambiguous)"
+    );
     assert_eq!(out.problem_codes.get("CarryoverAmbiguous"), Some(&1));
     let (journey, level, progress, archived): (Option<String>, Option<i32>, bool, Option<String>) = sqlx::query_as(
         "SELECT journey, placement_level, has_progress, archived_school_year FROM children WHERE connection = $1 AND clever_id = 'a'",
@@ -309,8 +404,18 @@ async fn carry_over_restores_a_unique_archived_child_and_reports_ambiguity() {
     .fetch_one(&pool)
     .await
     .expect("a");
-    assert_eq!((journey.as_deref(), level, progress, archived), (Some("Math"), Some(7), true, None));
-    assert_eq!(scalar(&pool, "SELECT count(*) FROM children WHERE archived_school_year IS NOT NULL").await, 3);
+    assert_eq!(
+        (journey.as_deref(), level, progress, archived),
+        (Some("Math"), Some(7), true, None)
+    );
+    assert_eq!(
+        scalar(
+            &pool,
+            "SELECT count(*) FROM children WHERE archived_school_year IS NOT NULL"
+        )
+        .await,
+        3
+    );
 
     // Without autoCarryover: a new child, the archive untouched.
     let Some(pool) = db().await else { return };
@@ -339,16 +444,36 @@ async fn manual_children_are_linked_instead_of_duplicated() {
     .await
     .expect("manual");
     let out = sync(&pool, &request(spec()), &roster()).await;
-    assert_eq!(out.counts.children.matched, 2, "a by sis id, b by name and dob in the school");
+    assert_eq!(
+        out.counts.children.matched, 2,
+        "a by sis id, b by name and dob in the school"
+    );
     assert_eq!(out.counts.children.created, 1, "d is ambiguous");
     assert_eq!(out.problem_codes.get("ManualMatchAmbiguous"), Some(&1));
     let (source, journey, progress, first): (String, Option<String>, bool, Option<String>) =
-        sqlx::query_as("SELECT source, journey, has_progress, first_name FROM children WHERE clever_id = 'a'")
-            .fetch_one(&pool)
-            .await
-            .expect("a");
-    assert_eq!((source.as_str(), journey.as_deref(), progress, first.as_deref()), ("roster", Some("Math"), true, Some("Ann")));
-    assert_eq!(scalar(&pool, "SELECT count(*) FROM children WHERE source = 'manual'").await, 2);
+        sqlx::query_as(
+            "SELECT source, journey, has_progress, first_name FROM children WHERE clever_id = 'a'",
+        )
+        .fetch_one(&pool)
+        .await
+        .expect("a");
+    assert_eq!(
+        (
+            source.as_str(),
+            journey.as_deref(),
+            progress,
+            first.as_deref()
+        ),
+        ("roster", Some("Math"), true, Some("Ann"))
+    );
+    assert_eq!(
+        scalar(
+            &pool,
+            "SELECT count(*) FROM children WHERE source = 'manual'"
+        )
+        .await,
+        2
+    );
     assert_eq!(scalar(&pool, "SELECT count(*) FROM children").await, 5);
 }
 
@@ -366,10 +491,18 @@ async fn classroom_name_overrides_survive_only_when_allowed() {
     s.settings.allow_classroom_name_overrides = true;
     let out = sync(&pool, &request(s), &src).await;
     assert_eq!(out.counts.classrooms.updated, 1);
-    let names: (String, String) = sqlx::query_as("SELECT roster_name, display_name FROM classrooms WHERE clever_id = 'c1'").fetch_one(&pool).await.expect("c1");
+    let names: (String, String) =
+        sqlx::query_as("SELECT roster_name, display_name FROM classrooms WHERE clever_id = 'c1'")
+            .fetch_one(&pool)
+            .await
+            .expect("c1");
     assert_eq!(names, ("Room 1 (new)".into(), "Sunflowers".into()));
     sync(&pool, &request(spec()), &src).await;
-    let names: (String, String) = sqlx::query_as("SELECT roster_name, display_name FROM classrooms WHERE clever_id = 'c1'").fetch_one(&pool).await.expect("c1");
+    let names: (String, String) =
+        sqlx::query_as("SELECT roster_name, display_name FROM classrooms WHERE clever_id = 'c1'")
+            .fetch_one(&pool)
+            .await
+            .expect("c1");
     assert_eq!(names, ("Room 1 (new)".into(), "Room 1 (new)".into()));
 }
 
@@ -378,34 +511,82 @@ async fn journeys_and_grade_placement_of_new_children() {
     let Some(pool) = db().await else { return };
     let mut src = roster();
     // b: no student grade; the chosen section (c1) is PreK. e: no grade anywhere: from the dob.
-    src.classrooms.push(StagedClassroom { grade: None, ..classroom("c3", "homeroom", &["e"]) });
-    src.children.push(StagedChild { grade: None, dob_grade: Some(Grade::Preschool), ..child("e", "Ed", None) });
+    src.classrooms.push(StagedClassroom {
+        grade: None,
+        ..classroom("c3", "homeroom", &["e"])
+    });
+    src.children.push(StagedChild {
+        grade: None,
+        dob_grade: Some(Grade::Preschool),
+        ..child("e", "Ed", None)
+    });
     let out = sync(&pool, &request(spec()), &src).await;
     assert_eq!(out.counts.children.created, 4);
-    let rows: Vec<(String, Option<String>, Option<i32>, Option<String>)> =
-        sqlx::query_as("SELECT clever_id, grade, placement_level, journey FROM children ORDER BY clever_id").fetch_all(&pool).await.expect("rows");
-    let expect = |id: &str, g: &str, l: i32| (id.to_string(), Some(g.to_string()), Some(l), Some("Readiness".to_string()));
-    assert_eq!(rows, vec![expect("a", "PreKindergarten", 3), expect("b", "PreKindergarten", 3), expect("d", "Kindergarten", 4), expect("e", "Preschool", 1)]);
+    type Placement = (String, Option<String>, Option<i32>, Option<String>);
+    let rows: Vec<Placement> = sqlx::query_as(
+        "SELECT clever_id, grade, placement_level, journey FROM children ORDER BY clever_id",
+    )
+    .fetch_all(&pool)
+    .await
+    .expect("rows");
+    let expect = |id: &str, g: &str, l: i32| {
+        (
+            id.to_string(),
+            Some(g.to_string()),
+            Some(l),
+            Some("Readiness".to_string()),
+        )
+    };
+    assert_eq!(
+        rows,
+        vec![
+            expect("a", "PreKindergarten", 3),
+            expect("b", "PreKindergarten", 3),
+            expect("d", "Kindergarten", 4),
+            expect("e", "Preschool", 1)
+        ]
+    );
 
     // Existing children keep their journey; an unlicensed journey gives new children none.
-    sqlx::query("UPDATE children SET journey = 'Math'").execute(&pool).await.expect("journey");
+    sqlx::query("UPDATE children SET journey = 'Math'")
+        .execute(&pool)
+        .await
+        .expect("journey");
     let mut req = request(spec());
     let mut p = policy();
     p.new_child_journey = "Science".into();
     req.policy = Some(p);
-    src.children.push(child("f", "Fi", Some(Grade::Kindergarten)));
+    src.children
+        .push(child("f", "Fi", Some(Grade::Kindergarten)));
     src.classrooms[0].students.push("f".into());
     let out = sync(&pool, &req, &src).await;
     assert_eq!(out.problem_codes.get("JourneyNotLicensed"), Some(&1));
-    assert_eq!(scalar(&pool, "SELECT count(*) FROM children WHERE journey = 'Math'").await, 4);
-    assert_eq!(text(&pool, "SELECT journey FROM children WHERE clever_id = 'f'").await, None);
+    assert_eq!(
+        scalar(
+            &pool,
+            "SELECT count(*) FROM children WHERE journey = 'Math'"
+        )
+        .await,
+        4
+    );
+    assert_eq!(
+        text(&pool, "SELECT journey FROM children WHERE clever_id = 'f'").await,
+        None
+    );
 }
 
 #[tokio::test]
 async fn demographics_are_stored_only_while_shared() {
     let Some(pool) = db().await else { return };
     sync(&pool, &request(spec()), &roster()).await;
-    assert_eq!(scalar(&pool, "SELECT count(*) FROM children WHERE dob IS NOT NULL AND gender = 'F'").await, 3);
+    assert_eq!(
+        scalar(
+            &pool,
+            "SELECT count(*) FROM children WHERE dob IS NOT NULL AND gender = 'F'"
+        )
+        .await,
+        3
+    );
     let mut s = spec();
     s.sharing.include_demographics = false;
     let out = sync(&pool, &request(s), &roster()).await;
@@ -420,20 +601,34 @@ async fn demographics_are_stored_only_while_shared() {
 async fn a_second_concurrent_run_exits_without_changing_anything() {
     let Some(pool) = db().await else { return };
     let mut holder = pool.acquire().await.expect("conn");
-    let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock(hashtextextended('rostersync:sync:' || $1, 0))")
-        .bind(CONN)
-        .fetch_one(&mut *holder)
-        .await
-        .expect("lock");
+    let locked: bool = sqlx::query_scalar(
+        "SELECT pg_try_advisory_lock(hashtextextended('rostersync:sync:' || $1, 0))",
+    )
+    .bind(CONN)
+    .fetch_one(&mut *holder)
+    .await
+    .expect("lock");
     assert!(locked);
-    let err = run_sync(&pool, &request(spec()), &roster()).await.expect_err("locked out");
+    let err = run_sync(&pool, &request(spec()), &roster())
+        .await
+        .expect_err("locked out");
     assert_eq!(err.exit_code(), 1);
-    assert!(err.to_string().contains("another sync of connection district-a/main is running"), "{err}");
+    assert!(
+        err.to_string()
+            .contains("another sync of connection district-a/main is running"),
+        "{err}"
+    );
     assert_eq!(scalar(&pool, "SELECT count(*) FROM children").await, 0);
     assert_eq!(scalar(&pool, "SELECT count(*) FROM sync_runs").await, 0);
-    sqlx::query("SELECT pg_advisory_unlock_all()").execute(&mut *holder).await.expect("unlock");
+    sqlx::query("SELECT pg_advisory_unlock_all()")
+        .execute(&mut *holder)
+        .await
+        .expect("unlock");
     drop(holder);
-    assert_eq!(sync(&pool, &request(spec()), &roster()).await.result, RunResult::Succeeded);
+    assert_eq!(
+        sync(&pool, &request(spec()), &roster()).await.result,
+        RunResult::Succeeded
+    );
 }
 
 #[tokio::test]
@@ -444,7 +639,10 @@ async fn a_finished_run_id_is_reported_not_run_again() {
     let again = sync(&pool, &req, &StaticSource::default()).await;
     assert_eq!(again.result, RunResult::Succeeded);
     assert_eq!(again.counts, first.counts);
-    assert_eq!(scalar(&pool, "SELECT count(*) FROM children WHERE active").await, 3);
+    assert_eq!(
+        scalar(&pool, "SELECT count(*) FROM children WHERE active").await,
+        3
+    );
     assert_eq!(scalar(&pool, "SELECT count(*) FROM sync_runs").await, 1);
 }
 
@@ -458,8 +656,14 @@ async fn a_run_left_running_by_a_crash_is_marked_failed_by_the_next_run() {
         .expect("crashed run");
     let out = sync(&pool, &request(spec()), &roster()).await;
     assert_eq!(out.result, RunResult::Succeeded);
-    let row = rostersync::store::run_by_id(&pool, "crashed").await.expect("row").expect("exists");
-    assert_eq!((row.result.as_str(), row.reason.as_deref()), ("Failed", Some("Interrupted")));
+    let row = rostersync::store::run_by_id(&pool, "crashed")
+        .await
+        .expect("row")
+        .expect("exists");
+    assert_eq!(
+        (row.result.as_str(), row.reason.as_deref()),
+        ("Failed", Some("Interrupted"))
+    );
     assert!(row.finished_at.is_some());
 }
 
@@ -485,10 +689,12 @@ async fn problems_and_run_rows_carry_no_personal_data() {
     .fetch_one(&pool)
     .await
     .expect("problems");
-    let run: String = sqlx::query_scalar("SELECT coalesce(message, '') || counts::text || problem_codes::text FROM sync_runs")
-        .fetch_one(&pool)
-        .await
-        .expect("run");
+    let run: String = sqlx::query_scalar(
+        "SELECT coalesce(message, '') || counts::text || problem_codes::text FROM sync_runs",
+    )
+    .fetch_one(&pool)
+    .await
+    .expect("run");
     for text in [&dump, &run] {
         for pii in ["Ann", "Bo ", "Di ", "Doe", "2021", "03-04"] {
             assert!(!text.contains(pii), "{pii:?} found in {text}");

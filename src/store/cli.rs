@@ -64,9 +64,18 @@ pub fn history_table(runs: &[super::RunRow]) -> String {
     for r in runs {
         let secs = r
             .finished_at
-            .map(|f| format!("{:.1}", (f - r.started_at).num_milliseconds() as f64 / 1000.0))
+            .map(|f| {
+                format!(
+                    "{:.1}",
+                    (f - r.started_at).num_milliseconds() as f64 / 1000.0
+                )
+            })
             .unwrap_or_else(|| "-".into());
-        let result = if r.dry_run { format!("{}*", r.result) } else { r.result.clone() };
+        let result = if r.dry_run {
+            format!("{}*", r.result)
+        } else {
+            r.result.clone()
+        };
         let summary = summary(r);
         out.push_str(&format!(
             "{:<36} {:<28} {:<9} {:<10} {:<20} {:>8} {:>8}  {}\n",
@@ -94,12 +103,17 @@ fn summary(r: &super::RunRow) -> String {
     if let Some(obj) = r.counts.as_object() {
         for (entity, c) in obj {
             let n = |k: &str| c.get(k).and_then(serde_json::Value::as_i64).unwrap_or(0);
-            let changed = n("created") + n("updated") + n("reactivated") + n("carriedOver") + n("matched");
+            let changed =
+                n("created") + n("updated") + n("reactivated") + n("carriedOver") + n("matched");
             let removed = n("deactivated") + n("removed");
             if changed + removed > 0 {
                 parts.push(format!("{entity} +{changed}/-{removed}"));
             }
         }
     }
-    if parts.is_empty() { "no changes".into() } else { parts.join(", ") }
+    if parts.is_empty() {
+        "no changes".into()
+    } else {
+        parts.join(", ")
+    }
 }

@@ -67,7 +67,11 @@ const RUN_COLUMNS: &str = "run_id, connection, schedule, trigger, job, dry_run, 
      result, retriable, counts, problems, problem_codes, reason, message, timings";
 
 /// The most recent runs, newest first, optionally of one connection (`namespace/name`).
-pub async fn list_runs(pool: &PgPool, connection: Option<&str>, limit: i64) -> Result<Vec<RunRow>, StoreError> {
+pub async fn list_runs(
+    pool: &PgPool,
+    connection: Option<&str>,
+    limit: i64,
+) -> Result<Vec<RunRow>, StoreError> {
     let sql = format!(
         "SELECT {RUN_COLUMNS} FROM sync_runs WHERE ($1::text IS NULL OR connection = $1) \
          ORDER BY started_at DESC, run_id DESC LIMIT $2"

@@ -21,7 +21,10 @@ pub enum StoreError {
     #[error("cannot migrate the database: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("database error while {doing}: {source}")]
-    Query { doing: &'static str, source: sqlx::Error },
+    Query {
+        doing: &'static str,
+        source: sqlx::Error,
+    },
 }
 
 impl StoreError {

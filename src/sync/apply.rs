@@ -47,13 +47,25 @@ const CLASSROOMS: Keyed = Keyed {
     table: "classrooms",
     staging: "stg_classrooms",
     columns: &[
-        ("school_clever_id", "s.school_clever_id", "s.school_clever_id"),
+        (
+            "school_clever_id",
+            "s.school_clever_id",
+            "s.school_clever_id",
+        ),
         ("roster_name", "s.name", "s.name"),
         // $2: allowClassroomNameOverrides. A locally edited name survives only while it is allowed.
-        ("display_name", "s.name", "CASE WHEN $2 AND t.name_edited_locally THEN t.display_name ELSE s.name END"),
+        (
+            "display_name",
+            "s.name",
+            "CASE WHEN $2 AND t.name_edited_locally THEN t.display_name ELSE s.name END",
+        ),
         ("grade", "s.grade", "s.grade"),
         ("subject", "s.subject", "s.subject"),
-        ("teacher_clever_id", "s.teacher_clever_id", "s.teacher_clever_id"),
+        (
+            "teacher_clever_id",
+            "s.teacher_clever_id",
+            "s.teacher_clever_id",
+        ),
     ],
 };
 
@@ -62,7 +74,11 @@ const EDUCATORS: Keyed = Keyed {
     table: "educators",
     staging: "stg_educators",
     columns: &[
-        ("school_clever_id", "s.school_clever_id", "s.school_clever_id"),
+        (
+            "school_clever_id",
+            "s.school_clever_id",
+            "s.school_clever_id",
+        ),
         ("sis_id", "s.sis_id", "s.sis_id"),
         ("first_name", "s.first_name", "s.first_name"),
         ("last_name", "s.last_name", "s.last_name"),
@@ -71,29 +87,81 @@ const EDUCATORS: Keyed = Keyed {
     ],
 };
 
-async fn exec(conn: &mut PgConnection, sql: &str, s: &ApplySettings, doing: &'static str) -> Result<u64, SyncError> {
+async fn exec(
+    conn: &mut PgConnection,
+    sql: &str,
+    s: &ApplySettings,
+    doing: &'static str,
+) -> Result<u64, SyncError> {
     // $1 is the connection; $2, when used, allowClassroomNameOverrides.
     let mut q = sqlx::query(sql).bind(&s.connection);
     if sql.contains("$2") {
         q = q.bind(s.allow_classroom_name_overrides);
     }
-    Ok(q.execute(&mut *conn).await.map_err(SyncError::db(doing))?.rows_affected())
+    Ok(q.execute(&mut *conn)
+        .await
+        .map_err(SyncError::db(doing))?
+        .rows_affected())
 }
 
-async fn count(conn: &mut PgConnection, sql: &str, connection: &str, doing: &'static str) -> Result<u64, SyncError> {
-    let n: i64 = sqlx::query_scalar(sql).bind(connection).fetch_one(&mut *conn).await.map_err(SyncError::db(doing))?;
+async fn count(
+    conn: &mut PgConnection,
+    sql: &str,
+    connection: &str,
+    doing: &'static str,
+) -> Result<u64, SyncError> {
+    let n: i64 = sqlx::query_scalar(sql)
+        .bind(connection)
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(SyncError::db(doing))?;
     Ok(u64::try_from(n).unwrap_or(0))
 }
 
 impl Keyed {
-    async fn upsert(&self, conn: &mut PgConnection, s: &ApplySettings) -> Result<EntityCounts, SyncError> {
+    async fn upsert(
+        &self,
+        conn: &mut PgConnection,
+        s: &ApplySettings,
+    ) -> Result<EntityCounts, SyncError> {
         let (table, staging) = (self.table, self.staging);
-        let names = self.columns.iter().map(|c| c.0).collect::<Vec<_>>().join(", ");
-        let inserts = self.columns.iter().map(|c| c.1).collect::<Vec<_>>().join(", ");
-        let sets = self.columns.iter().map(|c| format!("{} = {}", c.0, c.2)).collect::<Vec<_>>().join(", ");
-        let live = self.columns.iter().map(|c| format!("t.{}", c.0)).collect::<Vec<_>>().join(", ");
-        let wanted = self.columns.iter().map(|c| c.2).collect::<Vec<_>>().join(", ");
-        let staged = count(conn, &format!("SELECT count(*) FROM {staging} WHERE $1::text IS NOT NULL"), &s.connection, "counting staged rows").await?;
+        let names = self
+            .columns
+            .iter()
+            .map(|c| c.0)
+            .collect::<Vec<_>>()
+            .join(", ");
+        let inserts = self
+            .columns
+            .iter()
+            .map(|c| c.1)
+            .collect::<Vec<_>>()
+            .join(", ");
+        let sets = self
+            .columns
+            .iter()
+            .map(|c| format!("{} = {}", c.0, c.2))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let live = self
+            .columns
+            .iter()
+            .map(|c| format!("t.{}", c.0))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let wanted = self
+            .columns
+            .iter()
+            .map(|c| c.2)
+            .collect::<Vec<_>>()
+            .join(", ");
+        let staged = count(
+            conn,
+            &format!("SELECT count(*) FROM {staging} WHERE $1::text IS NOT NULL"),
+            &s.connection,
+            "counting staged rows",
+        )
+        .await?;
         let created = exec(
             conn,
             &format!(
@@ -136,7 +204,12 @@ impl Keyed {
     }
 
     /// Active records no longer in the roster: removed when allowed, else only counted (stale).
-    async fn remove(&self, conn: &mut PgConnection, s: &ApplySettings, c: &mut EntityCounts) -> Result<u64, SyncError> {
+    async fn remove(
+        &self,
+        conn: &mut PgConnection,
+        s: &ApplySettings,
+        c: &mut EntityCounts,
+    ) -> Result<u64, SyncError> {
         let (table, staging) = (self.table, self.staging);
         let gone = format!(
             "t.connection = $1 AND t.active AND NOT EXISTS (SELECT 1 FROM {staging} s WHERE s.clever_id = t.clever_id)"
@@ -156,19 +229,43 @@ async fn removal(
     _entity: &str,
 ) -> Result<u64, SyncError> {
     if !s.allow_removal {
-        return count(conn, &format!("SELECT count(*) FROM {table} t WHERE {gone}"), &s.connection, "counting stale records").await;
+        return count(
+            conn,
+            &format!("SELECT count(*) FROM {table} t WHERE {gone}"),
+            &s.connection,
+            "counting stale records",
+        )
+        .await;
     }
     match s.removal_mode {
         RemovalMode::Deactivate => {
-            c.deactivated += exec(conn, &format!("UPDATE {table} t SET active = false, updated_at = now() WHERE {gone}"), s, "deactivating records").await?;
+            c.deactivated += exec(
+                conn,
+                &format!("UPDATE {table} t SET active = false, updated_at = now() WHERE {gone}"),
+                s,
+                "deactivating records",
+            )
+            .await?;
         }
         RemovalMode::Delete if table == "children" => {
             // Children with progress are never deleted.
             c.deactivated += exec(conn, &format!("UPDATE {table} t SET active = false, updated_at = now() WHERE {gone} AND t.has_progress"), s, "deactivating children with progress").await?;
-            c.removed += exec(conn, &format!("DELETE FROM {table} t WHERE {gone} AND NOT t.has_progress"), s, "deleting children").await?;
+            c.removed += exec(
+                conn,
+                &format!("DELETE FROM {table} t WHERE {gone} AND NOT t.has_progress"),
+                s,
+                "deleting children",
+            )
+            .await?;
         }
         RemovalMode::Delete => {
-            c.removed += exec(conn, &format!("DELETE FROM {table} t WHERE {gone}"), s, "deleting records").await?;
+            c.removed += exec(
+                conn,
+                &format!("DELETE FROM {table} t WHERE {gone}"),
+                s,
+                "deleting records",
+            )
+            .await?;
         }
     }
     Ok(0)
@@ -177,15 +274,25 @@ async fn removal(
 /// After a bulk insert (a first sync), refresh the table's statistics inside the transaction:
 /// otherwise the planner still believes the table is (nearly) empty and picks nested loops over
 /// it for the statements that follow. Small inserts keep the existing statistics.
-pub(super) async fn analyze_if_grown(conn: &mut PgConnection, table: &str, inserted: u64) -> Result<(), SyncError> {
+pub(super) async fn analyze_if_grown(
+    conn: &mut PgConnection,
+    table: &str,
+    inserted: u64,
+) -> Result<(), SyncError> {
     if inserted >= 1000 {
-        sqlx::query(&format!("ANALYZE {table}")).execute(&mut *conn).await.map_err(SyncError::db("analyzing a grown table"))?;
+        sqlx::query(&format!("ANALYZE {table}"))
+            .execute(&mut *conn)
+            .await
+            .map_err(SyncError::db("analyzing a grown table"))?;
     }
     Ok(())
 }
 
 /// Active records per entity before the run.
-pub async fn active_before(conn: &mut PgConnection, connection: &str) -> Result<ActiveBefore, SyncError> {
+pub async fn active_before(
+    conn: &mut PgConnection,
+    connection: &str,
+) -> Result<ActiveBefore, SyncError> {
     let row: (i64, i64, i64, i64, i64) = sqlx::query_as(
         "SELECT (SELECT count(*) FROM schools WHERE connection = $1 AND active),
                 (SELECT count(*) FROM classrooms WHERE connection = $1 AND active),
@@ -199,14 +306,23 @@ pub async fn active_before(conn: &mut PgConnection, connection: &str) -> Result<
     .await
     .map_err(SyncError::db("counting active records"))?;
     let n = |v: i64| u64::try_from(v).unwrap_or(0);
-    Ok(ActiveBefore { schools: n(row.0), classrooms: n(row.1), educators: n(row.2), children: n(row.3), enrollments: n(row.4) })
+    Ok(ActiveBefore {
+        schools: n(row.0),
+        classrooms: n(row.1),
+        educators: n(row.2),
+        children: n(row.3),
+        enrollments: n(row.4),
+    })
 }
 
 /// Stale records per entity (left the roster, kept because removal is not allowed).
 pub type Stale = [(&'static str, u64); 5];
 
 /// Applies the staged roster. Returns the counts and the stale records per entity.
-pub async fn apply(conn: &mut PgConnection, s: &ApplySettings) -> Result<(Counts, Stale), SyncError> {
+pub async fn apply(
+    conn: &mut PgConnection,
+    s: &ApplySettings,
+) -> Result<(Counts, Stale), SyncError> {
     let mut counts = Counts {
         schools: SCHOOLS.upsert(conn, s).await?,
         classrooms: CLASSROOMS.upsert(conn, s).await?,

@@ -25,26 +25,50 @@ const COLUMNS: &[(&str, &str)] = &[
 ];
 
 fn sets() -> String {
-    COLUMNS.iter().map(|(c, v)| format!("{c} = {v}")).collect::<Vec<_>>().join(", ")
+    COLUMNS
+        .iter()
+        .map(|(c, v)| format!("{c} = {v}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
-async fn exec(conn: &mut PgConnection, sql: &str, s: &ApplySettings, doing: &'static str) -> Result<u64, SyncError> {
+async fn exec(
+    conn: &mut PgConnection,
+    sql: &str,
+    s: &ApplySettings,
+    doing: &'static str,
+) -> Result<u64, SyncError> {
     let mut q = sqlx::query(sql).bind(&s.connection);
     if sql.contains("$2") {
-        q = q.bind(&s.new_child_journey).bind(&s.level_grades).bind(&s.level_values);
+        q = q
+            .bind(&s.new_child_journey)
+            .bind(&s.level_grades)
+            .bind(&s.level_values);
     }
-    Ok(q.execute(&mut *conn).await.map_err(SyncError::db(doing))?.rows_affected())
+    Ok(q.execute(&mut *conn)
+        .await
+        .map_err(SyncError::db(doing))?
+        .rows_affected())
 }
 
 /// Creates, updates, reactivates, carries over and links children.
 pub async fn upsert(conn: &mut PgConnection, s: &ApplySettings) -> Result<EntityCounts, SyncError> {
     let sets = sets();
-    let live = COLUMNS.iter().map(|(c, _)| format!("t.{c}")).collect::<Vec<_>>().join(", ");
-    let wanted = COLUMNS.iter().map(|(_, v)| *v).collect::<Vec<_>>().join(", ");
-    let live_staged: i64 = sqlx::query_scalar("SELECT count(*) FROM stg_children WHERE match_kind = 'live'")
-        .fetch_one(&mut *conn)
-        .await
-        .map_err(SyncError::db("counting matched children"))?;
+    let live = COLUMNS
+        .iter()
+        .map(|(c, _)| format!("t.{c}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let wanted = COLUMNS
+        .iter()
+        .map(|(_, v)| *v)
+        .collect::<Vec<_>>()
+        .join(", ");
+    let live_staged: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM stg_children WHERE match_kind = 'live'")
+            .fetch_one(&mut *conn)
+            .await
+            .map_err(SyncError::db("counting matched children"))?;
     let updated = exec(
         conn,
         &format!(
@@ -89,7 +113,11 @@ pub async fn upsert(conn: &mut PgConnection, s: &ApplySettings) -> Result<Entity
         "linking manual children",
     )
     .await?;
-    let names = COLUMNS.iter().map(|(c, _)| *c).collect::<Vec<_>>().join(", ");
+    let names = COLUMNS
+        .iter()
+        .map(|(c, _)| *c)
+        .collect::<Vec<_>>()
+        .join(", ");
     // New children: created, and their ids noted in staging for enrollments and removal.
     let created = exec(
         conn,
@@ -124,11 +152,16 @@ pub async fn upsert(conn: &mut PgConnection, s: &ApplySettings) -> Result<Entity
 }
 
 /// Puts each staged child in its one classroom.
-pub async fn upsert_enrollments(conn: &mut PgConnection, s: &ApplySettings) -> Result<EntityCounts, SyncError> {
-    let staged: i64 = sqlx::query_scalar("SELECT count(*) FROM stg_children WHERE classroom_clever_id IS NOT NULL")
-        .fetch_one(&mut *conn)
-        .await
-        .map_err(SyncError::db("counting staged enrollments"))?;
+pub async fn upsert_enrollments(
+    conn: &mut PgConnection,
+    s: &ApplySettings,
+) -> Result<EntityCounts, SyncError> {
+    let staged: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM stg_children WHERE classroom_clever_id IS NOT NULL",
+    )
+    .fetch_one(&mut *conn)
+    .await
+    .map_err(SyncError::db("counting staged enrollments"))?;
     let created = exec(
         conn,
         "INSERT INTO enrollments (child_id, connection, classroom_clever_id)

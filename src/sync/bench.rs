@@ -5,8 +5,8 @@ use std::time::Instant;
 
 use anyhow::Context as _;
 use serde::Serialize;
-use sqlx::{ConnectOptions, Connection};
 use sqlx::postgres::PgConnectOptions;
+use sqlx::{ConnectOptions, Connection};
 use tokio::io::AsyncBufReadExt;
 
 use super::clever_source::{CleverSource, Credentials};
@@ -59,16 +59,34 @@ pub async fn run(args: BenchSyncArgs) -> anyhow::Result<u8> {
         .context("cannot start the emulator")?;
     let stdout = child.stdout.take().context("no emulator stdout")?;
     let mut line = String::new();
-    tokio::io::BufReader::new(stdout).read_line(&mut line).await.context("the emulator did not report its URL")?;
+    tokio::io::BufReader::new(stdout)
+        .read_line(&mut line)
+        .await
+        .context("the emulator did not report its URL")?;
     let base_url = url::Url::parse(line.trim()).context("the emulator printed no URL")?;
 
     let admin: PgConnectOptions = args.database_url.parse().context("invalid database URL")?;
-    let name = format!("rs_bench_{}", super::cli::new_run_id("x").rsplit('-').next().unwrap_or("0"));
-    let mut conn = admin.connect().await.context("cannot connect to Postgres")?;
-    sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut conn).await.context("cannot create the bench database")?;
+    let name = format!(
+        "rs_bench_{}",
+        super::cli::new_run_id("x")
+            .rsplit('-')
+            .next()
+            .unwrap_or("0")
+    );
+    let mut conn = admin
+        .connect()
+        .await
+        .context("cannot connect to Postgres")?;
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&mut conn)
+        .await
+        .context("cannot create the bench database")?;
     let result = bench(&args, &admin.clone().database(&name), base_url).await;
     if !args.keep_database {
-        sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(&mut conn).await.ok();
+        sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+            .execute(&mut conn)
+            .await
+            .ok();
     }
     conn.close().await.ok();
     child.start_kill().ok();
@@ -78,17 +96,28 @@ pub async fn run(args: BenchSyncArgs) -> anyhow::Result<u8> {
     Ok(0)
 }
 
-async fn bench(args: &BenchSyncArgs, db: &PgConnectOptions, base_url: url::Url) -> anyhow::Result<BenchReport> {
-    let pool = sqlx::postgres::PgPoolOptions::new().max_connections(3).connect_with(db.clone()).await?;
+async fn bench(
+    args: &BenchSyncArgs,
+    db: &PgConnectOptions,
+    base_url: url::Url,
+) -> anyhow::Result<BenchReport> {
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(3)
+        .connect_with(db.clone())
+        .await?;
     crate::store::migrate(&pool).await?;
     let spec: RosterConnectionSpec = serde_json::from_value(serde_json::json!({
         "districtId": crate::emulator::DEFAULT_DISTRICT_ID,
         "apiBaseUrl": base_url.as_str().trim_end_matches('/'),
         "credentialsSecretRef": {"name": "clever"},
     }))?;
-    let policy: JourneyPolicySpec =
-        serde_json::from_value(serde_json::json!({"licensedProducts": ["Readiness"], "newChildJourney": "Readiness"}))?;
-    let source = CleverSource::new(base_url, Credentials::Token(crate::clever::Token::new(crate::emulator::DEFAULT_TOKEN)));
+    let policy: JourneyPolicySpec = serde_json::from_value(
+        serde_json::json!({"licensedProducts": ["Readiness"], "newChildJourney": "Readiness"}),
+    )?;
+    let source = CleverSource::new(
+        base_url,
+        Credentials::Token(crate::clever::Token::new(crate::emulator::DEFAULT_TOKEN)),
+    );
     let request = |n: u32| SyncRequest {
         connection: "bench/district".into(),
         spec: spec.clone(),
@@ -104,12 +133,25 @@ async fn bench(args: &BenchSyncArgs, db: &PgConnectOptions, base_url: url::Url) 
     let t = Instant::now();
     let full = run_sync(&pool, &request(1), &source).await?;
     let full_secs = t.elapsed().as_secs_f64();
-    anyhow::ensure!(full.result == RunResult::Succeeded, "the full sync did not succeed: {:?}", full.message);
+    anyhow::ensure!(
+        full.result == RunResult::Succeeded,
+        "the full sync did not succeed: {:?}",
+        full.message
+    );
     let t = Instant::now();
     let again = run_sync(&pool, &request(2), &source).await?;
     let resync_secs = t.elapsed().as_secs_f64();
-    anyhow::ensure!(again.result == RunResult::Succeeded, "the resync did not succeed: {:?}", again.message);
-    let written: u64 = full.counts.entities().iter().map(|(_, c)| c.changes()).sum();
+    anyhow::ensure!(
+        again.result == RunResult::Succeeded,
+        "the resync did not succeed: {:?}",
+        again.message
+    );
+    let written: u64 = full
+        .counts
+        .entities()
+        .iter()
+        .map(|(_, c)| c.changes())
+        .sum();
     pool.close().await;
     Ok(BenchReport {
         students: args.students,

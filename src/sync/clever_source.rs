@@ -7,7 +7,9 @@ use futures::{Stream, StreamExt};
 
 use super::SyncError;
 use super::engine::{RosterSource, StageContext};
-use super::model::{Demographics, Problem, StagedChild, StagedClassroom, StagedEducator, StagedSchool, code};
+use super::model::{
+    Demographics, Problem, StagedChild, StagedClassroom, StagedEducator, StagedSchool, code,
+};
 use super::plan;
 use super::stage::Stager;
 use crate::api::Grade;
@@ -31,7 +33,10 @@ pub struct CleverSource {
 impl CleverSource {
     /// A source with production client settings for `base_url`.
     pub fn new(base_url: url::Url, credentials: Credentials) -> Self {
-        CleverSource { config: ClientConfig::new(base_url, clever::Token::new(String::new())), credentials }
+        CleverSource {
+            config: ClientConfig::new(base_url, clever::Token::new(String::new())),
+            credentials,
+        }
     }
 
     async fn client(&self, district_id: &str) -> Result<CleverClient, CleverError> {
@@ -52,17 +57,30 @@ pub fn grade(g: Option<&clever::Grade>) -> Option<Grade> {
 impl From<CleverError> for SyncError {
     fn from(err: CleverError) -> SyncError {
         let reason = match &err {
-            CleverError::CredentialsInvalid { .. } | CleverError::AppCredentials { .. } => "CredentialsInvalid",
-            CleverError::DistrictNotFound { .. } | CleverError::NoDistrictToken { .. } => "DistrictNotFound",
+            CleverError::CredentialsInvalid { .. } | CleverError::AppCredentials { .. } => {
+                "CredentialsInvalid"
+            }
+            CleverError::DistrictNotFound { .. } | CleverError::NoDistrictToken { .. } => {
+                "DistrictNotFound"
+            }
             e if e.is_retriable() => "CleverUnavailable",
             _ => "CleverError",
         };
-        SyncError::Source { reason, message: err.to_string(), retriable: err.is_retriable() }
+        SyncError::Source {
+            reason,
+            message: err.to_string(),
+            retriable: err.is_retriable(),
+        }
     }
 }
 
 fn invalid(kind: &str, p: &clever::RecordProblem) -> Problem {
-    Problem { record_kind: kind.into(), clever_id: p.id.clone(), code: code::INVALID_RECORD.into(), message: p.message.clone() }
+    Problem {
+        record_kind: kind.into(),
+        clever_id: p.id.clone(),
+        code: code::INVALID_RECORD.into(),
+        message: p.message.clone(),
+    }
 }
 
 /// Records buffered ahead of the consumer (the client holds one decoded page besides).
@@ -91,9 +109,10 @@ fn prefetch<T: Send + 'static>(
             }
         }
     });
-    Box::pin(futures::stream::unfold((rx, AbortOnDrop(task)), |(mut rx, guard)| async move {
-        rx.recv().await.map(|item| (item, (rx, guard)))
-    }))
+    Box::pin(futures::stream::unfold(
+        (rx, AbortOnDrop(task)),
+        |(mut rx, guard)| async move { rx.recv().await.map(|item| (item, (rx, guard))) },
+    ))
 }
 
 /// Pulls the next record, turning a stream error into a sync error.
@@ -141,15 +160,32 @@ impl RosterSource for CleverSource {
                     continue;
                 }
             };
-            let range = schools.get(&section.school).and_then(|s| Some((grade(s.low_grade.as_ref())?, grade(s.high_grade.as_ref())?)));
+            let range = schools
+                .get(&section.school)
+                .and_then(|s| Some((grade(s.low_grade.as_ref())?, grade(s.high_grade.as_ref())?)));
             if !plan::section_kept(grade(section.grade.as_ref()), range, &ctx.shared_grades) {
                 continue;
             }
-            students.extend(section.students.iter().map(|s| Box::<str>::from(s.as_str())));
-            let teacher = section.teacher.clone().or_else(|| section.teachers.first().cloned());
-            teachers.extend(section.teachers.iter().chain(teacher.iter()).map(|t| Box::<str>::from(t.as_str())));
+            students.extend(
+                section
+                    .students
+                    .iter()
+                    .map(|s| Box::<str>::from(s.as_str())),
+            );
+            let teacher = section
+                .teacher
+                .clone()
+                .or_else(|| section.teachers.first().cloned());
+            teachers.extend(
+                section
+                    .teachers
+                    .iter()
+                    .chain(teacher.iter())
+                    .map(|t| Box::<str>::from(t.as_str())),
+            );
             kept_schools.insert(section.school.clone());
-            let name = plan::normalize_name(Some(&section.name)).unwrap_or_else(|| section.id.clone());
+            let name =
+                plan::normalize_name(Some(&section.name)).unwrap_or_else(|| section.id.clone());
             stager
                 .classroom(&StagedClassroom {
                     clever_id: section.id,
@@ -199,9 +235,15 @@ impl RosterSource for CleverSource {
         let mut missing: Vec<_> = teachers.into_iter().collect();
         missing.sort();
         for id in missing {
-            let message = "a kept section names this teacher but Clever did not return it".to_string();
+            let message =
+                "a kept section names this teacher but Clever did not return it".to_string();
             stager
-                .problem(&Problem { record_kind: "educators".into(), clever_id: Some(id.into()), code: code::TEACHER_NOT_FOUND.into(), message })
+                .problem(&Problem {
+                    record_kind: "educators".into(),
+                    clever_id: Some(id.into()),
+                    code: code::TEACHER_NOT_FOUND.into(),
+                    message,
+                })
                 .await?;
         }
         tracing::debug!(found_teachers, "teachers staged");
@@ -212,9 +254,16 @@ impl RosterSource for CleverSource {
             match schools.remove(&id) {
                 Some(s) => stager.school(&school(s)).await?,
                 None => {
-                    let message = "a kept section belongs to this school but Clever did not return it".to_string();
+                    let message =
+                        "a kept section belongs to this school but Clever did not return it"
+                            .to_string();
                     stager
-                        .problem(&Problem { record_kind: "schools".into(), clever_id: Some(id), code: code::SCHOOL_NOT_FOUND.into(), message })
+                        .problem(&Problem {
+                            record_kind: "schools".into(),
+                            clever_id: Some(id),
+                            code: code::SCHOOL_NOT_FOUND.into(),
+                            message,
+                        })
                         .await?;
                 }
             }
@@ -225,13 +274,19 @@ impl RosterSource for CleverSource {
 
 fn school(s: clever::School) -> StagedSchool {
     let name = plan::normalize_name(Some(&s.name)).unwrap_or_else(|| s.id.clone());
-    StagedSchool { low_grade: grade(s.low_grade.as_ref()), high_grade: grade(s.high_grade.as_ref()), clever_id: s.id, name, sis_id: s.sis_id }
+    StagedSchool {
+        low_grade: grade(s.low_grade.as_ref()),
+        high_grade: grade(s.high_grade.as_ref()),
+        clever_id: s.id,
+        name,
+        sis_id: s.sis_id,
+    }
 }
 
 /// Normalizes a student into a staged child (`None` if the user has no student role).
 pub fn child(user: clever::User, ctx: &StageContext) -> Option<StagedChild> {
     let role = user.roles.student?;
-    let demographics = ctx.include_demographics.then(|| Demographics {
+    let demographics = ctx.include_demographics.then_some(Demographics {
         dob: role.dob,
         gender: role.gender,
         ell_status: role.ell_status,
@@ -242,7 +297,9 @@ pub fn child(user: clever::User, ctx: &StageContext) -> Option<StagedChild> {
         frl_status: role.frl_status,
     });
     let dob_grade = match (ctx.dob_cutoff, role.dob) {
-        (Some(cutoff), Some(dob)) if ctx.include_demographics => plan::grade_from_dob(dob, cutoff, ctx.today),
+        (Some(cutoff), Some(dob)) if ctx.include_demographics => {
+            plan::grade_from_dob(dob, cutoff, ctx.today)
+        }
         _ => None,
     };
     Some(StagedChild {

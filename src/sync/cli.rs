@@ -6,7 +6,9 @@ use anyhow::Context as _;
 
 use super::clever_source::{CleverSource, Credentials};
 use super::{SyncError, SyncOutcome, SyncRequest, run_sync};
-use crate::api::{JourneyPolicy, JourneyPolicySpec, RosterConnection, RosterConnectionSpec, Trigger};
+use crate::api::{
+    JourneyPolicy, JourneyPolicySpec, RosterConnection, RosterConnectionSpec, Trigger,
+};
 use crate::clever::{AppCredentials, Token};
 
 /// Output formats of `rostersync sync`.
@@ -67,7 +69,9 @@ pub fn parse_trigger(s: &str) -> Result<Trigger, String> {
         "scheduled" => Ok(Trigger::Scheduled),
         "manual" => Ok(Trigger::Manual),
         "catchup" => Ok(Trigger::CatchUp),
-        _ => Err(format!("unknown trigger {s:?}: use Scheduled, Manual or CatchUp")),
+        _ => Err(format!(
+            "unknown trigger {s:?}: use Scheduled, Manual or CatchUp"
+        )),
     }
 }
 
@@ -102,8 +106,15 @@ pub async fn run(args: SyncArgs) -> anyhow::Result<u8> {
             return Ok(1);
         }
     };
-    crate::store::migrate(&pool).await.context("cannot migrate the roster database")?;
-    let name = loaded.connection.rsplit('/').next().unwrap_or("sync").to_string();
+    crate::store::migrate(&pool)
+        .await
+        .context("cannot migrate the roster database")?;
+    let name = loaded
+        .connection
+        .rsplit('/')
+        .next()
+        .unwrap_or("sync")
+        .to_string();
     let req = SyncRequest {
         connection: loaded.connection,
         spec: loaded.spec,
@@ -141,19 +152,41 @@ async fn load(args: &SyncArgs) -> Result<Loaded, SyncError> {
     match (&args.connection_file, &args.connection) {
         (Some(file), _) => load_files(file, args.journey_policy_file.as_deref()),
         (None, Some(key)) => load_cluster(key).await,
-        (None, None) => Err(SyncError::Config("pass --connection-file FILE or --connection NAMESPACE/NAME".into())),
+        (None, None) => Err(SyncError::Config(
+            "pass --connection-file FILE or --connection NAMESPACE/NAME".into(),
+        )),
     }
 }
 
-fn read_yaml<T: serde::de::DeserializeOwned>(path: &std::path::Path, what: &str) -> Result<T, SyncError> {
-    let text = std::fs::read_to_string(path).map_err(|e| SyncError::Config(format!("cannot read {what} {}: {e}", path.display())))?;
-    serde_yaml_ng::from_str(&text).map_err(|e| SyncError::Config(format!("{} is not a valid {what} manifest: {e}", path.display())))
+fn read_yaml<T: serde::de::DeserializeOwned>(
+    path: &std::path::Path,
+    what: &str,
+) -> Result<T, SyncError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| SyncError::Config(format!("cannot read {what} {}: {e}", path.display())))?;
+    serde_yaml_ng::from_str(&text).map_err(|e| {
+        SyncError::Config(format!(
+            "{} is not a valid {what} manifest: {e}",
+            path.display()
+        ))
+    })
 }
 
-fn load_files(file: &std::path::Path, policy_file: Option<&std::path::Path>) -> Result<Loaded, SyncError> {
+fn load_files(
+    file: &std::path::Path,
+    policy_file: Option<&std::path::Path>,
+) -> Result<Loaded, SyncError> {
     let rc: RosterConnection = read_yaml(file, "RosterConnection")?;
-    let ns = rc.metadata.namespace.clone().unwrap_or_else(|| "default".into());
-    let name = rc.metadata.name.clone().ok_or_else(|| SyncError::Config(format!("{} has no metadata.name", file.display())))?;
+    let ns = rc
+        .metadata
+        .namespace
+        .clone()
+        .unwrap_or_else(|| "default".into());
+    let name = rc
+        .metadata
+        .name
+        .clone()
+        .ok_or_else(|| SyncError::Config(format!("{} has no metadata.name", file.display())))?;
     let policy = match (policy_file, &rc.spec.journey_policy_ref) {
         (Some(p), _) => Some(read_yaml::<JourneyPolicy>(p, "JourneyPolicy")?.spec),
         (None, Some(r)) => {
@@ -164,7 +197,12 @@ fn load_files(file: &std::path::Path, policy_file: Option<&std::path::Path>) -> 
         }
         (None, None) => None,
     };
-    Ok(Loaded { connection: format!("{ns}/{name}"), spec: rc.spec, policy, credentials: env_credentials()? })
+    Ok(Loaded {
+        connection: format!("{ns}/{name}"),
+        spec: rc.spec,
+        policy,
+        credentials: env_credentials()?,
+    })
 }
 
 /// CLEVER_TOKEN, else CLEVER_CLIENT_ID + CLEVER_CLIENT_SECRET.
@@ -188,14 +226,26 @@ async fn load_cluster(key: &str) -> Result<Loaded, SyncError> {
     let (ns, name) = key
         .split_once('/')
         .filter(|(n, m)| !n.is_empty() && !m.is_empty())
-        .ok_or_else(|| SyncError::Config(format!("--connection must be NAMESPACE/NAME, got {key:?}")))?;
-    let retriable = |what: String| move |e: kube::Error| {
-        let not_found = matches!(&e, kube::Error::Api(s) if s.code == 404);
-        if not_found { SyncError::Config(format!("{what} not found")) } else {
-            SyncError::Source { reason: "KubernetesUnavailable", message: format!("cannot read {what}: {e}"), retriable: true }
+        .ok_or_else(|| {
+            SyncError::Config(format!("--connection must be NAMESPACE/NAME, got {key:?}"))
+        })?;
+    let retriable = |what: String| {
+        move |e: kube::Error| {
+            let not_found = matches!(&e, kube::Error::Api(s) if s.code == 404);
+            if not_found {
+                SyncError::Config(format!("{what} not found"))
+            } else {
+                SyncError::Source {
+                    reason: "KubernetesUnavailable",
+                    message: format!("cannot read {what}: {e}"),
+                    retriable: true,
+                }
+            }
         }
     };
-    let client = kube::Client::try_default().await.map_err(|e| SyncError::Config(format!("no Kubernetes client configuration: {e}")))?;
+    let client = kube::Client::try_default()
+        .await
+        .map_err(|e| SyncError::Config(format!("no Kubernetes client configuration: {e}")))?;
     let rc = kube::Api::<RosterConnection>::namespaced(client.clone(), ns)
         .get(name)
         .await
@@ -223,31 +273,55 @@ async fn load_cluster(key: &str) -> Result<Loaded, SyncError> {
             })?
         }
     };
-    Ok(Loaded { connection: format!("{ns}/{name}"), spec: rc.spec, policy, credentials })
+    Ok(Loaded {
+        connection: format!("{ns}/{name}"),
+        spec: rc.spec,
+        policy,
+        credentials,
+    })
 }
 
 fn secret_credentials(secret: &k8s_openapi::api::core::v1::Secret) -> Option<Credentials> {
     let data = secret.data.as_ref()?;
-    let get = |k: &str| data.get(k).and_then(|v| String::from_utf8(v.0.clone()).ok()).map(|s| s.trim().to_string()).filter(|s| !s.is_empty());
+    let get = |k: &str| {
+        data.get(k)
+            .and_then(|v| String::from_utf8(v.0.clone()).ok())
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+    };
     if let Some(t) = get("token") {
         return Some(Credentials::Token(Token::new(t)));
     }
-    Some(Credentials::App(AppCredentials { client_id: get("client_id")?, client_secret: Token::new(get("client_secret")?) }))
+    Some(Credentials::App(AppCredentials {
+        client_id: get("client_id")?,
+        client_secret: Token::new(get("client_secret")?),
+    }))
 }
 
 /// The admission rules, again (a manifest file never went through the API server).
 fn validate(spec: &RosterConnectionSpec) -> Result<url::Url, SyncError> {
     let id = &spec.district_id;
-    if id.len() != 24 || !id.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
-        return Err(SyncError::Config(format!("districtId {id:?} must be 24 lowercase hex characters")));
+    if id.len() != 24
+        || !id
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    {
+        return Err(SyncError::Config(format!(
+            "districtId {id:?} must be 24 lowercase hex characters"
+        )));
     }
-    let url = url::Url::parse(&spec.api_base_url).map_err(|e| SyncError::Config(format!("apiBaseUrl is not a URL: {e}")))?;
+    let url = url::Url::parse(&spec.api_base_url)
+        .map_err(|e| SyncError::Config(format!("apiBaseUrl is not a URL: {e}")))?;
     let loopback = matches!(url.host_str(), Some("127.0.0.1" | "localhost" | "[::1]"));
     if url.scheme() != "https" && !(url.scheme() == "http" && loopback) {
-        return Err(SyncError::Config("apiBaseUrl must use https (plain http only to 127.0.0.1, localhost or [::1])".into()));
+        return Err(SyncError::Config(
+            "apiBaseUrl must use https (plain http only to 127.0.0.1, localhost or [::1])".into(),
+        ));
     }
     if spec.settings.removal_guard_percent > 100 {
-        return Err(SyncError::Config("removalGuardPercent must be 0 to 100".into()));
+        return Err(SyncError::Config(
+            "removalGuardPercent must be 0 to 100".into(),
+        ));
     }
     Ok(url)
 }
@@ -266,7 +340,11 @@ pub fn outcome_text(o: &SyncOutcome) -> String {
         "run {}: {}{} in {:.1}s\n",
         o.run_id,
         o.result.as_str(),
-        if o.dry_run { " (dry run, nothing applied)" } else { "" },
+        if o.dry_run {
+            " (dry run, nothing applied)"
+        } else {
+            ""
+        },
         o.duration_ms as f64 / 1000.0
     );
     if let Some(m) = &o.message {
@@ -274,17 +352,41 @@ pub fn outcome_text(o: &SyncOutcome) -> String {
     }
     out.push_str(&format!(
         "  {:<12} {:>8} {:>8} {:>9} {:>11} {:>8} {:>11} {:>12} {:>8}\n",
-        "", "created", "updated", "unchanged", "deactivated", "removed", "reactivated", "carriedOver", "matched"
+        "",
+        "created",
+        "updated",
+        "unchanged",
+        "deactivated",
+        "removed",
+        "reactivated",
+        "carriedOver",
+        "matched"
     ));
     for (entity, c) in o.counts.entities() {
         out.push_str(&format!(
             "  {:<12} {:>8} {:>8} {:>9} {:>11} {:>8} {:>11} {:>12} {:>8}\n",
-            entity, c.created, c.updated, c.unchanged, c.deactivated, c.removed, c.reactivated, c.carried_over, c.matched
+            entity,
+            c.created,
+            c.updated,
+            c.unchanged,
+            c.deactivated,
+            c.removed,
+            c.reactivated,
+            c.carried_over,
+            c.matched
         ));
     }
     if o.problems > 0 {
-        let codes: Vec<String> = o.problem_codes.iter().map(|(c, n)| format!("{c} {n}")).collect();
-        out.push_str(&format!("  problems: {} ({}); see `rostersync history`\n", o.problems, codes.join(", ")));
+        let codes: Vec<String> = o
+            .problem_codes
+            .iter()
+            .map(|(c, n)| format!("{c} {n}"))
+            .collect();
+        out.push_str(&format!(
+            "  problems: {} ({}); see `rostersync history`\n",
+            o.problems,
+            codes.join(", ")
+        ));
     }
     out
 }

@@ -45,7 +45,11 @@ pub struct StageContext {
 
 /// A roster source: streams its records, filtered and normalized, into staging.
 pub trait RosterSource {
-    fn stage(&self, ctx: &StageContext, stager: &mut Stager<'_>) -> impl Future<Output = Result<(), SyncError>>;
+    fn stage(
+        &self,
+        ctx: &StageContext,
+        stager: &mut Stager<'_>,
+    ) -> impl Future<Output = Result<(), SyncError>>;
 }
 
 /// The outcome of a run (the JSON output of `rostersync sync`).
@@ -87,7 +91,10 @@ impl SyncOutcome {
             "Running" => RunResult::Running,
             _ => RunResult::Failed,
         };
-        let duration_ms = row.finished_at.map(|f| (f - row.started_at).num_milliseconds().max(0) as u64).unwrap_or(0);
+        let duration_ms = row
+            .finished_at
+            .map(|f| (f - row.started_at).num_milliseconds().max(0) as u64)
+            .unwrap_or(0);
         SyncOutcome {
             run_id: row.run_id.clone(),
             result,
@@ -109,22 +116,41 @@ const UNLOCK: &str = "SELECT pg_advisory_unlock(hashtextextended('rostersync:syn
 
 /// Runs one sync. Errors before the run is recorded (invalid config, lock held) are returned;
 /// failures after it are recorded as a Failed run and returned as an outcome.
-pub async fn run_sync(pool: &PgPool, req: &SyncRequest, source: &impl RosterSource) -> Result<SyncOutcome, SyncError> {
+pub async fn run_sync(
+    pool: &PgPool,
+    req: &SyncRequest,
+    source: &impl RosterSource,
+) -> Result<SyncOutcome, SyncError> {
     let started = Instant::now();
     let ctx = stage_context(req)?;
     let settings = apply_settings(req);
     // A dedicated connection: the session lock and the TEMP tables die with it.
-    let mut conn = pool.acquire().await.map_err(SyncError::db("connecting"))?.detach();
-    let locked: bool =
-        sqlx::query_scalar(LOCK).bind(&req.connection).fetch_one(&mut conn).await.map_err(SyncError::db("taking the lock"))?;
+    let mut conn = pool
+        .acquire()
+        .await
+        .map_err(SyncError::db("connecting"))?
+        .detach();
+    let locked: bool = sqlx::query_scalar(LOCK)
+        .bind(&req.connection)
+        .fetch_one(&mut conn)
+        .await
+        .map_err(SyncError::db("taking the lock"))?;
     if !locked {
         conn.close().await.ok();
-        return Err(SyncError::Locked { connection: req.connection.clone() });
+        return Err(SyncError::Locked {
+            connection: req.connection.clone(),
+        });
     }
     let result = run_locked(pool, &mut conn, req, &ctx, &settings, source, started).await;
     // Release explicitly: a closed session's locks are freed only once its backend has exited.
-    if let Err(err) = sqlx::query(UNLOCK).bind(&req.connection).execute(&mut conn).await {
-        tracing::warn!("cannot release the sync lock (it is freed when the connection closes): {err}");
+    if let Err(err) = sqlx::query(UNLOCK)
+        .bind(&req.connection)
+        .execute(&mut conn)
+        .await
+    {
+        tracing::warn!(
+            "cannot release the sync lock (it is freed when the connection closes): {err}"
+        );
     }
     conn.close().await.ok();
     result
@@ -140,11 +166,11 @@ async fn run_locked(
     started: Instant,
 ) -> Result<SyncOutcome, SyncError> {
     // Job retries are idempotent: a finished run is reported, not run again.
-    if let Some(row) = crate::store::run_by_id(&mut *conn, &req.run_id).await? {
-        if row.result != "Running" {
-            tracing::info!(run_id = %req.run_id, result = %row.result, "run already finished; reporting its outcome");
-            return Ok(SyncOutcome::from_row(&row));
-        }
+    if let Some(row) = crate::store::run_by_id(&mut *conn, &req.run_id).await?
+        && row.result != "Running"
+    {
+        tracing::info!(run_id = %req.run_id, result = %row.result, "run already finished; reporting its outcome");
+        return Ok(SyncOutcome::from_row(&row));
     }
     let id = RunIdentity {
         run_id: req.run_id.clone(),
@@ -177,7 +203,10 @@ async fn run_locked(
                 timings,
             };
             // The sync connection may be broken (that may be the failure): record via the pool.
-            let mut rec = pool.acquire().await.map_err(SyncError::db("connecting to record the failure"))?;
+            let mut rec = pool
+                .acquire()
+                .await
+                .map_err(SyncError::db("connecting to record the failure"))?;
             runs::finish(&mut rec, &req.run_id, &finish).await?;
             SyncOutcome {
                 run_id: req.run_id.clone(),
@@ -201,12 +230,17 @@ fn stage_context(req: &SyncRequest) -> Result<StageContext, SyncError> {
     let dob_cutoff = match placement {
         Some(p) if !p.use_demographics => None,
         Some(p) => Some(plan::parse_cutoff(&p.birthdate_cutoff).ok_or_else(|| {
-            SyncError::Config(format!("birthdateCutoff {:?} is not a valid MM-DD date", p.birthdate_cutoff))
+            SyncError::Config(format!(
+                "birthdateCutoff {:?} is not a valid MM-DD date",
+                p.birthdate_cutoff
+            ))
         })?),
         None => plan::parse_cutoff("09-01"),
     };
     if req.spec.sharing.grades.is_empty() {
-        return Err(SyncError::Config("sharing.grades is empty: share at least one grade".into()));
+        return Err(SyncError::Config(
+            "sharing.grades is empty: share at least one grade".into(),
+        ));
     }
     Ok(StageContext {
         district_id: req.spec.district_id.clone(),
@@ -219,15 +253,25 @@ fn stage_context(req: &SyncRequest) -> Result<StageContext, SyncError> {
 
 fn apply_settings(req: &SyncRequest) -> ApplySettings {
     let s = &req.spec.settings;
-    let levels = req.policy.as_ref().map(|p| p.grade_placement.levels.clone()).unwrap_or_default();
+    let levels = req
+        .policy
+        .as_ref()
+        .map(|p| p.grade_placement.levels.clone())
+        .unwrap_or_default();
     ApplySettings {
         connection: req.connection.clone(),
         allow_removal: s.allow_removal,
         removal_mode: s.removal_mode,
         allow_classroom_name_overrides: s.allow_classroom_name_overrides,
         new_child_journey: plan::new_child_journey(req.policy.as_ref()).unwrap_or(None),
-        level_grades: levels.iter().map(|l| l.grade.as_str().to_string()).collect(),
-        level_values: levels.iter().map(|l| i32::try_from(l.starting_level).unwrap_or(i32::MAX)).collect(),
+        level_grades: levels
+            .iter()
+            .map(|l| l.grade.as_str().to_string())
+            .collect(),
+        level_values: levels
+            .iter()
+            .map(|l| i32::try_from(l.starting_level).unwrap_or(i32::MAX))
+            .collect(),
     }
 }
 
@@ -253,7 +297,9 @@ async fn run_recorded(
         .execute(&mut *conn)
         .await
         .map_err(SyncError::db("analyzing the roster tables"))?;
-    let mut tx = Connection::begin(&mut *conn).await.map_err(SyncError::db("starting the transaction"))?;
+    let mut tx = Connection::begin(&mut *conn)
+        .await
+        .map_err(SyncError::db("starting the transaction"))?;
     let before = active_before(&mut tx, &req.connection).await?;
     resolve::resolve(&mut tx, &req.connection, req.spec.settings.auto_carryover).await?;
     if let Err(unlicensed) = plan::new_child_journey(req.policy.as_ref()) {
@@ -261,17 +307,31 @@ async fn run_recorded(
     }
     let resolved = started.elapsed();
 
-    let mut savepoint = tx.begin().await.map_err(SyncError::db("starting the apply savepoint"))?;
+    let mut savepoint = tx
+        .begin()
+        .await
+        .map_err(SyncError::db("starting the apply savepoint"))?;
     let (counts, stale) = apply(&mut savepoint, settings).await?;
     let trip = if req.approve_removals {
         None
     } else {
-        plan::removal_guard(&counts, &before, req.spec.settings.removal_guard_percent, settings.allow_removal)
+        plan::removal_guard(
+            &counts,
+            &before,
+            req.spec.settings.removal_guard_percent,
+            settings.allow_removal,
+        )
     };
     if req.dry_run || trip.is_some() {
-        savepoint.rollback().await.map_err(SyncError::db("rolling the roster back"))?;
+        savepoint
+            .rollback()
+            .await
+            .map_err(SyncError::db("rolling the roster back"))?;
     } else {
-        savepoint.commit().await.map_err(SyncError::db("releasing the apply savepoint"))?;
+        savepoint
+            .commit()
+            .await
+            .map_err(SyncError::db("releasing the apply savepoint"))?;
     }
     let applied = started.elapsed();
 
@@ -286,8 +346,16 @@ async fn run_recorded(
     }
     let codes = runs::record_problems(&mut tx, &req.run_id).await?;
     let (result, reason, message) = match (&trip, req.dry_run) {
-        (Some(t), dry) => (RunResult::Held, "RemovalGuard", format!("{}{t}", if dry { "dry run: " } else { "" })),
-        (None, true) => (RunResult::Succeeded, "DryRun", "dry run: the counts show what a run would change; nothing was applied".into()),
+        (Some(t), dry) => (
+            RunResult::Held,
+            "RemovalGuard",
+            format!("{}{t}", if dry { "dry run: " } else { "" }),
+        ),
+        (None, true) => (
+            RunResult::Succeeded,
+            "DryRun",
+            "dry run: the counts show what a run would change; nothing was applied".into(),
+        ),
         (None, false) => (RunResult::Succeeded, "Synced", summary(&counts)),
     };
     let total = started.elapsed();
@@ -297,9 +365,19 @@ async fn run_recorded(
         "applyMs": (applied - resolved).as_millis() as u64,
         "totalMs": total.as_millis() as u64,
     });
-    let finish = Finish { result, retriable: false, counts: &counts, problem_codes: &codes, reason: Some(reason), message: Some(&message), timings };
+    let finish = Finish {
+        result,
+        retriable: false,
+        counts: &counts,
+        problem_codes: &codes,
+        reason: Some(reason),
+        message: Some(&message),
+        timings,
+    };
     runs::finish(&mut tx, &req.run_id, &finish).await?;
-    tx.commit().await.map_err(SyncError::db("committing the run"))?;
+    tx.commit()
+        .await
+        .map_err(SyncError::db("committing the run"))?;
     tracing::info!(run_id = %req.run_id, result = result.as_str(), "sync finished: {message}");
     Ok(SyncOutcome {
         run_id: req.run_id.clone(),
@@ -333,5 +411,9 @@ pub fn summary(counts: &Counts) -> String {
             )
         })
         .collect();
-    if parts.is_empty() { "no changes".into() } else { parts.join("; ") }
+    if parts.is_empty() {
+        "no changes".into()
+    } else {
+        parts.join("; ")
+    }
 }

@@ -12,9 +12,16 @@ pub enum SyncError {
     Locked { connection: String },
     /// The roster source (Clever) failed.
     #[error("{message}")]
-    Source { reason: &'static str, message: String, retriable: bool },
+    Source {
+        reason: &'static str,
+        message: String,
+        retriable: bool,
+    },
     #[error("database error while {doing}: {source}")]
-    Database { doing: &'static str, source: sqlx::Error },
+    Database {
+        doing: &'static str,
+        source: sqlx::Error,
+    },
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
 }

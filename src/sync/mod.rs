@@ -11,10 +11,10 @@
 //!
 //! [`engine::run_sync`] ties them together under an advisory lock per connection.
 pub mod apply;
-pub mod bench;
 mod apply_children;
-pub mod cli;
+pub mod bench;
 pub mod clever_source;
+pub mod cli;
 pub mod engine;
 pub mod error;
 pub mod fetch;

@@ -95,7 +95,13 @@ impl EntityCounts {
 
     /// Whether the run writes anything for this entity.
     pub fn changes(&self) -> u64 {
-        self.created + self.updated + self.deactivated + self.removed + self.reactivated + self.carried_over + self.matched
+        self.created
+            + self.updated
+            + self.deactivated
+            + self.removed
+            + self.reactivated
+            + self.carried_over
+            + self.matched
     }
 }
 

@@ -12,7 +12,11 @@ use crate::api::{Grade, JourneyPolicySpec};
 /// school's `low_grade` to its `high_grade` is in the shared set (an early-learning center, say).
 /// That keeps a preschool's ungraded sections without pulling in every ungraded section of a
 /// K-12 school.
-pub fn section_kept(section_grade: Option<Grade>, school_range: Option<(Grade, Grade)>, shared: &[Grade]) -> bool {
+pub fn section_kept(
+    section_grade: Option<Grade>,
+    school_range: Option<(Grade, Grade)>,
+    shared: &[Grade],
+) -> bool {
     match section_grade {
         Some(grade) => shared.contains(&grade),
         None => match school_range {
@@ -28,7 +32,10 @@ fn school_serves_only(low: Grade, high: Grade, shared: &[Grade]) -> bool {
     if !ordered(low) || !ordered(high) || low > high {
         return false;
     }
-    Grade::ALL.iter().filter(|g| **g >= low && **g <= high).all(|g| shared.contains(g))
+    Grade::ALL
+        .iter()
+        .filter(|g| **g >= low && **g <= high)
+        .all(|g| shared.contains(g))
 }
 
 /// A `MM-DD` school-year cutoff.
@@ -42,7 +49,11 @@ pub fn parse_cutoff(cutoff: &str) -> Option<(i8, i8)> {
 /// The first year of the school year `today` falls in (school years start on August 1, the
 /// product's default archive date): 2025 for 2025-08-01 up to 2026-07-31.
 pub fn school_year_start(today: Date) -> i16 {
-    if today.month() >= 8 { today.year() } else { today.year() - 1 }
+    if today.month() >= 8 {
+        today.year()
+    } else {
+        today.year() - 1
+    }
 }
 
 /// The grade a child born on `dob` is in during the school year of `today`, from the age reached
@@ -52,7 +63,9 @@ pub fn school_year_start(today: Date) -> i16 {
 pub fn grade_from_dob(dob: Date, cutoff: (i8, i8), today: Date) -> Option<Grade> {
     let year = school_year_start(today);
     // The cutoff's day within the school year's start year; 02-29 falls back to 02-28.
-    let cutoff_day = Date::new(year, cutoff.0, cutoff.1).or_else(|_| Date::new(year, cutoff.0, cutoff.1 - 1)).ok()?;
+    let cutoff_day = Date::new(year, cutoff.0, cutoff.1)
+        .or_else(|_| Date::new(year, cutoff.0, cutoff.1 - 1))
+        .ok()?;
     let reference = cutoff_day.yesterday().ok()?;
     if dob > reference {
         return None;
@@ -76,7 +89,11 @@ pub fn grade_from_dob(dob: Date, cutoff: (i8, i8), today: Date) -> Option<Grade>
 /// (Matching additionally lower-cases, in SQL: `rs_name_key`.)
 pub fn normalize_name(name: Option<&str>) -> Option<String> {
     let joined = name?.split_whitespace().collect::<Vec<_>>().join(" ");
-    if joined.is_empty() { None } else { Some(joined) }
+    if joined.is_empty() {
+        None
+    } else {
+        Some(joined)
+    }
 }
 
 /// The journey new children get: the policy's `newChildJourney` when it is licensed. `Err` carries
@@ -84,7 +101,13 @@ pub fn normalize_name(name: Option<&str>) -> Option<String> {
 pub fn new_child_journey(policy: Option<&JourneyPolicySpec>) -> Result<Option<String>, String> {
     match policy {
         None => Ok(None),
-        Some(p) if p.licensed_products.iter().any(|l| l == &p.new_child_journey) => Ok(Some(p.new_child_journey.clone())),
+        Some(p)
+            if p.licensed_products
+                .iter()
+                .any(|l| l == &p.new_child_journey) =>
+        {
+            Ok(Some(p.new_child_journey.clone()))
+        }
         Some(p) => Err(p.new_child_journey.clone()),
     }
 }
@@ -112,16 +135,36 @@ impl std::fmt::Display for GuardTrip {
 
 /// The removal guard: the first entity whose removals exceed `percent` of its records that were
 /// active before the run. Nothing is removed without `allow_removal`, so nothing trips then.
-pub fn removal_guard(counts: &Counts, before: &ActiveBefore, percent: u8, allow_removal: bool) -> Option<GuardTrip> {
+pub fn removal_guard(
+    counts: &Counts,
+    before: &ActiveBefore,
+    percent: u8,
+    allow_removal: bool,
+) -> Option<GuardTrip> {
     if !allow_removal {
         return None;
     }
-    let actives = [before.schools, before.classrooms, before.educators, before.children, before.enrollments];
-    counts.entities().into_iter().zip(actives).find_map(|((entity, c), active)| {
-        let removals = c.removals();
-        (removals > 0 && u128::from(removals) * 100 > u128::from(percent) * u128::from(active))
-            .then_some(GuardTrip { entity, removals, active, percent })
-    })
+    let actives = [
+        before.schools,
+        before.classrooms,
+        before.educators,
+        before.children,
+        before.enrollments,
+    ];
+    counts
+        .entities()
+        .into_iter()
+        .zip(actives)
+        .find_map(|((entity, c), active)| {
+            let removals = c.removals();
+            (removals > 0 && u128::from(removals) * 100 > u128::from(percent) * u128::from(active))
+                .then_some(GuardTrip {
+                    entity,
+                    removals,
+                    active,
+                    percent,
+                })
+        })
 }
 
 #[cfg(test)]
@@ -140,11 +183,31 @@ mod tests {
     #[test]
     fn ungraded_sections_are_kept_only_in_schools_serving_shared_grades_only() {
         let shared = Grade::EARLY.to_vec();
-        assert!(section_kept(None, Some((Grade::InfantToddler, Grade::PreKindergarten)), &shared));
-        assert!(section_kept(None, Some((Grade::Kindergarten, Grade::Kindergarten)), &shared));
-        assert!(!section_kept(None, Some((Grade::Kindergarten, Grade::G5)), &shared));
-        assert!(!section_kept(None, Some((Grade::Ungraded, Grade::Ungraded)), &shared));
-        assert!(!section_kept(None, Some((Grade::PreKindergarten, Grade::Preschool)), &shared));
+        assert!(section_kept(
+            None,
+            Some((Grade::InfantToddler, Grade::PreKindergarten)),
+            &shared
+        ));
+        assert!(section_kept(
+            None,
+            Some((Grade::Kindergarten, Grade::Kindergarten)),
+            &shared
+        ));
+        assert!(!section_kept(
+            None,
+            Some((Grade::Kindergarten, Grade::G5)),
+            &shared
+        ));
+        assert!(!section_kept(
+            None,
+            Some((Grade::Ungraded, Grade::Ungraded)),
+            &shared
+        ));
+        assert!(!section_kept(
+            None,
+            Some((Grade::PreKindergarten, Grade::Preschool)),
+            &shared
+        ));
         assert!(!section_kept(None, None, &shared));
     }
 
@@ -168,24 +231,51 @@ mod tests {
         let today = date(2025, 10, 15);
         let sep1 = (9, 1);
         // Turned 5 on Aug 31, before the cutoff: Kindergarten.
-        assert_eq!(grade_from_dob(date(2020, 8, 31), sep1, today), Some(Grade::Kindergarten));
+        assert_eq!(
+            grade_from_dob(date(2020, 8, 31), sep1, today),
+            Some(Grade::Kindergarten)
+        );
         // Born on the cutoff: a year later.
-        assert_eq!(grade_from_dob(date(2020, 9, 1), sep1, today), Some(Grade::PreKindergarten));
-        assert_eq!(grade_from_dob(date(2022, 1, 1), sep1, today), Some(Grade::Preschool));
-        assert_eq!(grade_from_dob(date(2024, 1, 1), sep1, today), Some(Grade::InfantToddler));
-        assert_eq!(grade_from_dob(date(2019, 3, 1), sep1, today), Some(Grade::G1));
-        assert_eq!(grade_from_dob(date(2007, 3, 1), sep1, today), Some(Grade::G13));
+        assert_eq!(
+            grade_from_dob(date(2020, 9, 1), sep1, today),
+            Some(Grade::PreKindergarten)
+        );
+        assert_eq!(
+            grade_from_dob(date(2022, 1, 1), sep1, today),
+            Some(Grade::Preschool)
+        );
+        assert_eq!(
+            grade_from_dob(date(2024, 1, 1), sep1, today),
+            Some(Grade::InfantToddler)
+        );
+        assert_eq!(
+            grade_from_dob(date(2019, 3, 1), sep1, today),
+            Some(Grade::G1)
+        );
+        assert_eq!(
+            grade_from_dob(date(2007, 3, 1), sep1, today),
+            Some(Grade::G13)
+        );
         assert_eq!(grade_from_dob(date(2000, 3, 1), sep1, today), None);
         assert_eq!(grade_from_dob(date(2026, 1, 1), sep1, today), None);
         // Same school year in spring: still measured at the 2025 cutoff.
-        assert_eq!(grade_from_dob(date(2020, 8, 31), sep1, date(2026, 3, 1)), Some(Grade::Kindergarten));
+        assert_eq!(
+            grade_from_dob(date(2020, 8, 31), sep1, date(2026, 3, 1)),
+            Some(Grade::Kindergarten)
+        );
         // A Feb 29 cutoff in a common year falls back to Feb 28.
-        assert_eq!(grade_from_dob(date(2020, 2, 27), (2, 29), today), Some(Grade::Kindergarten));
+        assert_eq!(
+            grade_from_dob(date(2020, 2, 27), (2, 29), today),
+            Some(Grade::Kindergarten)
+        );
     }
 
     #[test]
     fn names_are_trimmed_and_whitespace_collapsed() {
-        assert_eq!(normalize_name(Some("  Ana   María \t")), Some("Ana María".into()));
+        assert_eq!(
+            normalize_name(Some("  Ana   María \t")),
+            Some("Ana María".into())
+        );
         assert_eq!(normalize_name(Some("   ")), None);
         assert_eq!(normalize_name(None), None);
     }
@@ -207,11 +297,17 @@ mod tests {
     fn the_guard_trips_above_the_percentage_of_active_records() {
         let mut counts = Counts::default();
         counts.children.deactivated = 10;
-        let before = ActiveBefore { children: 100, ..Default::default() };
+        let before = ActiveBefore {
+            children: 100,
+            ..Default::default()
+        };
         assert_eq!(removal_guard(&counts, &before, 10, true), None);
         counts.children.removed = 1;
         let trip = removal_guard(&counts, &before, 10, true);
-        assert_eq!(trip.map(|t| (t.entity, t.removals, t.active)), Some(("children", 11, 100)));
+        assert_eq!(
+            trip.map(|t| (t.entity, t.removals, t.active)),
+            Some(("children", 11, 100))
+        );
         assert_eq!(removal_guard(&counts, &before, 10, false), None);
         assert!(removal_guard(&counts, &before, 0, true).is_some());
         assert!(removal_guard(&counts, &before, 100, true).is_none());

@@ -74,7 +74,8 @@ fn match_pass(kind: &str, candidates: &str, key: &str) -> String {
 }
 
 const ARCHIVED: &str = "c.archived_school_year IS NOT NULL";
-const MANUAL: &str = "c.source = 'manual' AND c.clever_id IS NULL AND c.archived_school_year IS NULL";
+const MANUAL: &str =
+    "c.source = 'manual' AND c.clever_id IS NULL AND c.archived_school_year IS NULL";
 const BY_CLEVER_ID: &str = "c.clever_id = s.clever_id";
 const BY_SIS_ID: &str = "s.sis_id IS NOT NULL AND c.sis_id = s.sis_id";
 const BY_NAME_DOB: &str = "s.dob IS NOT NULL AND c.dob = s.dob \
@@ -96,8 +97,15 @@ SELECT 'children', clever_id, 'ManualMatchAmbiguous',
 FROM stg_children WHERE match_kind = 'manual-ambiguous' ORDER BY clever_id";
 
 /// Runs the planning steps. `auto_carryover` enables the archived-children passes.
-pub async fn resolve(conn: &mut PgConnection, connection: &str, auto_carryover: bool) -> Result<(), SyncError> {
-    sqlx::query(PLACE).execute(&mut *conn).await.map_err(SyncError::db("placing children in classrooms"))?;
+pub async fn resolve(
+    conn: &mut PgConnection,
+    connection: &str,
+    auto_carryover: bool,
+) -> Result<(), SyncError> {
+    sqlx::query(PLACE)
+        .execute(&mut *conn)
+        .await
+        .map_err(SyncError::db("placing children in classrooms"))?;
     sqlx::raw_sql(PLACEMENT_PROBLEMS)
         .execute(&mut *conn)
         .await
@@ -113,19 +121,34 @@ pub async fn resolve(conn: &mut PgConnection, connection: &str, auto_carryover: 
         .map_err(SyncError::db("indexing staged children"))?;
     let mut passes = Vec::new();
     if auto_carryover {
-        passes.extend([("carry", ARCHIVED, BY_CLEVER_ID), ("carry", ARCHIVED, BY_SIS_ID), ("carry", ARCHIVED, BY_NAME_DOB)]);
+        passes.extend([
+            ("carry", ARCHIVED, BY_CLEVER_ID),
+            ("carry", ARCHIVED, BY_SIS_ID),
+            ("carry", ARCHIVED, BY_NAME_DOB),
+        ]);
     }
-    passes.extend([("manual", MANUAL, BY_SIS_ID), ("manual", MANUAL, BY_NAME_DOB_SCHOOL)]);
+    passes.extend([
+        ("manual", MANUAL, BY_SIS_ID),
+        ("manual", MANUAL, BY_NAME_DOB_SCHOOL),
+    ]);
     for (kind, candidates, key) in passes {
         sqlx::query(&match_pass(kind, candidates, key))
             .bind(connection)
             .execute(&mut *conn)
             .await
-            .map_err(SyncError::db("matching children to archived or manual records"))?;
+            .map_err(SyncError::db(
+                "matching children to archived or manual records",
+            ))?;
     }
-    sqlx::raw_sql(MATCH_PROBLEMS).execute(&mut *conn).await.map_err(SyncError::db("recording matching problems"))?;
+    sqlx::raw_sql(MATCH_PROBLEMS)
+        .execute(&mut *conn)
+        .await
+        .map_err(SyncError::db("recording matching problems"))?;
     // Planning filled child_id and match_kind: refresh the planner's view before apply joins on them.
-    sqlx::query("ANALYZE stg_children").execute(&mut *conn).await.map_err(SyncError::db("analyzing staged children"))?;
+    sqlx::query("ANALYZE stg_children")
+        .execute(&mut *conn)
+        .await
+        .map_err(SyncError::db("analyzing staged children"))?;
     Ok(())
 }
 

@@ -18,7 +18,11 @@ pub struct RunIdentity {
 
 /// Marks runs of this connection still `Running` as Failed: the caller holds the connection's
 /// lock, so they belong to processes that died (a crashed or killed Job pod).
-pub async fn fail_interrupted(conn: &mut PgConnection, connection: &str, except_run: &str) -> Result<u64, SyncError> {
+pub async fn fail_interrupted(
+    conn: &mut PgConnection,
+    connection: &str,
+    except_run: &str,
+) -> Result<u64, SyncError> {
     let r = sqlx::query(
         "UPDATE sync_runs SET result = 'Failed', retriable = true, finished_at = now(), reason = 'Interrupted',
                 message = 'the run stopped before recording an outcome (process crashed or was killed); \
@@ -59,7 +63,10 @@ pub async fn start(conn: &mut PgConnection, id: &RunIdentity) -> Result<(), Sync
 }
 
 /// Copies the staged problems to `sync_problems` and returns the totals by code.
-pub async fn record_problems(conn: &mut PgConnection, run_id: &str) -> Result<ProblemCodes, SyncError> {
+pub async fn record_problems(
+    conn: &mut PgConnection,
+    run_id: &str,
+) -> Result<ProblemCodes, SyncError> {
     sqlx::query(
         "INSERT INTO sync_problems (run_id, record_kind, clever_id, code, message)
          SELECT $1, record_kind, clever_id, code, message FROM stg_problems ORDER BY id",
@@ -68,11 +75,15 @@ pub async fn record_problems(conn: &mut PgConnection, run_id: &str) -> Result<Pr
     .execute(&mut *conn)
     .await
     .map_err(SyncError::db("recording problems"))?;
-    let rows: Vec<(String, i64)> = sqlx::query_as("SELECT code, count(*) FROM stg_problems GROUP BY code ORDER BY code")
-        .fetch_all(&mut *conn)
-        .await
-        .map_err(SyncError::db("counting problems"))?;
-    Ok(rows.into_iter().map(|(c, n)| (c, u64::try_from(n).unwrap_or(0))).collect())
+    let rows: Vec<(String, i64)> =
+        sqlx::query_as("SELECT code, count(*) FROM stg_problems GROUP BY code ORDER BY code")
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(SyncError::db("counting problems"))?;
+    Ok(rows
+        .into_iter()
+        .map(|(c, n)| (c, u64::try_from(n).unwrap_or(0)))
+        .collect())
 }
 
 /// The outcome written at the end of a run.
@@ -88,7 +99,11 @@ pub struct Finish<'a> {
 }
 
 /// Writes the run's outcome.
-pub async fn finish(conn: &mut PgConnection, run_id: &str, f: &Finish<'_>) -> Result<(), SyncError> {
+pub async fn finish(
+    conn: &mut PgConnection,
+    run_id: &str,
+    f: &Finish<'_>,
+) -> Result<(), SyncError> {
     let counts = serde_json::to_value(f.counts).unwrap_or_default();
     let codes = serde_json::to_value(f.problem_codes).unwrap_or_default();
     let problems: u64 = f.problem_codes.values().sum();

@@ -37,7 +37,10 @@ ANALYZE stg_schools, stg_classrooms, stg_section_students, stg_children, stg_edu
 
 /// Creates (or recreates) the empty staging tables on `conn`.
 pub async fn create_tables(conn: &mut PgConnection) -> Result<(), SyncError> {
-    sqlx::raw_sql(CREATE).execute(&mut *conn).await.map_err(SyncError::db("creating the staging tables"))?;
+    sqlx::raw_sql(CREATE)
+        .execute(&mut *conn)
+        .await
+        .map_err(SyncError::db("creating the staging tables"))?;
     Ok(())
 }
 
@@ -50,22 +53,37 @@ struct CopyBuffer {
 
 impl CopyBuffer {
     fn new(statement: &'static str) -> Self {
-        CopyBuffer { statement, buf: Vec::with_capacity(FLUSH_BYTES + 4096), rows: 0 }
+        CopyBuffer {
+            statement,
+            buf: Vec::with_capacity(FLUSH_BYTES + 4096),
+            rows: 0,
+        }
     }
 
     async fn flush(&mut self, conn: &mut PgConnection) -> Result<(), SyncError> {
         if self.buf.is_empty() {
             return Ok(());
         }
-        let mut copy = conn.copy_in_raw(self.statement).await.map_err(SyncError::db("starting a COPY into staging"))?;
-        copy.send(self.buf.as_slice()).await.map_err(SyncError::db("sending rows to staging"))?;
-        copy.finish().await.map_err(SyncError::db("finishing a COPY into staging"))?;
+        let mut copy = conn
+            .copy_in_raw(self.statement)
+            .await
+            .map_err(SyncError::db("starting a COPY into staging"))?;
+        copy.send(self.buf.as_slice())
+            .await
+            .map_err(SyncError::db("sending rows to staging"))?;
+        copy.finish()
+            .await
+            .map_err(SyncError::db("finishing a COPY into staging"))?;
         self.buf.clear();
         Ok(())
     }
 
     async fn maybe_flush(&mut self, conn: &mut PgConnection) -> Result<(), SyncError> {
-        if self.buf.len() >= FLUSH_BYTES { self.flush(conn).await } else { Ok(()) }
+        if self.buf.len() >= FLUSH_BYTES {
+            self.flush(conn).await
+        } else {
+            Ok(())
+        }
     }
 }
 
@@ -145,11 +163,15 @@ impl<'c> Stager<'c> {
     pub fn new(conn: &'c mut PgConnection) -> Self {
         Stager {
             conn,
-            schools: CopyBuffer::new("COPY stg_schools (clever_id, name, sis_id, low_grade, high_grade) FROM STDIN"),
+            schools: CopyBuffer::new(
+                "COPY stg_schools (clever_id, name, sis_id, low_grade, high_grade) FROM STDIN",
+            ),
             classrooms: CopyBuffer::new(
                 "COPY stg_classrooms (clever_id, school_clever_id, name, grade, subject, is_homeroom, teacher_clever_id) FROM STDIN",
             ),
-            section_students: CopyBuffer::new("COPY stg_section_students (section_id, student_id) FROM STDIN"),
+            section_students: CopyBuffer::new(
+                "COPY stg_section_students (section_id, student_id) FROM STDIN",
+            ),
             children: CopyBuffer::new(
                 "COPY stg_children (clever_id, sis_id, first_name, last_name, grade, dob_grade, primary_school, \
                  demo_shared, dob, gender, ell_status, hispanic_ethnicity, race, home_language, iep_status, frl_status) FROM STDIN",
@@ -157,7 +179,9 @@ impl<'c> Stager<'c> {
             educators: CopyBuffer::new(
                 "COPY stg_educators (clever_id, school_clever_id, sis_id, first_name, last_name, email, title) FROM STDIN",
             ),
-            problems: CopyBuffer::new("COPY stg_problems (record_kind, clever_id, code, message) FROM STDIN"),
+            problems: CopyBuffer::new(
+                "COPY stg_problems (record_kind, clever_id, code, message) FROM STDIN",
+            ),
         }
     }
 
@@ -186,7 +210,10 @@ impl<'c> Stager<'c> {
             .end();
         self.classrooms.rows += 1;
         for student in &c.students {
-            Row::new(&mut self.section_students.buf).text(Some(&c.clever_id)).text(Some(student)).end();
+            Row::new(&mut self.section_students.buf)
+                .text(Some(&c.clever_id))
+                .text(Some(student))
+                .end();
             self.section_students.rows += 1;
         }
         self.classrooms.maybe_flush(self.conn).await?;
@@ -255,7 +282,10 @@ impl<'c> Stager<'c> {
         ] {
             buf.flush(self.conn).await?;
         }
-        sqlx::raw_sql(INDEX).execute(&mut *self.conn).await.map_err(SyncError::db("indexing the staging tables"))?;
+        sqlx::raw_sql(INDEX)
+            .execute(&mut *self.conn)
+            .await
+            .map_err(SyncError::db("indexing the staging tables"))?;
         Ok(StagedTotals {
             schools: self.schools.rows,
             classrooms: self.classrooms.rows,
@@ -282,7 +312,11 @@ mod tests {
         escape_into(&mut out, "a\\b\tc\nd\re\0f");
         assert_eq!(out, b"a\\\\b\\tc\\nd\\ref");
         let mut buf = Vec::new();
-        Row::new(&mut buf).text(Some("x")).text(None).bool(true).end();
+        Row::new(&mut buf)
+            .text(Some("x"))
+            .text(None)
+            .bool(true)
+            .end();
         assert_eq!(buf, b"x\t\\N\tt\n");
     }
 
