@@ -13,6 +13,11 @@ ensure_prerequisites() {
     apt-get update -qq >&2 || true
     apt-get install -y -qq "${missing[@]}" >&2
   fi
+  # The SMTP tests' server (hack/smtp-sink.py).
+  if ! python3 -c 'import aiosmtpd' >/dev/null 2>&1; then
+    echo "setup.sh: installing aiosmtpd (pip)" >&2
+    python3 -m pip install --quiet --disable-pip-version-check aiosmtpd >&2
+  fi
   command -v go >/dev/null || { echo "setup.sh: Go 1.26+ is required to build the control plane" >&2; return 1; }
   command -v cargo >/dev/null || { echo "setup.sh: Rust (cargo) is required" >&2; return 1; }
 }

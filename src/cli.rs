@@ -19,6 +19,13 @@ pub struct Cli {
 pub enum Command {
     /// Print the CustomResourceDefinitions (multi-document YAML), or write one file per CRD.
     Crds(CrdsArgs),
+    /// Run the operator: reconcile RosterConnections, SyncSchedules and JourneyPolicies.
+    Controller(crate::controller::ControllerArgs),
+    /// Test and demo support: run rostersync Jobs' pods as local processes (a stand-in kubelet).
+    PodRunner(crate::podrunner::PodRunnerArgs),
+    /// Schedule tools: `schedule preview` lists the next slots of a SyncSchedule manifest.
+    #[command(subcommand)]
+    Schedule(crate::schedule::ScheduleCommand),
     /// Apply the database migrations (roster tables and sync history).
     Migrate(crate::store::cli::MigrateArgs),
     /// Show the sync history (newest first).
@@ -27,7 +34,7 @@ pub enum Command {
     Sync(crate::sync::cli::SyncArgs),
     // Subcommands are added here, one variant each, pointing at the module that owns the Args type.
     /// Run a Clever API v3.0 emulator on loopback (for tests, demos and benchmarks).
-    CleverEmulator(crate::emulator::cli::EmulatorArgs),
+    CleverEmulator(Box<crate::emulator::cli::EmulatorArgs>),
     /// Measure throughput.
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -55,6 +62,8 @@ async fn crds(args: CrdsArgs) -> anyhow::Result<u8> {
     match args.out_dir {
         None => print!("{}", crate::api::crds_yaml()?),
         Some(dir) => {
+            std::fs::create_dir_all(&dir)
+                .with_context(|| format!("cannot create {}", dir.display()))?;
             for crd in crate::api::crds() {
                 let path = dir.join(crate::api::crd_file_name(&crd));
                 std::fs::write(&path, serde_yaml_ng::to_string(&crd)?)
@@ -79,11 +88,14 @@ pub fn main() -> ExitCode {
     let result: anyhow::Result<u8> = runtime.block_on(async move {
         match cli.command {
             Command::Crds(args) => crds(args).await,
+            Command::Controller(args) => crate::controller::run(args).await,
+            Command::PodRunner(args) => crate::podrunner::run(args).await,
+            Command::Schedule(command) => crate::schedule::preview::run(command).await,
             Command::Migrate(args) => crate::store::cli::migrate(args).await,
             Command::History(args) => crate::store::cli::history(args).await,
             Command::Sync(args) => crate::sync::cli::run(args).await,
             Command::Bench(BenchCommand::Sync(args)) => crate::sync::bench::run(args).await,
-            Command::CleverEmulator(args) => crate::emulator::cli::run(args).await,
+            Command::CleverEmulator(args) => crate::emulator::cli::run(*args).await,
             Command::Bench(BenchCommand::Clever(args)) => crate::clever::bench::run(args).await,
         }
     });

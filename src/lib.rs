@@ -7,7 +7,12 @@
 pub mod api;
 pub mod clever;
 pub mod cli;
+pub mod controller;
 pub mod emulator;
+pub mod notify;
+pub mod plugin;
+pub mod podrunner;
+pub mod schedule;
 pub mod store;
 pub mod sync;
 pub mod telemetry;

@@ -11,16 +11,24 @@ use kube::{Api, Resource, ResourceExt};
 
 #[tokio::test]
 async fn kube_client_reads_server_version_1_37() {
-    let Some(client) = common::kube_client().await else { return };
+    let Some(client) = common::kube_client().await else {
+        return;
+    };
     let info = client.apiserver_version().await.expect("version");
     assert_eq!(info.major, "1");
     assert_eq!(info.minor, "37", "unexpected server version {info:?}");
-    assert!(info.git_version.starts_with("v1.37."), "git version {}", info.git_version);
+    assert!(
+        info.git_version.starts_with("v1.37."),
+        "git version {}",
+        info.git_version
+    );
 }
 
 #[tokio::test]
 async fn owned_configmap_is_garbage_collected_after_owner_deletion() {
-    let Some(client) = common::kube_client().await else { return };
+    let Some(client) = common::kube_client().await else {
+        return;
+    };
     let ns = common::fresh_namespace(&client, "gc").await;
     let cms: Api<ConfigMap> = Api::namespaced(client.clone(), &ns);
     let owner: ConfigMap = serde_json::from_value(serde_json::json!({
@@ -36,17 +44,25 @@ async fn owned_configmap_is_garbage_collected_after_owner_deletion() {
     owned.meta_mut().owner_references = Some(vec![owner_ref]);
     cms.create(&PostParams::default(), &owned).await.unwrap();
 
-    cms.delete("owner", &DeleteParams::background()).await.unwrap();
-    common::wait_for("the owned ConfigMap to be garbage-collected", Duration::from_secs(60), || {
-        let cms = cms.clone();
-        async move { cms.get_opt("owned").await.unwrap().is_none().then_some(()) }
-    })
+    cms.delete("owner", &DeleteParams::background())
+        .await
+        .unwrap();
+    common::wait_for(
+        "the owned ConfigMap to be garbage-collected",
+        Duration::from_secs(60),
+        || {
+            let cms = cms.clone();
+            async move { cms.get_opt("owned").await.unwrap().is_none().then_some(()) }
+        },
+    )
     .await;
 }
 
 #[tokio::test]
 async fn created_job_gets_a_pod_from_the_job_controller() {
-    let Some(client) = common::kube_client().await else { return };
+    let Some(client) = common::kube_client().await else {
+        return;
+    };
     let ns = common::fresh_namespace(&client, "job").await;
     let jobs: Api<Job> = Api::namespaced(client.clone(), &ns);
     let job: Job = serde_json::from_value(serde_json::json!({
@@ -60,34 +76,55 @@ async fn created_job_gets_a_pod_from_the_job_controller() {
     let job = jobs.create(&PostParams::default(), &job).await.unwrap();
     let uid = job.uid().unwrap();
     let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);
-    let pod = common::wait_for("the Job controller to create a pod", Duration::from_secs(60), || {
-        let pods = pods.clone();
-        async move {
-            let list = pods.list(&ListParams::default().labels(&format!("batch.kubernetes.io/controller-uid={uid}"))).await.unwrap();
-            list.items.into_iter().next()
-        }
-    })
+    let selector = format!("batch.kubernetes.io/controller-uid={uid}");
+    let pod = common::wait_for(
+        "the Job controller to create a pod",
+        Duration::from_secs(60),
+        || {
+            let pods = pods.clone();
+            let selector = selector.clone();
+            async move {
+                let list = pods
+                    .list(&ListParams::default().labels(&selector))
+                    .await
+                    .unwrap();
+                list.items.into_iter().next()
+            }
+        },
+    )
     .await;
-    let owner = pod.owner_references().first().cloned().expect("pod has an owner");
+    let owner = pod
+        .owner_references()
+        .first()
+        .cloned()
+        .expect("pod has an owner");
     assert_eq!(owner.kind, "Job");
     assert_eq!(owner.name, "hello");
 }
 
 #[tokio::test]
 async fn service_account_without_rbac_is_forbidden_to_list_secrets() {
-    let Some(client) = common::kube_client().await else { return };
+    let Some(client) = common::kube_client().await else {
+        return;
+    };
     let ns = common::fresh_namespace(&client, "rbac").await;
     let sas: Api<ServiceAccount> = Api::namespaced(client.clone(), &ns);
-    let sa: ServiceAccount = serde_json::from_value(serde_json::json!({"metadata": {"name": "nobody"}})).unwrap();
+    let sa: ServiceAccount =
+        serde_json::from_value(serde_json::json!({"metadata": {"name": "nobody"}})).unwrap();
     sas.create(&PostParams::default(), &sa).await.unwrap();
     let token = request_token(&client, &ns, "nobody").await;
 
     let mut config = kube::Config::infer().await.unwrap();
-    config.auth_info = kube::config::AuthInfo { token: Some(token.into()), ..Default::default() };
+    config.auth_info = kube::config::AuthInfo {
+        token: Some(token.into()),
+        ..Default::default()
+    };
     let sa_client = kube::Client::try_from(config).unwrap();
     let secrets: Api<Secret> = Api::namespaced(sa_client, &ns);
     match secrets.list(&ListParams::default()).await {
-        Err(kube::Error::Api(status)) => assert_eq!(status.code, 403, "expected Forbidden, got {status:?}"),
+        Err(kube::Error::Api(status)) => {
+            assert_eq!(status.code, 403, "expected Forbidden, got {status:?}")
+        }
         other => panic!("a ServiceAccount without RBAC listed Secrets: {other:?}"),
     }
 }
@@ -101,14 +138,20 @@ async fn request_token(client: &kube::Client, ns: &str, sa: &str) -> String {
         "spec": {"expirationSeconds": 600}
     }))
     .unwrap();
-    let data = serde_json::to_vec(&req).unwrap();
-    let resp: TokenRequest = sas.create_subresource("token", sa, &PostParams::default(), data).await.unwrap();
-    resp.status.expect("token status").token
+    let resp: TokenRequest = sas
+        .create_subresource("token", sa, &PostParams::default(), &req)
+        .await
+        .unwrap();
+    resp.status
+        .and_then(|s| s.token)
+        .expect("a token in the TokenRequest status")
 }
 
 #[tokio::test]
 async fn a_query_runs_on_postgres() {
-    let Some(db) = common::fresh_db().await else { return };
+    let Some(db) = common::fresh_db().await else {
+        return;
+    };
     let (n, name): (i32, String) = sqlx::query_as("SELECT 40 + 2, current_database()::text")
         .fetch_one(&db.pool)
         .await

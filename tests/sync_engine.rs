@@ -703,3 +703,4 @@ async fn problems_and_run_rows_carry_no_personal_data() {
     let json = serde_json::to_string(&out).expect("json");
     assert!(!json.contains("Doe") && !json.contains("2021"), "{json}");
 }
+

@@ -17,6 +17,8 @@ mkdir -p "$pki" "$logs" "$run" "$dir/etcd"
 start_deadline=$((SECONDS + 120))
 remaining() { local r=$((start_deadline - SECONDS)); [ "$r" -gt 1 ] && echo "$r" || echo 1; }
 
+alive() { kill -0 "$(cat "$run/$1.pid")" 2>/dev/null; }
+
 fail() { # fail COMPONENT MESSAGE
   echo "up.sh: $2" >&2
   echo "---- last lines of $logs/$1.log ----" >&2
@@ -57,7 +59,8 @@ setsid "$bin/etcd" --name rostersync-test --data-dir "$dir/etcd" \
   --initial-cluster "rostersync-test=http://127.0.0.1:$etcd_peer" \
   --unsafe-no-fsync=true --log-level warn >"$logs/etcd.log" 2>&1 </dev/null &
 echo $! > "$run/etcd.pid"
-wait_for "etcd health" "$(remaining)" curl -fsS "http://127.0.0.1:$etcd_port/health" || fail etcd "etcd did not become healthy"
+etcd_healthy() { alive etcd || return 2; curl -fsS "http://127.0.0.1:$etcd_port/health"; }
+wait_for "etcd health" "$(remaining)" etcd_healthy || fail etcd "etcd did not become healthy"
 
 # --- kube-apiserver
 setsid "$bin/kube-apiserver" \
@@ -70,6 +73,7 @@ setsid "$bin/kube-apiserver" \
   --service-cluster-ip-range 10.0.0.0/24 \
   --authorization-mode RBAC --allow-privileged=true \
   --enable-priority-and-fairness=false \
+  --endpoint-reconciler-type none \
   >"$logs/kube-apiserver.log" 2>&1 </dev/null &
 echo $! > "$run/kube-apiserver.pid"
 
@@ -93,6 +97,7 @@ current-context: rostersync-test
 KC
 
 readyz() {
+  alive kube-apiserver || return 2
   curl -fsS --cacert "$pki/ca.crt" --cert "$pki/admin.crt" --key "$pki/admin.key" \
     "https://127.0.0.1:$api_port/readyz" | grep -q '^ok$'
 }
@@ -110,7 +115,8 @@ setsid "$bin/kube-controller-manager" \
   --service-cluster-ip-range 10.0.0.0/24 \
   >"$logs/kube-controller-manager.log" 2>&1 </dev/null &
 echo $! > "$run/kube-controller-manager.pid"
-wait_for "kube-controller-manager /healthz" "$(remaining)" curl -fsSk "https://127.0.0.1:$kcm_port/healthz" \
+kcm_healthy() { alive kube-controller-manager || return 2; curl -fsSk "https://127.0.0.1:$kcm_port/healthz"; }
+wait_for "kube-controller-manager /healthz" "$(remaining)" kcm_healthy \
   || fail kube-controller-manager "kube-controller-manager did not become healthy"
 
 cat > "$dir/env" <<ENV

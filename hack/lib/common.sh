@@ -6,10 +6,17 @@ free_port() {
 }
 
 # wait_for DESCRIPTION TIMEOUT_SECONDS COMMAND...: runs COMMAND until it succeeds or the timeout passes.
+# A COMMAND exit status of 2 means "will never succeed" (e.g. the process died): give up at once.
 wait_for() {
-  local what="$1" timeout="$2"; shift 2
+  local what="$1" timeout="$2" rc; shift 2
   local deadline=$((SECONDS + timeout))
-  until "$@" >/dev/null 2>&1; do
+  while true; do
+    rc=0; "$@" >/dev/null 2>&1 || rc=$?
+    [ "$rc" = 0 ] && return 0
+    if [ "$rc" = 2 ]; then
+      echo "gave up waiting for $what: the process exited" >&2
+      return 1
+    fi
     if [ "$SECONDS" -ge "$deadline" ]; then
       echo "timed out after ${timeout}s waiting for $what" >&2
       return 1

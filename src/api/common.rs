@@ -13,7 +13,9 @@ pub struct LocalObjectReference {
 
 /// A Clever grade value, as Clever spells it (`InfantToddler`, `Preschool`, `PreKindergarten`,
 /// `TransitionalKindergarten`, `Kindergarten`, `1` to `13`, `PostGraduate`, `Ungraded`, `Other`).
-#[derive(Clone, Copy, Debug, Deserialize, Serialize, JsonSchema, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Clone, Copy, Debug, Deserialize, Serialize, JsonSchema, PartialEq, Eq, Hash, PartialOrd, Ord,
+)]
 pub enum Grade {
     InfantToddler,
     Preschool,
@@ -155,7 +157,9 @@ impl RunResult {
 }
 
 /// What started a sync run.
-#[derive(Clone, Copy, Debug, Deserialize, Serialize, JsonSchema, PartialEq, Eq, Hash, clap::ValueEnum)]
+#[derive(
+    Clone, Copy, Debug, Deserialize, Serialize, JsonSchema, PartialEq, Eq, Hash, clap::ValueEnum,
+)]
 pub enum Trigger {
     /// A slot of the schedule, run on time.
     Scheduled,
@@ -195,7 +199,13 @@ pub fn set_condition(conditions: &mut Vec<Condition>, mut cond: Condition) -> bo
 }
 
 /// Builds a condition stamped now.
-pub fn condition(type_: &str, status: bool, reason: &str, message: impl Into<String>, generation: Option<i64>) -> Condition {
+pub fn condition(
+    type_: &str,
+    status: bool,
+    reason: &str,
+    message: impl Into<String>,
+    generation: Option<i64>,
+) -> Condition {
     Condition {
         type_: type_.to_string(),
         status: if status { "True" } else { "False" }.to_string(),
@@ -210,12 +220,11 @@ pub fn condition(type_: &str, status: bool, reason: &str, message: impl Into<Str
 pub(crate) fn conditions_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
     let mut schema = <Vec<Condition>>::json_schema(generator);
     schema.insert("x-kubernetes-list-type".into(), "map".into());
-    schema.insert("x-kubernetes-list-map-keys".into(), serde_json::json!(["type"]));
+    schema.insert(
+        "x-kubernetes-list-map-keys".into(),
+        serde_json::json!(["type"]),
+    );
     schema
-}
-
-pub(crate) fn is_false(b: &bool) -> bool {
-    !*b
 }
 
 #[cfg(test)]
@@ -243,7 +252,10 @@ mod tests {
         again.last_transition_time = Time(jiff::Timestamp::from_second(1).unwrap_or_default());
         assert!(!set_condition(&mut conds, again));
         assert_eq!(conds[0].last_transition_time, t0);
-        assert!(set_condition(&mut conds, condition("Ready", false, "DistrictNotFound", "x", Some(2))));
+        assert!(set_condition(
+            &mut conds,
+            condition("Ready", false, "DistrictNotFound", "x", Some(2))
+        ));
         assert_eq!(conds.len(), 1);
         assert_eq!(conds[0].status, "False");
     }

@@ -93,7 +93,10 @@ pub struct Sharing {
 
 impl Default for Sharing {
     fn default() -> Self {
-        Sharing { grades: default_grades(), include_demographics: true }
+        Sharing {
+            grades: default_grades(),
+            include_demographics: true,
+        }
     }
 }
 
@@ -129,7 +132,7 @@ pub struct SyncSettings {
     /// approved with the `rostersync.io/approve-removals` annotation. 0 to 100.
     #[serde(default = "default_guard_percent")]
     #[schemars(range(min = 0, max = 100))]
-    pub removal_guard_percent: u8,
+    pub removal_guard_percent: i32,
 
     /// Send emails about sync events (failures, held runs, recovery, credential problems, missed
     /// schedules) to `emailRecipients`.
@@ -171,7 +174,7 @@ impl Default for SyncSettings {
     }
 }
 
-fn default_guard_percent() -> u8 {
+fn default_guard_percent() -> i32 {
     10
 }
 

@@ -54,7 +54,10 @@ pub struct GradePlacement {
     pub use_demographics: bool,
     /// School-year cutoff `MM-DD`: a child born on or after it in a year starts school a year later.
     #[serde(default = "default_cutoff")]
-    #[schemars(length(min = 5, max = 5), regex(pattern = r"^(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$"))]
+    #[schemars(
+        length(min = 5, max = 5),
+        regex(pattern = r"^(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$")
+    )]
     pub birthdate_cutoff: String,
     /// Starting level per grade; a grade appears at most once. Grades not listed start at no level.
     #[serde(default = "default_levels")]
@@ -64,7 +67,11 @@ pub struct GradePlacement {
 
 impl Default for GradePlacement {
     fn default() -> Self {
-        GradePlacement { use_demographics: true, birthdate_cutoff: default_cutoff(), levels: default_levels() }
+        GradePlacement {
+            use_demographics: true,
+            birthdate_cutoff: default_cutoff(),
+            levels: default_levels(),
+        }
     }
 }
 
@@ -82,7 +89,10 @@ fn default_levels() -> Vec<GradeLevel> {
         (Grade::G1, 6),
     ]
     .into_iter()
-    .map(|(grade, starting_level)| GradeLevel { grade, starting_level })
+    .map(|(grade, starting_level)| GradeLevel {
+        grade,
+        starting_level,
+    })
     .collect()
 }
 
@@ -94,13 +104,16 @@ pub struct GradeLevel {
     pub grade: Grade,
     /// The skill level a new child of this grade starts at (1 or more).
     #[schemars(range(min = 1))]
-    pub starting_level: u32,
+    pub starting_level: i32,
 }
 
 impl GradePlacement {
     /// The starting level configured for `grade`.
-    pub fn level_for(&self, grade: Grade) -> Option<u32> {
-        self.levels.iter().find(|l| l.grade == grade).map(|l| l.starting_level)
+    pub fn level_for(&self, grade: Grade) -> Option<i32> {
+        self.levels
+            .iter()
+            .find(|l| l.grade == grade)
+            .map(|l| l.starting_level)
     }
 }
 

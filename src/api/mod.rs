@@ -14,8 +14,8 @@ pub use connection::*;
 pub use journey::*;
 pub use schedule::*;
 
-use kube::CustomResourceExt;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::CustomResourceExt;
 
 /// The API group of every rostersync kind.
 pub const GROUP: &str = "rostersync.io";
@@ -28,7 +28,11 @@ pub const APPROVE_REMOVALS_ANNOTATION: &str = "rostersync.io/approve-removals";
 
 /// All CRDs, in a stable order (file names in `crds/` follow it).
 pub fn crds() -> Vec<CustomResourceDefinition> {
-    vec![RosterConnection::crd(), SyncSchedule::crd(), JourneyPolicy::crd()]
+    vec![
+        RosterConnection::crd(),
+        SyncSchedule::crd(),
+        JourneyPolicy::crd(),
+    ]
 }
 
 /// The CRDs as one multi-document YAML stream (what `rostersync crds` prints).

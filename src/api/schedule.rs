@@ -72,7 +72,10 @@ pub struct SyncScheduleSpec {
     pub frequency: Frequency,
 
     /// Local time of day of the slot, `HH:MM` (24-hour, 00:00 to 23:59), in `timeZone`.
-    #[schemars(length(min = 5, max = 5), regex(pattern = r"^([01][0-9]|2[0-3]):[0-5][0-9]$"))]
+    #[schemars(
+        length(min = 5, max = 5),
+        regex(pattern = r"^([01][0-9]|2[0-3]):[0-5][0-9]$")
+    )]
     pub at: String,
 
     /// Day of the week of a Weekly schedule (required for and only allowed with Weekly).
@@ -83,11 +86,14 @@ pub struct SyncScheduleSpec {
     /// In a month without that day the sync runs on the month's last day.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1, max = 31))]
-    pub day_of_month: Option<u8>,
+    pub day_of_month: Option<i32>,
 
     /// IANA time zone of `at` and `offPeakWindow`, for example `America/Chicago`. DST is handled: a slot
     /// in a spring-forward gap runs right after the gap, a slot in a fall-back repeat runs once.
-    #[schemars(length(min = 1, max = 64), regex(pattern = r"^[A-Za-z0-9_+\-]+(/[A-Za-z0-9_+\-]+)*$"))]
+    #[schemars(
+        length(min = 1, max = 64),
+        regex(pattern = r"^[A-Za-z0-9_+\-]+(/[A-Za-z0-9_+\-]+)*$")
+    )]
     pub time_zone: String,
 
     /// Off-peak hours in `timeZone`; daily syncs must be scheduled inside them. May wrap midnight.
@@ -98,7 +104,7 @@ pub struct SyncScheduleSpec {
     /// recorded as missed instead of run late. At least 1.
     #[serde(default = "default_starting_deadline")]
     #[schemars(range(min = 1))]
-    pub starting_deadline_minutes: u32,
+    pub starting_deadline_minutes: i32,
 
     /// Settings of the Job that runs each sync.
     #[serde(default)]
@@ -109,7 +115,7 @@ pub struct SyncScheduleSpec {
     pub history: HistoryLimits,
 }
 
-fn default_starting_deadline() -> u32 {
+fn default_starting_deadline() -> i32 {
     120
 }
 
@@ -159,17 +165,26 @@ impl DayOfWeek {
 pub struct OffPeakWindow {
     /// Start of the window, `HH:MM` (inclusive). Default 20:00.
     #[serde(default = "default_window_start")]
-    #[schemars(length(min = 5, max = 5), regex(pattern = r"^([01][0-9]|2[0-3]):[0-5][0-9]$"))]
+    #[schemars(
+        length(min = 5, max = 5),
+        regex(pattern = r"^([01][0-9]|2[0-3]):[0-5][0-9]$")
+    )]
     pub start: String,
     /// End of the window, `HH:MM` (exclusive). Default 06:00.
     #[serde(default = "default_window_end")]
-    #[schemars(length(min = 5, max = 5), regex(pattern = r"^([01][0-9]|2[0-3]):[0-5][0-9]$"))]
+    #[schemars(
+        length(min = 5, max = 5),
+        regex(pattern = r"^([01][0-9]|2[0-3]):[0-5][0-9]$")
+    )]
     pub end: String,
 }
 
 impl Default for OffPeakWindow {
     fn default() -> Self {
-        OffPeakWindow { start: default_window_start(), end: default_window_end() }
+        OffPeakWindow {
+            start: default_window_start(),
+            end: default_window_end(),
+        }
     }
 }
 
@@ -229,24 +244,27 @@ pub struct HistoryLimits {
     /// Successful Jobs to keep (0 to 20).
     #[serde(default = "default_successful_limit")]
     #[schemars(range(min = 0, max = 20))]
-    pub successful_jobs_history_limit: u8,
+    pub successful_jobs_history_limit: i32,
     /// Failed Jobs to keep (0 to 20).
     #[serde(default = "default_failed_limit")]
     #[schemars(range(min = 0, max = 20))]
-    pub failed_jobs_history_limit: u8,
+    pub failed_jobs_history_limit: i32,
 }
 
 impl Default for HistoryLimits {
     fn default() -> Self {
-        HistoryLimits { successful_jobs_history_limit: default_successful_limit(), failed_jobs_history_limit: default_failed_limit() }
+        HistoryLimits {
+            successful_jobs_history_limit: default_successful_limit(),
+            failed_jobs_history_limit: default_failed_limit(),
+        }
     }
 }
 
-fn default_successful_limit() -> u8 {
+fn default_successful_limit() -> i32 {
     3
 }
 
-fn default_failed_limit() -> u8 {
+fn default_failed_limit() -> i32 {
     5
 }
 

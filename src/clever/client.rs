@@ -6,8 +6,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use backon::BackoffBuilder;
-use bytes::Bytes;
 use futures::Stream;
 use serde::de::DeserializeOwned;
 use url::Url;
@@ -15,7 +13,7 @@ use url::Url;
 use super::decode::{Decoded, decode_page, decode_record};
 use super::error::CleverError;
 use super::models::{Course, District, Role, School, Section, Term, User, next_link};
-use super::retry::{StatusClass, classify, parse_rate_limit_reset};
+use super::transport::{invalid_body, strip_query};
 
 /// A secret (district token or client secret). `Debug` and `Display` print `***`.
 #[derive(Clone, PartialEq, Eq)]
@@ -91,10 +89,10 @@ pub struct ClientStats {
 }
 
 #[derive(Default)]
-struct Counters {
-    requests: AtomicU64,
-    retries: AtomicU64,
-    bytes: AtomicU64,
+pub(super) struct Counters {
+    pub(super) requests: AtomicU64,
+    pub(super) retries: AtomicU64,
+    pub(super) bytes: AtomicU64,
 }
 
 /// How a request authenticates, and so how its error bodies read.
@@ -112,9 +110,9 @@ pub(super) enum Auth<'a> {
 /// A Clever Data API client for one district token. Cheap to clone.
 #[derive(Clone)]
 pub struct CleverClient {
-    http: reqwest::Client,
-    cfg: Arc<ClientConfig>,
-    counters: Arc<Counters>,
+    pub(super) http: reqwest::Client,
+    pub(super) cfg: Arc<ClientConfig>,
+    pub(super) counters: Arc<Counters>,
 }
 
 impl fmt::Debug for CleverClient {
@@ -291,274 +289,12 @@ impl CleverClient {
         let next = next_link(&decoded.links).map(str::to_owned);
         Ok((decoded.records, next))
     }
-
-    /// Builds the absolute URL for a path+query (or a same-origin absolute link).
-    fn url_for(&self, uri: &str) -> Result<Url, CleverError> {
-        let url = if uri.starts_with("http://") || uri.starts_with("https://") {
-            let url = Url::parse(uri).map_err(|e| CleverError::InvalidBody {
-                path: uri.into(),
-                detail: e.to_string(),
-            })?;
-            if url.origin() != self.cfg.base_url.origin() {
-                // Never send the token to another host.
-                let detail = "a link points to another host".to_owned();
-                return Err(CleverError::InvalidBody {
-                    path: url.path().to_owned(),
-                    detail,
-                });
-            }
-            url
-        } else {
-            let base = self.cfg.base_url.as_str().trim_end_matches('/');
-            let sep = if uri.starts_with('/') { "" } else { "/" };
-            Url::parse(&format!("{base}{sep}{uri}"))
-                .map_err(|e| CleverError::Config(format!("bad URL for {uri}: {e}")))?
-        };
-        Ok(url)
-    }
-
-    /// Sends a GET with retries: 5xx, timeouts and connection errors back off exponentially with
-    /// jitter; 429 waits for `X-RateLimit-Reset` (capped). Returns the body of a 2xx response.
-    pub(super) async fn fetch(&self, uri: &str, auth: Auth<'_>) -> Result<Bytes, CleverError> {
-        let url = self.url_for(uri)?;
-        let path = url[url::Position::BeforePath..].to_owned();
-        let mut backoff = backon::ExponentialBuilder::default()
-            .with_min_delay(self.cfg.min_backoff)
-            .with_max_delay(self.cfg.max_backoff)
-            .with_jitter()
-            .without_max_times()
-            .build();
-        let max = self.cfg.max_attempts;
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            self.counters.requests.fetch_add(1, Ordering::Relaxed);
-            let req = self.http.get(url.clone());
-            let req = match auth {
-                Auth::Bearer => req.bearer_auth(self.cfg.token.expose()),
-                Auth::Basic {
-                    client_id,
-                    client_secret,
-                } => req.basic_auth(client_id, Some(client_secret.expose())),
-            };
-            let outcome = match req.send().await {
-                Ok(resp) => self.handle(resp, &path, attempt, auth).await,
-                Err(err) => Err(Failure::Retry(
-                    transport_error(&err, &path, attempt, self.cfg.timeout),
-                    None,
-                )),
-            };
-            let (err, wait) = match outcome {
-                Ok(body) => return Ok(body),
-                Err(Failure::Final(err)) => return Err(err),
-                Err(Failure::Retry(err, wait)) => (err, wait),
-            };
-            if attempt >= max {
-                return Err(err);
-            }
-            let wait = wait.unwrap_or_else(|| backoff.next().unwrap_or(self.cfg.max_backoff));
-            tracing::debug!(path = %strip_query(&path), attempt, ?wait, error = %err, "retrying Clever request");
-            self.counters.retries.fetch_add(1, Ordering::Relaxed);
-            tokio::time::sleep(wait).await;
-        }
-    }
-
-    async fn handle(
-        &self,
-        resp: reqwest::Response,
-        path: &str,
-        attempt: u32,
-        auth: Auth<'_>,
-    ) -> Result<Bytes, Failure> {
-        let status = resp.status();
-        let path_owned = path.to_owned();
-        match classify(status.as_u16()) {
-            StatusClass::Success => match resp.bytes().await {
-                Ok(body) => {
-                    self.counters
-                        .bytes
-                        .fetch_add(body.len() as u64, Ordering::Relaxed);
-                    Ok(body)
-                }
-                Err(err) => Err(Failure::Retry(
-                    transport_error(&err, path, attempt, self.cfg.timeout),
-                    None,
-                )),
-            },
-            StatusClass::RateLimited => {
-                let header = |name: &str| {
-                    resp.headers()
-                        .get(name)
-                        .and_then(|v| v.to_str().ok())
-                        .map(str::to_owned)
-                };
-                let now = jiff::Timestamp::now().as_second();
-                let wait = header("x-ratelimit-reset")
-                    .and_then(|reset| {
-                        parse_rate_limit_reset(
-                            &reset,
-                            header("x-ratelimit-remaining").as_deref(),
-                            now,
-                        )
-                    })
-                    .map(|w| w.min(self.cfg.max_rate_limit_wait));
-                let err = CleverError::RateLimited {
-                    path: path_owned,
-                    attempts: attempt,
-                    wait: wait.unwrap_or_default(),
-                };
-                Err(Failure::Retry(err, wait))
-            }
-            StatusClass::Transient => Err(Failure::Retry(
-                CleverError::Server {
-                    path: path_owned,
-                    status,
-                    attempts: attempt,
-                },
-                None,
-            )),
-            class => {
-                let is_html = resp
-                    .headers()
-                    .get(reqwest::header::CONTENT_TYPE)
-                    .and_then(|v| v.to_str().ok())
-                    .is_some_and(|ct| ct.contains("html"));
-                let body = resp.bytes().await.unwrap_or_default();
-                let msg = ErrorBody::parse(&body);
-                let err = match (class, auth) {
-                    (StatusClass::Unauthorized | StatusClass::Permanent, Auth::Basic { .. }) => {
-                        CleverError::AppCredentials {
-                            path: strip_query(path).to_owned(),
-                            status,
-                            error: msg.error.unwrap_or_else(|| "error".into()),
-                            description: msg.description.or(msg.message).unwrap_or_default(),
-                        }
-                    }
-                    (StatusClass::Unauthorized, Auth::Bearer) => {
-                        CleverError::CredentialsInvalid { path: path_owned }
-                    }
-                    (StatusClass::NotFound, _) => CleverError::NotFound {
-                        path: path_owned,
-                        html: is_html || body.starts_with(b"<"),
-                    },
-                    (StatusClass::TooLarge, _) => CleverError::PageTooLarge {
-                        limit: limit_of(path),
-                        path: path_owned,
-                    },
-                    _ => CleverError::Rejected {
-                        path: path_owned,
-                        status,
-                        message: msg
-                            .message
-                            .or(msg.error)
-                            .unwrap_or_else(|| "(no message)".into()),
-                    },
-                };
-                Err(Failure::Final(err))
-            }
-        }
-    }
-}
-
-/// A failed attempt: give up now, or retry (after the given wait, else after the backoff delay).
-enum Failure {
-    Final(CleverError),
-    Retry(CleverError, Option<Duration>),
 }
 
 struct ListState<T> {
     client: CleverClient,
     next: Option<String>,
     buf: std::vec::IntoIter<Decoded<T>>,
-}
-
-/// Clever error bodies: `{"message"}`, older `{"error"}`, oauth `{"error","error_description"}`.
-#[derive(Default, serde::Deserialize)]
-struct ErrorBody {
-    message: Option<String>,
-    error: Option<String>,
-    #[serde(rename = "error_description")]
-    description: Option<String>,
-}
-
-impl ErrorBody {
-    fn parse(body: &[u8]) -> ErrorBody {
-        let mut b: ErrorBody = serde_json::from_slice(body).unwrap_or_default();
-        let cut = |s: Option<String>| s.map(|s| s.chars().take(300).collect::<String>());
-        b.message = cut(b.message);
-        b.error = cut(b.error);
-        b.description = cut(b.description);
-        b
-    }
-}
-
-fn transport_error(
-    err: &reqwest::Error,
-    path: &str,
-    attempts: u32,
-    timeout: Duration,
-) -> CleverError {
-    if err.is_timeout() {
-        return CleverError::Timeout {
-            path: path.to_owned(),
-            timeout,
-            attempts,
-        };
-    }
-    let mut detail = String::new();
-    let mut source: Option<&dyn std::error::Error> = Some(err);
-    while let Some(e) = source {
-        if !detail.is_empty() {
-            detail.push_str(": ");
-        }
-        detail.push_str(&e.to_string());
-        source = e.source();
-    }
-    CleverError::Connection {
-        path: path.to_owned(),
-        attempts,
-        detail,
-    }
-}
-
-fn invalid_body(path: &str, err: &serde_json::Error) -> CleverError {
-    let detail = match err.classify() {
-        serde_json::error::Category::Eof => "the JSON ends early (truncated body)".to_owned(),
-        serde_json::error::Category::Syntax if err.line() == 1 && err.column() <= 1 => {
-            "not JSON (an HTML page or a proxy error?)".to_owned()
-        }
-        _ => format!(
-            "{} at line {} column {}",
-            category(err),
-            err.line(),
-            err.column()
-        ),
-    };
-    CleverError::InvalidBody {
-        path: strip_query(path).to_owned(),
-        detail,
-    }
-}
-
-fn category(err: &serde_json::Error) -> &'static str {
-    match err.classify() {
-        serde_json::error::Category::Syntax => "syntax error",
-        serde_json::error::Category::Data => "unexpected shape",
-        serde_json::error::Category::Eof => "truncated",
-        serde_json::error::Category::Io => "read error",
-    }
-}
-
-fn strip_query(path: &str) -> &str {
-    path.split('?').next().unwrap_or(path)
-}
-
-fn limit_of(path: &str) -> u32 {
-    let query = path.split_once('?').map(|(_, q)| q).unwrap_or_default();
-    url::form_urlencoded::parse(query.as_bytes())
-        .find(|(k, _)| k == "limit")
-        .and_then(|(_, v)| v.parse().ok())
-        .unwrap_or(0)
 }
 
 /// Where the oauth tokens endpoint lives: `https://clever.com` for the production API, otherwise
@@ -574,6 +310,7 @@ pub fn oauth_base_for(api_base: &Url) -> Url {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::clever::transport::{limit_of, strip_query};
 
     #[test]
     fn token_never_prints() {

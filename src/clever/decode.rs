@@ -39,9 +39,31 @@ pub struct Page<T> {
     pub links: Vec<Link>,
 }
 
+#[derive(Deserialize)]
+struct FastPage<T> {
+    data: Vec<FastItem<T>>,
+    #[serde(default)]
+    links: Vec<Link>,
+}
+
+#[derive(Deserialize)]
+struct FastItem<T> {
+    data: T,
+}
+
 /// Decodes a list page body. Fails only when the envelope itself is not JSON of the right shape;
 /// the caller turns that into an error naming the URL.
+///
+/// The common case (every record decodes) is parsed straight into `T`; only a page with a bad
+/// record is parsed again record by record (through `serde_json::Value`) to find which.
 pub fn decode_page<T: DeserializeOwned>(body: &[u8]) -> Result<Page<T>, serde_json::Error> {
+    if let Ok(fast) = serde_json::from_slice::<FastPage<T>>(body) {
+        let records = fast.data.into_iter().map(|item| Ok(item.data)).collect();
+        return Ok(Page {
+            records,
+            links: fast.links,
+        });
+    }
     let raw: RawPage = serde_json::from_slice(body)?;
     let records = raw
         .data

@@ -12,6 +12,7 @@ mod grade;
 pub mod models;
 mod oauth;
 mod retry;
+mod transport;
 pub mod wire;
 
 pub use client::{CleverClient, ClientConfig, ClientStats, Token, oauth_base_for};

@@ -28,10 +28,12 @@ pub async fn lookup_district_token(
     let mut cfg = cfg.clone();
     cfg.base_url = oauth_base_for(&cfg.base_url);
     let client = CleverClient::new(cfg)?;
-    let mut q = url::form_urlencoded::Serializer::new(String::new());
-    q.append_pair("owner_type", "district")
-        .append_pair("district", district_id);
-    let path = format!("/oauth/tokens?{}", q.finish());
+    // The serializer is not Send: keep it out of the await points (the controller needs a Send future).
+    let query = url::form_urlencoded::Serializer::new(String::new())
+        .append_pair("owner_type", "district")
+        .append_pair("district", district_id)
+        .finish();
+    let path = format!("/oauth/tokens?{query}");
     let auth = Auth::Basic {
         client_id: &app.client_id,
         client_secret: &app.client_secret,

@@ -19,7 +19,7 @@ pub fn parse_rate_limit_reset(
     let remaining: Option<Vec<Option<i64>>> =
         remaining.map(|r| r.split(',').map(|v| v.trim().parse::<i64>().ok()).collect());
     let exhausted: Vec<i64> = match &remaining {
-        Some(rem) if rem.len() == resets.len() && rem.iter().any(|r| *r == Some(0)) => resets
+        Some(rem) if rem.len() == resets.len() && rem.contains(&Some(0)) => resets
             .iter()
             .zip(rem)
             .filter(|(_, r)| **r == Some(0))

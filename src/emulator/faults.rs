@@ -37,6 +37,7 @@ pub enum FaultKind {
     /// Answer normally but cut the JSON body in half (Content-Length matches the cut body).
     TruncatedJson,
     /// Answer 404 with an HTML page, like a proxy or a wrong base URL.
+    #[serde(rename = "html_404")]
     Html404,
 }
 
@@ -162,6 +163,10 @@ mod tests {
         );
         let f = Fault::parse_spec("fault=truncated_json").unwrap();
         assert_eq!(f.kind, FaultKind::TruncatedJson);
+        assert_eq!(
+            Fault::parse_spec("fault=html_404,nth=2").unwrap().kind,
+            FaultKind::Html404
+        );
         assert!(Fault::parse_spec("fault=nope").is_err());
         let j: Fault = serde_json::from_str(r#"{"fault":"rate_limit","times":3}"#).unwrap();
         assert_eq!(j.kind, FaultKind::RateLimit { reset_secs: 1 });

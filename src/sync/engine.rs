@@ -49,7 +49,7 @@ pub trait RosterSource {
         &self,
         ctx: &StageContext,
         stager: &mut Stager<'_>,
-    ) -> impl Future<Output = Result<(), SyncError>>;
+    ) -> impl Future<Output = Result<(), SyncError>> + Send;
 }
 
 /// The outcome of a run (the JSON output of `rostersync sync`).
@@ -166,7 +166,7 @@ async fn run_locked(
     started: Instant,
 ) -> Result<SyncOutcome, SyncError> {
     // Job retries are idempotent: a finished run is reported, not run again.
-    if let Some(row) = crate::store::run_by_id(&mut *conn, &req.run_id).await?
+    if let Some(row) = crate::store::run_by_id_on(conn, &req.run_id).await?
         && row.result != "Running"
     {
         tracing::info!(run_id = %req.run_id, result = %row.result, "run already finished; reporting its outcome");
@@ -318,7 +318,7 @@ async fn run_recorded(
         plan::removal_guard(
             &counts,
             &before,
-            req.spec.settings.removal_guard_percent,
+            u8::try_from(req.spec.settings.removal_guard_percent.clamp(0, 100)).unwrap_or(100),
             settings.allow_removal,
         )
     };

@@ -31,9 +31,14 @@ pub async fn fresh_db() -> Option<TestDb> {
         skip("Postgres (DATABASE_URL)");
         return None;
     };
-    let admin: PgConnectOptions = url.parse().expect("DATABASE_URL is not a valid Postgres URL");
+    let admin: PgConnectOptions = url
+        .parse()
+        .expect("DATABASE_URL is not a valid Postgres URL");
     let name = format!("rs_test_{}", unique_suffix());
-    let mut conn = admin.connect().await.expect("cannot connect to DATABASE_URL");
+    let mut conn = admin
+        .connect()
+        .await
+        .expect("cannot connect to DATABASE_URL");
     sqlx::query(&format!("CREATE DATABASE {name}"))
         .execute(&mut conn)
         .await
@@ -62,7 +67,11 @@ pub async fn kube_client() -> Option<kube::Client> {
         skip("the test control plane (KUBECONFIG)");
         return None;
     }
-    Some(kube::Client::try_default().await.expect("cannot build a client from KUBECONFIG"))
+    Some(
+        kube::Client::try_default()
+            .await
+            .expect("cannot build a client from KUBECONFIG"),
+    )
 }
 
 /// Creates a uniquely named namespace for one test and returns its name.
@@ -105,5 +114,306 @@ where
             "timed out after {timeout:?} waiting for {what}"
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Installs (server-side applies) rostersync's CRDs and waits until they are Established. Safe to
+/// call from many tests at once.
+pub async fn install_crds(client: &kube::Client) {
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+    use kube::api::{Patch, PatchParams};
+    let api: kube::Api<CustomResourceDefinition> = kube::Api::all(client.clone());
+    for crd in rostersync::api::crds() {
+        let name = crd.metadata.name.clone().expect("crd name");
+        api.patch(
+            &name,
+            &PatchParams::apply("rostersync-tests").force(),
+            &Patch::Apply(&crd),
+        )
+        .await
+        .expect("cannot apply a CRD");
+        wait_for(
+            &format!("CRD {name} to be Established"),
+            Duration::from_secs(30),
+            || {
+                let api = api.clone();
+                let name = name.clone();
+                async move {
+                    let crd = api.get(&name).await.ok()?;
+                    let established = crd
+                        .status?
+                        .conditions?
+                        .iter()
+                        .any(|c| c.type_ == "Established" && c.status == "True");
+                    established.then_some(())
+                }
+            },
+        )
+        .await;
+    }
+    // Discovery can lag a moment behind Established: wait until the kinds are served.
+    wait_for(
+        "the rostersync kinds to be served",
+        Duration::from_secs(30),
+        || {
+            let client = client.clone();
+            async move {
+                let api: kube::Api<rostersync::api::SyncSchedule> = kube::Api::all(client);
+                api.list(&Default::default()).await.ok().map(|_| ())
+            }
+        },
+    )
+    .await;
+}
+
+/// The path of a file in the repository.
+pub fn repo_path(rel: &str) -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
+}
+
+/// Runs `kubectl` (from PATH, as `hack/k8s/up.sh`'s env sets it) and returns (status, stdout, stderr).
+pub fn kubectl(args: &[&str]) -> (bool, String, String) {
+    let out = std::process::Command::new("kubectl")
+        .args(args)
+        .output()
+        .expect("cannot run kubectl");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// A `rostersync` subprocess (the real binary) that is killed when dropped; its stderr goes to a
+/// log file that is printed when the test fails, to show what the process saw.
+pub struct Proc {
+    pub child: tokio::process::Child,
+    pub log: std::path::PathBuf,
+    name: String,
+}
+
+impl Proc {
+    /// Starts `rostersync ARGS` with `env` added to the test's environment.
+    pub fn start(name: &str, args: &[&str], env: &[(&str, &str)]) -> Proc {
+        let log = std::env::temp_dir().join(format!("rostersync-{name}-{}.log", unique_suffix()));
+        let file = std::fs::File::create(&log).expect("cannot create a log file");
+        let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_rostersync"));
+        cmd.args(args)
+            .envs(env.iter().copied())
+            .stdin(std::process::Stdio::null())
+            .stdout(file.try_clone().expect("log file"))
+            .stderr(file)
+            .kill_on_drop(true);
+        let child = cmd.spawn().expect("cannot start rostersync");
+        Proc {
+            child,
+            log,
+            name: name.to_string(),
+        }
+    }
+
+    /// The process id (while it runs).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.id()
+    }
+
+    /// Sends SIGTERM and waits for the exit (SIGKILL after 15 s).
+    pub async fn stop(&mut self) {
+        if let Some(pid) = self.child.id() {
+            let _ = std::process::Command::new("kill")
+                .args(["-TERM", &pid.to_string()])
+                .status();
+        }
+        if tokio::time::timeout(Duration::from_secs(15), self.child.wait())
+            .await
+            .is_err()
+        {
+            let _ = self.child.kill().await;
+        }
+    }
+
+    /// The log so far.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("----- log of {} ({}) -----", self.name, self.log.display());
+            eprintln!("{}", self.log_text());
+        }
+    }
+}
+
+/// Starts `rostersync pod-runner` for one namespace, with `rostersync` mapped to the test binary.
+pub fn start_pod_runner(namespace: &str) -> Proc {
+    let binary = format!("rostersync={}", env!("CARGO_BIN_EXE_rostersync"));
+    let logs = std::env::temp_dir().join(format!("rostersync-pods-{namespace}"));
+    let logs = logs.to_string_lossy().into_owned();
+    Proc::start(
+        &format!("pod-runner-{namespace}"),
+        &[
+            "pod-runner",
+            "--namespace",
+            namespace,
+            "--binary",
+            &binary,
+            "--log-dir",
+            &logs,
+            "--grace-seconds",
+            "3",
+        ],
+        &[],
+    )
+}
+
+/// A real SMTP server for one test: `hack/smtp-sink.py` (aiosmtpd) on 127.0.0.1, writing each
+/// message it accepts as a JSON line. `stop` and `start_again` (same port) simulate an outage.
+pub struct SmtpSink {
+    pub port: u16,
+    out: std::path::PathBuf,
+    /// Extra arguments of hack/smtp-sink.py (`--auth`, `--reject-rcpt`).
+    args: Vec<String>,
+    child: Option<tokio::process::Child>,
+    _dir: tempfile::TempDir,
+}
+
+/// One message the sink accepted, with its text/plain and text/html parts decoded.
+#[derive(Clone, Debug, serde::Deserialize)]
+pub struct ReceivedMail {
+    pub mail_from: String,
+    pub rcpt_tos: Vec<String>,
+    pub subject: String,
+    pub message_id: String,
+    pub headers: std::collections::BTreeMap<String, String>,
+    pub text: Option<String>,
+    pub html: Option<String>,
+    pub raw: String,
+}
+
+/// Starts an SMTP sink on a free port (installing aiosmtpd with pip first if it is missing).
+pub async fn start_smtp_sink() -> SmtpSink {
+    start_smtp_sink_with(&[]).await
+}
+
+/// Starts an SMTP sink with extra arguments of hack/smtp-sink.py: `--auth USER:PASSWORD` (AUTH
+/// required, over plain TCP), `--reject-rcpt TEXT` (550 to matching recipients).
+pub async fn start_smtp_sink_with(args: &[&str]) -> SmtpSink {
+    ensure_aiosmtpd();
+    let dir = tempfile::tempdir().expect("cannot create a temporary directory");
+    let out = dir.path().join("mail.jsonl");
+    std::fs::write(&out, "").expect("cannot create the sink's output file");
+    let mut sink = SmtpSink {
+        port: 0,
+        out,
+        args: args.iter().map(|a| a.to_string()).collect(),
+        child: None,
+        _dir: dir,
+    };
+    sink.start_again().await;
+    sink
+}
+
+fn ensure_aiosmtpd() {
+    static INSTALLED: std::sync::Mutex<bool> = std::sync::Mutex::new(false);
+    let mut installed = INSTALLED.lock().unwrap_or_else(|e| e.into_inner());
+    if *installed {
+        return;
+    }
+    let present = std::process::Command::new("python3")
+        .args(["-c", "import aiosmtpd"])
+        .status()
+        .expect("python3 is required for the SMTP tests (hack/setup.sh installs it)");
+    if !present.success() {
+        eprintln!("installing aiosmtpd for the SMTP sink (pip install aiosmtpd)");
+        let ok = std::process::Command::new("python3")
+            .args(["-m", "pip", "install", "--quiet", "aiosmtpd"])
+            .status()
+            .expect("cannot run pip");
+        assert!(
+            ok.success(),
+            "pip install aiosmtpd failed; install it by hand"
+        );
+    }
+    *installed = true;
+}
+
+impl SmtpSink {
+    /// Starts the server (again), on the same port once it has one.
+    pub async fn start_again(&mut self) {
+        use tokio::io::AsyncBufReadExt;
+        assert!(self.child.is_none(), "the SMTP sink is already running");
+        let mut cmd = tokio::process::Command::new("python3");
+        cmd.arg(repo_path("hack/smtp-sink.py"))
+            .args(["--port", &self.port.to_string()])
+            .arg("--out")
+            .arg(&self.out)
+            .stdout(std::process::Stdio::piped())
+            .kill_on_drop(true);
+        cmd.args(&self.args);
+        let mut child = cmd.spawn().expect("cannot start hack/smtp-sink.py");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let mut lines = tokio::io::BufReader::new(stdout).lines();
+        let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
+            .await
+            .expect("hack/smtp-sink.py did not start listening within 30s")
+            .expect("cannot read hack/smtp-sink.py's output")
+            .expect("hack/smtp-sink.py exited before listening (see its stderr)");
+        let port = line
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.trim().parse::<u16>().ok())
+            .unwrap_or_else(|| panic!("unexpected output from hack/smtp-sink.py: {line:?}"));
+        self.port = port;
+        self.child = Some(child);
+    }
+
+    /// Stops the server (SIGTERM) and waits until it has exited: connections are then refused.
+    pub async fn stop(&mut self) {
+        let Some(mut child) = self.child.take() else {
+            return;
+        };
+        if let Some(pid) = child.id() {
+            let _ = std::process::Command::new("kill")
+                .args(["-TERM", &pid.to_string()])
+                .status();
+        }
+        match tokio::time::timeout(Duration::from_secs(10), child.wait()).await {
+            Ok(_) => {}
+            Err(_) => {
+                let _ = child.kill().await;
+            }
+        }
+    }
+
+    /// The messages accepted so far, in order.
+    pub fn messages(&self) -> Vec<ReceivedMail> {
+        let text = std::fs::read_to_string(&self.out).expect("cannot read the sink's output");
+        text.lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(|l| {
+                let mut m: ReceivedMail =
+                    serde_json::from_str(l).expect("the sink wrote an invalid JSON line");
+                // Bodies travel with CRLF line ends; tests compare with "\n".
+                m.text = m.text.map(|t| t.replace("\r\n", "\n"));
+                m.html = m.html.map(|t| t.replace("\r\n", "\n"));
+                m
+            })
+            .collect()
+    }
+
+    /// Waits until at least `n` messages were accepted and returns all of them.
+    pub async fn wait_for_messages(&self, n: usize, timeout: Duration) -> Vec<ReceivedMail> {
+        wait_for(
+            &format!("{n} email(s) at the SMTP sink"),
+            timeout,
+            || async {
+                let m = self.messages();
+                (m.len() >= n).then_some(m)
+            },
+        )
+        .await
     }
 }

@@ -1,0 +1,62 @@
+{{- define "district.name" -}}
+{{- default .Release.Name .Values.name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "district.secretName" -}}
+{{- default (printf "%s-clever" (include "district.name" .)) .Values.credentials.secretName -}}
+{{- end -}}
+
+{{- define "district.labels" -}}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
+app.kubernetes.io/name: rostersync-district
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: rostersync
+{{- with .Values.labels }}
+{{ toYaml . }}
+{{- end }}
+{{- end -}}
+
+{{- define "district.metadata" -}}
+name: {{ include "district.name" . }}
+namespace: {{ .Release.Namespace }}
+labels:
+  {{- include "district.labels" . | nindent 2 }}
+{{- with .Values.annotations }}
+annotations:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- end -}}
+
+{{/* Cross-field checks, with the setup guide's wording. */}}
+{{- define "district.validate" -}}
+{{- $s := .Values.schedule -}}
+{{- if and (eq $s.frequency "Weekly") (not $s.dayOfWeek) -}}
+{{- fail "schedule.dayOfWeek is required when schedule.frequency is Weekly (Monday..Sunday)" -}}
+{{- end -}}
+{{- if and (ne $s.frequency "Weekly") $s.dayOfWeek -}}
+{{- fail (printf "schedule.dayOfWeek is only allowed when schedule.frequency is Weekly (it is %s): remove it" $s.frequency) -}}
+{{- end -}}
+{{- if and (eq $s.frequency "Monthly") (not $s.dayOfMonth) -}}
+{{- fail "schedule.dayOfMonth is required when schedule.frequency is Monthly (1..31)" -}}
+{{- end -}}
+{{- if and (ne $s.frequency "Monthly") $s.dayOfMonth -}}
+{{- fail (printf "schedule.dayOfMonth is only allowed when schedule.frequency is Monthly (it is %s): remove it" $s.frequency) -}}
+{{- end -}}
+{{- if and .Values.settings.sendEmails (not .Values.settings.emailRecipients) -}}
+{{- fail "settings.emailRecipients must list at least one address when settings.sendEmails is true" -}}
+{{- end -}}
+{{- if .Values.journey.enabled -}}
+{{- if not (has .Values.journey.newChildJourney .Values.journey.licensedProducts) -}}
+{{- fail (printf "journey.newChildJourney %q must be one of journey.licensedProducts %v: you can only assign products you hold licenses for" .Values.journey.newChildJourney .Values.journey.licensedProducts) -}}
+{{- end -}}
+{{- end -}}
+{{- if .Values.credentials.create -}}
+{{- if not (or .Values.credentials.token (and .Values.credentials.clientId .Values.credentials.clientSecret)) -}}
+{{- fail "credentials.create is true: set credentials.token (a district token), or credentials.clientId and credentials.clientSecret" -}}
+{{- end -}}
+{{- end -}}
+{{- if and .Values.database.createSecret (not .Values.database.url) -}}
+{{- fail "database.createSecret is true: set database.url (postgres://...)" -}}
+{{- end -}}
+{{- end -}}

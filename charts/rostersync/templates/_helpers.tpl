@@ -1,0 +1,127 @@
+{{/* The chart's name. */}}
+{{- define "rostersync.name" -}}
+{{- .Chart.Name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/* The full name: the release name, prefixed with the chart name unless it already contains it. */}}
+{{- define "rostersync.fullname" -}}
+{{- if contains .Chart.Name .Release.Name -}}
+{{- .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name .Chart.Name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "rostersync.labels" -}}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
+{{ include "rostersync.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: rostersync
+{{- end -}}
+
+{{- define "rostersync.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "rostersync.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: controller
+{{- end -}}
+
+{{- define "rostersync.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create -}}
+{{- default (include "rostersync.fullname" .) .Values.serviceAccount.name -}}
+{{- else -}}
+{{- required "serviceAccount.name is required when serviceAccount.create is false" .Values.serviceAccount.name -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "rostersync.image" -}}
+{{- if .Values.image.digest -}}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest -}}
+{{- else -}}
+{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "rostersync.jobImage" -}}
+{{- default (include "rostersync.image" .) .Values.syncJob.image -}}
+{{- end -}}
+
+{{- define "rostersync.syncJobClusterRole" -}}
+{{- default (printf "%s-sync-job" (include "rostersync.fullname" .)) .Values.syncJob.clusterRoleName -}}
+{{- end -}}
+
+{{- define "rostersync.leaseName" -}}
+{{- default (include "rostersync.fullname" .) .Values.controller.leaseName -}}
+{{- end -}}
+
+{{/* Whether leader election is on: `auto` means on with more than one replica. */}}
+{{- define "rostersync.leaderElect" -}}
+{{- $le := toString .Values.controller.leaderElection -}}
+{{- if eq $le "true" -}}true
+{{- else if eq $le "false" -}}false
+{{- else if gt (int .Values.replicaCount) 1 -}}true
+{{- else -}}false
+{{- end -}}
+{{- end -}}
+
+{{/*
+The arguments of `rostersync controller`: the ONLY place where values become flags, so that flag
+names can be reconciled with the controller in one spot.
+*/}}
+{{- define "rostersync.controllerArgs" -}}
+- controller
+- --metrics-addr=0.0.0.0:{{ .Values.controller.metricsPort }}
+- --database-secret={{ required "database.secretName is required: the name of a Secret holding the Postgres URL" .Values.database.secretName }}
+- --database-secret-key={{ .Values.database.secretKey }}
+- --job-image={{ include "rostersync.jobImage" . }}
+- --job-service-account={{ .Values.syncJob.serviceAccountName }}
+{{- if .Values.smtp.secretName }}
+- --smtp-secret={{ .Values.smtp.secretName }}
+{{- end }}
+{{- range .Values.watch.namespaces }}
+- --watch-namespace={{ . }}
+{{- end }}
+{{- if eq (include "rostersync.leaderElect" .) "true" }}
+- --leader-elect
+- --leader-elect-lease={{ include "rostersync.leaseName" . }}
+{{- end }}
+{{- range .Values.controller.extraArgs }}
+- {{ . | quote }}
+{{- end }}
+{{- end -}}
+
+{{/* Cross-field checks the JSON schema cannot express, with messages a person can act on. */}}
+{{- define "rostersync.validate" -}}
+{{- if and (eq (toString .Values.controller.leaderElection) "false") (gt (int .Values.replicaCount) 1) -}}
+{{- fail (printf "replicaCount is %d but controller.leaderElection is false: two controllers would both act. Set controller.leaderElection to auto (or true), or replicaCount to 1." (int .Values.replicaCount)) -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+The controller's rules, in the namespaces it watches (least privilege; docs/security.md explains each).
+No rule grants access to Secrets' contents outside the watched namespaces, and nothing can write CR specs.
+*/}}
+{{- define "rostersync.controllerRules" -}}
+- apiGroups: [rostersync.io]
+  resources: [rosterconnections, syncschedules, journeypolicies]
+  verbs: [get, list, watch]
+- apiGroups: [rostersync.io]
+  resources: [rosterconnections/status, syncschedules/status, journeypolicies/status]
+  verbs: [get, patch, update]
+- apiGroups: [batch]
+  resources: [jobs]
+  verbs: [create, delete, get, list, watch]
+- apiGroups: [""]
+  resources: [pods]
+  verbs: [list]
+# Credentials Secrets (RosterConnection.spec.credentialsSecretRef), re-verified when they change.
+- apiGroups: [""]
+  resources: [secrets]
+  verbs: [get, list, watch]
+- apiGroups: [events.k8s.io]
+  resources: [events]
+  verbs: [create, patch]
+- apiGroups: [""]
+  resources: [events]
+  verbs: [create, patch]
+{{- end -}}

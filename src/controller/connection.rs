@@ -1,0 +1,311 @@
+//! RosterConnection: read the Secret, verify the district against Clever, report conditions,
+//! `status.district` and the latest finished run (`status.lastSync`, from Postgres).
+//!
+//! Verification runs when the spec or the Secret changed and every `recheck_interval`; other
+//! reconciles (a sync finished) only refresh `lastSync`.
+use std::sync::Arc;
+use std::time::Duration;
+
+use jiff::Timestamp;
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::runtime::controller::Action;
+use kube::runtime::events::Recorder;
+use kube::{Api, ResourceExt};
+use tracing::info;
+
+use super::Context;
+use super::error::{Error, Result};
+use super::job::CredentialKeys;
+use super::status::{apply_status, condition_at, publish};
+use crate::api::{
+    DistrictStatus, RosterConnection, RosterConnectionStatus, condition as cond, set_condition,
+};
+use crate::clever::{
+    AppCredentials, CleverClient, CleverError, ClientConfig, Token, lookup_district_token,
+};
+
+/// How often an unreachable Clever is tried again.
+const UNREACHABLE_RETRY: Duration = Duration::from_secs(60);
+
+/// What the controller remembers about a connection's last verification (in memory: after a
+/// restart every connection is verified once more).
+#[derive(Clone, Debug)]
+pub struct Verified {
+    generation: Option<i64>,
+    secret_version: Option<String>,
+    next_check: Timestamp,
+}
+
+/// The outcome of a verification, as conditions.
+struct Verification {
+    credentials: (bool, &'static str, String),
+    district: (bool, &'static str, String),
+    found: Option<DistrictStatus>,
+    retry: Option<Duration>,
+}
+
+impl Verification {
+    fn both(reason: &'static str, message: String) -> Verification {
+        Verification {
+            credentials: (false, reason, message.clone()),
+            district: (false, reason, message),
+            found: None,
+            retry: None,
+        }
+    }
+}
+
+/// Which credential keys a Secret holds, if any usable.
+pub fn credential_keys(secret: &Secret) -> Option<CredentialKeys> {
+    let has = |k: &str| {
+        secret
+            .data
+            .as_ref()
+            .is_some_and(|d| d.get(k).is_some_and(|v| !v.0.is_empty()))
+            || secret
+                .string_data
+                .as_ref()
+                .is_some_and(|d| d.get(k).is_some_and(|v| !v.is_empty()))
+    };
+    if has("token") {
+        Some(CredentialKeys::Token)
+    } else if has("client_id") && has("client_secret") {
+        Some(CredentialKeys::AppCredentials)
+    } else {
+        None
+    }
+}
+
+fn secret_value(secret: &Secret, key: &str) -> String {
+    secret
+        .data
+        .as_ref()
+        .and_then(|d| d.get(key))
+        .map(|v| String::from_utf8_lossy(&v.0).trim().to_string())
+        .unwrap_or_default()
+}
+
+async fn verify(conn: &RosterConnection, secret: Option<&Secret>) -> Verification {
+    let spec = &conn.spec;
+    let secret_name = &spec.credentials_secret_ref.name;
+    let Some(secret) = secret else {
+        return Verification::both(
+            "SecretNotFound",
+            format!(
+                "Secret {secret_name} does not exist in this namespace: create it with key `token` \
+                 (the district token) or keys `client_id` and `client_secret`"
+            ),
+        );
+    };
+    let Some(keys) = credential_keys(secret) else {
+        return Verification::both(
+            "SecretKeyMissing",
+            format!(
+                "Secret {secret_name} has neither key `token` nor both `client_id` and \
+                 `client_secret`: add the district token under `token`"
+            ),
+        );
+    };
+    let base = match url::Url::parse(&spec.api_base_url) {
+        Ok(u) => u,
+        Err(err) => {
+            return Verification::both(
+                "InvalidApiBaseUrl",
+                format!("apiBaseUrl {:?} is not a URL: {err}", spec.api_base_url),
+            );
+        }
+    };
+    let mut cfg = ClientConfig::new(base, Token::new(secret_value(secret, "token")));
+    cfg.timeout = Duration::from_secs(15);
+    cfg.max_attempts = 2;
+    if keys == CredentialKeys::AppCredentials {
+        let app = AppCredentials {
+            client_id: secret_value(secret, "client_id"),
+            client_secret: Token::new(secret_value(secret, "client_secret")),
+        };
+        match lookup_district_token(&cfg, &app, &spec.district_id).await {
+            Ok(token) => cfg.token = token,
+            Err(err) => return from_error(&spec.district_id, err),
+        }
+    }
+    let client = match CleverClient::new(cfg) {
+        Ok(c) => c,
+        Err(err) => return from_error(&spec.district_id, err),
+    };
+    match client.district(&spec.district_id).await {
+        Ok(d) => Verification {
+            credentials: (true, "Verified", "Clever accepted the credentials".into()),
+            district: (
+                true,
+                "Verified",
+                format!("district {:?} found in Clever", d.name),
+            ),
+            found: Some(DistrictStatus {
+                name: d.name,
+                state: d.state.unwrap_or_default(),
+                last_sync: d.last_sync.map(|t| t.to_string()),
+            }),
+            retry: None,
+        },
+        Err(err) => from_error(&spec.district_id, err),
+    }
+}
+
+fn from_error(district_id: &str, err: CleverError) -> Verification {
+    match err {
+        CleverError::DistrictNotFound { .. } | CleverError::NoDistrictToken { .. } => {
+            Verification {
+                credentials: (true, "Verified", "Clever accepted the credentials".into()),
+                district: (
+                    false,
+                    "DistrictNotFound",
+                    format!(
+                        "Clever has no district {district_id} for these credentials: double-check the \
+                     district id from the district's instant login link (the `district=` part), and \
+                     that the token belongs to that district"
+                    ),
+                ),
+                found: None,
+                retry: None,
+            }
+        }
+        CleverError::CredentialsInvalid { .. } | CleverError::AppCredentials { .. } => {
+            Verification::both("CredentialsInvalid", err.to_string())
+        }
+        other => Verification {
+            retry: Some(UNREACHABLE_RETRY),
+            ..Verification::both("CleverUnreachable", other.to_string())
+        },
+    }
+}
+
+pub async fn reconcile(conn: &RosterConnection, ctx: &Arc<Context>) -> Result<Action> {
+    let ns = conn.namespace().ok_or(Error::MissingField("namespace"))?;
+    let name = conn.name_any();
+    let key = format!("{ns}/{name}");
+    let now = ctx.clock.now();
+    let generation = conn.metadata.generation;
+    let secret = Api::<Secret>::namespaced(ctx.client.clone(), &ns)
+        .get_opt(&conn.spec.credentials_secret_ref.name)
+        .await
+        .map_err(Error::kube("reading the credentials Secret"))?;
+    let secret_version = secret.as_ref().and_then(|s| s.resource_version());
+    let old = conn.status.clone().unwrap_or_default();
+    let memo = ctx.verified.lock().ok().and_then(|m| m.get(&key).cloned());
+    let due = old.conditions.is_empty()
+        || memo.as_ref().is_none_or(|m| {
+            m.generation != generation || m.secret_version != secret_version || now >= m.next_check
+        });
+
+    let mut status = old.clone();
+    let mut next_check = memo.map_or(now, |m| m.next_check);
+    if due {
+        let v = verify(conn, secret.as_ref()).await;
+        let wait = v.retry.unwrap_or(ctx.recheck_interval);
+        next_check = now + jiff::SignedDuration::try_from(wait).unwrap_or_default();
+        record(&mut status, &v, generation, now);
+        status.last_check_time = Some(Time(now));
+        if let Ok(mut m) = ctx.verified.lock() {
+            m.insert(
+                key.clone(),
+                Verified {
+                    generation,
+                    secret_version,
+                    next_check,
+                },
+            );
+        }
+        announce(&ctx.recorder, conn, &old, &status).await;
+    }
+    status.last_sync = super::runs::last_sync(&ctx.db, &key).await?;
+    status.observed_generation = generation;
+    if status != old {
+        let api: Api<RosterConnection> = Api::namespaced(ctx.client.clone(), &ns);
+        apply_status(&api, &name, &status).await?;
+    }
+    Ok(Action::requeue(
+        ctx.clock.until(next_check).max(Duration::from_secs(1)),
+    ))
+}
+
+fn record(
+    status: &mut RosterConnectionStatus,
+    v: &Verification,
+    generation: Option<i64>,
+    now: Timestamp,
+) {
+    let (c_ok, c_reason, c_msg) = v.credentials.clone();
+    let (d_ok, d_reason, d_msg) = v.district.clone();
+    let (ready, reason, msg) = if !c_ok {
+        (false, c_reason, c_msg.clone())
+    } else if !d_ok {
+        (false, d_reason, d_msg.clone())
+    } else {
+        (true, "Verified", d_msg.clone())
+    };
+    let conditions = &mut status.conditions;
+    // An unreachable Clever says nothing new about the credentials or the district: keep those.
+    let keep = v.retry.is_some() && !conditions.is_empty();
+    if !keep {
+        set_condition(
+            conditions,
+            condition_at(
+                cond::CREDENTIALS_VALID,
+                c_ok,
+                c_reason,
+                c_msg,
+                generation,
+                now,
+            ),
+        );
+        set_condition(
+            conditions,
+            condition_at(
+                cond::DISTRICT_VERIFIED,
+                d_ok,
+                d_reason,
+                d_msg,
+                generation,
+                now,
+            ),
+        );
+    }
+    set_condition(
+        conditions,
+        condition_at(cond::READY, ready, reason, msg, generation, now),
+    );
+    if v.found.is_some() || !d_ok {
+        status.district = v.found.clone();
+    }
+}
+
+/// An Event when readiness changes (not on every periodic check).
+async fn announce(
+    recorder: &Recorder,
+    conn: &RosterConnection,
+    old: &RosterConnectionStatus,
+    new: &RosterConnectionStatus,
+) {
+    let ready = |s: &RosterConnectionStatus| {
+        s.conditions
+            .iter()
+            .find(|c| c.type_ == cond::READY)
+            .map(|c| (c.status.clone(), c.reason.clone()))
+    };
+    let (before, after) = (ready(old), ready(new));
+    if before == after {
+        return;
+    }
+    let Some((status, reason)) = after else {
+        return;
+    };
+    let message = new
+        .conditions
+        .iter()
+        .find(|c| c.type_ == cond::READY)
+        .map(|c| c.message.clone())
+        .unwrap_or_default();
+    info!(connection = %conn.name_any(), %reason, "connection verification changed");
+    publish(recorder, conn, status != "True", &reason, "Verify", message).await;
+}

@@ -1,0 +1,305 @@
+//! The sync Job: its deterministic name, run id, labels and spec. Pure (no client), so every field
+//! the issue asks for is asserted in unit tests.
+//!
+//! Names are derived from what triggered the run (a slot, a Sync Now token, an approval), never
+//! from the clock or a random value, so one slot or one token can never produce two runs, even
+//! across controller restarts or with two controllers.
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::batch::v1::{
+    Job, JobSpec, PodFailurePolicy, PodFailurePolicyOnExitCodesRequirement, PodFailurePolicyRule,
+};
+use k8s_openapi::api::core::v1::{
+    Capabilities, Container, EnvVar, EnvVarSource, PodSecurityContext, PodSpec, PodTemplateSpec,
+    SeccompProfile, SecretKeySelector, SecurityContext,
+};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
+use kube::{Resource, ResourceExt};
+
+use crate::api::{RosterConnection, SyncSchedule, Trigger};
+
+pub const MANAGED_BY_LABEL: &str = "app.kubernetes.io/managed-by";
+pub const MANAGED_BY: &str = "rostersync";
+pub const CONNECTION_LABEL: &str = "rostersync.io/connection";
+pub const SCHEDULE_LABEL: &str = "rostersync.io/schedule";
+pub const TRIGGER_LABEL: &str = "rostersync.io/trigger";
+pub const RUN_ID_LABEL: &str = "rostersync.io/run-id";
+/// Set on a finished Job once its outcome is in the schedule's status and an Event.
+pub const REPORTED_ANNOTATION: &str = "rostersync.io/reported";
+/// The sync container's name (also named by the podFailurePolicy).
+pub const CONTAINER: &str = "sync";
+/// Exit codes of `rostersync sync` that a retry cannot fix: 2 (not retriable), 3 (held).
+pub const NOT_RETRIABLE_EXIT_CODES: [i32; 2] = [2, 3];
+
+/// Longest Job name: the Job controller labels pods with it (63 at most), and the run id
+/// (`<job>-<8 hex>`) must fit a label value too.
+const MAX_JOB_NAME: usize = 54;
+
+/// Why a run starts; decides the Job's name and the `--trigger`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RunRequest {
+    /// A slot of the schedule (on time or caught up).
+    Slot {
+        slot: jiff::Timestamp,
+        trigger: Trigger,
+    },
+    /// A `rostersync.io/sync-now` token.
+    SyncNow { token: String },
+    /// A `rostersync.io/approve-removals` approval of a held run (its run id).
+    Approval { held_run_id: String },
+}
+
+impl RunRequest {
+    pub fn trigger(&self) -> Trigger {
+        match self {
+            RunRequest::Slot { trigger, .. } => *trigger,
+            RunRequest::SyncNow { .. } | RunRequest::Approval { .. } => Trigger::Manual,
+        }
+    }
+
+    fn suffix(&self) -> String {
+        match self {
+            RunRequest::Slot { slot, .. } => format!("{}", slot.as_second().div_euclid(60)),
+            RunRequest::SyncNow { token } => format!("now-{}", short_hash(token)),
+            RunRequest::Approval { held_run_id } => format!("approve-{}", short_hash(held_run_id)),
+        }
+    }
+}
+
+/// FNV-1a: stable across Rust versions and machines (std's hashers are not guaranteed to be).
+fn fnv1a(data: &str) -> u64 {
+    data.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}
+
+/// 8 hex characters of a stable hash.
+pub fn short_hash(data: &str) -> String {
+    format!("{:08x}", fnv1a(data) & 0xffff_ffff)
+}
+
+/// The prefix of every Job name of a schedule: its name, truncated (with a hash of the full name
+/// so that two long names stay distinct) to leave room for the longest suffix.
+pub fn job_prefix(schedule: &str) -> String {
+    const LONGEST_SUFFIX: usize = "approve-".len() + 8;
+    let room = MAX_JOB_NAME - LONGEST_SUFFIX - 1;
+    if schedule.len() <= room {
+        return schedule.to_string();
+    }
+    let keep = room - 9;
+    let head: String = schedule.chars().take(keep).collect();
+    format!(
+        "{}-{}",
+        head.trim_end_matches(['-', '.']),
+        short_hash(schedule)
+    )
+}
+
+/// The Job name of a run of `schedule`.
+pub fn job_name(schedule: &str, request: &RunRequest) -> String {
+    format!("{}-{}", job_prefix(schedule), request.suffix())
+}
+
+/// Whether `job` (a Job of `schedule`) was started by a Sync Now token.
+pub fn is_sync_now_job(schedule: &str, job: &str) -> bool {
+    job.starts_with(&format!("{}-now-", job_prefix(schedule)))
+}
+
+/// The run id: the Job name plus a hash of the schedule's uid, unique across namespaces and
+/// across a schedule deleted and created again with the same name.
+pub fn run_id(job_name: &str, schedule_uid: &str, namespace: &str) -> String {
+    format!(
+        "{job_name}-{}",
+        short_hash(&format!("{namespace}/{schedule_uid}"))
+    )
+}
+
+/// Operator settings that go into every Job.
+#[derive(Clone, Debug)]
+pub struct JobConfig {
+    /// The rostersync image.
+    pub image: String,
+    /// The executable in the image.
+    pub command: String,
+    /// The sync Jobs' ServiceAccount (in the Job's namespace).
+    pub service_account: String,
+    /// The Secret (in the Job's namespace) and key holding the database URL.
+    pub database_secret: String,
+    pub database_secret_key: String,
+}
+
+/// Which keys of the connection's Secret carry the credentials.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CredentialKeys {
+    /// Key `token`: a district token.
+    Token,
+    /// Keys `client_id` and `client_secret`: app credentials.
+    AppCredentials,
+}
+
+/// Everything a Job is built from.
+pub struct JobInput<'a> {
+    pub schedule: &'a SyncSchedule,
+    pub connection: &'a RosterConnection,
+    pub request: &'a RunRequest,
+    pub credentials: CredentialKeys,
+    pub config: &'a JobConfig,
+}
+
+fn secret_env(name: &str, secret: &str, key: &str) -> EnvVar {
+    EnvVar {
+        name: name.into(),
+        value_from: Some(EnvVarSource {
+            secret_key_ref: Some(SecretKeySelector {
+                name: secret.into(),
+                key: key.into(),
+                optional: Some(false),
+            }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+fn owner_reference(schedule: &SyncSchedule) -> Option<OwnerReference> {
+    schedule.controller_owner_ref(&())
+}
+
+/// Builds the sync Job; `None` if the schedule has no uid or namespace yet (not from the API server).
+pub fn build_job(input: &JobInput<'_>) -> Option<Job> {
+    let schedule = input.schedule;
+    let ns = schedule.namespace()?;
+    let uid = schedule.uid()?;
+    let owner = owner_reference(schedule)?;
+    let name = job_name(&schedule.name_any(), input.request);
+    let run_id = run_id(&name, &uid, &ns);
+    let trigger = input.request.trigger();
+    let connection = input.connection.name_any();
+    let labels: BTreeMap<String, String> = [
+        (MANAGED_BY_LABEL, MANAGED_BY.to_string()),
+        (CONNECTION_LABEL, connection.clone()),
+        (SCHEDULE_LABEL, schedule.name_any()),
+        (TRIGGER_LABEL, trigger.as_str().to_string()),
+        (RUN_ID_LABEL, run_id.clone()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+
+    let mut args = vec![
+        "sync".to_string(),
+        "--connection".to_string(),
+        format!("{ns}/{connection}"),
+        "--trigger".to_string(),
+        trigger_arg(trigger),
+        "--run-id".to_string(),
+        run_id,
+        "--schedule".to_string(),
+        schedule.name_any(),
+        "--job".to_string(),
+        name.clone(),
+    ];
+    if matches!(input.request, RunRequest::Approval { .. }) {
+        args.push("--approve-removals".to_string());
+    }
+    let secret = &input.connection.spec.credentials_secret_ref.name;
+    let mut env = match input.credentials {
+        CredentialKeys::Token => vec![secret_env("CLEVER_TOKEN", secret, "token")],
+        CredentialKeys::AppCredentials => vec![
+            secret_env("CLEVER_CLIENT_ID", secret, "client_id"),
+            secret_env("CLEVER_CLIENT_SECRET", secret, "client_secret"),
+        ],
+    };
+    env.push(secret_env(
+        "DATABASE_URL",
+        &input.config.database_secret,
+        &input.config.database_secret_key,
+    ));
+    let job_settings = &schedule.spec.job;
+    let container = Container {
+        name: CONTAINER.into(),
+        image: Some(input.config.image.clone()),
+        command: Some(vec![input.config.command.clone()]),
+        args: Some(args),
+        env: Some(env),
+        resources: job_settings.resources.clone(),
+        security_context: Some(SecurityContext {
+            run_as_non_root: Some(true),
+            read_only_root_filesystem: Some(true),
+            allow_privilege_escalation: Some(false),
+            capabilities: Some(Capabilities {
+                drop: Some(vec!["ALL".into()]),
+                add: None,
+            }),
+            seccomp_profile: Some(runtime_default()),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let pod_labels = labels.clone();
+    Some(Job {
+        metadata: ObjectMeta {
+            name: Some(name),
+            namespace: Some(ns),
+            labels: Some(labels),
+            owner_references: Some(vec![owner]),
+            ..Default::default()
+        },
+        spec: Some(JobSpec {
+            backoff_limit: Some(job_settings.backoff_limit),
+            active_deadline_seconds: Some(job_settings.active_deadline_seconds),
+            ttl_seconds_after_finished: job_settings.ttl_seconds_after_finished,
+            pod_failure_policy: Some(PodFailurePolicy {
+                rules: vec![PodFailurePolicyRule {
+                    action: "FailJob".into(),
+                    on_exit_codes: Some(PodFailurePolicyOnExitCodesRequirement {
+                        container_name: Some(CONTAINER.into()),
+                        operator: "In".into(),
+                        values: NOT_RETRIABLE_EXIT_CODES.to_vec(),
+                    }),
+                    on_pod_conditions: None,
+                }],
+            }),
+            template: PodTemplateSpec {
+                metadata: Some(ObjectMeta {
+                    labels: Some(pod_labels),
+                    ..Default::default()
+                }),
+                spec: Some(PodSpec {
+                    restart_policy: Some("Never".into()),
+                    service_account_name: Some(input.config.service_account.clone()),
+                    automount_service_account_token: Some(true),
+                    security_context: Some(PodSecurityContext {
+                        run_as_non_root: Some(true),
+                        seccomp_profile: Some(runtime_default()),
+                        ..Default::default()
+                    }),
+                    containers: vec![container],
+                    ..Default::default()
+                }),
+            },
+            ..Default::default()
+        }),
+        status: None,
+    })
+}
+
+fn runtime_default() -> SeccompProfile {
+    SeccompProfile {
+        type_: "RuntimeDefault".into(),
+        localhost_profile: None,
+    }
+}
+
+/// `--trigger` as `rostersync sync` parses it (clap's value name of [`Trigger`]).
+fn trigger_arg(trigger: Trigger) -> String {
+    use clap::ValueEnum as _;
+    trigger
+        .to_possible_value()
+        .map(|v| v.get_name().to_string())
+        .unwrap_or_else(|| trigger.as_str().to_lowercase())
+}
+
+#[cfg(test)]
+#[path = "job_tests.rs"]
+mod tests;

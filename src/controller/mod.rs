@@ -1,0 +1,174 @@
+//! `rostersync controller`: the operator. Three kube-runtime Controllers (RosterConnection,
+//! SyncSchedule, JourneyPolicy) run concurrently with one shared [`Context`]; an admin server
+//! serves `/metrics`, `/healthz` and `/readyz`; with `--leader-elect` only the Lease holder acts.
+//!
+//! - [`connection`]: Secret + Clever verification, `lastSync` from Postgres.
+//! - [`schedule`]: slots, Sync Now, approvals, Jobs, history (pure parts in [`job`], [`history`]).
+//! - [`journey`]: policy validation.
+pub mod clock;
+pub mod connection;
+pub mod error;
+pub mod history;
+pub mod job;
+pub mod journey;
+mod leader;
+pub mod metrics;
+pub mod runs;
+pub mod schedule;
+pub mod status;
+mod watch;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use kube::Client;
+use kube::runtime::events::{Recorder, Reporter};
+use sqlx::PgPool;
+use tracing::info;
+
+pub use clock::Clock;
+pub use error::Error;
+use job::JobConfig;
+use metrics::Metrics;
+
+/// Arguments of `rostersync controller`.
+#[derive(Debug, clap::Args)]
+pub struct ControllerArgs {
+    /// Postgres URL (roster and sync history); migrations run at start.
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    pub database_url: String,
+    /// The Secret (in each Job's namespace) holding the database URL the sync Jobs use.
+    #[arg(long, default_value = "rostersync-database")]
+    pub database_secret: String,
+    /// The key of the database URL in `--database-secret`.
+    #[arg(long, default_value = "url")]
+    pub database_secret_key: String,
+    /// The image of the sync Jobs.
+    #[arg(long, default_value = concat!("ghcr.io/rostersync/rostersync:", env!("CARGO_PKG_VERSION")))]
+    pub sync_image: String,
+    /// The executable in the image.
+    #[arg(long, default_value = "rostersync")]
+    pub sync_command: String,
+    /// The ServiceAccount of the sync Jobs (in each Job's namespace).
+    #[arg(long, default_value = "rostersync-sync")]
+    pub sync_service_account: String,
+    /// Watch only this namespace (default: all namespaces).
+    #[arg(long)]
+    pub namespace: Option<String>,
+    /// Address of `/metrics`, `/healthz` and `/readyz`.
+    #[arg(long, default_value = "0.0.0.0:8080")]
+    pub metrics_addr: SocketAddr,
+    /// Seconds between periodic re-verifications of a connection against Clever.
+    #[arg(long, default_value_t = 600)]
+    pub recheck_interval_seconds: u64,
+    /// Act only while holding a Lease, so that two replicas never both act.
+    #[arg(long)]
+    pub leader_elect: bool,
+    /// The Lease's name.
+    #[arg(long, default_value = "rostersync-controller")]
+    pub lease_name: String,
+    /// The Lease's namespace.
+    #[arg(long, env = "POD_NAMESPACE", default_value = "default")]
+    pub lease_namespace: String,
+    /// This replica's identity in the Lease (default: the host name and process id).
+    #[arg(long, env = "POD_NAME")]
+    pub identity: Option<String>,
+    /// Tests only: shift the controller's clock by this many seconds.
+    #[arg(long, default_value_t = 0, hide = true, allow_hyphen_values = true)]
+    pub clock_offset_seconds: i64,
+}
+
+/// What every reconcile shares.
+pub struct Context {
+    pub client: Client,
+    pub recorder: Recorder,
+    pub metrics: Arc<Metrics>,
+    pub clock: Clock,
+    pub db: PgPool,
+    pub job_config: JobConfig,
+    pub recheck_interval: Duration,
+    /// Connections' last verification (see [`connection::Verified`]).
+    pub verified: Mutex<HashMap<String, connection::Verified>>,
+    /// Consecutive reconcile failures per object, for the error backoff.
+    pub failures: Mutex<HashMap<String, u32>>,
+}
+
+/// Runs the controller until SIGTERM/Ctrl-C (exit 0) or a lost Lease (exit 1).
+pub async fn run(args: ControllerArgs) -> anyhow::Result<u8> {
+    let client = Client::try_default()
+        .await
+        .context("cannot build a Kubernetes client (in-cluster config or KUBECONFIG)")?;
+    let db = crate::store::connect(&args.database_url, 8)
+        .await
+        .context("cannot connect to Postgres")?;
+    crate::store::migrate(&db)
+        .await
+        .context("cannot migrate the database")?;
+    let identity = args.identity.clone().unwrap_or_else(default_identity);
+    let metrics = Arc::new(Metrics::default());
+    let (addr, server) = metrics::serve(args.metrics_addr, metrics.clone())
+        .await
+        .with_context(|| format!("cannot listen on {}", args.metrics_addr))?;
+    info!(%addr, "admin server listening (/metrics, /healthz, /readyz)");
+    tokio::spawn(server);
+
+    let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(watch::shutdown_on_signals(shutdown_tx.clone()));
+    let mut lost_lease = None;
+    if args.leader_elect {
+        match leader::acquire(&client, &args, &identity, shutdown_rx.clone()).await? {
+            Some(lost) => lost_lease = Some(lost),
+            None => return Ok(0),
+        }
+    }
+    let ctx = Arc::new(Context {
+        client: client.clone(),
+        recorder: Recorder::new(
+            client.clone(),
+            Reporter {
+                controller: "rostersync-controller".into(),
+                instance: Some(identity.clone()),
+            },
+        ),
+        metrics,
+        clock: Clock::with_offset(jiff::SignedDuration::from_secs(args.clock_offset_seconds)),
+        db,
+        job_config: JobConfig {
+            image: args.sync_image.clone(),
+            command: args.sync_command.clone(),
+            service_account: args.sync_service_account.clone(),
+            database_secret: args.database_secret.clone(),
+            database_secret_key: args.database_secret_key.clone(),
+        },
+        recheck_interval: Duration::from_secs(args.recheck_interval_seconds.max(1)),
+        verified: Mutex::default(),
+        failures: Mutex::default(),
+    });
+    let lease_lost = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    if let Some(mut lost) = lost_lease {
+        let (tx, flag) = (shutdown_tx.clone(), lease_lost.clone());
+        tokio::spawn(async move {
+            // An error means the Lease task ended: that is a loss too.
+            let _ = lost.wait_for(|held| !*held).await;
+            tracing::error!("lost the leader Lease: stopping so that only the holder acts");
+            flag.store(true, std::sync::atomic::Ordering::Relaxed);
+            let _ = tx.send(true);
+        });
+    }
+    info!(namespace = ?args.namespace, %identity, "controller starting");
+    watch::run_controllers(ctx, args.namespace.as_deref(), shutdown_rx).await;
+    info!("controller stopped");
+    Ok(u8::from(
+        lease_lost.load(std::sync::atomic::Ordering::Relaxed),
+    ))
+}
+
+fn default_identity() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "rostersync".into());
+    format!("{host}-{}", std::process::id())
+}

@@ -1,0 +1,95 @@
+//! Writing status (server-side apply on `/status`, one field manager, `apiVersion`/`kind`
+//! included), conditions stamped with the controller's clock, and Events.
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use kube::api::{Patch, PatchParams};
+use kube::runtime::events::{Event, EventType, Recorder};
+use kube::{Api, Resource};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tracing::warn;
+
+use super::error::{Error, Result};
+
+/// The one field manager of every status the controller writes.
+pub const FIELD_MANAGER: &str = "rostersync-controller";
+
+/// Applies `status` as the object's whole status.
+pub async fn apply_status<K>(api: &Api<K>, name: &str, status: &impl Serialize) -> Result<()>
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug,
+{
+    let patch = serde_json::json!({
+        "apiVersion": K::api_version(&()),
+        "kind": K::kind(&()),
+        "status": status,
+    });
+    // Forcing is right here: the status belongs to the controller alone.
+    api.patch_status(
+        name,
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(&patch),
+    )
+    .await
+    .map_err(Error::kube("writing status"))?;
+    Ok(())
+}
+
+/// A condition stamped with `now` (the controller's clock).
+pub fn condition_at(
+    type_: &str,
+    status: bool,
+    reason: &str,
+    message: impl Into<String>,
+    generation: Option<i64>,
+    now: jiff::Timestamp,
+) -> Condition {
+    let mut c = crate::api::condition(type_, status, reason, message, generation);
+    c.last_transition_time = Time(now);
+    c
+}
+
+/// Whether the condition `type_` is present and True.
+pub fn is_true(conditions: &[Condition], type_: &str) -> bool {
+    conditions
+        .iter()
+        .any(|c| c.type_ == type_ && c.status == "True")
+}
+
+/// Publishes an Event about `obj`; a failure is logged, never fatal (Events are best effort).
+pub async fn publish<K>(
+    recorder: &Recorder,
+    obj: &K,
+    warning: bool,
+    reason: &str,
+    action: &str,
+    note: String,
+) where
+    K: Resource<DynamicType = ()>,
+{
+    let event = Event {
+        type_: if warning {
+            EventType::Warning
+        } else {
+            EventType::Normal
+        },
+        reason: reason.into(),
+        note: Some(truncate(&note, 1000)),
+        action: action.into(),
+        secondary: None,
+    };
+    if let Err(err) = recorder.publish(&event, &obj.object_ref(&())).await {
+        warn!(reason, error = %err, "cannot publish an Event");
+    }
+}
+
+/// Cuts `s` to at most `max` bytes on a character boundary.
+pub fn truncate(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_string();
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &s[..end])
+}

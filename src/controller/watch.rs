@@ -1,0 +1,300 @@
+//! Wiring: the three Controllers, their watches, the DeserializeGuard wrappers (one malformed
+//! object is reported and skipped, never stopping a watch), error backoff and shutdown.
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use futures::StreamExt;
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::{ObjectReference, Secret};
+use kube::core::DeserializeGuard;
+use kube::core::error_boundary::InvalidObject;
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::events::{Event, EventType};
+use kube::runtime::reflector::ObjectRef;
+use kube::runtime::watcher;
+use kube::{Api, Client, Resource, ResourceExt};
+use tokio::sync::watch as channel;
+use tracing::{info, warn};
+
+use super::Context;
+use super::error::{Error, Result};
+use super::job::{CONNECTION_LABEL, MANAGED_BY, MANAGED_BY_LABEL};
+use crate::api::{JourneyPolicy, RosterConnection, SyncSchedule};
+
+fn api<K>(client: &Client, namespace: Option<&str>) -> Api<K>
+where
+    K: Resource<Scope = k8s_openapi::NamespaceResourceScope>,
+    K::DynamicType: Default,
+{
+    match namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    }
+}
+
+/// Sets the channel on SIGTERM or Ctrl-C.
+pub async fn shutdown_on_signals(tx: channel::Sender<bool>) {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => futures::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term => {}
+    }
+    info!("shutdown requested");
+    let _ = tx.send(true);
+}
+
+fn shutdown_future(
+    mut rx: channel::Receiver<bool>,
+) -> impl std::future::Future<Output = ()> + Send + Sync + 'static {
+    let (tx, done) = futures::channel::oneshot::channel::<()>();
+    tokio::spawn(async move {
+        let _ = rx.wait_for(|stop| *stop).await;
+        let _ = tx.send(());
+    });
+    async move {
+        let _ = done.await;
+    }
+}
+
+/// Runs the three Controllers until shutdown is requested; each finishes its in-flight reconciles.
+pub async fn run_controllers(
+    ctx: Arc<Context>,
+    namespace: Option<&str>,
+    shutdown: channel::Receiver<bool>,
+) {
+    let client = ctx.client.clone();
+    let wc = watcher::Config::default().any_semantic();
+    let jobs_wc = watcher::Config::default().labels(&format!("{MANAGED_BY_LABEL}={MANAGED_BY}"));
+
+    let connections = Controller::new(
+        api::<DeserializeGuard<RosterConnection>>(&client, namespace),
+        wc.clone(),
+    );
+    let conn_store = connections.store();
+    let connections = connections
+        .watches(
+            api::<Secret>(&client, namespace),
+            wc.clone(),
+            move |secret| {
+                let ns = secret.namespace();
+                let name = secret.name_any();
+                conn_store
+                    .state()
+                    .into_iter()
+                    .filter(|c| {
+                        c.0.as_ref().is_ok_and(|c| {
+                            c.spec.credentials_secret_ref.name == name && c.namespace() == ns
+                        })
+                    })
+                    .map(|c| ObjectRef::from_obj(&*c))
+                    .collect::<Vec<_>>()
+            },
+        )
+        .watches(api::<Job>(&client, namespace), jobs_wc.clone(), |job| {
+            let ns = job.namespace()?;
+            let conn = job.labels().get(CONNECTION_LABEL)?.clone();
+            Some(ObjectRef::new(&conn).within(&ns))
+        });
+
+    let schedules = Controller::new(
+        api::<DeserializeGuard<SyncSchedule>>(&client, namespace),
+        wc.clone(),
+    );
+    let sched_store = schedules.store();
+    let schedules = schedules
+        .owns(api::<Job>(&client, namespace), jobs_wc)
+        .watches(
+            api::<DeserializeGuard<RosterConnection>>(&client, namespace),
+            wc.clone(),
+            move |conn| {
+                let ns = conn.meta().namespace.clone();
+                let name = conn.meta().name.clone().unwrap_or_default();
+                sched_store
+                    .state()
+                    .into_iter()
+                    .filter(|s| {
+                        s.0.as_ref().is_ok_and(|s| {
+                            s.spec.connection_ref.name == name && s.namespace() == ns
+                        })
+                    })
+                    .map(|s| ObjectRef::from_obj(&*s))
+                    .collect::<Vec<_>>()
+            },
+        );
+
+    let policies = Controller::new(
+        api::<DeserializeGuard<JourneyPolicy>>(&client, namespace),
+        wc,
+    );
+
+    let stores = (connections.store(), schedules.store(), policies.store());
+    let metrics = ctx.metrics.clone();
+    tokio::spawn(async move {
+        let (a, b, c) = stores;
+        let ready = futures::future::join3(
+            a.wait_until_ready(),
+            b.wait_until_ready(),
+            c.wait_until_ready(),
+        )
+        .await;
+        if ready.0.is_ok() && ready.1.is_ok() && ready.2.is_ok() {
+            metrics.ready.store(true, Ordering::Relaxed);
+            info!("watches synced; ready");
+        }
+    });
+
+    let c = connections
+        .graceful_shutdown_on(shutdown_future(shutdown.clone()))
+        .run(reconcile_connection, error_policy, ctx.clone())
+        .for_each(log_result);
+    let s = schedules
+        .graceful_shutdown_on(shutdown_future(shutdown.clone()))
+        .run(reconcile_schedule, error_policy, ctx.clone())
+        .for_each(log_result);
+    let p = policies
+        .graceful_shutdown_on(shutdown_future(shutdown))
+        .run(reconcile_policy, error_policy, ctx)
+        .for_each(log_result);
+    futures::future::join3(c, s, p).await;
+}
+
+async fn log_result<K: Resource, E: std::fmt::Display>(
+    r: std::result::Result<(ObjectRef<K>, Action), E>,
+) {
+    if let Err(err) = r {
+        warn!(error = %err, "reconcile failed");
+    }
+}
+
+fn key<K: Resource>(kind: &str, obj: &K) -> String {
+    format!(
+        "{kind}/{}/{}",
+        obj.meta().namespace.clone().unwrap_or_default(),
+        obj.meta().name.clone().unwrap_or_default()
+    )
+}
+
+async fn guarded<K, F, Fut>(
+    kind: &'static str,
+    obj: Arc<DeserializeGuard<K>>,
+    ctx: Arc<Context>,
+    f: F,
+) -> Result<Action>
+where
+    K: Resource<DynamicType = ()>,
+    F: FnOnce(Arc<DeserializeGuard<K>>, Arc<Context>) -> Fut,
+    Fut: std::future::Future<Output = Result<Action>>,
+{
+    ctx.metrics.reconciled(kind);
+    if let Err(invalid) = &obj.0 {
+        report_invalid::<K>(&ctx, invalid).await;
+        return Ok(Action::await_change());
+    }
+    let key = key(kind, &*obj);
+    let result = f(obj, ctx.clone()).await;
+    if result.is_ok()
+        && let Ok(mut failures) = ctx.failures.lock()
+    {
+        failures.remove(&key);
+    }
+    result
+}
+
+async fn reconcile_connection(
+    obj: Arc<DeserializeGuard<RosterConnection>>,
+    ctx: Arc<Context>,
+) -> Result<Action> {
+    guarded("RosterConnection", obj, ctx, |o, c| async move {
+        match &o.0 {
+            Ok(conn) => super::connection::reconcile(conn, &c).await,
+            Err(e) => Err(Error::InvalidObject(e.to_string())),
+        }
+    })
+    .await
+}
+
+async fn reconcile_schedule(
+    obj: Arc<DeserializeGuard<SyncSchedule>>,
+    ctx: Arc<Context>,
+) -> Result<Action> {
+    guarded("SyncSchedule", obj, ctx, |o, c| async move {
+        match &o.0 {
+            Ok(s) => super::schedule::reconcile(s, &c).await,
+            Err(e) => Err(Error::InvalidObject(e.to_string())),
+        }
+    })
+    .await
+}
+
+async fn reconcile_policy(
+    obj: Arc<DeserializeGuard<JourneyPolicy>>,
+    ctx: Arc<Context>,
+) -> Result<Action> {
+    guarded("JourneyPolicy", obj, ctx, |o, c| async move {
+        match &o.0 {
+            Ok(p) => super::journey::reconcile(p, &c).await,
+            Err(e) => Err(Error::InvalidObject(e.to_string())),
+        }
+    })
+    .await
+}
+
+/// Exponential backoff per object: 2 s, 4 s, ... up to 5 minutes.
+fn error_policy<K: Resource<DynamicType = ()>>(
+    obj: Arc<DeserializeGuard<K>>,
+    err: &Error,
+    ctx: Arc<Context>,
+) -> Action {
+    let kind = K::kind(&()).to_string();
+    ctx.metrics.failed(&kind, err.metric_label());
+    let key = key(&kind, &*obj);
+    let attempts = ctx
+        .failures
+        .lock()
+        .map(|mut f| {
+            let n = f.entry(key.clone()).or_insert(0);
+            *n = n.saturating_add(1);
+            *n
+        })
+        .unwrap_or(1);
+    let delay =
+        Duration::from_secs(2u64.saturating_pow(attempts.min(9))).min(Duration::from_secs(300));
+    warn!(object = %key, error = %err, retry_in = ?delay, "reconcile failed");
+    Action::requeue(delay)
+}
+
+/// An object the controller cannot read: log it and tell its owner with a Warning Event.
+async fn report_invalid<K: Resource<DynamicType = ()>>(ctx: &Context, invalid: &InvalidObject) {
+    let meta = &invalid.metadata;
+    warn!(kind = %K::kind(&()), name = ?meta.name, namespace = ?meta.namespace, error = %invalid.error, "cannot read object; skipping it");
+    let reference = ObjectReference {
+        api_version: Some(K::api_version(&()).into()),
+        kind: Some(K::kind(&()).into()),
+        name: meta.name.clone(),
+        namespace: meta.namespace.clone(),
+        uid: meta.uid.clone(),
+        resource_version: meta.resource_version.clone(),
+        field_path: None,
+    };
+    let event = Event {
+        type_: EventType::Warning,
+        reason: "InvalidObject".into(),
+        note: Some(super::status::truncate(
+            &format!("the controller cannot read this object: {}", invalid.error),
+            1000,
+        )),
+        action: "Read".into(),
+        secondary: None,
+    };
+    if let Err(err) = ctx.recorder.publish(&event, &reference).await {
+        warn!(error = %err, "cannot publish an Event");
+    }
+}

@@ -1,0 +1,136 @@
+//! The pure decision: does this event become an email? Emails go out on changes of state, not on
+//! every run: a repeat of the state last emailed (same fingerprint) within the repeat interval is
+//! suppressed; a different problem, a recovery, or the same problem after the interval is sent.
+use chrono::{DateTime, Duration, Utc};
+
+use super::event::{Event, EventKind};
+use crate::api::SyncSettings;
+
+/// Repeats of the same problem are re-sent at most once per this interval by default.
+pub const DEFAULT_REPEAT_INTERVAL: Duration = Duration::hours(24);
+
+/// A connection's notification settings (from its `spec.settings`) plus the operator's repeat
+/// interval (an operator option, not an API field).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NotifySettings {
+    pub send_emails: bool,
+    pub send_success_emails: bool,
+    pub recipients: Vec<String>,
+    pub repeat_interval: Duration,
+}
+
+impl NotifySettings {
+    pub fn from_sync_settings(settings: &SyncSettings, repeat_interval: Duration) -> Self {
+        NotifySettings {
+            send_emails: settings.send_emails,
+            send_success_emails: settings.send_success_emails,
+            recipients: settings.email_recipients.clone(),
+            repeat_interval,
+        }
+    }
+}
+
+/// What the connection's recipients were last told (a row of `notification_state`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LastNotified {
+    pub kind: EventKind,
+    pub fingerprint: String,
+    pub sent_at: DateTime<Utc>,
+    /// A problem was emailed and no recovery since.
+    pub problem_open: bool,
+}
+
+/// Why an event is not emailed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SkipReason {
+    /// `sendEmails` is false.
+    EmailsDisabled,
+    /// `sendEmails` but no recipients.
+    NoRecipients,
+    /// A success, no problem open, and `sendSuccessEmails` is false.
+    SuccessEmailsDisabled,
+    /// The same state was emailed less than the repeat interval ago.
+    Repeat,
+}
+
+/// The decision for one event.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Decision {
+    /// Email this event (a success may have become a [`Event::Recovered`], a recovery without an
+    /// open problem a [`Event::RunSucceeded`]).
+    Send(Event),
+    Skip(SkipReason),
+}
+
+/// Decides whether `event` is emailed, given the last notified state of its connection.
+pub fn decide(
+    settings: &NotifySettings,
+    event: &Event,
+    last: Option<&LastNotified>,
+    now: DateTime<Utc>,
+) -> Decision {
+    if !settings.send_emails {
+        return Decision::Skip(SkipReason::EmailsDisabled);
+    }
+    if settings.recipients.iter().all(|r| r.trim().is_empty()) {
+        return Decision::Skip(SkipReason::NoRecipients);
+    }
+    let problem_open = last.is_some_and(|l| l.problem_open);
+    match event.kind() {
+        EventKind::RunSucceeded | EventKind::Recovered => {
+            if problem_open {
+                // as_recovered is Some for both success kinds.
+                return event.as_recovered().map_or(
+                    Decision::Skip(SkipReason::SuccessEmailsDisabled),
+                    Decision::Send,
+                );
+            }
+            if settings.send_success_emails {
+                return event.as_succeeded().map_or(
+                    Decision::Skip(SkipReason::SuccessEmailsDisabled),
+                    Decision::Send,
+                );
+            }
+            Decision::Skip(SkipReason::SuccessEmailsDisabled)
+        }
+        _ => {
+            let fingerprint = event.fingerprint();
+            let repeat = last.is_some_and(|l| {
+                // abs: a writer whose clock runs behind still sees a repeat.
+                l.fingerprint == fingerprint && (now - l.sent_at).abs() < settings.repeat_interval
+            });
+            if repeat {
+                Decision::Skip(SkipReason::Repeat)
+            } else {
+                Decision::Send(event.clone())
+            }
+        }
+    }
+}
+
+/// The notification state after `sent` was emailed at `now` (`problem_since` kept while a problem
+/// stays open).
+pub fn next_state(
+    sent: &Event,
+    previous: Option<&LastNotified>,
+    now: DateTime<Utc>,
+) -> LastNotified {
+    let kind = sent.kind();
+    let problem_open = if kind.is_problem() {
+        true
+    } else if matches!(kind, EventKind::Recovered | EventKind::RunSucceeded) {
+        false
+    } else {
+        previous.is_some_and(|p| p.problem_open)
+    };
+    LastNotified {
+        kind,
+        fingerprint: sent.fingerprint(),
+        sent_at: now,
+        problem_open,
+    }
+}
+
+#[cfg(test)]
+#[path = "decide_tests.rs"]
+mod tests;
