@@ -270,7 +270,7 @@ fn apply_settings(req: &SyncRequest) -> ApplySettings {
             .collect(),
         level_values: levels
             .iter()
-            .map(|l| i32::try_from(l.starting_level).unwrap_or(i32::MAX))
+            .map(|l| l.starting_level)
             .collect(),
     }
 }
