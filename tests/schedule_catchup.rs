@@ -23,7 +23,7 @@ fn rule(frequency: Frequency, at: &str, tz: &str, deadline_minutes: i32) -> Sche
         day_of_month: (frequency == Frequency::Monthly).then_some(31),
         time_zone: tz.into(),
         off_peak_window: Default::default(),
-        starting_deadline_minutes: i32::try_from(deadline_minutes).unwrap_or(i32::MAX),
+        starting_deadline_minutes: deadline_minutes,
         job: Default::default(),
         history: Default::default(),
     };

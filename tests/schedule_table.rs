@@ -50,7 +50,7 @@ fn weekly(day: DayOfWeek, at: &str, tz: &str) -> ScheduleRule {
 
 fn monthly(day: i32, at: &str, tz: &str) -> ScheduleRule {
     let mut s = spec(Frequency::Monthly, at, tz);
-    s.day_of_month = Some(i32::from(day));
+    s.day_of_month = Some(day);
     ScheduleRule::from_spec(&s).expect("valid monthly rule")
 }
 

@@ -522,7 +522,8 @@ async fn journeys_and_grade_placement_of_new_children() {
     });
     let out = sync(&pool, &request(spec()), &src).await;
     assert_eq!(out.counts.children.created, 4);
-    let rows: Vec<(String, Option<String>, Option<i32>, Option<String>)> = sqlx::query_as(
+    type Placement = (String, Option<String>, Option<i32>, Option<String>);
+    let rows: Vec<Placement> = sqlx::query_as(
         "SELECT clever_id, grade, placement_level, journey FROM children ORDER BY clever_id",
     )
     .fetch_all(&pool)

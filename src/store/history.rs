@@ -89,14 +89,31 @@ pub async fn list_runs(
 }
 
 /// The run with this id, if any.
-pub async fn run_by_id<'e, E>(executor: E, run_id: &str) -> Result<Option<RunRow>, StoreError>
-where
-    E: sqlx::PgExecutor<'e>,
-{
+pub async fn run_by_id(
+    executor: impl sqlx::PgExecutor<'_>,
+    run_id: &str,
+) -> Result<Option<RunRow>, StoreError> {
     let sql = format!("SELECT {RUN_COLUMNS} FROM sync_runs WHERE run_id = $1");
     let row = sqlx::query(&sql)
         .bind(run_id)
         .fetch_optional(executor)
+        .await
+        .map_err(StoreError::query("reading a sync run"))?;
+    row.as_ref()
+        .map(RunRow::from_row)
+        .transpose()
+        .map_err(StoreError::query("decoding a sync run"))
+}
+
+/// [`run_by_id`] on a connection (a concrete executor keeps the caller's future `Send`).
+pub async fn run_by_id_on(
+    conn: &mut sqlx::PgConnection,
+    run_id: &str,
+) -> Result<Option<RunRow>, StoreError> {
+    let sql = format!("SELECT {RUN_COLUMNS} FROM sync_runs WHERE run_id = $1");
+    let row = sqlx::query(&sql)
+        .bind(run_id)
+        .fetch_optional(conn)
         .await
         .map_err(StoreError::query("reading a sync run"))?;
     row.as_ref()

@@ -3,7 +3,7 @@
 pub mod cli;
 mod history;
 
-pub use history::{ProblemRow, RunRow, list_runs, problems_of_run, run_by_id};
+pub use history::{ProblemRow, RunRow, list_runs, problems_of_run, run_by_id, run_by_id_on};
 
 use sqlx::PgPool;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};

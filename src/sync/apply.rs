@@ -166,12 +166,13 @@ impl Keyed {
             conn,
             &format!(
                 "INSERT INTO {table} (connection, clever_id, {names}) SELECT $1, s.clever_id, {inserts} FROM {staging} s
-                 WHERE NOT EXISTS (SELECT 1 FROM {table} t WHERE t.connection = $1 AND t.clever_id = s.clever_id)"
+                 ON CONFLICT (connection, clever_id) DO NOTHING"
             ),
             s,
             "creating records",
         )
         .await?;
+        analyze_if_grown(conn, table, created).await?;
         let reactivated = exec(
             conn,
             &format!(
@@ -268,6 +269,23 @@ async fn removal(
         }
     }
     Ok(0)
+}
+
+/// After a bulk insert (a first sync), refresh the table's statistics inside the transaction:
+/// otherwise the planner still believes the table is (nearly) empty and picks nested loops over
+/// it for the statements that follow. Small inserts keep the existing statistics.
+pub(super) async fn analyze_if_grown(
+    conn: &mut PgConnection,
+    table: &str,
+    inserted: u64,
+) -> Result<(), SyncError> {
+    if inserted >= 1000 {
+        sqlx::query(&format!("ANALYZE {table}"))
+            .execute(&mut *conn)
+            .await
+            .map_err(SyncError::db("analyzing a grown table"))?;
+    }
+    Ok(())
 }
 
 /// Active records per entity before the run.

@@ -118,29 +118,27 @@ pub async fn upsert(conn: &mut PgConnection, s: &ApplySettings) -> Result<Entity
         .map(|(c, _)| *c)
         .collect::<Vec<_>>()
         .join(", ");
+    // New children: created, and their ids noted in staging for enrollments and removal.
     let created = exec(
         conn,
         &format!(
-            "INSERT INTO children (connection, clever_id, {names}, placement_level, journey, source)
-             SELECT $1, s.clever_id, {wanted}, lv.level, $2, 'roster'
-             FROM stg_children s
-             LEFT JOIN unnest($3::text[], $4::int[]) AS lv(grade, level) ON lv.grade = s.final_grade
-             WHERE s.match_kind IS NULL OR s.match_kind NOT IN ('live', 'carry', 'manual')
-             ORDER BY s.clever_id"
+            "WITH created AS (
+                INSERT INTO children (connection, clever_id, {names}, placement_level, journey, source)
+                SELECT $1, s.clever_id, {wanted}, lv.level, $2, 'roster'
+                FROM stg_children s
+                LEFT JOIN unnest($3::text[], $4::int[]) AS lv(grade, level) ON lv.grade = s.final_grade
+                WHERE s.match_kind IS NULL OR s.match_kind NOT IN ('live', 'carry', 'manual')
+                ORDER BY s.clever_id
+                RETURNING id, clever_id
+            )
+            UPDATE stg_children s SET child_id = c.id FROM created c WHERE s.clever_id = c.clever_id"
         ),
         s,
         "creating children",
     )
     .await?;
-    // Every staged child now has a current record: remember its id for enrollments and removal.
-    sqlx::query(
-        "UPDATE stg_children s SET child_id = c.id FROM children c
-         WHERE s.child_id IS NULL AND c.connection = $1 AND c.clever_id = s.clever_id AND c.archived_school_year IS NULL",
-    )
-    .bind(&s.connection)
-    .execute(&mut *conn)
-    .await
-    .map_err(SyncError::db("resolving new children's ids"))?;
+    super::apply::analyze_if_grown(conn, "children", created).await?;
+    super::apply::analyze_if_grown(conn, "stg_children", created).await?;
     let live_staged = u64::try_from(live_staged).unwrap_or(0);
     Ok(EntityCounts {
         created,
@@ -169,11 +167,12 @@ pub async fn upsert_enrollments(
         "INSERT INTO enrollments (child_id, connection, classroom_clever_id)
          SELECT s.child_id, $1, s.classroom_clever_id FROM stg_children s
          WHERE s.classroom_clever_id IS NOT NULL
-           AND NOT EXISTS (SELECT 1 FROM enrollments e WHERE e.child_id = s.child_id)",
+         ON CONFLICT (child_id) DO NOTHING",
         s,
         "creating enrollments",
     )
     .await?;
+    super::apply::analyze_if_grown(conn, "enrollments", created).await?;
     let reactivated = exec(
         conn,
         "UPDATE enrollments e SET classroom_clever_id = s.classroom_clever_id, active = true, updated_at = now()

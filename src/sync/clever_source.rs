@@ -83,6 +83,38 @@ fn invalid(kind: &str, p: &clever::RecordProblem) -> Problem {
     }
 }
 
+/// Records buffered ahead of the consumer (the client holds one decoded page besides).
+const PREFETCH: usize = 2_000;
+
+/// Aborts the prefetch task when the consumer is dropped (the run failed or finished).
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Runs a Clever stream in its own task, up to [`PREFETCH`] records ahead, so that fetching and
+/// decoding the next pages overlaps with staging the current one.
+fn prefetch<T: Send + 'static>(
+    stream: impl Stream<Item = Result<Decoded<T>, CleverError>> + Send + 'static,
+) -> impl Stream<Item = Result<Decoded<T>, CleverError>> + Unpin {
+    let (tx, rx) = tokio::sync::mpsc::channel(PREFETCH);
+    let task = tokio::spawn(async move {
+        let mut stream = std::pin::pin!(stream);
+        while let Some(item) = stream.next().await {
+            if tx.send(item).await.is_err() {
+                break;
+            }
+        }
+    });
+    Box::pin(futures::stream::unfold(
+        (rx, AbortOnDrop(task)),
+        |(mut rx, guard)| async move { rx.recv().await.map(|item| (item, (rx, guard))) },
+    ))
+}
+
 /// Pulls the next record, turning a stream error into a sync error.
 async fn next<T, S>(stream: &mut S) -> Result<Option<Decoded<T>>, SyncError>
 where
@@ -102,7 +134,12 @@ impl RosterSource for CleverSource {
 
         // Schools first (a district has hundreds): ungraded sections are kept by their school's range.
         let mut schools: HashMap<String, clever::School> = HashMap::new();
-        let mut stream = Box::pin(client.schools());
+        // The lists are fetched concurrently, each a little ahead of staging (memory stays at a
+        // few pages, whatever the district's size); they are consumed in order.
+        let mut stream = prefetch(client.schools());
+        let mut section_stream = prefetch(client.sections());
+        let mut student_stream = prefetch(client.users(Role::Student));
+        let mut teacher_stream = prefetch(client.users(Role::Teacher));
         while let Some(item) = next(&mut stream).await? {
             match item {
                 Ok(s) => {
@@ -115,8 +152,7 @@ impl RosterSource for CleverSource {
         let mut students: HashSet<Box<str>> = HashSet::new();
         let mut teachers: HashSet<Box<str>> = HashSet::new();
         let mut kept_schools: HashSet<String> = HashSet::new();
-        let mut stream = Box::pin(client.sections());
-        while let Some(item) = next(&mut stream).await? {
+        while let Some(item) = next(&mut section_stream).await? {
             let section = match item {
                 Ok(s) => s,
                 Err(p) => {
@@ -163,8 +199,7 @@ impl RosterSource for CleverSource {
                 .await?;
         }
 
-        let mut stream = Box::pin(client.users(Role::Student));
-        while let Some(item) = next(&mut stream).await? {
+        while let Some(item) = next(&mut student_stream).await? {
             match item {
                 Ok(user) if students.contains(user.id.as_str()) => {
                     if let Some(child) = child(user, ctx) {
@@ -181,8 +216,7 @@ impl RosterSource for CleverSource {
         drop(students);
 
         let mut found_teachers = 0usize;
-        let mut stream = Box::pin(client.users(Role::Teacher));
-        while let Some(item) = next(&mut stream).await? {
+        while let Some(item) = next(&mut teacher_stream).await? {
             match item {
                 Ok(user) if teachers.contains(user.id.as_str()) => {
                     found_teachers += 1;
@@ -252,7 +286,7 @@ fn school(s: clever::School) -> StagedSchool {
 /// Normalizes a student into a staged child (`None` if the user has no student role).
 pub fn child(user: clever::User, ctx: &StageContext) -> Option<StagedChild> {
     let role = user.roles.student?;
-    let demographics = ctx.include_demographics.then(|| Demographics {
+    let demographics = ctx.include_demographics.then_some(Demographics {
         dob: role.dob,
         gender: role.gender,
         ell_status: role.ell_status,

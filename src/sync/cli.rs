@@ -318,7 +318,7 @@ fn validate(spec: &RosterConnectionSpec) -> Result<url::Url, SyncError> {
             "apiBaseUrl must use https (plain http only to 127.0.0.1, localhost or [::1])".into(),
         ));
     }
-    if spec.settings.removal_guard_percent > 100 {
+    if !(0..=100).contains(&spec.settings.removal_guard_percent) {
         return Err(SyncError::Config(
             "removalGuardPercent must be 0 to 100".into(),
         ));

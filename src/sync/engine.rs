@@ -49,7 +49,7 @@ pub trait RosterSource {
         &self,
         ctx: &StageContext,
         stager: &mut Stager<'_>,
-    ) -> impl Future<Output = Result<(), SyncError>>;
+    ) -> impl Future<Output = Result<(), SyncError>> + Send;
 }
 
 /// The outcome of a run (the JSON output of `rostersync sync`).
@@ -166,11 +166,11 @@ async fn run_locked(
     started: Instant,
 ) -> Result<SyncOutcome, SyncError> {
     // Job retries are idempotent: a finished run is reported, not run again.
-    if let Some(row) = crate::store::run_by_id(&mut *conn, &req.run_id).await? {
-        if row.result != "Running" {
-            tracing::info!(run_id = %req.run_id, result = %row.result, "run already finished; reporting its outcome");
-            return Ok(SyncOutcome::from_row(&row));
-        }
+    if let Some(row) = crate::store::run_by_id_on(conn, &req.run_id).await?
+        && row.result != "Running"
+    {
+        tracing::info!(run_id = %req.run_id, result = %row.result, "run already finished; reporting its outcome");
+        return Ok(SyncOutcome::from_row(&row));
     }
     let id = RunIdentity {
         run_id: req.run_id.clone(),
@@ -268,10 +268,7 @@ fn apply_settings(req: &SyncRequest) -> ApplySettings {
             .iter()
             .map(|l| l.grade.as_str().to_string())
             .collect(),
-        level_values: levels
-            .iter()
-            .map(|l| i32::try_from(l.starting_level).unwrap_or(i32::MAX))
-            .collect(),
+        level_values: levels.iter().map(|l| l.starting_level).collect(),
     }
 }
 

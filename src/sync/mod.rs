@@ -10,6 +10,25 @@
 //! 4. [`runs`]: the run's `sync_runs` row (Running at start, outcome at the end) and problems.
 //!
 //! [`engine::run_sync`] ties them together under an advisory lock per connection.
+//!
+//! Semantics chosen where the issue is silent:
+//! - A section without a grade is kept only when its school serves shared grades exclusively
+//!   (every grade from `low_grade` to `high_grade` is shared), see [`plan::section_kept`].
+//! - A child's school is the school of its chosen classroom; matching manual children "within the
+//!   same school" uses it.
+//! - Matching order for a staged child: a current record by Clever id (update or reactivate), then
+//!   (with `autoCarryover`) archived records by Clever id, sis_id, name+dob, then manual records by
+//!   sis_id, then name+dob in the same school, else a new child. A match must be unique both ways;
+//!   otherwise the child is created new and a `CarryoverAmbiguous`/`ManualMatchAmbiguous` problem
+//!   is recorded. Name+dob matching needs shared demographics (no dob is staged otherwise).
+//! - Removal applies to roster children only (never manual or archived ones); a child's
+//!   enrollment is removed with it. Stale records without `allowRemoval` are one
+//!   `StaleNotRemoved` problem per entity with the count.
+//! - The removal guard weighs deactivated + removed against the records active before the run,
+//!   per entity; a dry run reports `Held` (exit 3) when the real run would be held.
+//! - Existing children keep their journey and placement level; their grade follows the roster.
+//! - Problems hold ids, codes and counts only. The JSON `problems` is the total; `problemCodes`
+//!   breaks it down by code.
 pub mod apply;
 mod apply_children;
 pub mod bench;

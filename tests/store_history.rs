@@ -1,0 +1,84 @@
+//! The store: migrations, and `rostersync migrate` / `rostersync history` through the binary.
+mod common;
+
+#[tokio::test]
+async fn migrations_apply_twice_and_history_lists_runs_as_table_and_json() {
+    let Some(db) = common::fresh_db().await else {
+        return;
+    };
+    let bin = env!("CARGO_BIN_EXE_rostersync");
+    for _ in 0..2 {
+        let out = std::process::Command::new(bin)
+            .args(["migrate", "--database-url", &db.url])
+            .output()
+            .expect("migrate");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let tables: Vec<String> = sqlx::query_scalar(
+        "SELECT table_name::text FROM information_schema.tables WHERE table_schema = 'public' AND table_name NOT LIKE '\\_%' ORDER BY 1",
+    )
+    .fetch_all(&db.pool)
+    .await
+    .expect("tables");
+    for table in [
+        "children",
+        "classrooms",
+        "educators",
+        "enrollments",
+        "schools",
+        "sync_problems",
+        "sync_runs",
+    ] {
+        assert!(
+            tables.iter().any(|t| t == table),
+            "{table} missing from {tables:?}"
+        );
+    }
+
+    sqlx::query(
+        "INSERT INTO sync_runs (run_id, connection, trigger, started_at, finished_at, result, counts, problems, reason, message) VALUES
+         ('r1', 'ns/a', 'Scheduled', now() - interval '2 hours', now() - interval '119 minutes', 'Succeeded',
+          '{\"children\": {\"created\": 5}}', 0, 'Synced', 'ok'),
+         ('r2', 'ns/b', 'Manual', now() - interval '1 hour', now() - interval '59 minutes', 'Held', '{}', 2, 'RemovalGuard', 'held'),
+         ('r3', 'ns/a', 'CatchUp', now(), NULL, 'Running', '{}', 0, NULL, NULL)",
+    )
+    .execute(&db.pool)
+    .await
+    .expect("runs");
+
+    let out = std::process::Command::new(bin)
+        .args([
+            "history",
+            "--database-url",
+            &db.url,
+            "--connection",
+            "ns/a",
+            "--output",
+            "json",
+        ])
+        .output()
+        .expect("history");
+    assert!(out.status.success());
+    let runs: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let ids: Vec<&str> = runs
+        .as_array()
+        .expect("array")
+        .iter()
+        .filter_map(|r| r["runId"].as_str())
+        .collect();
+    assert_eq!(ids, ["r3", "r1"], "newest first, one connection");
+    assert_eq!(runs[1]["counts"]["children"]["created"], 5);
+
+    let out = std::process::Command::new(bin)
+        .args(["history", "--database-url", &db.url, "--limit", "2"])
+        .output()
+        .expect("history");
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(table.starts_with("RUN ID"), "{table}");
+    assert_eq!(table.lines().count(), 3, "header + 2 runs: {table}");
+    assert!(table.contains("RemovalGuard: held"), "{table}");
+}
