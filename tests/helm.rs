@@ -6,6 +6,9 @@
 //! Rendering needs only the `helm` binary (on PATH after `source <k8s dir>/env`, and under
 //! `hack/test.sh`); without it the tests skip, except under `hack/test.sh`, where they fail.
 mod common;
+#[path = "controller/env.rs"]
+#[allow(dead_code)] // helm.rs uses only part of the e2e environment
+mod env;
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -877,10 +880,88 @@ impl Drop for Uninstall {
 /// TODO(controller, issue 7): once the controller merges, run it (with the pod runner and the Clever
 /// emulator) against a `helm install` of both charts and assert that the district's RosterConnection,
 /// SyncSchedule and JourneyPolicy become `Ready` under the controller.
-#[test]
-#[ignore = "TODO: needs the controller (issue 7); enable when it merges"]
-fn district_chart_objects_become_ready_under_the_controller() {
-    panic!("not implemented until the controller merges");
+#[tokio::test]
+async fn district_chart_objects_become_ready_under_the_controller() {
+    // The controller e2e environment: emulator, Postgres, RBAC as shipped, the database Secret and
+    // a Clever token Secret named `clever`, the pod runner; then the real controller binary.
+    let Some(env) = env::Env::new("helm-ready", 20).await else {
+        return;
+    };
+    let _controller = env.controller("controller", &[]);
+    let chart = chart("rostersync-district");
+    let district = env.district_id();
+    let base = env.emulator.base_url().to_string();
+    let (ok, _out, err) = helm(&[
+        "install",
+        "springfield",
+        chart.as_str(),
+        "--namespace",
+        &env.ns,
+        "-f",
+        &common::repo_path("examples/district-values.yaml").to_string_lossy(),
+        "--set",
+        &format!("districtId={district}"),
+        "--set",
+        &format!("apiBaseUrl={}", base.trim_end_matches('/')),
+        "--set",
+        "credentials.secretName=clever",
+        // The e2e environment already created the sync ServiceAccount from deploy/rbac.
+        "--set",
+        "syncJob.serviceAccount.create=false",
+    ]);
+    assert!(ok, "helm install of the district chart failed: {err}");
+
+    let ready =
+        |conditions: Option<Vec<k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition>>| {
+            conditions
+                .unwrap_or_default()
+                .iter()
+                .any(|c| c.type_ == "Ready" && c.status == "True")
+        };
+    let conns: Api<RosterConnection> = Api::namespaced(env.client.clone(), &env.ns);
+    common::wait_for(
+        "the district's RosterConnection to become Ready",
+        env::TIMEOUT,
+        || {
+            let conns = conns.clone();
+            async move {
+                let list = conns.list(&Default::default()).await.ok()?;
+                let c = list.items.into_iter().next()?;
+                ready(c.status.map(|s| s.conditions)).then_some(())
+            }
+        },
+    )
+    .await;
+    let policies: Api<JourneyPolicy> = Api::namespaced(env.client.clone(), &env.ns);
+    common::wait_for(
+        "the district's JourneyPolicy to become Ready",
+        env::TIMEOUT,
+        || {
+            let policies = policies.clone();
+            async move {
+                let list = policies.list(&Default::default()).await.ok()?;
+                let p = list.items.into_iter().next()?;
+                ready(p.status.map(|s| s.conditions)).then_some(())
+            }
+        },
+    )
+    .await;
+    let schedules: Api<SyncSchedule> = Api::namespaced(env.client.clone(), &env.ns);
+    let schedule = common::wait_for(
+        "the district's SyncSchedule to become Ready with a next sync",
+        env::TIMEOUT,
+        || {
+            let schedules = schedules.clone();
+            async move {
+                let list = schedules.list(&Default::default()).await.ok()?;
+                let s = list.items.into_iter().next()?;
+                let status = s.status.clone()?;
+                (ready(Some(status.conditions)) && status.next_sync_time.is_some()).then_some(s)
+            }
+        },
+    )
+    .await;
+    assert_eq!(schedule.spec.at, "22:00");
 }
 
 // ------------------------------------------------------------------------------------------------
