@@ -49,6 +49,17 @@ status=${PIPESTATUS[0]}
 set -e
 passed=$(grep -Eo '[0-9]+ passed' "$state/cargo-test.log" | awk '{s+=$1} END {print s+0}')
 failed=$(grep -Eo '[0-9]+ failed' "$state/cargo-test.log" | awk '{s+=$1} END {print s+0}')
+
+# The main command is part of the suite: the demo must pass end to end (its own servers).
+if [ -z "${SKIP_DEMO:-}" ]; then
+  log "running the demo once: hack/demo.sh --once"
+  if "$root/hack/demo.sh" --once >"$state/demo.log" 2>&1; then
+    passed=$((passed + 1)); echo "demo: hack/demo.sh --once ... ok"
+  else
+    failed=$((failed + 1)); echo "demo: hack/demo.sh --once ... FAILED"; tail -n 60 "$state/demo.log"
+    [ "$status" = 0 ] && status=1
+  fi
+fi
 echo "${passed} passed, ${failed} failed"
 log "finished in $((SECONDS - started))s with status $status"
 exit "$status"
