@@ -347,3 +347,65 @@ async fn undelivered_email_survives_a_controller_restart_and_is_delivered_once()
     let mails = sink.messages();
     assert_eq!(mails.len(), 1, "{:?}", subjects(&mails));
 }
+
+#[tokio::test]
+async fn a_missed_slot_is_emailed_once() {
+    let Some(env) = Env::new("mail-missed", 10).await else {
+        return;
+    };
+    let sink = common::start_smtp_sink().await;
+    // A weekly slot two days ahead; the controller's clock (the hidden test flag, read by the
+    // production path) is 3 h past it: later than startingDeadlineMinutes (120), so it is missed.
+    let real = jiff::Timestamp::now();
+    let slot_s = (real.as_second() + 2 * 86_400) / 60 * 60;
+    let slot = jiff::Timestamp::from_second(slot_s).expect("slot");
+    let offset = (slot_s + 3 * 3600 - real.as_second()).to_string();
+    env.create_connection("springfield", &env.district_id(), email_settings(true))
+        .await;
+    env.create_schedule("nightly", "springfield", Some(slot), false)
+        .await;
+    let _controller = controller(
+        &env,
+        "controller",
+        &sink,
+        &["--clock-offset-seconds", &offset],
+    );
+    env.event("nightly", "SyncMissed").await;
+    let mails = sink.wait_for_messages(1, TIMEOUT).await;
+    // The slot may be recorded before the first verification: then the district has no name yet
+    // and the email names it by its Clever id.
+    let district = district_name(&env).await;
+    let subjects =
+        [district, env.district_id()].map(|d| format!("[rostersync] {d}: scheduled sync missed"));
+    assert!(subjects.contains(&mails[0].subject), "{}", mails[0].subject);
+    assert_addressed(&mails[0]);
+    let text = mails[0].text.as_deref().expect("text part");
+    assert!(text.contains("nightly"), "{text}");
+    // Recorded once: a later reconcile (a Sync Now request handled) records nothing again.
+    env.annotate("nightly", SYNC_NOW_ANNOTATION, "later").await;
+    env.schedule_until("nightly", "the request handled", |s| {
+        s.status
+            .as_ref()
+            .and_then(|st| st.sync_now.as_ref())
+            .and_then(|n| n.last_handled_token.as_deref())
+            == Some("later")
+    })
+    .await;
+    let missed = env
+        .schedules()
+        .get("nightly")
+        .await
+        .expect("schedule")
+        .status
+        .expect("status")
+        .missed_slots;
+    assert_eq!(missed, 1);
+    // The Sync Now run may email nothing (success emails are off); only the missed slot is queued.
+    let kinds: Vec<String> =
+        sqlx::query_scalar("SELECT kind FROM email_outbox WHERE connection = $1")
+            .bind(connection_key(&env))
+            .fetch_all(&env.db.pool)
+            .await
+            .expect("outbox");
+    assert_eq!(kinds, vec!["ScheduleMissed".to_string()]);
+}

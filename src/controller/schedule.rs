@@ -593,6 +593,7 @@ async fn report(scope: &Scope<'_>, st: &mut SyncScheduleStatus, j: &Job) -> Resu
     // The connection whose settings decide the email (the Job's, should the spec have changed).
     let connection = match scope.connection.as_ref() {
         Some(c) if c.name_any() == conn => Some(c.clone()),
+        _ if conn.is_empty() => None,
         _ => Api::<RosterConnection>::namespaced(scope.ctx.client.clone(), &scope.ns)
             .get_opt(&conn)
             .await
