@@ -20,7 +20,7 @@ pub enum Command {
     /// Print the CustomResourceDefinitions (multi-document YAML), or write one file per CRD.
     Crds(CrdsArgs),
     /// Run the operator: reconcile RosterConnections, SyncSchedules and JourneyPolicies.
-    Controller(crate::controller::ControllerArgs),
+    Controller(Box<crate::controller::ControllerArgs>),
     /// Test and demo support: run rostersync Jobs' pods as local processes (a stand-in kubelet).
     PodRunner(crate::podrunner::PodRunnerArgs),
     /// Schedule tools: `schedule preview` lists the next slots of a SyncSchedule manifest.
@@ -88,7 +88,7 @@ pub fn main() -> ExitCode {
     let result: anyhow::Result<u8> = runtime.block_on(async move {
         match cli.command {
             Command::Crds(args) => crds(args).await,
-            Command::Controller(args) => crate::controller::run(args).await,
+            Command::Controller(args) => crate::controller::run(*args).await,
             Command::PodRunner(args) => crate::podrunner::run(args).await,
             Command::Schedule(command) => crate::schedule::preview::run(command).await,
             Command::Migrate(args) => crate::store::cli::migrate(args).await,

@@ -455,3 +455,119 @@ async fn a_sync_process_killed_mid_run_leaves_the_roster_unchanged_and_a_failed_
     );
     env.event("nightly", "SyncFailed").await;
 }
+
+/// Events about `name` with `reason`, each with its series count (a repeat of one Event by the same
+/// recorder is a series on one object, not a second object).
+async fn event_count(env: &Env, name: &str, reason: &str) -> i32 {
+    use k8s_openapi::api::events::v1::Event;
+    let api: kube::Api<Event> = kube::Api::namespaced(env.client.clone(), &env.ns);
+    api.list(&Default::default())
+        .await
+        .expect("events")
+        .items
+        .iter()
+        .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(name))
+        .filter(|e| e.reason.as_deref() == Some(reason))
+        .map(|e| e.series.as_ref().map_or(1, |s| s.count.max(1)))
+        .sum()
+}
+
+#[tokio::test]
+async fn controller_restart_during_a_run_loses_nothing_and_starts_nothing_twice() {
+    use rostersync::emulator::{Fault, FaultKind};
+    let Some(env) = Env::new("e2e-restart", 40).await else {
+        return;
+    };
+    let mut controller = env.controller("controller", &[]);
+    env.create_connection("springfield", &env.district_id(), json!({}))
+        .await;
+    env.create_schedule("nightly", "springfield", None, false)
+        .await;
+    env.connection_reason("springfield", "Verified").await;
+    env.schedule_until("nightly", "Sync Now available", |s| {
+        s.status
+            .as_ref()
+            .and_then(|st| st.sync_now.as_ref())
+            .is_some_and(|n| n.available)
+    })
+    .await;
+    // Every users page takes 5 s: the run lasts long enough to restart the controller under it.
+    env.emulator.add_fault(Fault::new(
+        Some("/v3.0/users"),
+        1,
+        100_000,
+        FaultKind::Delay { ms: 5000 },
+    ));
+    env.annotate("nightly", SYNC_NOW_ANNOTATION, "slow").await;
+    let s = env
+        .schedule_until("nightly", "the run to start", |s| {
+            last_result(s).is_some_and(|(_, r)| r == RunResult::Running)
+        })
+        .await;
+    let (run_id, _) = last_result(&s).expect("run");
+    common::wait_for("the run's Running row", TIMEOUT, || async {
+        env.run_result(&run_id)
+            .await
+            .filter(|(r, _)| r == "Running")
+    })
+    .await;
+    let jobs = env.jobs().list(&Default::default()).await.expect("jobs");
+    assert_eq!(jobs.items.len(), 1);
+    assert_eq!(
+        rostersync::controller::runs::job_state(&jobs.items[0]),
+        rostersync::controller::runs::JobState::Active,
+        "the Job must still be running when the controller dies"
+    );
+
+    // The controller dies without warning while the Job runs; a new one takes over.
+    controller.child.kill().await.expect("kill the controller");
+    assert_eq!(
+        env.run_result(&run_id).await.map(|r| r.0).as_deref(),
+        Some("Running"),
+        "the run finished before the controller was killed: make the fault slower"
+    );
+    let _controller = env.controller("controller-2", &[]);
+    let s = env
+        .schedule_until("nightly", "the run to be reported Succeeded", |s| {
+            last_result(s).is_some_and(|(id, r)| id == run_id && r == RunResult::Succeeded)
+        })
+        .await;
+    env.event("nightly", "SyncSucceeded").await;
+
+    // Nothing lost: the run is in history, status and the connection; nothing twice.
+    let st = s.status.expect("status");
+    assert_eq!(st.recent_runs.len(), 1, "{:?}", st.recent_runs);
+    assert_eq!(st.consecutive_failures, 0);
+    assert!(st.last_successful_time.is_some());
+    assert!(st.active.is_empty(), "{:?}", st.active);
+    assert_eq!(
+        st.sync_now.and_then(|n| n.last_handled_token).as_deref(),
+        Some("slow")
+    );
+    let jobs = env.job_names().await;
+    assert_eq!(jobs.len(), 1, "{jobs:?}");
+    assert!(jobs[0].starts_with("nightly-now-"), "{jobs:?}");
+    let rows: Vec<(String, String, bool)> = sqlx::query_as(
+        "SELECT run_id, result, notified_at IS NOT NULL FROM sync_runs ORDER BY started_at",
+    )
+    .fetch_all(&env.db.pool)
+    .await
+    .expect("sync_runs");
+    assert_eq!(rows, vec![(run_id.clone(), "Succeeded".to_string(), true)]);
+    common::wait_for("the connection's lastSync", TIMEOUT, || async {
+        let c = env.connections().get("springfield").await.ok()?;
+        c.status?.last_sync.filter(|l| l.run_id == run_id)
+    })
+    .await;
+    // A Sync Now request handled by the new controller proves it reconciled after the report;
+    // the run's Events are final by then.
+    env.annotate("nightly", SYNC_NOW_ANNOTATION, "after-restart")
+        .await;
+    env.schedule_until("nightly", "the request handled", |s| {
+        handled_token(s).as_deref() == Some("after-restart")
+    })
+    .await;
+    assert_eq!(event_count(&env, "nightly", "SyncSucceeded").await, 1);
+    assert_eq!(event_count(&env, "nightly", "SyncNowAccepted").await, 1);
+    assert_eq!(env.job_names().await.len(), 1);
+}

@@ -206,6 +206,8 @@ pub async fn reconcile(conn: &RosterConnection, ctx: &Arc<Context>) -> Result<Ac
         next_check = now + jiff::SignedDuration::try_from(wait).unwrap_or_default();
         record(&mut status, &v, generation, now);
         status.last_check_time = Some(Time(now));
+        // Queued before the check is remembered: if this fails, the retry verifies again.
+        notify_failure(ctx, conn, &key, &status, now).await?;
         if let Ok(mut m) = ctx.verified.lock() {
             m.insert(
                 key.clone(),
@@ -227,6 +229,32 @@ pub async fn reconcile(conn: &RosterConnection, ctx: &Arc<Context>) -> Result<Ac
     Ok(Action::requeue(
         ctx.clock.until(next_check).max(Duration::from_secs(1)),
     ))
+}
+
+/// Emails invalid credentials or an unknown district (on every failed check: the notifier
+/// suppresses repeats within the repeat interval); nothing for other results.
+async fn notify_failure(
+    ctx: &Context,
+    conn: &RosterConnection,
+    key: &str,
+    status: &RosterConnectionStatus,
+    now: Timestamp,
+) -> Result<()> {
+    let Some(ready) = status.conditions.iter().find(|c| c.type_ == cond::READY) else {
+        return Ok(());
+    };
+    if ready.status == "True" {
+        return Ok(());
+    }
+    // The source names the district as last verified (a wrong id has no name).
+    let mut with_status = conn.clone();
+    with_status.status = Some(status.clone());
+    let source = super::emails::source(&with_status, key);
+    if let Some(event) = super::emails::verification_event(&ready.reason, &ready.message, source) {
+        let settings = super::emails::settings(conn, ctx.email_repeat_interval);
+        super::emails::enqueue_alone(&ctx.db, &settings, &event, now).await?;
+    }
+    Ok(())
 }
 
 fn record(

@@ -18,6 +18,8 @@ pub enum Error {
     Schedule(#[from] ScheduleError),
     #[error("the object has no {0} (it did not come from the API server)")]
     MissingField(&'static str),
+    #[error("{0}")]
+    Notify(#[from] crate::notify::NotifyError),
 }
 
 impl Error {
@@ -39,6 +41,7 @@ impl Error {
             Error::InvalidObject(_) => "invalid_object",
             Error::Schedule(_) => "invalid_schedule",
             Error::MissingField(_) => "missing_field",
+            Error::Notify(_) => "notify",
         }
     }
 }

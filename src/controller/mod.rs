@@ -7,6 +7,7 @@
 //! - [`journey`]: policy validation.
 pub mod clock;
 pub mod connection;
+pub mod emails;
 pub mod error;
 pub mod history;
 pub mod job;
@@ -79,6 +80,11 @@ pub struct ControllerArgs {
     /// Tests only: shift the controller's clock by this many seconds.
     #[arg(long, default_value_t = 0, hide = true, allow_hyphen_values = true)]
     pub clock_offset_seconds: i64,
+    /// Emails: SMTP (`--smtp-secret` or `--smtp-*`) and `--email-repeat-interval`. Without SMTP,
+    /// emails are still queued in the outbox, and sent once SMTP is configured. A bare
+    /// `--smtp-secret NAME` is in the controller's namespace (`POD_NAMESPACE`).
+    #[command(flatten)]
+    pub notify: crate::notify::NotifyArgs,
 }
 
 /// What every reconcile shares.
@@ -94,6 +100,8 @@ pub struct Context {
     pub verified: Mutex<HashMap<String, connection::Verified>>,
     /// Consecutive reconcile failures per object, for the error backoff.
     pub failures: Mutex<HashMap<String, u32>>,
+    /// Repeats of the same problem are emailed at most once per this interval.
+    pub email_repeat_interval: chrono::Duration,
 }
 
 /// Runs the controller until SIGTERM/Ctrl-C (exit 0) or a lost Lease (exit 1).
@@ -107,6 +115,31 @@ pub async fn run(args: ControllerArgs) -> anyhow::Result<u8> {
     crate::store::migrate(&db)
         .await
         .context("cannot migrate the database")?;
+    // Read (and validated) before anything else, so a broken SMTP setting fails the start.
+    let mut notify = args.notify.clone();
+    if let Some(secret) = notify.smtp_secret.as_mut()
+        && !secret.contains('/')
+    {
+        // A bare name (as the Helm chart passes it) is in the controller's own namespace.
+        *secret = format!("{}/{secret}", args.lease_namespace);
+    }
+    let smtp = notify
+        .smtp_config(&client)
+        .await
+        .context("cannot read the SMTP configuration")?;
+    let sender = match &smtp {
+        Some(cfg) => Some(
+            crate::notify::Sender::new(db.clone(), cfg, crate::notify::SenderOptions::default())
+                .context("cannot set up the email sender")?,
+        ),
+        None => {
+            info!(
+                "no SMTP configured (--smtp-secret or --smtp-host): emails are queued in the \
+                 outbox (email_outbox) but not sent until SMTP is configured"
+            );
+            None
+        }
+    };
     let identity = args.identity.clone().unwrap_or_else(default_identity);
     let metrics = Arc::new(Metrics::default());
     let (addr, server) = metrics::serve(args.metrics_addr, metrics.clone())
@@ -146,6 +179,7 @@ pub async fn run(args: ControllerArgs) -> anyhow::Result<u8> {
         recheck_interval: Duration::from_secs(args.recheck_interval_seconds.max(1)),
         verified: Mutex::default(),
         failures: Mutex::default(),
+        email_repeat_interval: args.notify.email_repeat_interval,
     });
     let lease_lost = Arc::new(std::sync::atomic::AtomicBool::new(false));
     if let Some(mut lost) = lost_lease {
@@ -159,7 +193,15 @@ pub async fn run(args: ControllerArgs) -> anyhow::Result<u8> {
         });
     }
     info!(namespace = ?args.namespace, %identity, "controller starting");
+    // Only the acting replica (the Lease holder with --leader-elect) sends; several senders would
+    // be safe too (each message is claimed with FOR UPDATE SKIP LOCKED), e.g. during a handover.
+    let sender = sender.map(|s| tokio::spawn(s.run(watch::shutdown_future(shutdown_rx.clone()))));
     watch::run_controllers(ctx, args.namespace.as_deref(), shutdown_rx).await;
+    if let Some(sender) = sender {
+        let _ = shutdown_tx.send(true);
+        // It finishes the message in flight (bounded by the SMTP timeout), then stops.
+        let _ = sender.await;
+    }
     info!("controller stopped");
     Ok(u8::from(
         lease_lost.load(std::sync::atomic::Ordering::Relaxed),

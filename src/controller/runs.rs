@@ -5,7 +5,7 @@ use jiff::Timestamp;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::ResourceExt;
-use sqlx::PgPool;
+use sqlx::{PgConnection, PgPool};
 
 use super::error::Result;
 use super::job::{RUN_ID_LABEL, TRIGGER_LABEL};
@@ -154,15 +154,16 @@ pub fn status_from_row(job: &str, row: &RunRow) -> RunStatus {
 }
 
 /// The outcome of a finished Job: its row, after writing a Failed one if the pod died without
-/// recording an outcome (deadline, OOM, eviction, a killed process).
+/// recording an outcome (deadline, OOM, eviction, a killed process). Runs on `tx`, the caller's
+/// transaction, so the Failed row and the run's email (see [`mark_notified`]) commit together.
 pub async fn outcome(
-    pool: &PgPool,
+    tx: &mut PgConnection,
     job: &Job,
     connection_key: &str,
     schedule: &str,
 ) -> Result<RunRow> {
     let run_id = run_id_of(job);
-    if let Some(row) = run_by_id(pool, &run_id).await?
+    if let Some(row) = run_by_id(&mut *tx, &run_id).await?
         && row.result != "Running"
     {
         return Ok(row);
@@ -206,12 +207,27 @@ pub async fn outcome(
     .bind(started)
     .bind(&reason)
     .bind(&message)
-    .execute(pool)
+    .execute(&mut *tx)
     .await
     .map_err(StoreError::query("recording a run that stopped without an outcome"))?;
-    run_by_id(pool, &run_id)
+    run_by_id(&mut *tx, &run_id)
         .await?
         .ok_or_else(|| super::error::Error::InvalidObject(format!("run {run_id} vanished")))
+}
+
+/// Marks a finished run as reported (`notified_at`), on `tx`. True the first time only: the caller
+/// then queues the run's email in the same transaction, so each run is emailed at most once, even
+/// across restarts and replicas (a concurrent caller waits on the row lock, then gets false).
+pub async fn mark_notified(tx: &mut PgConnection, run_id: &str) -> Result<bool> {
+    let marked: Option<String> = sqlx::query_scalar(
+        "UPDATE sync_runs SET notified_at = now() \
+         WHERE run_id = $1 AND notified_at IS NULL AND result <> 'Running' RETURNING run_id",
+    )
+    .bind(run_id)
+    .fetch_optional(&mut *tx)
+    .await
+    .map_err(StoreError::query("marking a run reported"))?;
+    Ok(marked.is_some())
 }
 
 /// The latest finished run of a connection (`namespace/name`), for `status.lastSync`.

@@ -22,6 +22,7 @@ use tracing::info;
 
 use super::Context;
 use super::connection::credential_keys;
+use super::emails;
 use super::error::{Error, Result};
 use super::history::{self, upsert};
 use super::job::{self, CONNECTION_LABEL, CredentialKeys, JobInput, MANAGED_BY, MANAGED_BY_LABEL};
@@ -35,6 +36,7 @@ use crate::api::{
 use crate::schedule::{
     ScheduleRule, SyncNowAvailability, SyncNowInput, decide, sync_now_availability,
 };
+use crate::store::StoreError;
 
 /// How often a due slot that cannot start yet (connection not Ready, a run active) is looked at
 /// again, besides the watches that wake the schedule when either changes.
@@ -307,7 +309,29 @@ pub async fn reconcile(sched: &SyncSchedule, ctx: &Arc<Context>) -> Result<Actio
                  was active, or the controller was down for longer than startingDeadlineMinutes",
                 decision.missed.total
             );
-            publish(&ctx.recorder, sched, true, "SyncMissed", "Schedule", note).await;
+            publish(
+                &ctx.recorder,
+                sched,
+                true,
+                "SyncMissed",
+                "Schedule",
+                note.clone(),
+            )
+            .await;
+            if let (Some(conn), Some(slot)) =
+                (scope.connection.as_ref(), decision.missed.listed.last())
+            {
+                let key = format!("{}/{}", scope.ns, conn.name_any());
+                let event = crate::notify::Event::ScheduleMissed {
+                    source: emails::source(conn, &key),
+                    schedule: name.clone(),
+                    slot: emails::chrono_now(*slot),
+                    reason: emails::MISSED_REASON.to_string(),
+                    message: note,
+                };
+                let settings = emails::settings(conn, ctx.email_repeat_interval);
+                emails::enqueue_alone(&ctx.db, &settings, &event, now).await?;
+            }
         }
     }
 
@@ -565,13 +589,36 @@ async fn report(scope: &Scope<'_>, st: &mut SyncScheduleStatus, j: &Job) -> Resu
         .get(CONNECTION_LABEL)
         .cloned()
         .unwrap_or_default();
-    let row = runs::outcome(
-        &scope.ctx.db,
-        j,
-        &format!("{}/{conn}", scope.ns),
-        &scope.name,
-    )
-    .await?;
+    let key = format!("{}/{conn}", scope.ns);
+    // The connection whose settings decide the email (the Job's, should the spec have changed).
+    let connection = match scope.connection.as_ref() {
+        Some(c) if c.name_any() == conn => Some(c.clone()),
+        _ if conn.is_empty() => None,
+        _ => Api::<RosterConnection>::namespaced(scope.ctx.client.clone(), &scope.ns)
+            .get_opt(&conn)
+            .await
+            .map_err(Error::kube("reading the run's RosterConnection"))?,
+    };
+    // One transaction: the Failed row of a pod that died, the run marked reported, its email.
+    let mut tx = scope
+        .ctx
+        .db
+        .begin()
+        .await
+        .map_err(StoreError::query("starting a transaction"))?;
+    let row = runs::outcome(&mut tx, j, &key, &scope.name).await?;
+    if runs::mark_notified(&mut tx, &row.run_id).await? {
+        let event = connection.as_ref().and_then(|c| {
+            emails::run_event(&row, emails::source(c, &key), Some(scope.name.as_str()))
+                .map(|e| (emails::settings(c, scope.ctx.email_repeat_interval), e))
+        });
+        if let Some((settings, event)) = event {
+            emails::enqueue_in(&mut tx, &settings, &event, scope.now).await?;
+        }
+    }
+    tx.commit()
+        .await
+        .map_err(StoreError::query("committing a run's report"))?;
     let entry = runs::status_from_row(&j.name_any(), &row);
     let result = entry.result.unwrap_or(RunResult::Failed);
     if !history::is_final(&st.recent_runs, &entry.run_id) {

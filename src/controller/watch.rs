@@ -51,7 +51,8 @@ pub async fn shutdown_on_signals(tx: channel::Sender<bool>) {
     let _ = tx.send(true);
 }
 
-fn shutdown_future(
+/// A future that completes once shutdown is requested.
+pub(super) fn shutdown_future(
     mut rx: channel::Receiver<bool>,
 ) -> impl std::future::Future<Output = ()> + Send + Sync + 'static {
     let (tx, done) = futures::channel::oneshot::channel::<()>();

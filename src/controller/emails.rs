@@ -1,0 +1,216 @@
+//! The controller's side of issue 9: it is the one place that emails, because it observes every
+//! outcome (runs written by the sync Job, Failed rows it writes itself for pods that died,
+//! verification results, missed slots). This module turns those outcomes into
+//! [`crate::notify::Event`]s and queues them with [`crate::notify::enqueue`]; the sender
+//! ([`crate::notify::Sender`], started by [`super::run`]) delivers them.
+//!
+//! Exactly once per run: [`super::runs::mark_notified`] sets `sync_runs.notified_at` in the same
+//! transaction as the run's email, so a restart (or a second replica) never queues it twice.
+use jiff::Timestamp;
+use sqlx::PgConnection;
+
+use super::error::Result;
+use crate::api::RosterConnection;
+use crate::notify::{Counts, Event, NotifySettings, Source};
+use crate::store::{RunRow, StoreError};
+
+/// The reason of [`Event::ScheduleMissed`]: a slot is recorded as missed once it can no longer
+/// start within `startingDeadlineMinutes` (the connection was not Ready, a run was active, or the
+/// controller was down).
+pub const MISSED_REASON: &str = "StartingDeadlineExceeded";
+
+/// The connection's notification settings with the operator's repeat interval.
+pub fn settings(conn: &RosterConnection, repeat_interval: chrono::Duration) -> NotifySettings {
+    NotifySettings::from_sync_settings(&conn.spec.settings, repeat_interval)
+}
+
+/// Which connection and district an event is about (`key` is `namespace/name`).
+pub fn source(conn: &RosterConnection, key: &str) -> Source {
+    Source {
+        connection: key.to_string(),
+        district_id: conn.spec.district_id.clone(),
+        district_name: conn
+            .status
+            .as_ref()
+            .and_then(|s| s.district.as_ref())
+            .map(|d| d.name.clone())
+            .filter(|n| !n.trim().is_empty()),
+    }
+}
+
+/// The event of a finished run, from its row: `None` while it is still running. Successes are
+/// always reported as [`Event::RunSucceeded`]; the notifier decides whether that is a recovery.
+pub fn run_event(row: &RunRow, source: Source, schedule: Option<&str>) -> Option<Event> {
+    let counts = Counts::from_json(&row.counts);
+    let reason = row.reason.clone().unwrap_or_else(|| "Unknown".into());
+    let message = row.message.clone().unwrap_or_default();
+    let run_id = row.run_id.clone();
+    match row.result.as_str() {
+        "Running" => None,
+        "Succeeded" => Some(Event::RunSucceeded {
+            source,
+            run_id,
+            counts,
+        }),
+        "Held" => Some(Event::RunHeld {
+            source,
+            run_id,
+            schedule: schedule
+                .or(row.schedule.as_deref())
+                .filter(|s| !s.is_empty())
+                .map(str::to_string),
+            reason,
+            message,
+            counts,
+        }),
+        _ => Some(Event::RunFailed {
+            source,
+            run_id,
+            reason,
+            message,
+            counts,
+        }),
+    }
+}
+
+/// The event of a failed verification (`reason` is the Ready condition's reason): only invalid
+/// credentials and an unknown district are emailed; `Verified`, an unreachable Clever (transient)
+/// and Secret problems (reported on the object) are not.
+pub fn verification_event(reason: &str, message: &str, source: Source) -> Option<Event> {
+    let message = message.to_string();
+    match reason {
+        "CredentialsInvalid" => Some(Event::CredentialsInvalid {
+            source,
+            run_id: None,
+            message,
+        }),
+        "DistrictNotFound" => Some(Event::DistrictNotFound {
+            source,
+            run_id: None,
+            message,
+        }),
+        _ => None,
+    }
+}
+
+/// The controller's clock as the notifier's `now` (drives the repeat interval).
+pub fn chrono_now(now: Timestamp) -> chrono::DateTime<chrono::Utc> {
+    chrono::DateTime::from_timestamp(now.as_second(), now.subsec_nanosecond().max(0) as u32)
+        .unwrap_or_else(chrono::Utc::now)
+}
+
+/// Queues `event` on `tx` (the caller's transaction). Returns the outbox id, if an email is sent.
+pub async fn enqueue_in(
+    tx: &mut PgConnection,
+    settings: &NotifySettings,
+    event: &Event,
+    now: Timestamp,
+) -> Result<Option<i64>> {
+    Ok(crate::notify::enqueue(tx, settings, event, chrono_now(now)).await?)
+}
+
+/// Queues `event` in its own transaction (verification results, missed slots).
+pub async fn enqueue_alone(
+    pool: &sqlx::PgPool,
+    settings: &NotifySettings,
+    event: &Event,
+    now: Timestamp,
+) -> Result<Option<i64>> {
+    if !settings.send_emails {
+        return Ok(None);
+    }
+    let mut tx = pool.begin().await.map_err(StoreError::query(
+        "starting a transaction to queue an email",
+    ))?;
+    let id = enqueue_in(&mut tx, settings, event, now).await?;
+    tx.commit()
+        .await
+        .map_err(StoreError::query("committing a queued email"))?;
+    Ok(id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::notify::EventKind;
+
+    fn row(result: &str, reason: Option<&str>) -> RunRow {
+        RunRow {
+            run_id: "r1".into(),
+            connection: "ns/springfield".into(),
+            schedule: Some("nightly".into()),
+            trigger: "Manual".into(),
+            job: Some("nightly-now-1".into()),
+            dry_run: false,
+            started_at: chrono::Utc::now(),
+            finished_at: Some(chrono::Utc::now()),
+            result: result.into(),
+            retriable: false,
+            counts: serde_json::json!({"children": {"created": 2, "deactivated": 1}}),
+            problems: 0,
+            problem_codes: serde_json::json!({}),
+            reason: reason.map(str::to_string),
+            message: reason.map(|_| "one line".to_string()),
+            timings: serde_json::json!({}),
+        }
+    }
+
+    fn src() -> Source {
+        Source {
+            connection: "ns/springfield".into(),
+            district_id: "d1".into(),
+            district_name: Some("Springfield USD".into()),
+        }
+    }
+
+    #[test]
+    fn runs_become_their_events() {
+        assert_eq!(run_event(&row("Running", None), src(), None), None);
+        let ok = run_event(&row("Succeeded", None), src(), Some("nightly")).expect("event");
+        assert_eq!(ok.kind(), EventKind::RunSucceeded);
+        assert_eq!(ok.run_id(), Some("r1"));
+        let failed =
+            run_event(&row("Failed", Some("CleverUnavailable")), src(), None).expect("event");
+        assert_eq!(failed.fingerprint(), "RunFailed:CleverUnavailable");
+        match run_event(&row("Held", Some("RemovalGuard")), src(), Some("weekly")) {
+            Some(Event::RunHeld {
+                schedule, counts, ..
+            }) => {
+                assert_eq!(schedule.as_deref(), Some("weekly"));
+                assert_eq!(counts.removals(), vec![("children", 1)]);
+            }
+            other => panic!("not a held run: {other:?}"),
+        }
+        // Without a schedule from the caller, the row's is used.
+        match run_event(&row("Held", Some("RemovalGuard")), src(), None) {
+            Some(Event::RunHeld { schedule, .. }) => {
+                assert_eq!(schedule.as_deref(), Some("nightly"))
+            }
+            other => panic!("not a held run: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn only_credential_and_district_failures_are_emailed() {
+        let kind = |r: &str| verification_event(r, "m", src()).map(|e| e.kind());
+        assert_eq!(
+            kind("CredentialsInvalid"),
+            Some(EventKind::CredentialsInvalid)
+        );
+        assert_eq!(kind("DistrictNotFound"), Some(EventKind::DistrictNotFound));
+        for r in [
+            "Verified",
+            "CleverUnreachable",
+            "SecretNotFound",
+            "SecretKeyMissing",
+        ] {
+            assert_eq!(kind(r), None, "{r}");
+        }
+    }
+
+    #[test]
+    fn clock_conversion_keeps_the_instant() {
+        let t = Timestamp::from_second(1_700_000_000).expect("ts");
+        assert_eq!(chrono_now(t).timestamp(), 1_700_000_000);
+    }
+}
