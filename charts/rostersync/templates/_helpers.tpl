@@ -73,17 +73,17 @@ names can be reconciled with the controller in one spot.
 - --metrics-addr=0.0.0.0:{{ .Values.controller.metricsPort }}
 - --database-secret={{ required "database.secretName is required: the name of a Secret holding the Postgres URL" .Values.database.secretName }}
 - --database-secret-key={{ .Values.database.secretKey }}
-- --job-image={{ include "rostersync.jobImage" . }}
-- --job-service-account={{ .Values.syncJob.serviceAccountName }}
+- --sync-image={{ include "rostersync.jobImage" . }}
+- --sync-service-account={{ .Values.syncJob.serviceAccountName }}
 {{- if .Values.smtp.secretName }}
 - --smtp-secret={{ .Values.smtp.secretName }}
 {{- end }}
 {{- range .Values.watch.namespaces }}
-- --watch-namespace={{ . }}
+- --namespace={{ . }}
 {{- end }}
 {{- if eq (include "rostersync.leaderElect" .) "true" }}
 - --leader-elect
-- --leader-elect-lease={{ include "rostersync.leaseName" . }}
+- --lease-name={{ include "rostersync.leaseName" . }}
 {{- end }}
 {{- range .Values.controller.extraArgs }}
 - {{ . | quote }}
