@@ -23,7 +23,10 @@ pub async fn acquire(
         .with_identity(identity)
         .with_duration(15)
         .with_grace(5)
-        .with_field_manager("rostersync-controller-lease")
+        // One field manager per replica: server-side apply then reports a conflict on
+        // holderIdentity when two replicas race for a free Lease. A shared manager name would let
+        // both writes succeed, and both replicas would believe they lead.
+        .with_field_manager(format!("rostersync-controller-lease-{identity}"))
         .build()
         .await
         .context("cannot set up leader election")?;
