@@ -270,7 +270,7 @@ impl Event {
 
     /// What makes two events "the same state" for repeat suppression. A failed run whose reason is
     /// `CredentialsInvalid` or `DistrictNotFound` is the same state as the controller's verification
-    /// event of that name, so the sync job and the controller don't both email it. Successes are
+    /// event of that name, so a failed run and a failed verification don't both email it. Successes are
     /// per run (never suppressed as repeats).
     pub fn fingerprint(&self) -> String {
         match self {

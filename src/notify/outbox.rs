@@ -31,7 +31,8 @@ pub(crate) fn db(action: &'static str) -> impl FnOnce(sqlx::Error) -> NotifyErro
 /// (emails off, success emails off, or a repeat within the interval).
 ///
 /// Locks the connection's `notification_state` row until the caller commits, which serialises
-/// concurrent events of one connection (the sync job and the controller); keep the transaction short.
+/// concurrent events of one connection (run outcomes, verifications and missed slots, possibly from
+/// two controller replicas during a Lease handover); keep the transaction short.
 /// `now` drives the decision (repeat interval); the outbox row's timestamps use the database clock.
 pub async fn enqueue(
     tx: &mut PgConnection,
