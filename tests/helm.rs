@@ -375,24 +375,23 @@ fn watch_namespaces_use_roles_per_namespace() {
     );
     assert!(find(&docs, "ClusterRole", "t-rostersync").is_none());
     assert_eq!(kinds(&docs, "ClusterRoleBinding"), 0);
-    for ns in ["district-a"] {
-        let role = docs
-            .iter()
-            .find(|d| {
-                d["kind"] == "Role"
-                    && d["metadata"]["name"] == "t-rostersync"
-                    && d["metadata"]["namespace"] == ns
-            })
-            .unwrap_or_else(|| panic!("no Role in {ns}"));
-        assert!(role["rules"].as_array().is_some_and(|r| r.len() >= 5));
-        assert!(docs.iter().any(|d| d["kind"] == "ServiceAccount"
-            && d["metadata"]["name"] == "rostersync-sync"
-            && d["metadata"]["namespace"] == ns));
-        assert!(docs.iter().any(|d| d["kind"] == "RoleBinding"
-            && d["metadata"]["name"] == "t-rostersync-sync-job"
-            && d["metadata"]["namespace"] == ns
-            && d["roleRef"]["name"] == "t-rostersync-sync-job"));
-    }
+    let ns = "district-a";
+    let role = docs
+        .iter()
+        .find(|d| {
+            d["kind"] == "Role"
+                && d["metadata"]["name"] == "t-rostersync"
+                && d["metadata"]["namespace"] == ns
+        })
+        .unwrap_or_else(|| panic!("no Role in {ns}"));
+    assert!(role["rules"].as_array().is_some_and(|r| r.len() >= 5));
+    assert!(docs.iter().any(|d| d["kind"] == "ServiceAccount"
+        && d["metadata"]["name"] == "rostersync-sync"
+        && d["metadata"]["namespace"] == ns));
+    assert!(docs.iter().any(|d| d["kind"] == "RoleBinding"
+        && d["metadata"]["name"] == "t-rostersync-sync-job"
+        && d["metadata"]["namespace"] == ns
+        && d["roleRef"]["name"] == "t-rostersync-sync-job"));
     let args = args_of(get(&docs, "Deployment", "t-rostersync"));
     assert!(args.iter().any(|a| a == "--namespace=district-a"));
     // The controller watches all namespaces or one: the schema says so for two.
