@@ -133,20 +133,31 @@ pub async fn run_controllers(
 
     let policies = Controller::new(
         api::<DeserializeGuard<JourneyPolicy>>(&client, namespace),
-        wc,
+        wc.clone(),
     );
 
-    let stores = (connections.store(), schedules.store(), policies.store());
+    // Readiness from watches of its own: waiting on the Controllers' stores
+    // (`Store::wait_until_ready`) beside the Controllers themselves loses a wake-up (kube's
+    // DelayedInit keeps a single waker), which left /readyz at 503 for good and could stall a
+    // Controller's start.
     let metrics = ctx.metrics.clone();
+    let (a, b, c) = (
+        initial_list_done(
+            api::<DeserializeGuard<RosterConnection>>(&client, namespace),
+            wc.clone(),
+        ),
+        initial_list_done(
+            api::<DeserializeGuard<SyncSchedule>>(&client, namespace),
+            wc.clone(),
+        ),
+        initial_list_done(
+            api::<DeserializeGuard<JourneyPolicy>>(&client, namespace),
+            wc,
+        ),
+    );
     tokio::spawn(async move {
-        let (a, b, c) = stores;
-        let ready = futures::future::join3(
-            a.wait_until_ready(),
-            b.wait_until_ready(),
-            c.wait_until_ready(),
-        )
-        .await;
-        if ready.0.is_ok() && ready.1.is_ok() && ready.2.is_ok() {
+        let ready = futures::future::join3(a, b, c).await;
+        if ready.0 && ready.1 && ready.2 {
             metrics.ready.store(true, Ordering::Relaxed);
             info!("watches synced; ready");
         }
@@ -165,6 +176,21 @@ pub async fn run_controllers(
         .run(reconcile_policy, error_policy, ctx)
         .for_each(log_result);
     futures::future::join3(c, s, p).await;
+}
+
+/// Whether a watch of `api` delivered its initial list (the watch then ends).
+async fn initial_list_done<K>(api: Api<K>, wc: watcher::Config) -> bool
+where
+    K: Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + 'static,
+{
+    use kube::runtime::WatchStreamExt;
+    let mut events = std::pin::pin!(watcher(api, wc).default_backoff());
+    while let Some(event) = events.next().await {
+        if matches!(event, Ok(watcher::Event::InitDone)) {
+            return true;
+        }
+    }
+    false
 }
 
 async fn log_result<K: Resource, E: std::fmt::Display>(

@@ -163,12 +163,18 @@ impl Env {
 
     /// Starts a controller for this namespace (`extra` flags appended).
     pub fn controller(&self, name: &str, extra: &[&str]) -> Proc {
+        self.controller_with_metrics(name, "127.0.0.1:0", extra)
+    }
+
+    /// Like [`Env::controller`], with the admin server (`/metrics`, ...) on `metrics_addr`
+    /// (clap rejects a repeated `--metrics-addr`, so it cannot go in `extra`).
+    pub fn controller_with_metrics(&self, name: &str, metrics_addr: &str, extra: &[&str]) -> Proc {
         let mut args = vec![
             "controller",
             "--namespace",
             &self.ns,
             "--metrics-addr",
-            "127.0.0.1:0",
+            metrics_addr,
             "--sync-image",
             "rostersync:test",
             "--lease-namespace",
