@@ -3,7 +3,8 @@
 //!
 //! Modules mirror the architecture: `api` (the CRDs), `clever` (the Clever API client),
 //! `emulator` (a Clever emulator for tests, the demo and benchmarks), `schedule` (pure schedule
-//! math), `store` + `sync` (the roster in Postgres and the sync engine), `controller`, `notify`.
+//! math), `run` (a sync run as a typed value), `store` + `sync` (the roster in Postgres and the sync
+//! engine), `controller`, `notify`. `docs/architecture.md` has the module map and the data path.
 pub mod api;
 pub mod clever;
 pub mod cli;
@@ -12,6 +13,7 @@ pub mod emulator;
 pub mod notify;
 pub mod plugin;
 pub mod podrunner;
+pub mod run;
 pub mod schedule;
 pub mod store;
 pub mod sync;

@@ -25,6 +25,17 @@ fn handled_token(s: &SyncSchedule) -> Option<String> {
         .clone()
 }
 
+/// Runs a command that must succeed and returns its stdout.
+fn run_ok(cmd: &mut std::process::Command) -> String {
+    let out = cmd.output().expect("run a rostersync binary");
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 #[tokio::test]
 async fn connection_wrong_district_then_fixed_and_rotated_secret_reverified() {
     let Some(env) = Env::new("e2e-conn", 40).await else {
@@ -163,6 +174,42 @@ async fn sync_now_runs_second_is_rejected_and_a_failed_run_makes_it_available_ag
     })
     .await;
     assert_eq!(conn.result, Some(RunResult::Succeeded));
+    assert_eq!(conn.summary, st.recent_runs[0].summary);
+
+    // One run reads the same everywhere: status.recentRuns, `rostersync history` and
+    // `kubectl roster history` print the same summary line, for the failed run and the good one.
+    let key = format!("{}/springfield", env.ns);
+    let rostersync = run_ok(
+        std::process::Command::new(env!("CARGO_BIN_EXE_rostersync")).args([
+            "history",
+            "--connection",
+            &key,
+            "--database-url",
+            &env.db.url,
+        ]),
+    );
+    let plugin = run_ok(
+        std::process::Command::new(env!("CARGO_BIN_EXE_kubectl-roster"))
+            .args(["history", "nightly", "-n", &env.ns])
+            .env("DATABASE_URL", &env.db.url),
+    );
+    for run in &st.recent_runs {
+        assert!(!run.summary.is_empty(), "{run:?}");
+        for (surface, out) in [
+            ("rostersync history", &rostersync),
+            ("kubectl roster history", &plugin),
+        ] {
+            let line = out
+                .lines()
+                .find(|l| l.starts_with(&format!("{} ", run.run_id)))
+                .unwrap_or_else(|| panic!("{surface} has no line for {}:\n{out}", run.run_id));
+            assert!(
+                line.trim_end().ends_with(&run.summary),
+                "{surface} shows another summary than status ({:?}):\n{line}",
+                run.summary
+            );
+        }
+    }
 
     // 3. A third request is rejected: Sync Now was used since the last scheduled run.
     let jobs_before = env.job_names().await;

@@ -1,4 +1,4 @@
-//! Emails from `rostersync controller` end to end (issue 9): the real controller binary with SMTP
+//! Emails from `rostersync controller` end to end: the real controller binary with SMTP
 //! configured, the pod runner running real sync Jobs, the Clever emulator, Postgres and a real SMTP
 //! server (hack/smtp-sink.py). The controller is the one place that emails: run outcomes,
 //! verification failures and missed slots, each exactly once.

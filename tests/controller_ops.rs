@@ -1,4 +1,4 @@
-//! End-to-end tests of the controller's operational behaviour (issue 7): the admin server
+//! End-to-end tests of the controller's operational behaviour: the admin server
 //! (`/metrics`, `/healthz`, `/readyz`) and the pruning of finished Jobs by the history limits.
 //! Same environment as `controller_e2e.rs`: the real binary with its ServiceAccount's token, the
 //! pod runner running real sync Jobs, an in-process Clever emulator and Postgres.

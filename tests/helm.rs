@@ -920,9 +920,8 @@ impl Drop for Uninstall {
     }
 }
 
-/// TODO(controller, issue 7): once the controller merges, run it (with the pod runner and the Clever
-/// emulator) against a `helm install` of both charts and assert that the district's RosterConnection,
-/// SyncSchedule and JourneyPolicy become `Ready` under the controller.
+/// The real controller (with the pod runner and the Clever emulator) against a `helm install` of the
+/// district chart: its RosterConnection, SyncSchedule and JourneyPolicy become `Ready`.
 #[tokio::test]
 async fn district_chart_objects_become_ready_under_the_controller() {
     // The controller e2e environment: emulator, Postgres, RBAC as shipped, the database Secret and

@@ -6,9 +6,10 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use rostersync::api::{Grade, RosterConnectionSpec, RunResult, Trigger};
+use rostersync::clever::CleverCredentials;
 use rostersync::clever::{Section, Token, User};
 use rostersync::emulator::{Emulator, EmulatorConfig, EmulatorHandle, Fault, FaultKind, Kind};
-use rostersync::sync::clever_source::{CleverSource, Credentials};
+use rostersync::sync::clever_source::CleverSource;
 use rostersync::sync::{SyncRequest, run_sync};
 use sqlx::PgPool;
 
@@ -32,7 +33,7 @@ fn spec(emu: &EmulatorHandle) -> RosterConnectionSpec {
 fn source(emu: &EmulatorHandle, page_limit: u32) -> CleverSource {
     let mut s = CleverSource::new(
         emu.base_url().clone(),
-        Credentials::Token(Token::new(emu.token())),
+        CleverCredentials::Token(Token::new(emu.token())),
     );
     s.config.page_limit = page_limit;
     s.config.max_attempts = 2;
@@ -43,7 +44,7 @@ fn source(emu: &EmulatorHandle, page_limit: u32) -> CleverSource {
 
 fn request(spec: RosterConnectionSpec) -> SyncRequest {
     SyncRequest {
-        connection: CONN.into(),
+        connection: CONN.parse().expect("connection key"),
         spec,
         policy: None,
         run_id: format!("run-{}", common::unique_suffix()),
@@ -177,11 +178,11 @@ async fn a_clever_failure_mid_stream_leaves_the_roster_exactly_as_before() {
         before,
         "nothing of the failed run is applied"
     );
-    let row = rostersync::store::run_by_id(&pool, &out.run_id)
+    let row = rostersync::store::runs::by_id(&pool, &out.run_id)
         .await
         .expect("row")
         .expect("exists");
-    assert_eq!(row.result, "Failed");
+    assert_eq!(row.result, RunResult::Failed);
     assert_eq!(row.reason.as_deref(), Some("CleverUnavailable"));
     assert!(
         row.message.as_deref().is_some_and(|m| m.contains("503")),

@@ -1,15 +1,16 @@
 //! The sync engine against a real Postgres, fed by an in-memory source (no HTTP): each semantic
-//! of issue 5 asserted on the data.
+//! of `src/sync/mod.rs` asserted on the data.
 mod common;
 
 use rostersync::api::{
     Grade, JourneyPolicySpec, RemovalMode, RosterConnectionSpec, RunResult, Trigger,
 };
+use rostersync::run::RunRecord;
 use rostersync::sync::fetch::StaticSource;
 use rostersync::sync::model::{
     Demographics, StagedChild, StagedClassroom, StagedEducator, StagedSchool,
 };
-use rostersync::sync::{SyncOutcome, SyncRequest, run_sync};
+use rostersync::sync::{SyncRequest, run_sync};
 use sqlx::PgPool;
 
 const CONN: &str = "district-a/main";
@@ -33,7 +34,7 @@ fn policy() -> JourneyPolicySpec {
 
 fn request(spec: RosterConnectionSpec) -> SyncRequest {
     SyncRequest {
-        connection: CONN.into(),
+        connection: CONN.parse().expect("connection key"),
         spec,
         policy: Some(policy()),
         run_id: format!("run-{}", common::unique_suffix()),
@@ -107,7 +108,7 @@ async fn db() -> Option<PgPool> {
     Some(db.pool)
 }
 
-async fn sync(pool: &PgPool, req: &SyncRequest, source: &StaticSource) -> SyncOutcome {
+async fn sync(pool: &PgPool, req: &SyncRequest, source: &StaticSource) -> RunRecord {
     run_sync(pool, req, source).await.expect("sync runs")
 }
 
@@ -184,7 +185,7 @@ async fn a_child_in_several_sections_goes_to_the_homeroom_and_is_reported() {
     let room = text(&pool, "SELECT e.classroom_clever_id FROM enrollments e JOIN children c ON c.id = e.child_id WHERE c.clever_id = 'b'").await;
     assert_eq!(room.as_deref(), Some("c1"));
     assert_eq!(out.problem_codes.get("MultipleSections"), Some(&1));
-    let p = rostersync::store::problems_of_run(&pool, &out.run_id)
+    let p = rostersync::store::runs::problems(&pool, &out.run_id)
         .await
         .expect("problems");
     let multi: Vec<_> = p.iter().filter(|p| p.code == "MultipleSections").collect();
@@ -315,13 +316,13 @@ async fn the_removal_guard_holds_then_an_approval_applies_once() {
         before,
         "a held run applies nothing"
     );
-    let row = rostersync::store::run_by_id(&pool, &held.run_id)
+    let row = rostersync::store::runs::by_id(&pool, &held.run_id)
         .await
         .expect("row")
         .expect("exists");
-    assert_eq!(row.result, "Held");
+    assert_eq!(row.result, RunResult::Held);
     assert_eq!(row.reason.as_deref(), Some("RemovalGuard"));
-    assert_eq!(row.counts["children"]["deactivated"], 2);
+    assert_eq!(row.counts.children.deactivated, 2);
 
     let mut approved = request(s.clone());
     approved.approve_removals = true;
@@ -360,7 +361,7 @@ async fn dry_run_reports_the_real_counts_and_writes_only_its_history_row() {
         before,
         "a dry run writes no roster row"
     );
-    let row = rostersync::store::run_by_id(&pool, &d.run_id)
+    let row = rostersync::store::runs::by_id(&pool, &d.run_id)
         .await
         .expect("row")
         .expect("exists");
@@ -656,13 +657,13 @@ async fn a_run_left_running_by_a_crash_is_marked_failed_by_the_next_run() {
         .expect("crashed run");
     let out = sync(&pool, &request(spec()), &roster()).await;
     assert_eq!(out.result, RunResult::Succeeded);
-    let row = rostersync::store::run_by_id(&pool, "crashed")
+    let row = rostersync::store::runs::by_id(&pool, "crashed")
         .await
         .expect("row")
         .expect("exists");
     assert_eq!(
-        (row.result.as_str(), row.reason.as_deref()),
-        ("Failed", Some("Interrupted"))
+        (row.result, row.reason.as_deref()),
+        (RunResult::Failed, Some("Interrupted"))
     );
     assert!(row.finished_at.is_some());
 }

@@ -193,7 +193,8 @@ pub enum RemovalMode {
 #[serde(rename_all = "camelCase")]
 pub struct RosterConnectionStatus {
     /// `Ready`, `CredentialsValid` and `DistrictVerified`, with reasons such as `SecretNotFound`,
-    /// `SecretKeyMissing`, `CredentialsInvalid`, `DistrictNotFound`, `CleverUnreachable`, `Verified`.
+    /// `SecretKeyMissing`, `CredentialsInvalid`, `DistrictNotFound`, `CleverUnavailable`,
+    /// `CleverError`, `Verified`.
     #[serde(default)]
     #[schemars(schema_with = "conditions_schema")]
     pub conditions: Vec<Condition>,

@@ -104,7 +104,23 @@ impl CleverError {
         )
     }
 
-    /// A short stable label for metrics and conditions.
+    /// The reason a run (`sync_runs.reason`) and a connection's conditions give for this error:
+    /// `CredentialsInvalid`, `DistrictNotFound`, `CleverUnavailable` (retriable: Clever is down,
+    /// slow or rate-limiting) or `CleverError` (anything else Clever answered that is not usable).
+    pub fn reason(&self) -> &'static str {
+        match self {
+            CleverError::CredentialsInvalid { .. } | CleverError::AppCredentials { .. } => {
+                "CredentialsInvalid"
+            }
+            CleverError::DistrictNotFound { .. } | CleverError::NoDistrictToken { .. } => {
+                "DistrictNotFound"
+            }
+            e if e.is_retriable() => "CleverUnavailable",
+            _ => "CleverError",
+        }
+    }
+
+    /// A short stable label for metrics.
     pub fn label(&self) -> &'static str {
         match self {
             CleverError::CredentialsInvalid { .. } => "credentials_invalid",

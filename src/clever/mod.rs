@@ -6,6 +6,7 @@
 
 pub mod bench;
 mod client;
+mod credentials;
 mod decode;
 mod error;
 mod grade;
@@ -16,6 +17,7 @@ mod transport;
 pub mod wire;
 
 pub use client::{CleverClient, ClientConfig, ClientStats, Token, oauth_base_for};
+pub use credentials::{CleverCredentials, CredentialKeys, SecretKeysMissing};
 pub use decode::{Decoded, RecordProblem, decode_page};
 pub use error::CleverError;
 pub use grade::Grade;

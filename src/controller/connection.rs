@@ -16,14 +16,14 @@ use tracing::info;
 
 use super::Context;
 use super::error::{Error, Result};
-use super::job::CredentialKeys;
 use super::status::{apply_status, condition_at, publish};
 use crate::api::{
     DistrictStatus, RosterConnection, RosterConnectionStatus, condition as cond, set_condition,
 };
 use crate::clever::{
-    AppCredentials, CleverClient, CleverError, ClientConfig, Token, lookup_district_token,
+    CleverClient, CleverCredentials, CleverError, ClientConfig, Token, lookup_district_token,
 };
+use crate::run::ConnectionKey;
 
 /// How often an unreachable Clever is tried again.
 const UNREACHABLE_RETRY: Duration = Duration::from_secs(60);
@@ -56,36 +56,6 @@ impl Verification {
     }
 }
 
-/// Which credential keys a Secret holds, if any usable.
-pub fn credential_keys(secret: &Secret) -> Option<CredentialKeys> {
-    let has = |k: &str| {
-        secret
-            .data
-            .as_ref()
-            .is_some_and(|d| d.get(k).is_some_and(|v| !v.0.is_empty()))
-            || secret
-                .string_data
-                .as_ref()
-                .is_some_and(|d| d.get(k).is_some_and(|v| !v.is_empty()))
-    };
-    if has("token") {
-        Some(CredentialKeys::Token)
-    } else if has("client_id") && has("client_secret") {
-        Some(CredentialKeys::AppCredentials)
-    } else {
-        None
-    }
-}
-
-fn secret_value(secret: &Secret, key: &str) -> String {
-    secret
-        .data
-        .as_ref()
-        .and_then(|d| d.get(key))
-        .map(|v| String::from_utf8_lossy(&v.0).trim().to_string())
-        .unwrap_or_default()
-}
-
 async fn verify(conn: &RosterConnection, secret: Option<&Secret>) -> Verification {
     let spec = &conn.spec;
     let secret_name = &spec.credentials_secret_ref.name;
@@ -98,14 +68,9 @@ async fn verify(conn: &RosterConnection, secret: Option<&Secret>) -> Verificatio
             ),
         );
     };
-    let Some(keys) = credential_keys(secret) else {
-        return Verification::both(
-            "SecretKeyMissing",
-            format!(
-                "Secret {secret_name} has neither key `token` nor both `client_id` and \
-                 `client_secret`: add the district token under `token`"
-            ),
-        );
+    let credentials = match CleverCredentials::from_secret(secret) {
+        Ok(c) => c,
+        Err(err) => return Verification::both("SecretKeyMissing", err.to_string()),
     };
     let base = match url::Url::parse(&spec.api_base_url) {
         Ok(u) => u,
@@ -116,19 +81,18 @@ async fn verify(conn: &RosterConnection, secret: Option<&Secret>) -> Verificatio
             );
         }
     };
-    let mut cfg = ClientConfig::new(base, Token::new(secret_value(secret, "token")));
+    let mut cfg = ClientConfig::new(base, Token::new(String::new()));
     cfg.timeout = Duration::from_secs(15);
     cfg.max_attempts = 2;
-    if keys == CredentialKeys::AppCredentials {
-        let app = AppCredentials {
-            client_id: secret_value(secret, "client_id"),
-            client_secret: Token::new(secret_value(secret, "client_secret")),
-        };
-        match lookup_district_token(&cfg, &app, &spec.district_id).await {
-            Ok(token) => cfg.token = token,
-            Err(err) => return from_error(&spec.district_id, err),
+    cfg.token = match credentials {
+        CleverCredentials::Token(token) => token,
+        CleverCredentials::App(app) => {
+            match lookup_district_token(&cfg, &app, &spec.district_id).await {
+                Ok(token) => token,
+                Err(err) => return from_error(&spec.district_id, err),
+            }
         }
-    }
+    };
     let client = match CleverClient::new(cfg) {
         Ok(c) => c,
         Err(err) => return from_error(&spec.district_id, err),
@@ -153,29 +117,26 @@ async fn verify(conn: &RosterConnection, secret: Option<&Secret>) -> Verificatio
 }
 
 fn from_error(district_id: &str, err: CleverError) -> Verification {
-    match err {
-        CleverError::DistrictNotFound { .. } | CleverError::NoDistrictToken { .. } => {
-            Verification {
-                credentials: (true, "Verified", "Clever accepted the credentials".into()),
-                district: (
-                    false,
-                    "DistrictNotFound",
-                    format!(
-                        "Clever has no district {district_id} for these credentials: double-check the \
+    match err.reason() {
+        "DistrictNotFound" => Verification {
+            credentials: (true, "Verified", "Clever accepted the credentials".into()),
+            district: (
+                false,
+                "DistrictNotFound",
+                format!(
+                    "Clever has no district {district_id} for these credentials: double-check the \
                      district id from the district's instant login link (the `district=` part), and \
                      that the token belongs to that district"
-                    ),
                 ),
-                found: None,
-                retry: None,
-            }
-        }
-        CleverError::CredentialsInvalid { .. } | CleverError::AppCredentials { .. } => {
-            Verification::both("CredentialsInvalid", err.to_string())
-        }
-        other => Verification {
+            ),
+            found: None,
+            retry: None,
+        },
+        "CredentialsInvalid" => Verification::both("CredentialsInvalid", err.to_string()),
+        // Clever down, slow or answering nonsense: try again later, keep what is known.
+        reason => Verification {
             retry: Some(UNREACHABLE_RETRY),
-            ..Verification::both("CleverUnreachable", other.to_string())
+            ..Verification::both(reason, err.to_string())
         },
     }
 }
@@ -183,7 +144,7 @@ fn from_error(district_id: &str, err: CleverError) -> Verification {
 pub async fn reconcile(conn: &RosterConnection, ctx: &Arc<Context>) -> Result<Action> {
     let ns = conn.namespace().ok_or(Error::MissingField("namespace"))?;
     let name = conn.name_any();
-    let key = format!("{ns}/{name}");
+    let key = ConnectionKey::new(&ns, &name).map_err(|e| Error::InvalidObject(e.to_string()))?;
     let now = ctx.clock.now();
     let generation = conn.metadata.generation;
     let secret = Api::<Secret>::namespaced(ctx.client.clone(), &ns)
@@ -192,7 +153,11 @@ pub async fn reconcile(conn: &RosterConnection, ctx: &Arc<Context>) -> Result<Ac
         .map_err(Error::kube("reading the credentials Secret"))?;
     let secret_version = secret.as_ref().and_then(|s| s.resource_version());
     let old = conn.status.clone().unwrap_or_default();
-    let memo = ctx.verified.lock().ok().and_then(|m| m.get(&key).cloned());
+    let memo = ctx
+        .verified
+        .lock()
+        .ok()
+        .and_then(|m| m.get(key.as_str()).cloned());
     let due = old.conditions.is_empty()
         || memo.as_ref().is_none_or(|m| {
             m.generation != generation || m.secret_version != secret_version || now >= m.next_check
@@ -210,7 +175,7 @@ pub async fn reconcile(conn: &RosterConnection, ctx: &Arc<Context>) -> Result<Ac
         notify_failure(ctx, conn, &key, &status, now).await?;
         if let Ok(mut m) = ctx.verified.lock() {
             m.insert(
-                key.clone(),
+                key.to_string(),
                 Verified {
                     generation,
                     secret_version,
@@ -236,7 +201,7 @@ pub async fn reconcile(conn: &RosterConnection, ctx: &Arc<Context>) -> Result<Ac
 async fn notify_failure(
     ctx: &Context,
     conn: &RosterConnection,
-    key: &str,
+    key: &ConnectionKey,
     status: &RosterConnectionStatus,
     now: Timestamp,
 ) -> Result<()> {

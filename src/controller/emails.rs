@@ -1,18 +1,19 @@
-//! The controller's side of issue 9: it is the one place that emails, because it observes every
+//! The controller is the one place that emails, because it observes every
 //! outcome (runs written by the sync Job, Failed rows it writes itself for pods that died,
 //! verification results, missed slots). This module turns those outcomes into
 //! [`crate::notify::Event`]s and queues them with [`crate::notify::enqueue`]; the sender
 //! ([`crate::notify::Sender`], started by [`super::run`]) delivers them.
 //!
-//! Exactly once per run: [`super::runs::mark_notified`] sets `sync_runs.notified_at` in the same
+//! Exactly once per run: [`crate::store::runs::mark_notified`] sets `sync_runs.notified_at` in the same
 //! transaction as the run's email, so a restart (or a second replica) never queues it twice.
 use jiff::Timestamp;
 use sqlx::PgConnection;
 
 use super::error::Result;
 use crate::api::RosterConnection;
-use crate::notify::{Counts, Event, NotifySettings, Source};
-use crate::store::{RunRow, StoreError};
+use crate::notify::{Event, NotifySettings, Source};
+use crate::run::{ConnectionKey, RunRecord, RunResult};
+use crate::store::StoreError;
 
 /// The reason of [`Event::ScheduleMissed`]: a slot is recorded as missed once it can no longer
 /// start within `startingDeadlineMinutes` (the connection was not Ready, a run was active, or the
@@ -24,8 +25,8 @@ pub fn settings(conn: &RosterConnection, repeat_interval: chrono::Duration) -> N
     NotifySettings::from_sync_settings(&conn.spec.settings, repeat_interval)
 }
 
-/// Which connection and district an event is about (`key` is `namespace/name`).
-pub fn source(conn: &RosterConnection, key: &str) -> Source {
+/// Which connection and district an event is about.
+pub fn source(conn: &RosterConnection, key: &ConnectionKey) -> Source {
     Source {
         connection: key.to_string(),
         district_id: conn.spec.district_id.clone(),
@@ -38,21 +39,21 @@ pub fn source(conn: &RosterConnection, key: &str) -> Source {
     }
 }
 
-/// The event of a finished run, from its row: `None` while it is still running. Successes are
-/// always reported as [`Event::RunSucceeded`]; the notifier decides whether that is a recovery.
-pub fn run_event(row: &RunRow, source: Source, schedule: Option<&str>) -> Option<Event> {
-    let counts = Counts::from_json(&row.counts);
+/// The event of a finished run: `None` while it is still running. Successes are always reported
+/// as [`Event::RunSucceeded`]; the notifier decides whether that is a recovery.
+pub fn run_event(row: &RunRecord, source: Source, schedule: Option<&str>) -> Option<Event> {
+    let counts = row.counts;
     let reason = row.reason.clone().unwrap_or_else(|| "Unknown".into());
     let message = row.message.clone().unwrap_or_default();
     let run_id = row.run_id.clone();
-    match row.result.as_str() {
-        "Running" => None,
-        "Succeeded" => Some(Event::RunSucceeded {
+    match row.result {
+        RunResult::Running => None,
+        RunResult::Succeeded => Some(Event::RunSucceeded {
             source,
             run_id,
             counts,
         }),
-        "Held" => Some(Event::RunHeld {
+        RunResult::Held => Some(Event::RunHeld {
             source,
             run_id,
             schedule: schedule
@@ -63,7 +64,7 @@ pub fn run_event(row: &RunRow, source: Source, schedule: Option<&str>) -> Option
             message,
             counts,
         }),
-        _ => Some(Event::RunFailed {
+        RunResult::Failed => Some(Event::RunFailed {
             source,
             run_id,
             reason,
@@ -134,24 +135,28 @@ mod tests {
     use super::*;
     use crate::notify::EventKind;
 
-    fn row(result: &str, reason: Option<&str>) -> RunRow {
-        RunRow {
+    fn row(result: &str, reason: Option<&str>) -> RunRecord {
+        RunRecord {
             run_id: "r1".into(),
-            connection: "ns/springfield".into(),
+            connection: ConnectionKey::new("ns", "springfield").expect("key"),
             schedule: Some("nightly".into()),
-            trigger: "Manual".into(),
+            trigger: crate::run::Trigger::Manual,
             job: Some("nightly-now-1".into()),
             dry_run: false,
-            started_at: chrono::Utc::now(),
-            finished_at: Some(chrono::Utc::now()),
-            result: result.into(),
+            started_at: Timestamp::now(),
+            finished_at: Some(Timestamp::now()),
+            result: crate::run::parse_result(result),
             retriable: false,
-            counts: serde_json::json!({"children": {"created": 2, "deactivated": 1}}),
+            counts: crate::run::Counts::from_json(
+                &serde_json::json!({"children": {"created": 2, "deactivated": 1}}),
+            ),
             problems: 0,
-            problem_codes: serde_json::json!({}),
+            problem_codes: Default::default(),
             reason: reason.map(str::to_string),
             message: reason.map(|_| "one line".to_string()),
             timings: serde_json::json!({}),
+            duration_ms: None,
+            notified: false,
         }
     }
 
@@ -200,7 +205,8 @@ mod tests {
         assert_eq!(kind("DistrictNotFound"), Some(EventKind::DistrictNotFound));
         for r in [
             "Verified",
-            "CleverUnreachable",
+            "CleverUnavailable",
+            "CleverError",
             "SecretNotFound",
             "SecretKeyMissing",
         ] {

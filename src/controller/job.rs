@@ -1,5 +1,5 @@
 //! The sync Job: its deterministic name, run id, labels and spec. Pure (no client), so every field
-//! the issue asks for is asserted in unit tests.
+//! is asserted in unit tests.
 //!
 //! Names are derived from what triggered the run (a slot, a Sync Now token, an approval), never
 //! from the clock or a random value, so one slot or one token can never produce two runs, even
@@ -128,14 +128,7 @@ pub struct JobConfig {
     pub database_secret_key: String,
 }
 
-/// Which keys of the connection's Secret carry the credentials.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum CredentialKeys {
-    /// Key `token`: a district token.
-    Token,
-    /// Keys `client_id` and `client_secret`: app credentials.
-    AppCredentials,
-}
+pub use crate::clever::CredentialKeys;
 
 /// Everything a Job is built from.
 pub struct JobInput<'a> {
@@ -189,7 +182,9 @@ pub fn build_job(input: &JobInput<'_>) -> Option<Job> {
     let mut args = vec![
         "sync".to_string(),
         "--connection".to_string(),
-        format!("{ns}/{connection}"),
+        crate::run::ConnectionKey::new(&ns, &connection)
+            .ok()?
+            .to_string(),
         "--trigger".to_string(),
         trigger_arg(trigger),
         "--run-id".to_string(),

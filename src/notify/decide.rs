@@ -55,6 +55,8 @@ pub enum SkipReason {
 
 /// The decision for one event.
 #[derive(Clone, Debug, PartialEq)]
+// One decision per email, never held in bulk: boxing the event would only add noise.
+#[allow(clippy::large_enum_variant)]
 pub enum Decision {
     /// Email this event (a success may have become a [`Event::Recovered`], a recovery without an
     /// open problem a [`Event::RunSucceeded`]).

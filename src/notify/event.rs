@@ -2,7 +2,6 @@
 //! the district's name and Clever id, run ids, counts and stable reasons with one-line messages.
 //! Never children's names, birth dates or emails (the callers' reasons and messages are already
 //! PII-free by the sync_runs rules; [`scrub`] is a second line of defence).
-use std::collections::BTreeMap;
 use std::fmt;
 
 use chrono::{DateTime, Utc};
@@ -28,90 +27,14 @@ impl Source {
         }
     }
 
-    /// `(namespace, name)` of the connection; the namespace is empty without a `/`.
-    pub fn namespace_and_name(&self) -> (&str, &str) {
-        self.connection
-            .split_once('/')
-            .unwrap_or(("", &self.connection))
+    /// The connection's key, when `connection` is one (`namespace/name`).
+    pub fn key(&self) -> Option<crate::run::ConnectionKey> {
+        crate::run::ConnectionKey::parse(&self.connection).ok()
     }
 }
 
-/// Counts per entity and action (`{"children": {"created": 3, "deactivated": 1}, ...}`), the shape
-/// of `sync_runs.counts`. Build it with [`Counts::from_json`] from the sync engine's counts.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Counts(pub BTreeMap<String, BTreeMap<String, u64>>);
-
-/// The entities in the order emails list them; others follow alphabetically.
-pub const ENTITY_ORDER: [&str; 5] = [
-    "schools",
-    "classrooms",
-    "educators",
-    "children",
-    "enrollments",
-];
-
-impl Counts {
-    /// From a JSON object of objects of numbers; anything else (non-numeric, negative) is ignored.
-    pub fn from_json(value: &serde_json::Value) -> Counts {
-        let mut counts = BTreeMap::new();
-        if let Some(entities) = value.as_object() {
-            for (entity, actions) in entities {
-                let Some(actions) = actions.as_object() else {
-                    continue;
-                };
-                let per_action: BTreeMap<String, u64> = actions
-                    .iter()
-                    .filter_map(|(action, n)| Some((action.clone(), n.as_u64()?)))
-                    .collect();
-                counts.insert(entity.clone(), per_action);
-            }
-        }
-        Counts(counts)
-    }
-
-    /// One count, 0 when absent.
-    pub fn get(&self, entity: &str, action: &str) -> u64 {
-        self.0
-            .get(entity)
-            .and_then(|a| a.get(action))
-            .copied()
-            .unwrap_or(0)
-    }
-
-    /// Entities in display order, with their actions.
-    pub fn entities(&self) -> Vec<(&str, &BTreeMap<String, u64>)> {
-        let mut out: Vec<(&str, &BTreeMap<String, u64>)> = ENTITY_ORDER
-            .iter()
-            .filter_map(|e| self.0.get_key_value(*e).map(|(k, v)| (k.as_str(), v)))
-            .collect();
-        out.extend(
-            self.0
-                .iter()
-                .filter(|(k, _)| !ENTITY_ORDER.contains(&k.as_str()))
-                .map(|(k, v)| (k.as_str(), v)),
-        );
-        out
-    }
-
-    /// Records a run takes (or would take) out of the active roster, per entity: deactivated +
-    /// removed. Entities with none are left out.
-    pub fn removals(&self) -> Vec<(&str, u64)> {
-        self.entities()
-            .into_iter()
-            .map(|(e, a)| {
-                let n = a.get("deactivated").copied().unwrap_or(0)
-                    + a.get("removed").copied().unwrap_or(0);
-                (e, n)
-            })
-            .filter(|(_, n)| *n > 0)
-            .collect()
-    }
-
-    /// Whether every count is zero.
-    pub fn is_empty(&self) -> bool {
-        self.0.values().all(|a| a.values().all(|n| *n == 0))
-    }
-}
+/// What a run did, per entity: the run record's counts.
+pub use crate::run::Counts;
 
 /// A sync event that may be emailed. See `docs/email.md` for when each is sent.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -307,7 +230,7 @@ impl Event {
             } => Some(Event::Recovered {
                 source: source.clone(),
                 run_id: run_id.clone(),
-                counts: counts.clone(),
+                counts: *counts,
             }),
             _ => None,
         }
@@ -388,19 +311,6 @@ mod tests {
             "slot 2025-01-02T03:00:00Z missed"
         );
         assert_eq!(scrub(&"x".repeat(600)).chars().count(), 501);
-    }
-
-    #[test]
-    fn counts_from_json_keeps_numbers_in_display_order() {
-        let c = Counts::from_json(&serde_json::json!({
-            "enrollments": {"created": 2}, "children": {"created": 1, "deactivated": 3, "removed": 1},
-            "zeta": {"x": 1}, "schools": {"bad": "x", "updated": 4}
-        }));
-        let order: Vec<&str> = c.entities().iter().map(|(e, _)| *e).collect();
-        assert_eq!(order, ["schools", "children", "enrollments", "zeta"]);
-        assert_eq!(c.get("schools", "updated"), 4);
-        assert_eq!(c.get("schools", "bad"), 0);
-        assert_eq!(c.removals(), vec![("children", 4)]);
     }
 
     #[test]

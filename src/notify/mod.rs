@@ -1,4 +1,4 @@
-//! Emails about sync events, delivered exactly once (issue 9; docs/email.md).
+//! Emails about sync events, delivered exactly once (docs/email.md).
 //!
 //! - [`event`]: the events (failed, held, recovered, credentials invalid, district not found,
 //!   missed schedule, succeeded), carrying no personal data.

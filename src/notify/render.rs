@@ -48,7 +48,10 @@ pub fn render(event: &Event) -> Rendered {
 fn content(event: &Event) -> Content {
     let source = event.source();
     let district = source.district_label().to_string();
-    let (ns, name) = source.namespace_and_name();
+    let (ns, name) = source
+        .key()
+        .map(|k| (k.namespace().to_string(), k.name().to_string()))
+        .unwrap_or_default();
     let describe = Step {
         text: "Check the connection's status and conditions:".into(),
         command: Some(format!("kubectl -n {ns} describe rosterconnection {name}")),
@@ -281,16 +284,9 @@ fn district_fact(source: &Source) -> String {
 /// One line per entity: `3 created, 1 updated`; entities without counts are left out.
 fn count_lines(counts: &Counts) -> Vec<(String, String)> {
     counts
-        .entities()
+        .lines()
         .into_iter()
-        .filter_map(|(entity, actions)| {
-            let parts: Vec<String> = actions
-                .iter()
-                .filter(|(_, n)| **n > 0)
-                .map(|(action, n)| format!("{n} {action}"))
-                .collect();
-            (!parts.is_empty()).then(|| (entity.to_string(), parts.join(", ")))
-        })
+        .map(|(entity, line)| (entity.to_string(), line))
         .collect()
 }
 

@@ -8,12 +8,14 @@ use kube::api::{ListParams, Patch, PatchParams};
 use kube::{Api, Client, ResourceExt};
 use serde_json::json;
 
-use super::format::{format_duration, relative, render_columns, status_table, summarize_counts};
+use super::format::{format_duration, relative, render_columns, status_table};
 use super::{Cli, Command, EXIT_FAILED, EXIT_TIMEOUT};
 use crate::api::{
     APPROVE_REMOVALS_ANNOTATION, JourneyPolicy, RosterConnection, RunResult, RunStatus,
     SYNC_NOW_ANNOTATION, SyncSchedule,
 };
+use crate::run::{ConnectionKey, RunRecord};
+use crate::store::runs as store_runs;
 
 const FIELD_MANAGER: &str = "kubectl-roster";
 
@@ -303,10 +305,10 @@ async fn sync_now(
             if !run.summary.is_empty() {
                 println!("  {}", run.summary);
             }
-            if let Some(row) = db_run(&run.run_id).await {
-                println!("  counts: {}", summarize_counts(&row.counts));
-                if let Some(msg) = row.message.filter(|m| !m.is_empty()) {
-                    println!("  {msg}");
+            if let Some(record) = db_run(&run.run_id).await {
+                let counts = record.counts.describe();
+                if counts != run.summary {
+                    println!("  counts: {counts}");
                 }
             }
             match run.result {
@@ -357,18 +359,6 @@ async fn rejection_event(
 // ---------------------------------------------------------------------------------------------
 // history
 
-/// A `sync_runs` row (the columns the plugin shows; no personal data is stored there).
-struct DbRun {
-    run_id: String,
-    trigger: String,
-    result: String,
-    started_at: chrono::DateTime<chrono::Utc>,
-    finished_at: Option<chrono::DateTime<chrono::Utc>>,
-    counts: serde_json::Value,
-    reason: Option<String>,
-    message: Option<String>,
-}
-
 async fn db_pool() -> Result<sqlx::PgPool, String> {
     let url = std::env::var("DATABASE_URL").map_err(|_| "DATABASE_URL is not set".to_string())?;
     sqlx::postgres::PgPoolOptions::new()
@@ -380,56 +370,26 @@ async fn db_pool() -> Result<sqlx::PgPool, String> {
         .map_err(|e| format!("cannot connect to DATABASE_URL: {e}"))
 }
 
-const RUN_COLUMNS: &str =
-    "run_id, trigger, result, started_at, finished_at, counts, reason, message";
-
-fn db_row(row: &sqlx::postgres::PgRow) -> Result<DbRun, sqlx::Error> {
-    use sqlx::Row as _;
-    Ok(DbRun {
-        run_id: row.try_get("run_id")?,
-        trigger: row.try_get("trigger")?,
-        result: row.try_get("result")?,
-        started_at: row.try_get("started_at")?,
-        finished_at: row.try_get("finished_at")?,
-        counts: row.try_get("counts")?,
-        reason: row.try_get("reason")?,
-        message: row.try_get("message")?,
-    })
-}
-
-async fn db_history(connection: &str, limit: u16) -> Result<Vec<DbRun>, String> {
+async fn db_history(connection: &ConnectionKey, limit: u16) -> Result<Vec<RunRecord>, String> {
     let pool = db_pool().await?;
-    let rows = sqlx::query(&format!(
-        "SELECT {RUN_COLUMNS} FROM sync_runs WHERE connection = $1 ORDER BY started_at DESC LIMIT $2"
-    ))
-    .bind(connection)
-    .bind(i64::from(limit))
-    .fetch_all(&pool)
-    .await
-    .map_err(|e| format!("cannot read sync_runs: {e}"))?;
+    let runs = store_runs::list(&pool, Some(connection), i64::from(limit))
+        .await
+        .map_err(|e| format!("cannot read the sync history: {e}"));
     pool.close().await;
-    rows.iter()
-        .map(db_row)
-        .collect::<Result<_, _>>()
-        .map_err(|e| format!("unexpected sync_runs row: {e}"))
+    runs
 }
 
-/// One run's row, when Postgres is reachable (best effort, for `sync-now --wait`).
-async fn db_run(run_id: &str) -> Option<DbRun> {
+/// One run's record, when Postgres is reachable (best effort, for `sync-now --wait`).
+async fn db_run(run_id: &str) -> Option<RunRecord> {
     let pool = db_pool().await.ok()?;
-    let row = sqlx::query(&format!(
-        "SELECT {RUN_COLUMNS} FROM sync_runs WHERE run_id = $1"
-    ))
-    .bind(run_id)
-    .fetch_optional(&pool)
-    .await
-    .ok()??;
+    let run = store_runs::by_id(&pool, run_id).await.ok()?;
     pool.close().await;
-    db_row(&row).ok()
+    run
 }
 
-fn ts(t: chrono::DateTime<chrono::Utc>) -> String {
-    t.format("%Y-%m-%d %H:%M:%SZ").to_string()
+fn ts(t: Option<Timestamp>) -> String {
+    t.map(|t| t.strftime("%Y-%m-%d %H:%M:%SZ").to_string())
+        .unwrap_or_else(|| "-".into())
 }
 
 async fn history(client: &Client, ns: &str, name: &str, limit: u16) -> anyhow::Result<u8> {
@@ -453,26 +413,20 @@ async fn history(client: &Client, ns: &str, name: &str, limit: u16) -> anyhow::R
                 })?
         }
     };
-    let key = format!("{ns}/{connection}");
+    let key = ConnectionKey::new(ns, &connection)?;
     match db_history(&key, limit).await {
         Ok(runs) => {
             println!("History of {key} (sync_runs):");
             let rows: Vec<Vec<String>> = runs
-                .into_iter()
+                .iter()
                 .map(|r| {
-                    let detail = match (r.reason, r.message) {
-                        (Some(reason), Some(msg)) => format!("{reason}: {msg}"),
-                        (Some(reason), None) => reason,
-                        (None, Some(msg)) => msg,
-                        (None, None) => summarize_counts(&r.counts),
-                    };
                     vec![
-                        r.run_id,
-                        r.trigger,
-                        r.result,
-                        ts(r.started_at),
-                        r.finished_at.map(ts).unwrap_or_else(|| "-".into()),
-                        detail,
+                        r.run_id.clone(),
+                        r.trigger.as_str().to_string(),
+                        r.result.as_str().to_string(),
+                        ts(Some(r.started_at)),
+                        ts(r.finished_at),
+                        r.summary(),
                     ]
                 })
                 .collect();
@@ -504,8 +458,7 @@ async fn history(client: &Client, ns: &str, name: &str, limit: u16) -> anyhow::R
             runs.truncate(usize::from(limit));
             println!("History of {key} (status.recentRuns):");
             let stamp = |t: Option<&k8s_openapi::apimachinery::pkg::apis::meta::v1::Time>| {
-                t.map(|t| t.0.strftime("%Y-%m-%d %H:%M:%SZ").to_string())
-                    .unwrap_or_else(|| "-".into())
+                ts(t.map(|t| t.0))
             };
             let rows: Vec<Vec<String>> = runs
                 .iter()

@@ -79,35 +79,6 @@ pub fn relative(t: Timestamp, now: Timestamp) -> String {
     }
 }
 
-/// One line of counts, from the `sync_runs.counts` JSON (`{"children": {"created": 3, ...}, ...}`):
-/// `children +3 ~1 -0 …` style, only the non-zero actions, in a stable order.
-pub fn summarize_counts(counts: &serde_json::Value) -> String {
-    let Some(entities) = counts.as_object() else {
-        return String::new();
-    };
-    let mut parts = Vec::new();
-    for (entity, actions) in entities {
-        let Some(actions) = actions.as_object() else {
-            continue;
-        };
-        let nonzero: Vec<String> = actions
-            .iter()
-            .filter_map(|(action, n)| {
-                let n = n.as_i64()?;
-                (n != 0).then(|| format!("{action} {n}"))
-            })
-            .collect();
-        if !nonzero.is_empty() {
-            parts.push(format!("{entity}: {}", nonzero.join(", ")));
-        }
-    }
-    if parts.is_empty() {
-        "no changes".to_string()
-    } else {
-        parts.join("; ")
-    }
-}
-
 fn ready(conds: &[Condition]) -> Option<&Condition> {
     conds.iter().find(|c| c.type_ == condition::READY)
 }
@@ -349,18 +320,5 @@ mod tests {
         let later = Timestamp::from_second(1_000_000 + 7200).unwrap_or_default();
         assert_eq!(relative(later, now), "in 2h");
         assert_eq!(relative(now, later), "2h ago");
-    }
-
-    #[test]
-    fn counts_summary_lists_nonzero_actions() {
-        let counts = serde_json::json!({
-            "children": {"created": 3, "updated": 0, "deactivated": 1},
-            "schools": {"created": 0}
-        });
-        assert_eq!(
-            summarize_counts(&counts),
-            "children: created 3, deactivated 1"
-        );
-        assert_eq!(summarize_counts(&serde_json::json!({})), "no changes");
     }
 }

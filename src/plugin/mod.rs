@@ -14,7 +14,7 @@ mod commands;
 mod format;
 
 pub use commands::{Outcome, sync_now_outcome};
-pub use format::{format_duration, parse_duration, relative, status_table, summarize_counts};
+pub use format::{format_duration, parse_duration, relative, status_table};
 
 use std::process::ExitCode;
 

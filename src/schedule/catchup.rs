@@ -5,7 +5,7 @@
 //! most `startingDeadlineMinutes` late; every other due slot is missed. So after an outage of any
 //! length there is at most one late run, never a burst, and the missed slots are all accounted for.
 //!
-//! Choices where the issue is silent:
+//! Choices made where Kubernetes CronJob semantics do not carry over:
 //! - "On time" means at most [`ON_TIME_GRACE`] (one minute) late: reconcile loops and timers are
 //!   never exact, and a slot started 30 s late is still the scheduled run (`Trigger::Scheduled`).
 //!   Later but within the deadline (inclusive) it is `Trigger::CatchUp`.

@@ -1,6 +1,8 @@
 //! `rostersync migrate` and `rostersync history`.
 use anyhow::Context as _;
 
+use crate::run::{ConnectionKey, RunRecord};
+
 /// Arguments of `rostersync migrate`.
 #[derive(Debug, clap::Args)]
 pub struct MigrateArgs {
@@ -45,7 +47,13 @@ pub struct HistoryArgs {
 /// Prints the most recent sync runs.
 pub async fn history(args: HistoryArgs) -> anyhow::Result<u8> {
     let pool = super::connect(&args.database_url, 2).await?;
-    let runs = super::list_runs(&pool, args.connection.as_deref(), args.limit.max(0))
+    let connection = args
+        .connection
+        .as_deref()
+        .map(ConnectionKey::parse)
+        .transpose()
+        .context("--connection")?;
+    let runs = super::runs::list(&pool, connection.as_ref(), args.limit.max(0))
         .await
         .context("cannot read the sync history (has `rostersync migrate` run?)")?;
     match args.output {
@@ -56,64 +64,35 @@ pub async fn history(args: HistoryArgs) -> anyhow::Result<u8> {
 }
 
 /// Renders runs as a fixed-width table.
-pub fn history_table(runs: &[super::RunRow]) -> String {
+pub fn history_table(runs: &[RunRecord]) -> String {
     let mut out = format!(
         "{:<36} {:<28} {:<9} {:<10} {:<20} {:>8} {:>8}  {}\n",
         "RUN ID", "CONNECTION", "TRIGGER", "RESULT", "STARTED", "SECONDS", "PROBLEMS", "SUMMARY"
     );
     for r in runs {
         let secs = r
-            .finished_at
-            .map(|f| {
-                format!(
-                    "{:.1}",
-                    (f - r.started_at).num_milliseconds() as f64 / 1000.0
-                )
-            })
+            .duration_ms
+            .map(|ms| format!("{:.1}", ms as f64 / 1000.0))
             .unwrap_or_else(|| "-".into());
         let result = if r.dry_run {
-            format!("{}*", r.result)
+            format!("{}*", r.result.as_str())
         } else {
-            r.result.clone()
+            r.result.as_str().to_string()
         };
-        let summary = summary(r);
         out.push_str(&format!(
             "{:<36} {:<28} {:<9} {:<10} {:<20} {:>8} {:>8}  {}\n",
             r.run_id,
-            r.connection,
-            r.trigger,
+            r.connection.as_str(),
+            r.trigger.as_str(),
             result,
-            r.started_at.format("%Y-%m-%d %H:%M:%S"),
+            r.started_at.strftime("%Y-%m-%d %H:%M:%S").to_string(),
             secs,
             r.problems,
-            summary
+            r.summary()
         ));
     }
     if runs.iter().any(|r| r.dry_run) {
         out.push_str("(* dry run: nothing was applied)\n");
     }
     out
-}
-
-fn summary(r: &super::RunRow) -> String {
-    if let Some(reason) = r.reason.as_deref().filter(|_| r.result != "Succeeded") {
-        return format!("{reason}: {}", r.message.as_deref().unwrap_or(""));
-    }
-    let mut parts = Vec::new();
-    if let Some(obj) = r.counts.as_object() {
-        for (entity, c) in obj {
-            let n = |k: &str| c.get(k).and_then(serde_json::Value::as_i64).unwrap_or(0);
-            let changed =
-                n("created") + n("updated") + n("reactivated") + n("carriedOver") + n("matched");
-            let removed = n("deactivated") + n("removed");
-            if changed + removed > 0 {
-                parts.push(format!("{entity} +{changed}/-{removed}"));
-            }
-        }
-    }
-    if parts.is_empty() {
-        "no changes".into()
-    } else {
-        parts.join(", ")
-    }
 }

@@ -1,9 +1,7 @@
 //! The roster store in Postgres: connecting, the embedded migrations, and the sync history
-//! (`sync_runs`, `sync_problems`). The roster tables themselves are written only by [`crate::sync`].
+//! (`sync_runs`, `sync_problems`, all in [`runs`]). The roster tables themselves are written only by [`crate::sync`].
 pub mod cli;
-mod history;
-
-pub use history::{ProblemRow, RunRow, list_runs, problems_of_run, run_by_id, run_by_id_on};
+pub mod runs;
 
 use sqlx::PgPool;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
@@ -20,6 +18,8 @@ pub enum StoreError {
     Connect(#[source] sqlx::Error),
     #[error("cannot migrate the database: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("run {0} is not in sync_runs (was the history pruned or the database reset?)")]
+    RunMissing(String),
     #[error("database error while {doing}: {source}")]
     Query {
         doing: &'static str,

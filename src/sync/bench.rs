@@ -9,7 +9,7 @@ use sqlx::postgres::PgConnectOptions;
 use sqlx::{ConnectOptions, Connection};
 use tokio::io::AsyncBufReadExt;
 
-use super::clever_source::{CleverSource, Credentials};
+use super::clever_source::CleverSource;
 use super::{SyncRequest, run_sync};
 use crate::api::{JourneyPolicySpec, RosterConnectionSpec, RunResult, Trigger};
 
@@ -116,10 +116,13 @@ async fn bench(
     )?;
     let source = CleverSource::new(
         base_url,
-        Credentials::Token(crate::clever::Token::new(crate::emulator::DEFAULT_TOKEN)),
+        crate::clever::CleverCredentials::Token(crate::clever::Token::new(
+            crate::emulator::DEFAULT_TOKEN,
+        )),
     );
+    let connection = crate::run::ConnectionKey::new("bench", "district")?;
     let request = |n: u32| SyncRequest {
-        connection: "bench/district".into(),
+        connection: connection.clone(),
         spec: spec.clone(),
         policy: Some(policy.clone()),
         run_id: format!("bench-{n}-{}", super::cli::new_run_id("r")),

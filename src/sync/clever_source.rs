@@ -13,26 +13,21 @@ use super::model::{
 use super::plan;
 use super::stage::Stager;
 use crate::api::Grade;
-use crate::clever::{self, AppCredentials, CleverClient, CleverError, ClientConfig, Decoded, Role};
-
-/// How the source authenticates: a district token, or app credentials to look one up.
-#[derive(Clone, Debug)]
-pub enum Credentials {
-    Token(clever::Token),
-    App(AppCredentials),
-}
+use crate::clever::{
+    self, CleverClient, CleverCredentials, CleverError, ClientConfig, Decoded, Role,
+};
 
 /// Streams one district from the Clever API. Credentials are resolved inside the run, so bad
 /// credentials are recorded as a Failed run like any other Clever error.
 #[derive(Clone, Debug)]
 pub struct CleverSource {
     pub config: ClientConfig,
-    pub credentials: Credentials,
+    pub credentials: CleverCredentials,
 }
 
 impl CleverSource {
     /// A source with production client settings for `base_url`.
-    pub fn new(base_url: url::Url, credentials: Credentials) -> Self {
+    pub fn new(base_url: url::Url, credentials: CleverCredentials) -> Self {
         CleverSource {
             config: ClientConfig::new(base_url, clever::Token::new(String::new())),
             credentials,
@@ -42,8 +37,10 @@ impl CleverSource {
     async fn client(&self, district_id: &str) -> Result<CleverClient, CleverError> {
         let mut cfg = self.config.clone();
         cfg.token = match &self.credentials {
-            Credentials::Token(t) => t.clone(),
-            Credentials::App(app) => clever::lookup_district_token(&cfg, app, district_id).await?,
+            CleverCredentials::Token(t) => t.clone(),
+            CleverCredentials::App(app) => {
+                clever::lookup_district_token(&cfg, app, district_id).await?
+            }
         };
         CleverClient::new(cfg)
     }
@@ -56,18 +53,8 @@ pub fn grade(g: Option<&clever::Grade>) -> Option<Grade> {
 
 impl From<CleverError> for SyncError {
     fn from(err: CleverError) -> SyncError {
-        let reason = match &err {
-            CleverError::CredentialsInvalid { .. } | CleverError::AppCredentials { .. } => {
-                "CredentialsInvalid"
-            }
-            CleverError::DistrictNotFound { .. } | CleverError::NoDistrictToken { .. } => {
-                "DistrictNotFound"
-            }
-            e if e.is_retriable() => "CleverUnavailable",
-            _ => "CleverError",
-        };
         SyncError::Source {
-            reason,
+            reason: err.reason(),
             message: err.to_string(),
             retriable: err.is_retriable(),
         }

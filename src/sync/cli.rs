@@ -4,12 +4,11 @@ use std::path::PathBuf;
 
 use anyhow::Context as _;
 
-use super::clever_source::{CleverSource, Credentials};
-use super::{SyncError, SyncOutcome, SyncRequest, run_sync};
-use crate::api::{
-    JourneyPolicy, JourneyPolicySpec, RosterConnection, RosterConnectionSpec, Trigger,
-};
-use crate::clever::{AppCredentials, Token};
+use super::clever_source::CleverSource;
+use super::{SyncError, SyncRequest, run_sync};
+use crate::api::{JourneyPolicy, JourneyPolicySpec, RosterConnection, RosterConnectionSpec};
+use crate::clever::CleverCredentials;
+use crate::run::{ConnectionKey, RunRecord, Trigger, parse_trigger};
 
 /// Output formats of `rostersync sync`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
@@ -63,24 +62,12 @@ pub struct SyncArgs {
     pub output: SyncOutput,
 }
 
-/// Parses a trigger as the API spells it (`CatchUp`) or as clap does (`catch-up`), any case.
-pub fn parse_trigger(s: &str) -> Result<Trigger, String> {
-    match s.to_ascii_lowercase().replace(['-', '_'], "").as_str() {
-        "scheduled" => Ok(Trigger::Scheduled),
-        "manual" => Ok(Trigger::Manual),
-        "catchup" => Ok(Trigger::CatchUp),
-        _ => Err(format!(
-            "unknown trigger {s:?}: use Scheduled, Manual or CatchUp"
-        )),
-    }
-}
-
 /// What a run is configured with.
 struct Loaded {
-    connection: String,
+    connection: ConnectionKey,
     spec: RosterConnectionSpec,
     policy: Option<JourneyPolicySpec>,
-    credentials: Credentials,
+    credentials: CleverCredentials,
 }
 
 /// Runs `rostersync sync` and returns the exit code.
@@ -109,12 +96,7 @@ pub async fn run(args: SyncArgs) -> anyhow::Result<u8> {
     crate::store::migrate(&pool)
         .await
         .context("cannot migrate the roster database")?;
-    let name = loaded
-        .connection
-        .rsplit('/')
-        .next()
-        .unwrap_or("sync")
-        .to_string();
+    let name = loaded.connection.name().to_string();
     let req = SyncRequest {
         connection: loaded.connection,
         spec: loaded.spec,
@@ -129,9 +111,9 @@ pub async fn run(args: SyncArgs) -> anyhow::Result<u8> {
     };
     let source = CleverSource::new(base_url, loaded.credentials);
     match run_sync(&pool, &req, &source).await {
-        Ok(outcome) => {
-            print_outcome(&outcome, args.output)?;
-            Ok(outcome.exit_code())
+        Ok(run) => {
+            print_outcome(&run, args.output)?;
+            Ok(run.exit_code())
         }
         Err(err) => {
             eprintln!("error: {err}");
@@ -198,7 +180,7 @@ fn load_files(
         (None, None) => None,
     };
     Ok(Loaded {
-        connection: format!("{ns}/{name}"),
+        connection: key(&ns, &name)?,
         spec: rc.spec,
         policy,
         credentials: env_credentials()?,
@@ -206,29 +188,24 @@ fn load_files(
 }
 
 /// CLEVER_TOKEN, else CLEVER_CLIENT_ID + CLEVER_CLIENT_SECRET.
-fn env_credentials() -> Result<Credentials, SyncError> {
-    let var = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
-    if let Some(t) = var("CLEVER_TOKEN") {
-        return Ok(Credentials::Token(Token::new(t.trim())));
-    }
-    match (var("CLEVER_CLIENT_ID"), var("CLEVER_CLIENT_SECRET")) {
-        (Some(id), Some(secret)) => Ok(Credentials::App(AppCredentials { client_id: id, client_secret: Token::new(secret) })),
-        _ => Err(SyncError::Source {
-            reason: "CredentialsMissing",
-            message: "no Clever credentials: set CLEVER_TOKEN (a district token), or CLEVER_CLIENT_ID and CLEVER_CLIENT_SECRET".into(),
-            retriable: false,
-        }),
-    }
+fn env_credentials() -> Result<CleverCredentials, SyncError> {
+    CleverCredentials::from_env().ok_or_else(|| SyncError::Source {
+        reason: "CredentialsMissing",
+        message: "no Clever credentials: set CLEVER_TOKEN (a district token), or CLEVER_CLIENT_ID and CLEVER_CLIENT_SECRET".into(),
+        retriable: false,
+    })
+}
+
+/// The connection key of `namespace/name`.
+fn key(ns: &str, name: &str) -> Result<ConnectionKey, SyncError> {
+    ConnectionKey::new(ns, name).map_err(|e| SyncError::Config(e.to_string()))
 }
 
 async fn load_cluster(key: &str) -> Result<Loaded, SyncError> {
     use k8s_openapi::api::core::v1::Secret;
-    let (ns, name) = key
-        .split_once('/')
-        .filter(|(n, m)| !n.is_empty() && !m.is_empty())
-        .ok_or_else(|| {
-            SyncError::Config(format!("--connection must be NAMESPACE/NAME, got {key:?}"))
-        })?;
+    let key =
+        ConnectionKey::parse(key).map_err(|e| SyncError::Config(format!("--connection: {e}")))?;
+    let (ns, name) = (key.namespace(), key.name());
     let retriable = |what: String| {
         move |e: kube::Error| {
             let not_found = matches!(&e, kube::Error::Api(s) if s.code == 404);
@@ -268,34 +245,16 @@ async fn load_cluster(key: &str) -> Result<Loaded, SyncError> {
                 .get(secret_name)
                 .await
                 .map_err(retriable(format!("Secret {ns}/{secret_name}")))?;
-            secret_credentials(&secret).ok_or_else(|| {
-                SyncError::Config(format!("Secret {ns}/{secret_name} has neither key token nor keys client_id and client_secret"))
-            })?
+            CleverCredentials::from_secret(&secret)
+                .map_err(|e| SyncError::Config(format!("namespace {ns}: {e}")))?
         }
     };
     Ok(Loaded {
-        connection: format!("{ns}/{name}"),
+        connection: key.clone(),
         spec: rc.spec,
         policy,
         credentials,
     })
-}
-
-fn secret_credentials(secret: &k8s_openapi::api::core::v1::Secret) -> Option<Credentials> {
-    let data = secret.data.as_ref()?;
-    let get = |k: &str| {
-        data.get(k)
-            .and_then(|v| String::from_utf8(v.0.clone()).ok())
-            .map(|s| s.trim().to_string())
-            .filter(|s| !s.is_empty())
-    };
-    if let Some(t) = get("token") {
-        return Some(Credentials::Token(Token::new(t)));
-    }
-    Some(Credentials::App(AppCredentials {
-        client_id: get("client_id")?,
-        client_secret: Token::new(get("client_secret")?),
-    }))
 }
 
 /// The admission rules, again (a manifest file never went through the API server).
@@ -326,7 +285,7 @@ fn validate(spec: &RosterConnectionSpec) -> Result<url::Url, SyncError> {
     Ok(url)
 }
 
-fn print_outcome(o: &SyncOutcome, output: SyncOutput) -> anyhow::Result<()> {
+fn print_outcome(o: &RunRecord, output: SyncOutput) -> anyhow::Result<()> {
     match output {
         SyncOutput::Json => println!("{}", serde_json::to_string(o)?),
         SyncOutput::Text => print!("{}", outcome_text(o)),
@@ -335,7 +294,7 @@ fn print_outcome(o: &SyncOutcome, output: SyncOutput) -> anyhow::Result<()> {
 }
 
 /// The human-readable report.
-pub fn outcome_text(o: &SyncOutcome) -> String {
+pub fn outcome_text(o: &RunRecord) -> String {
     let mut out = format!(
         "run {}: {}{} in {:.1}s\n",
         o.run_id,
@@ -345,7 +304,7 @@ pub fn outcome_text(o: &SyncOutcome) -> String {
         } else {
             ""
         },
-        o.duration_ms as f64 / 1000.0
+        o.duration_ms.unwrap_or(0) as f64 / 1000.0
     );
     if let Some(m) = &o.message {
         out.push_str(&format!("  {m}\n"));
@@ -394,14 +353,6 @@ pub fn outcome_text(o: &SyncOutcome) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn triggers_parse_in_the_api_spelling() {
-        assert_eq!(parse_trigger("CatchUp"), Ok(Trigger::CatchUp));
-        assert_eq!(parse_trigger("catch-up"), Ok(Trigger::CatchUp));
-        assert_eq!(parse_trigger("Scheduled"), Ok(Trigger::Scheduled));
-        assert!(parse_trigger("Nightly").is_err());
-    }
 
     #[test]
     fn manifests_are_validated_like_admission_does() {

@@ -2,22 +2,22 @@
 use std::future::Future;
 use std::time::Instant;
 
-use serde::Serialize;
 use sqlx::{Acquire, Connection, PgConnection, PgPool};
 
 use super::SyncError;
 use super::apply::{ApplySettings, active_before, apply};
 use super::model::{Counts, ProblemCodes, code};
-use super::runs::{self, Finish, RunIdentity};
 use super::stage::{self, Stager};
 use super::{plan, resolve};
-use crate::api::{Grade, JourneyPolicySpec, RosterConnectionSpec, RunResult, Trigger};
+use crate::api::{Grade, JourneyPolicySpec, RosterConnectionSpec};
+use crate::run::{ConnectionKey, RunRecord, RunResult, Trigger};
+use crate::store::runs::{self, Finish, RunStart};
 
 /// Everything a run needs besides the data source.
 #[derive(Clone, Debug)]
 pub struct SyncRequest {
-    /// `namespace/name` of the RosterConnection: the key of its roster rows.
-    pub connection: String,
+    /// The RosterConnection: the key of its roster rows.
+    pub connection: ConnectionKey,
     pub spec: RosterConnectionSpec,
     pub policy: Option<JourneyPolicySpec>,
     pub run_id: String,
@@ -52,64 +52,6 @@ pub trait RosterSource {
     ) -> impl Future<Output = Result<(), SyncError>> + Send;
 }
 
-/// The outcome of a run (the JSON output of `rostersync sync`).
-#[derive(Clone, Debug, PartialEq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct SyncOutcome {
-    pub run_id: String,
-    pub result: RunResult,
-    pub counts: Counts,
-    /// Total problems; `problemCodes` breaks them down.
-    pub problems: u64,
-    pub problem_codes: ProblemCodes,
-    pub duration_ms: u64,
-    pub dry_run: bool,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub message: Option<String>,
-    /// Whether a Failed run may succeed on retry.
-    #[serde(skip)]
-    pub retriable: bool,
-}
-
-impl SyncOutcome {
-    /// 0 succeeded, 3 held, 1 retriable failure, 2 otherwise.
-    pub fn exit_code(&self) -> u8 {
-        match self.result {
-            RunResult::Succeeded => 0,
-            RunResult::Held => 3,
-            RunResult::Failed | RunResult::Running if self.retriable => 1,
-            RunResult::Failed | RunResult::Running => 2,
-        }
-    }
-
-    fn from_row(row: &crate::store::RunRow) -> SyncOutcome {
-        let result = match row.result.as_str() {
-            "Succeeded" => RunResult::Succeeded,
-            "Held" => RunResult::Held,
-            "Running" => RunResult::Running,
-            _ => RunResult::Failed,
-        };
-        let duration_ms = row
-            .finished_at
-            .map(|f| (f - row.started_at).num_milliseconds().max(0) as u64)
-            .unwrap_or(0);
-        SyncOutcome {
-            run_id: row.run_id.clone(),
-            result,
-            counts: serde_json::from_value(row.counts.clone()).unwrap_or_default(),
-            problems: u64::try_from(row.problems).unwrap_or(0),
-            problem_codes: serde_json::from_value(row.problem_codes.clone()).unwrap_or_default(),
-            duration_ms,
-            dry_run: row.dry_run,
-            reason: row.reason.clone(),
-            message: row.message.clone(),
-            retriable: row.retriable,
-        }
-    }
-}
-
 /// The advisory lock key of a connection.
 const LOCK: &str = "SELECT pg_try_advisory_lock(hashtextextended('rostersync:sync:' || $1, 0))";
 const UNLOCK: &str = "SELECT pg_advisory_unlock(hashtextextended('rostersync:sync:' || $1, 0))";
@@ -120,7 +62,7 @@ pub async fn run_sync(
     pool: &PgPool,
     req: &SyncRequest,
     source: &impl RosterSource,
-) -> Result<SyncOutcome, SyncError> {
+) -> Result<RunRecord, SyncError> {
     let started = Instant::now();
     let ctx = stage_context(req)?;
     let settings = apply_settings(req);
@@ -131,20 +73,20 @@ pub async fn run_sync(
         .map_err(SyncError::db("connecting"))?
         .detach();
     let locked: bool = sqlx::query_scalar(LOCK)
-        .bind(&req.connection)
+        .bind(req.connection.as_str())
         .fetch_one(&mut conn)
         .await
         .map_err(SyncError::db("taking the lock"))?;
     if !locked {
         conn.close().await.ok();
         return Err(SyncError::Locked {
-            connection: req.connection.clone(),
+            connection: req.connection.to_string(),
         });
     }
     let result = run_locked(pool, &mut conn, req, &ctx, &settings, source, started).await;
     // Release explicitly: a closed session's locks are freed only once its backend has exited.
     if let Err(err) = sqlx::query(UNLOCK)
-        .bind(&req.connection)
+        .bind(req.connection.as_str())
         .execute(&mut conn)
         .await
     {
@@ -164,15 +106,15 @@ async fn run_locked(
     settings: &ApplySettings,
     source: &impl RosterSource,
     started: Instant,
-) -> Result<SyncOutcome, SyncError> {
+) -> Result<RunRecord, SyncError> {
     // Job retries are idempotent: a finished run is reported, not run again.
-    if let Some(row) = crate::store::run_by_id_on(conn, &req.run_id).await?
-        && row.result != "Running"
+    if let Some(run) = runs::by_id(&mut *conn, &req.run_id).await?
+        && run.is_finished()
     {
-        tracing::info!(run_id = %req.run_id, result = %row.result, "run already finished; reporting its outcome");
-        return Ok(SyncOutcome::from_row(&row));
+        tracing::info!(run_id = %req.run_id, result = run.result.as_str(), "run already finished; reporting its outcome");
+        return Ok(run);
     }
-    let id = RunIdentity {
+    let id = RunStart {
         run_id: req.run_id.clone(),
         connection: req.connection.clone(),
         trigger: req.trigger,
@@ -185,8 +127,8 @@ async fn run_locked(
     tracing::info!(run_id = %req.run_id, connection = %req.connection, dry_run = req.dry_run, "sync started");
 
     let result = run_recorded(conn, req, ctx, settings, source, started).await;
-    let outcome = match result {
-        Ok(outcome) => outcome,
+    match result {
+        Ok(()) => {}
         Err(err) => {
             let message = format!("{err:#}");
             tracing::warn!(run_id = %req.run_id, reason = err.reason(), "sync failed: {message}");
@@ -198,8 +140,8 @@ async fn run_locked(
                 retriable: err.is_retriable(),
                 counts: &counts,
                 problem_codes: &codes,
-                reason: Some(err.reason()),
-                message: Some(&message),
+                reason: err.reason(),
+                message: &message,
                 timings,
             };
             // The sync connection may be broken (that may be the failure): record via the pool.
@@ -208,21 +150,15 @@ async fn run_locked(
                 .await
                 .map_err(SyncError::db("connecting to record the failure"))?;
             runs::finish(&mut rec, &req.run_id, &finish).await?;
-            SyncOutcome {
-                run_id: req.run_id.clone(),
-                result: RunResult::Failed,
-                counts,
-                problems: 0,
-                problem_codes: codes,
-                duration_ms: started.elapsed().as_millis() as u64,
-                dry_run: req.dry_run,
-                reason: Some(err.reason().to_string()),
-                message: Some(message),
-                retriable: err.is_retriable(),
-            }
         }
-    };
-    Ok(outcome)
+    }
+    // The record as stored is the outcome: the same value history and the controller read.
+    let mut rec = pool
+        .acquire()
+        .await
+        .map_err(SyncError::db("connecting to read the run"))?;
+    let run = runs::by_id(&mut *rec, &req.run_id).await?;
+    Ok(run.ok_or_else(|| crate::store::StoreError::RunMissing(req.run_id.clone()))?)
 }
 
 fn stage_context(req: &SyncRequest) -> Result<StageContext, SyncError> {
@@ -259,7 +195,7 @@ fn apply_settings(req: &SyncRequest) -> ApplySettings {
         .map(|p| p.grade_placement.levels.clone())
         .unwrap_or_default();
     ApplySettings {
-        connection: req.connection.clone(),
+        connection: req.connection.to_string(),
         allow_removal: s.allow_removal,
         removal_mode: s.removal_mode,
         allow_classroom_name_overrides: s.allow_classroom_name_overrides,
@@ -280,7 +216,7 @@ async fn run_recorded(
     settings: &ApplySettings,
     source: &impl RosterSource,
     started: Instant,
-) -> Result<SyncOutcome, SyncError> {
+) -> Result<(), SyncError> {
     stage::create_tables(conn).await?;
     let mut stager = Stager::new(conn);
     source.stage(ctx, &mut stager).await?;
@@ -297,8 +233,13 @@ async fn run_recorded(
     let mut tx = Connection::begin(&mut *conn)
         .await
         .map_err(SyncError::db("starting the transaction"))?;
-    let before = active_before(&mut tx, &req.connection).await?;
-    resolve::resolve(&mut tx, &req.connection, req.spec.settings.auto_carryover).await?;
+    let before = active_before(&mut tx, req.connection.as_str()).await?;
+    resolve::resolve(
+        &mut tx,
+        req.connection.as_str(),
+        req.spec.settings.auto_carryover,
+    )
+    .await?;
     if let Err(unlicensed) = plan::new_child_journey(req.policy.as_ref()) {
         resolve::journey_problem(&mut tx, &unlicensed).await?;
     }
@@ -353,7 +294,7 @@ async fn run_recorded(
             "DryRun",
             "dry run: the counts show what a run would change; nothing was applied".into(),
         ),
-        (None, false) => (RunResult::Succeeded, "Synced", summary(&counts)),
+        (None, false) => (RunResult::Succeeded, "Synced", counts.describe()),
     };
     let total = started.elapsed();
     let timings = serde_json::json!({
@@ -367,8 +308,8 @@ async fn run_recorded(
         retriable: false,
         counts: &counts,
         problem_codes: &codes,
-        reason: Some(reason),
-        message: Some(&message),
+        reason,
+        message: &message,
         timings,
     };
     runs::finish(&mut tx, &req.run_id, &finish).await?;
@@ -376,41 +317,5 @@ async fn run_recorded(
         .await
         .map_err(SyncError::db("committing the run"))?;
     tracing::info!(run_id = %req.run_id, result = result.as_str(), "sync finished: {message}");
-    Ok(SyncOutcome {
-        run_id: req.run_id.clone(),
-        result,
-        counts,
-        problems: codes.values().sum(),
-        problem_codes: codes,
-        duration_ms: started.elapsed().as_millis() as u64,
-        dry_run: req.dry_run,
-        reason: Some(reason.to_string()),
-        message: Some(message),
-        retriable: false,
-    })
-}
-
-/// A one-line summary of the counts (no personal data).
-pub fn summary(counts: &Counts) -> String {
-    let parts: Vec<String> = counts
-        .entities()
-        .into_iter()
-        .filter(|(_, c)| c.changes() > 0)
-        .map(|(e, c)| {
-            format!(
-                "{e}: +{} ~{} -{} ({} reactivated, {} carried over, {} matched)",
-                c.created,
-                c.updated,
-                c.removals(),
-                c.reactivated,
-                c.carried_over,
-                c.matched
-            )
-        })
-        .collect();
-    if parts.is_empty() {
-        "no changes".into()
-    } else {
-        parts.join("; ")
-    }
+    Ok(())
 }

@@ -7,11 +7,12 @@
 //! 2. [`resolve`]: set-based planning on staging: one classroom per child, grade, matching of
 //!    children (current, archived for carry-over, manual).
 //! 3. [`apply`]: set-based writes to the roster tables with counts, then the removal guard.
-//! 4. [`runs`]: the run's `sync_runs` row (Running at start, outcome at the end) and problems.
+//! 4. The run's record ([`crate::run::RunRecord`], stored by [`crate::store::runs`]): Running at
+//!    start, its outcome and problems at the end, in the same transaction as the roster.
 //!
 //! [`engine::run_sync`] ties them together under an advisory lock per connection.
 //!
-//! Semantics chosen where the issue is silent:
+//! Semantics chosen (documented here, asserted by tests/sync_engine.rs):
 //! - A section without a grade is kept only when its school serves shared grades exclusively
 //!   (every grade from `low_grade` to `high_grade` is shared), see [`plan::section_kept`].
 //! - A child's school is the school of its chosen classroom; matching manual children "within the
@@ -40,9 +41,8 @@ pub mod fetch;
 pub mod model;
 pub mod plan;
 pub mod resolve;
-pub mod runs;
 pub mod stage;
 
-pub use engine::{RosterSource, StageContext, SyncOutcome, SyncRequest, run_sync};
+pub use engine::{RosterSource, StageContext, SyncRequest, run_sync};
 pub use error::SyncError;
 pub use model::{Counts, EntityCounts, Problem};

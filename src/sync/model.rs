@@ -1,9 +1,5 @@
 //! The sync's own data types: normalized roster rows ready for staging (what fetch produces from
 //! Clever and apply consumes), per-entity counts, and problems.
-use std::collections::BTreeMap;
-
-use serde::{Deserialize, Serialize};
-
 use crate::api::Grade;
 
 /// A school referenced by a kept section.
@@ -73,60 +69,7 @@ pub struct StagedEducator {
     pub title: Option<String>,
 }
 
-/// What happened to one entity's records in a run.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct EntityCounts {
-    pub created: u64,
-    pub updated: u64,
-    pub unchanged: u64,
-    pub deactivated: u64,
-    pub removed: u64,
-    pub reactivated: u64,
-    pub carried_over: u64,
-    pub matched: u64,
-}
-
-impl EntityCounts {
-    /// Records this run takes out of the active roster (what the removal guard weighs).
-    pub fn removals(&self) -> u64 {
-        self.deactivated + self.removed
-    }
-
-    /// Whether the run writes anything for this entity.
-    pub fn changes(&self) -> u64 {
-        self.created
-            + self.updated
-            + self.deactivated
-            + self.removed
-            + self.reactivated
-            + self.carried_over
-            + self.matched
-    }
-}
-
-/// Counts per entity, in the JSON output's shape.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Counts {
-    pub schools: EntityCounts,
-    pub classrooms: EntityCounts,
-    pub educators: EntityCounts,
-    pub children: EntityCounts,
-    pub enrollments: EntityCounts,
-}
-
-impl Counts {
-    /// Entities by their JSON name.
-    pub fn entities(&self) -> [(&'static str, &EntityCounts); 5] {
-        [
-            ("schools", &self.schools),
-            ("classrooms", &self.classrooms),
-            ("educators", &self.educators),
-            ("children", &self.children),
-            ("enrollments", &self.enrollments),
-        ]
-    }
-}
+pub use crate::run::{Counts, EntityCounts, Problem, ProblemCodes};
 
 /// Active records per entity before the run (the removal guard's denominators).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -161,16 +104,3 @@ pub mod code {
     /// A classroom holds more children than the product allows (32).
     pub const CLASSROOM_OVER_CAPACITY: &str = "ClassroomOverCapacity";
 }
-
-/// A per-record problem. Ids and codes only: never names, birth dates or emails.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Problem {
-    pub record_kind: String,
-    pub clever_id: Option<String>,
-    pub code: String,
-    pub message: String,
-}
-
-/// Problem totals by code.
-pub type ProblemCodes = BTreeMap<String, u64>;

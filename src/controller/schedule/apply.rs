@@ -1,0 +1,132 @@
+//! Carrying out a SyncSchedule plan.
+use std::sync::Arc;
+
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
+use kube::{Api, ResourceExt};
+use tracing::info;
+
+use super::model::Plan;
+use super::observe::Observed;
+use crate::api::SyncSchedule;
+use crate::clever::{CleverCredentials, CredentialKeys};
+use crate::controller::Context;
+use crate::controller::emails;
+use crate::controller::error::{Error, Result};
+use crate::controller::job::{self, JobInput, REPORTED_ANNOTATION};
+use crate::controller::status::{apply_status, publish};
+use crate::store::{StoreError, runs};
+
+pub async fn apply(ctx: &Arc<Context>, o: &Observed, plan: &Plan) -> Result<()> {
+    let sched = &o.schedule;
+    let ns = sched.namespace().ok_or(Error::MissingField("namespace"))?;
+    let name = sched.name_any();
+    let now = ctx.clock.now();
+    let jobs: Api<Job> = Api::namespaced(ctx.client.clone(), &ns);
+
+    // Each run is marked notified and its email queued in one transaction: at most once.
+    for report in &plan.reports {
+        let mut tx = ctx
+            .db
+            .begin()
+            .await
+            .map_err(StoreError::query("starting a transaction"))?;
+        if runs::mark_notified(&mut tx, &report.run_id).await?
+            && let Some(email) = &report.email
+        {
+            emails::enqueue_in(&mut tx, &email.settings, &email.event, now).await?;
+        }
+        tx.commit()
+            .await
+            .map_err(StoreError::query("committing a run's report"))?;
+    }
+    if !plan.starts.is_empty() {
+        let keys = credential_keys(ctx, o, &ns).await?;
+        for request in &plan.starts {
+            create_job(ctx, o, &jobs, request, keys).await?;
+            info!(schedule = %name, job = %job::job_name(&name, request), "sync started");
+        }
+    }
+    for email in &plan.emails {
+        emails::enqueue_alone(&ctx.db, &email.settings, &email.event, now).await?;
+    }
+    for (result, seconds) in &plan.finished_metrics {
+        ctx.metrics.sync_finished(result.as_str(), *seconds);
+    }
+    for note in &plan.events {
+        publish(
+            &ctx.recorder,
+            sched,
+            note.warning,
+            note.reason,
+            note.action,
+            note.message.clone(),
+        )
+        .await;
+    }
+    if plan.write_status {
+        let api: Api<SyncSchedule> = Api::namespaced(ctx.client.clone(), &ns);
+        apply_status(&api, &name, &plan.status).await?;
+    }
+    for report in &plan.reports {
+        let patch = serde_json::json!({"metadata": {"annotations": {REPORTED_ANNOTATION: report.result.as_str()}}});
+        jobs.patch(&report.job, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+            .map_err(Error::kube("marking a Job reported"))?;
+    }
+    for job_name in &plan.prune {
+        match jobs.delete(job_name, &DeleteParams::background()).await {
+            Ok(_) => {}
+            Err(kube::Error::Api(s)) if s.code == 404 => {}
+            Err(e) => return Err(Error::kube("deleting an old Job")(e)),
+        }
+    }
+    ctx.metrics
+        .schedule_times(&ns, &name, plan.last_success, plan.next_slot);
+    Ok(())
+}
+
+/// Which keys of the connection's Secret the Job's env refers to (a missing or unusable Secret
+/// gives `token`: the run then fails with a clear error, recorded in history).
+async fn credential_keys(ctx: &Context, o: &Observed, ns: &str) -> Result<CredentialKeys> {
+    let connection = o
+        .connection
+        .as_ref()
+        .ok_or(Error::MissingField("connection"))?;
+    let secret = Api::<Secret>::namespaced(ctx.client.clone(), ns)
+        .get_opt(&connection.spec.credentials_secret_ref.name)
+        .await
+        .map_err(Error::kube("reading the credentials Secret"))?;
+    Ok(secret
+        .as_ref()
+        .and_then(|s| CleverCredentials::from_secret(s).ok())
+        .map_or(CredentialKeys::Token, |c| c.keys()))
+}
+
+/// Creates the run's Job; one that already exists (an earlier attempt) counts as created.
+async fn create_job(
+    ctx: &Context,
+    o: &Observed,
+    jobs: &Api<Job>,
+    request: &job::RunRequest,
+    credentials: CredentialKeys,
+) -> Result<()> {
+    let connection = o
+        .connection
+        .as_ref()
+        .ok_or(Error::MissingField("connection"))?;
+    let job = job::build_job(&JobInput {
+        schedule: &o.schedule,
+        connection,
+        request,
+        credentials,
+        config: &ctx.job_config,
+    })
+    .ok_or(Error::MissingField("metadata.uid"))?;
+    match jobs.create(&PostParams::default(), &job).await {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(s)) if s.code == 409 => Ok(()),
+        Err(e) => Err(Error::kube("creating a sync Job")(e)),
+    }
+}

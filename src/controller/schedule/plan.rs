@@ -1,0 +1,373 @@
+//! The SyncSchedule decision, pure: `(Observed, now) -> Plan`.
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use jiff::Timestamp;
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::ResourceExt;
+
+use super::model::{Email, Plan, Report, Requeue};
+use super::observe::{FinishedRun, Observed};
+use super::status::{anchor, availability, conditions};
+use crate::api::{
+    APPROVE_REMOVALS_ANNOTATION, RunStatus, SYNC_NOW_ANNOTATION, SyncNowStatus, SyncSchedule,
+    SyncScheduleStatus, condition as cond, set_condition,
+};
+use crate::controller::emails;
+use crate::controller::history::{self, upsert};
+use crate::controller::job::{self, CONNECTION_LABEL, RunRequest, SCHEDULE_LABEL};
+use crate::controller::runs::{self, JobState, job_state};
+use crate::controller::status::{condition_at, is_true};
+use crate::notify;
+use crate::run::{ConnectionKey, RunResult};
+use crate::schedule::{ScheduleRule, decide};
+
+/// How often a due slot that cannot start yet (connection not Ready, a run active) is looked at
+/// again, besides the watches that wake the schedule when either changes.
+pub const BLOCKED_RETRY: Duration = Duration::from_secs(15);
+
+/// Whether `job` belongs to `sched` (owner reference, or its label on an orphan).
+pub fn owned_by(job: &Job, sched: &SyncSchedule) -> bool {
+    let uid = sched.uid();
+    job.owner_references()
+        .iter()
+        .any(|o| Some(&o.uid) == uid.as_ref())
+        || (job.labels().get(SCHEDULE_LABEL) == Some(&sched.name_any())
+            && job.owner_references().is_empty())
+}
+
+/// The schedule's decision at `now`.
+pub fn plan(o: &Observed, now: Timestamp) -> Plan {
+    let sched = &o.schedule;
+    let name = sched.name_any();
+    let generation = sched.metadata.generation;
+    let old = sched.status.clone().unwrap_or_default();
+    let mut st = old.clone();
+    st.observed_generation = generation;
+
+    let rule = match ScheduleRule::from_spec(&sched.spec) {
+        Ok(rule) => rule,
+        Err(err) => {
+            let c = condition_at(
+                cond::READY,
+                false,
+                "InvalidSchedule",
+                err.to_string(),
+                generation,
+                now,
+            );
+            set_condition(&mut st.conditions, c);
+            st.next_sync_time = None;
+            let mut p = Plan::new(st);
+            p.write_status = p.status != old;
+            return p;
+        }
+    };
+    let mut p = Plan::new(SyncScheduleStatus::default());
+    let conn_ready = o.connection.as_ref().is_some_and(|c| {
+        c.status
+            .as_ref()
+            .is_some_and(|s| is_true(&s.conditions, cond::READY))
+    });
+    let mine: Vec<&Job> = o.jobs.iter().filter(|j| owned_by(j, sched)).collect();
+    let mut run_active = o.jobs.iter().any(|j| {
+        j.labels().get(CONNECTION_LABEL) == Some(&sched.spec.connection_ref.name)
+            && job_state(j) == JobState::Active
+    });
+    let exists = |request: &RunRequest| {
+        let job_name = job::job_name(&name, request);
+        mine.iter().any(|j| j.name_any() == job_name)
+    };
+
+    // Finished Jobs, then the active ones status does not know yet.
+    for f in &o.finished {
+        report(&mut p, &mut st, o, f, now);
+    }
+    for j in mine.iter().filter(|j| job_state(j) == JobState::Active) {
+        if !st
+            .recent_runs
+            .iter()
+            .any(|r| r.run_id == runs::run_id_of(j))
+        {
+            let started = j.creation_timestamp().map_or(now, |t| t.0);
+            upsert(&mut st.recent_runs, runs::running_status(j, started));
+        }
+    }
+
+    // Sync Now, then an approval.
+    let annotations = sched.annotations();
+    if let Some(token) = annotations
+        .get(SYNC_NOW_ANNOTATION)
+        .filter(|t| !t.is_empty())
+        && st
+            .sync_now
+            .as_ref()
+            .and_then(|s| s.last_handled_token.as_ref())
+            != Some(token)
+    {
+        let request = RunRequest::SyncNow {
+            token: token.clone(),
+        };
+        let avail = availability(&rule, &st, &name, now, conn_ready, run_active, sched);
+        if exists(&request) {
+            // Accepted before a restart: the status just did not say so yet.
+        } else if avail.available {
+            start(&mut p, &mut st, sched, request, now);
+            run_active = true;
+            let note = format!("Sync Now request {token:?} accepted: a sync started");
+            p.note(false, "SyncNowAccepted", "SyncNow", note);
+        } else {
+            let after = avail
+                .available_after
+                .map(|t| format!("; available again after {t}"))
+                .unwrap_or_default();
+            let note = format!(
+                "Sync Now request {token:?} rejected: {}{after}",
+                avail.reason
+            );
+            p.note(true, "SyncNowRejected", "SyncNow", note);
+        }
+        st.sync_now
+            .get_or_insert_with(SyncNowStatus::default)
+            .last_handled_token = Some(token.clone());
+    }
+    if let Some(held) = annotations
+        .get(APPROVE_REMOVALS_ANNOTATION)
+        .filter(|t| !t.is_empty())
+        && st.last_handled_approval.as_ref() != Some(held)
+    {
+        let last = st.recent_runs.first();
+        let is_last_held =
+            last.is_some_and(|r| &r.run_id == held && r.result == Some(RunResult::Held));
+        let request = RunRequest::Approval {
+            held_run_id: held.clone(),
+        };
+        let handled = if exists(&request) {
+            true
+        } else if !is_last_held {
+            let note = format!(
+                "approval of run {held} ignored: only the latest run can be approved, and only when \
+                 it was held by the removal guard"
+            );
+            p.note(true, "ApprovalRejected", "Approve", note);
+            true
+        } else if run_active || !conn_ready {
+            // Handled once the connection is free and Ready (the watches wake the schedule).
+            false
+        } else {
+            start(&mut p, &mut st, sched, request, now);
+            run_active = true;
+            let note =
+                format!("removals of held run {held} approved: a sync applying them started");
+            p.note(false, "RemovalsApproved", "Approve", note);
+            true
+        };
+        if handled {
+            st.last_handled_approval = Some(held.clone());
+        }
+    }
+
+    // Slots.
+    let decision = decide(
+        &rule,
+        now,
+        st.last_schedule_time.as_ref().map(|t| t.0),
+        anchor(sched, &old, now),
+        sched.spec.suspend,
+    );
+    let mut wake = decision.next_wake;
+    let mut commit = true;
+    let mut blocked = None;
+    if let Some(due) = decision.run {
+        let request = RunRequest::Slot {
+            slot: due.slot,
+            trigger: due.trigger,
+        };
+        if exists(&request) {
+        } else if !conn_ready || run_active {
+            commit = false;
+            wake =
+                wake.min(now + jiff::SignedDuration::try_from(BLOCKED_RETRY).unwrap_or_default());
+            blocked = Some(if conn_ready {
+                "a run of the connection is active"
+            } else {
+                "the connection is not Ready"
+            });
+        } else {
+            start(&mut p, &mut st, sched, request, now);
+            run_active = true;
+        }
+    }
+    if commit {
+        st.last_schedule_time = decision.handled_through.map(Time);
+        if !decision.missed.is_empty() {
+            st.missed_slots += i64::try_from(decision.missed.total).unwrap_or(i64::MAX);
+            let latest = decision
+                .missed
+                .listed
+                .last()
+                .map(|t| t.to_string())
+                .unwrap_or_default();
+            let note = format!(
+                "{} scheduled sync(s) missed (latest slot {latest}): the connection was not Ready, a run \
+                 was active, or the controller was down for longer than startingDeadlineMinutes",
+                decision.missed.total
+            );
+            p.note(true, "SyncMissed", "Schedule", note.clone());
+            if let (Some(conn), Some(slot)) = (o.connection.as_ref(), decision.missed.listed.last())
+                && let Ok(key) =
+                    ConnectionKey::new(&sched.namespace().unwrap_or_default(), &conn.name_any())
+            {
+                p.emails.push(Email {
+                    settings: emails::settings(conn, o.config.email_repeat_interval),
+                    event: notify::Event::ScheduleMissed {
+                        source: emails::source(conn, &key),
+                        schedule: name.clone(),
+                        slot: emails::chrono_now(*slot),
+                        reason: emails::MISSED_REASON.to_string(),
+                        message: note,
+                    },
+                });
+            }
+        }
+    }
+
+    // Status.
+    let avail = availability(&rule, &st, &name, now, conn_ready, run_active, sched);
+    st.next_sync_time = (!sched.spec.suspend).then(|| Time(rule.next_slot_after(now)));
+    conditions(&mut st, sched, o, conn_ready, &avail, blocked, now);
+    st.active = mine
+        .iter()
+        .filter(|j| job_state(j) == JobState::Active)
+        .map(|j| j.name_any())
+        .chain(
+            st.recent_runs
+                .iter()
+                .filter(|r| r.result == Some(RunResult::Running))
+                .map(|r| r.job.clone()),
+        )
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    st.last_run = st.recent_runs.first().cloned();
+
+    // Jobs beyond the history limits, metrics, the next wake-up.
+    let limits = &sched.spec.history;
+    let keep_ok = usize::try_from(limits.successful_jobs_history_limit).unwrap_or(0);
+    let keep_failed = usize::try_from(limits.failed_jobs_history_limit).unwrap_or(0);
+    p.prune = history::to_prune(&mine, keep_ok, keep_failed)
+        .into_iter()
+        .map(|j| j.name_any())
+        .collect();
+    p.next_slot = (!sched.spec.suspend).then(|| rule.next_slot_after(now).as_second() as f64);
+    p.last_success = st
+        .last_successful_time
+        .as_ref()
+        .map(|t| t.0.as_second() as f64);
+    if let Some(t) = avail.available_after {
+        wake = wake.min(t);
+    }
+    p.requeue = Requeue::At(wake);
+    p.write_status = st != old;
+    p.status = st;
+    p
+}
+
+/// Records a run as started: its Job to create and its Running entry in status.
+fn start(
+    p: &mut Plan,
+    st: &mut SyncScheduleStatus,
+    sched: &SyncSchedule,
+    request: RunRequest,
+    now: Timestamp,
+) {
+    let name = sched.name_any();
+    let job_name = job::job_name(&name, &request);
+    let run_id = job::run_id(
+        &job_name,
+        &sched.uid().unwrap_or_default(),
+        &sched.namespace().unwrap_or_default(),
+    );
+    upsert(
+        &mut st.recent_runs,
+        RunStatus {
+            job: job_name,
+            run_id,
+            trigger: Some(request.trigger()),
+            result: Some(RunResult::Running),
+            started_at: Some(Time(now)),
+            finished_at: None,
+            summary: String::new(),
+        },
+    );
+    p.starts.push(request);
+}
+
+/// Turns a finished run into history: status entry, counters, metrics, an Event, its email.
+fn report(
+    p: &mut Plan,
+    st: &mut SyncScheduleStatus,
+    o: &Observed,
+    f: &FinishedRun,
+    now: Timestamp,
+) {
+    let name = o.schedule.name_any();
+    let run = &f.run;
+    let entry = run.status_entry(&f.job);
+    let email = f.connection.as_ref().and_then(|c| {
+        let event = emails::run_event(run, emails::source(c, &run.connection), Some(&name))?;
+        Some(Email {
+            settings: emails::settings(c, o.config.email_repeat_interval),
+            event,
+        })
+    });
+    p.reports.push(Report {
+        job: f.job.clone(),
+        run_id: run.run_id.clone(),
+        result: run.result,
+        email,
+    });
+    if !history::is_final(&st.recent_runs, &entry.run_id) {
+        let finished = entry.finished_at.clone().or(Some(Time(now)));
+        match run.result {
+            RunResult::Succeeded => {
+                st.last_successful_time = finished;
+                st.consecutive_failures = 0;
+            }
+            _ => {
+                st.last_failure_time = finished;
+                st.consecutive_failures += 1;
+            }
+        }
+        let seconds = run.duration_ms.map(|ms| ms as f64 / 1000.0);
+        p.finished_metrics.push((run.result, seconds));
+        let id = &run.run_id;
+        let summary = &entry.summary;
+        match run.result {
+            RunResult::Succeeded => p.note(
+                false,
+                "SyncSucceeded",
+                "Sync",
+                format!("run {id} succeeded: {summary}"),
+            ),
+            RunResult::Held => p.note(
+                true,
+                "SyncHeld",
+                "Sync",
+                format!(
+                    "run {id} was held by the removal guard and applied nothing ({summary}); review \
+                     it, then approve with: kubectl annotate syncschedule {name} \
+                     {APPROVE_REMOVALS_ANNOTATION}={id} --overwrite"
+                ),
+            ),
+            _ => p.note(
+                true,
+                "SyncFailed",
+                "Sync",
+                format!("run {id} failed: {summary}"),
+            ),
+        }
+    }
+    upsert(&mut st.recent_runs, entry);
+}

@@ -1,0 +1,619 @@
+//! Table tests of the SyncSchedule plan: objects from inline YAML, an injected `now`.
+//! (Over 400 lines: one test per branch of the plan, kept together so the table reads as a spec.)
+use jiff::Timestamp;
+use k8s_openapi::api::batch::v1::Job;
+
+use super::model::{Plan, PlanConfig, Requeue};
+use super::observe::{FinishedRun, Observed};
+use super::plan::{BLOCKED_RETRY, plan};
+use crate::api::{RosterConnection, RunStatus, SyncSchedule};
+use crate::controller::job::{self, RunRequest};
+use crate::notify::Event;
+use crate::run::{ConnectionKey, Counts, RunRecord, RunResult, Trigger};
+
+const SCHEDULE: &str = r#"
+apiVersion: rostersync.io/v1alpha1
+kind: SyncSchedule
+metadata:
+  name: nightly
+  namespace: district-a
+  uid: uid-1
+  generation: 1
+  creationTimestamp: "2026-01-01T00:00:00Z"
+spec:
+  connectionRef: {name: springfield}
+  frequency: Daily
+  at: "02:00"
+  timeZone: UTC
+  offPeakWindow: {start: "01:00", end: "05:00"}
+  startingDeadlineMinutes: 60
+  history: {successfulJobsHistoryLimit: 2, failedJobsHistoryLimit: 1}
+"#;
+
+fn connection(ready: bool) -> RosterConnection {
+    yaml(&format!(
+        r#"
+apiVersion: rostersync.io/v1alpha1
+kind: RosterConnection
+metadata: {{name: springfield, namespace: district-a, uid: uid-c}}
+spec:
+  districtId: 0123456789abcdef01234567
+  credentialsSecretRef: {{name: clever}}
+status:
+  conditions:
+  - {{type: Ready, status: "{}", reason: Verified, message: ok, lastTransitionTime: "2026-01-01T00:00:00Z"}}
+"#,
+        if ready { "True" } else { "False" }
+    ))
+}
+
+fn yaml<T: serde::de::DeserializeOwned>(text: &str) -> T {
+    serde_yaml_ng::from_str(text).unwrap_or_else(|e| panic!("test YAML: {e}\n{text}"))
+}
+
+fn ts(s: &str) -> Timestamp {
+    s.parse().unwrap_or_else(|e| panic!("{s}: {e}"))
+}
+
+/// A Job of the schedule: `state` is `active`, `Complete` or `Failed`.
+fn job(name: &str, state: &str, finished: &str, reported: bool) -> Job {
+    let conditions = match state {
+        "active" => String::new(),
+        s => format!(
+            r#"conditions: [{{type: {s}, status: "True", lastTransitionTime: "{finished}"}}]"#
+        ),
+    };
+    let annotations = if reported {
+        r#"annotations: {rostersync.io/reported: done}"#
+    } else {
+        ""
+    };
+    yaml(&format!(
+        r#"
+apiVersion: batch/v1
+kind: Job
+metadata:
+  name: {name}
+  namespace: district-a
+  creationTimestamp: "2026-01-01T01:00:00Z"
+  labels:
+    app.kubernetes.io/managed-by: rostersync
+    rostersync.io/connection: springfield
+    rostersync.io/schedule: nightly
+    rostersync.io/trigger: Scheduled
+    rostersync.io/run-id: {name}-id
+  {annotations}
+  ownerReferences:
+  - {{apiVersion: rostersync.io/v1alpha1, kind: SyncSchedule, name: nightly, uid: uid-1, controller: true}}
+status: {{{conditions}}}
+"#
+    ))
+}
+
+fn run_status(
+    id: &str,
+    job: &str,
+    trigger: Trigger,
+    result: RunResult,
+    started: &str,
+) -> RunStatus {
+    RunStatus {
+        job: job.into(),
+        run_id: id.into(),
+        trigger: Some(trigger),
+        result: Some(result),
+        started_at: Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(ts(
+            started,
+        ))),
+        finished_at: None,
+        summary: String::new(),
+    }
+}
+
+fn record(id: &str, result: RunResult) -> RunRecord {
+    RunRecord {
+        run_id: id.into(),
+        connection: ConnectionKey::new("district-a", "springfield").expect("key"),
+        schedule: Some("nightly".into()),
+        trigger: Trigger::Scheduled,
+        job: Some("nightly-done".into()),
+        dry_run: false,
+        started_at: ts("2026-01-01T02:00:00Z"),
+        finished_at: Some(ts("2026-01-01T02:01:00Z")),
+        result,
+        retriable: false,
+        counts: Counts::default(),
+        problems: 0,
+        problem_codes: Default::default(),
+        reason: Some(
+            if result == RunResult::Succeeded {
+                "Synced"
+            } else {
+                "RemovalGuard"
+            }
+            .into(),
+        ),
+        message: Some("m".into()),
+        timings: serde_json::json!({}),
+        duration_ms: Some(60_000),
+        notified: false,
+    }
+}
+
+/// The world one test starts from.
+struct World {
+    schedule: SyncSchedule,
+    connection: Option<RosterConnection>,
+    jobs: Vec<Job>,
+    finished: Vec<FinishedRun>,
+}
+
+impl World {
+    fn new() -> World {
+        World {
+            schedule: yaml(SCHEDULE),
+            connection: Some(connection(true)),
+            jobs: Vec::new(),
+            finished: Vec::new(),
+        }
+    }
+
+    fn annotate(mut self, key: &str, value: &str) -> World {
+        self.schedule
+            .metadata
+            .annotations
+            .get_or_insert_with(Default::default)
+            .insert(key.into(), value.into());
+        self
+    }
+
+    fn runs(mut self, runs: Vec<RunStatus>) -> World {
+        self.schedule
+            .status
+            .get_or_insert_with(Default::default)
+            .recent_runs = runs;
+        self
+    }
+
+    fn handled_through(mut self, slot: &str) -> World {
+        self.schedule
+            .status
+            .get_or_insert_with(Default::default)
+            .last_schedule_time = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(ts(
+            slot,
+        )));
+        self
+    }
+
+    fn plan(&self, now: &str) -> Plan {
+        let observed = Observed {
+            schedule: self.schedule.clone(),
+            connection: self.connection.clone(),
+            jobs: self.jobs.clone(),
+            finished: self.finished.clone(),
+            config: PlanConfig {
+                email_repeat_interval: chrono::Duration::hours(24),
+            },
+        };
+        plan(&observed, ts(now))
+    }
+}
+
+fn condition<'a>(p: &'a Plan, type_: &str) -> (&'a str, &'a str, &'a str) {
+    let c = p
+        .status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == type_)
+        .unwrap_or_else(|| panic!("no {type_} condition in {:?}", p.status.conditions));
+    (c.status.as_str(), c.reason.as_str(), c.message.as_str())
+}
+
+fn reasons(p: &Plan) -> Vec<&'static str> {
+    p.events.iter().map(|e| e.reason).collect()
+}
+
+const SLOT: &str = "2026-01-01T02:00:00Z";
+
+#[test]
+fn scheduled_slot_due_starts_one_run() {
+    let p = World::new().plan("2026-01-01T02:00:30Z");
+    let request = RunRequest::Slot {
+        slot: ts(SLOT),
+        trigger: Trigger::Scheduled,
+    };
+    assert_eq!(p.starts, vec![request.clone()]);
+    let running = &p.status.recent_runs[0];
+    assert_eq!(running.job, job::job_name("nightly", &request));
+    assert_eq!(running.result, Some(RunResult::Running));
+    assert_eq!(p.status.active, vec![running.job.clone()]);
+    assert_eq!(
+        p.status.last_schedule_time.as_ref().map(|t| t.0),
+        Some(ts(SLOT))
+    );
+    assert_eq!(condition(&p, "Ready").1, "Scheduled");
+    assert_eq!(condition(&p, "SyncNowAvailable").1, "RunActive");
+    assert!(p.write_status);
+    assert!(p.events.is_empty() && p.reports.is_empty() && p.emails.is_empty());
+}
+
+#[test]
+fn slot_not_due_starts_nothing_and_wakes_at_the_slot() {
+    let p = World::new().plan("2026-01-01T01:00:00Z");
+    assert!(p.starts.is_empty());
+    assert_eq!(p.requeue, Requeue::At(ts(SLOT)));
+    assert_eq!(p.next_slot, Some(ts(SLOT).as_second() as f64));
+    assert_eq!(p.status.last_schedule_time, None);
+    assert_eq!(
+        condition(&p, "Ready"),
+        ("True", "Scheduled", "next sync at 2026-01-01T02:00:00Z")
+    );
+}
+
+#[test]
+fn slot_already_started_is_not_started_again() {
+    let mut w = World::new();
+    let request = RunRequest::Slot {
+        slot: ts(SLOT),
+        trigger: Trigger::Scheduled,
+    };
+    w.jobs.push(job(
+        &job::job_name("nightly", &request),
+        "active",
+        "",
+        false,
+    ));
+    let p = w.plan("2026-01-01T02:00:30Z");
+    assert!(p.starts.is_empty(), "{:?}", p.starts);
+    assert_eq!(
+        p.status.last_schedule_time.as_ref().map(|t| t.0),
+        Some(ts(SLOT))
+    );
+}
+
+#[test]
+fn due_slot_waits_for_an_active_run_or_a_ready_connection() {
+    let now = "2026-01-01T02:00:30Z";
+    let mut active = World::new();
+    // A run of the same connection by another schedule blocks too.
+    let mut other = job("weekly-123", "active", "", false);
+    other.metadata.owner_references = None;
+    other
+        .metadata
+        .labels
+        .get_or_insert_with(Default::default)
+        .insert("rostersync.io/schedule".into(), "weekly".into());
+    active.jobs.push(other);
+    let mut not_ready = World::new();
+    not_ready.connection = Some(connection(false));
+    let mut missing = World::new();
+    missing.connection = None;
+    let cases = [
+        (
+            active,
+            ("True", "SlotWaiting"),
+            "a run of the connection is active",
+        ),
+        (not_ready, ("False", "ConnectionNotReady"), "not Ready"),
+        (missing, ("False", "ConnectionNotFound"), "does not exist"),
+    ];
+    for (world, (status, reason), message) in cases {
+        let p = world.plan(now);
+        assert!(p.starts.is_empty(), "{reason}");
+        let (s, r, m) = condition(&p, "Ready");
+        assert_eq!((s, r), (status, reason));
+        assert!(m.contains(message) || reason != "SlotWaiting", "{m}");
+        // The slot is not handled: it runs once the block clears, within the deadline.
+        assert_eq!(p.status.last_schedule_time, None, "{reason}");
+        let retry = ts(now) + jiff::SignedDuration::try_from(BLOCKED_RETRY).expect("dur");
+        assert_eq!(p.requeue, Requeue::At(retry), "{reason}");
+    }
+}
+
+#[test]
+fn a_slot_blocked_past_its_deadline_is_missed_with_an_event_and_an_email() {
+    let mut w = World::new();
+    w.connection = Some(connection(false));
+    // 02:00 + 60 min deadline: at 03:30 the slot can no longer start.
+    let p = w.plan("2026-01-01T03:30:00Z");
+    assert!(p.starts.is_empty());
+    assert_eq!(p.status.missed_slots, 1);
+    assert_eq!(reasons(&p), ["SyncMissed"]);
+    assert_eq!(
+        p.status.last_schedule_time.as_ref().map(|t| t.0),
+        Some(ts(SLOT))
+    );
+    match p.emails.as_slice() {
+        [email] => match &email.event {
+            Event::ScheduleMissed { schedule, slot, .. } => {
+                assert_eq!(schedule, "nightly");
+                assert_eq!(slot.timestamp(), ts(SLOT).as_second());
+            }
+            other => panic!("not a missed slot: {other:?}"),
+        },
+        other => panic!("one email expected: {other:?}"),
+    }
+    // A late but not missed slot is caught up.
+    let p = World::new().plan("2026-01-01T02:30:00Z");
+    assert_eq!(
+        p.starts,
+        vec![RunRequest::Slot {
+            slot: ts(SLOT),
+            trigger: Trigger::CatchUp
+        }]
+    );
+}
+
+#[test]
+fn suspended_schedule_starts_no_slot_but_still_handles_it() {
+    let mut w = World::new();
+    w.schedule.spec.suspend = true;
+    let p = w.plan("2026-01-01T02:00:30Z");
+    assert!(p.starts.is_empty());
+    assert_eq!(condition(&p, "Suspended").0, "True");
+    assert_eq!(condition(&p, "Ready").1, "Suspended");
+    assert_eq!(p.status.next_sync_time, None);
+    assert_eq!(p.next_slot, None);
+    assert_eq!(p.status.missed_slots, 0);
+}
+
+#[test]
+fn sync_now_accepted_then_never_again_for_the_same_token() {
+    let w = World::new().annotate("rostersync.io/sync-now", "t1");
+    let p = w.plan("2026-01-01T01:00:00Z");
+    let request = RunRequest::SyncNow { token: "t1".into() };
+    assert_eq!(p.starts, vec![request.clone()]);
+    assert_eq!(reasons(&p), ["SyncNowAccepted"]);
+    assert_eq!(
+        p.status
+            .sync_now
+            .as_ref()
+            .and_then(|s| s.last_handled_token.as_deref()),
+        Some("t1")
+    );
+    assert_eq!(p.status.recent_runs[0].trigger, Some(Trigger::Manual));
+
+    // The next reconcile sees its own status: the token is handled.
+    let mut again = World::new().annotate("rostersync.io/sync-now", "t1");
+    again.schedule.status = Some(p.status.clone());
+    again.jobs.push(job(
+        &job::job_name("nightly", &request),
+        "active",
+        "",
+        false,
+    ));
+    let p = again.plan("2026-01-01T01:00:10Z");
+    assert!(p.starts.is_empty() && p.events.is_empty(), "{p:?}");
+}
+
+#[test]
+fn sync_now_rejected_for_each_reason() {
+    let scheduled = run_status(
+        "s-1",
+        "nightly-1",
+        Trigger::Scheduled,
+        RunResult::Succeeded,
+        "2026-01-01T02:00:00Z",
+    );
+    let manual = run_status(
+        "m-1",
+        &format!("{}-now-aaaa", job::job_prefix("nightly")),
+        Trigger::Manual,
+        RunResult::Succeeded,
+        "2026-01-01T03:00:00Z",
+    );
+    let mut not_ready = World::new();
+    not_ready.connection = Some(connection(false));
+    let mut active = World::new();
+    active.jobs.push(job("nightly-busy", "active", "", false));
+    let used = World::new()
+        .runs(vec![manual, scheduled])
+        .handled_through(SLOT);
+    let cases = [
+        (not_ready, "ConnectionNotReady"),
+        (active, "RunActive"),
+        (used, "UsedSinceLastScheduledRun"),
+    ];
+    for (world, reason) in cases {
+        let p = world
+            .handled_through(SLOT)
+            .annotate("rostersync.io/sync-now", "t2")
+            .plan("2026-01-01T04:00:00Z");
+        assert!(p.starts.is_empty(), "{reason}");
+        assert_eq!(reasons(&p), ["SyncNowRejected"], "{reason}");
+        assert!(p.events[0].message.contains(reason), "{:?}", p.events[0]);
+        assert!(p.events[0].warning);
+        let sn = p.status.sync_now.as_ref().expect("syncNow");
+        assert_eq!(sn.last_handled_token.as_deref(), Some("t2"), "{reason}");
+        assert_eq!(sn.reason, reason);
+        assert_eq!(condition(&p, "SyncNowAvailable").0, "False");
+    }
+}
+
+#[test]
+fn sync_now_is_available_again_after_a_failed_manual_run() {
+    let scheduled = run_status(
+        "s-1",
+        "nightly-1",
+        Trigger::Scheduled,
+        RunResult::Succeeded,
+        "2026-01-01T02:00:00Z",
+    );
+    let failed = run_status(
+        "m-1",
+        &format!("{}-now-aaaa", job::job_prefix("nightly")),
+        Trigger::Manual,
+        RunResult::Failed,
+        "2026-01-01T03:00:00Z",
+    );
+    let p = World::new()
+        .runs(vec![failed, scheduled])
+        .handled_through(SLOT)
+        .annotate("rostersync.io/sync-now", "t3")
+        .plan("2026-01-01T04:00:00Z");
+    assert_eq!(p.starts, vec![RunRequest::SyncNow { token: "t3".into() }]);
+    assert_eq!(reasons(&p), ["SyncNowAccepted"]);
+}
+
+#[test]
+fn approval_of_the_held_run_starts_it_once() {
+    let held = run_status(
+        "r-held",
+        "nightly-1",
+        Trigger::Scheduled,
+        RunResult::Held,
+        SLOT,
+    );
+    let p = World::new()
+        .runs(vec![held.clone()])
+        .handled_through(SLOT)
+        .annotate("rostersync.io/approve-removals", "r-held")
+        .plan("2026-01-01T04:00:00Z");
+    assert_eq!(
+        p.starts,
+        vec![RunRequest::Approval {
+            held_run_id: "r-held".into()
+        }]
+    );
+    assert_eq!(reasons(&p), ["RemovalsApproved"]);
+    assert_eq!(p.status.last_handled_approval.as_deref(), Some("r-held"));
+
+    // While a run is active the approval waits (not handled, no Event).
+    let mut busy = World::new()
+        .runs(vec![held])
+        .handled_through(SLOT)
+        .annotate("rostersync.io/approve-removals", "r-held");
+    busy.jobs.push(job("nightly-busy", "active", "", false));
+    let p = busy.plan("2026-01-01T04:00:00Z");
+    assert!(p.starts.is_empty() && p.events.is_empty());
+    assert_eq!(p.status.last_handled_approval, None);
+}
+
+#[test]
+fn approval_of_a_run_that_is_not_held_is_rejected_and_handled() {
+    let ok = run_status(
+        "r-ok",
+        "nightly-1",
+        Trigger::Scheduled,
+        RunResult::Succeeded,
+        SLOT,
+    );
+    for approved in ["r-ok", "r-unknown"] {
+        let p = World::new()
+            .runs(vec![ok.clone()])
+            .handled_through(SLOT)
+            .annotate("rostersync.io/approve-removals", approved)
+            .plan("2026-01-01T04:00:00Z");
+        assert!(p.starts.is_empty());
+        assert_eq!(reasons(&p), ["ApprovalRejected"]);
+        assert_eq!(p.status.last_handled_approval.as_deref(), Some(approved));
+    }
+}
+
+#[test]
+fn a_finished_job_is_reported_once() {
+    let mut w = World::new().handled_through(SLOT);
+    w.jobs.push(job(
+        "nightly-done",
+        "Complete",
+        "2026-01-01T02:01:00Z",
+        false,
+    ));
+    w.finished.push(FinishedRun {
+        job: "nightly-done".into(),
+        run: record("r-done", RunResult::Succeeded),
+        connection: w.connection.clone(),
+    });
+    let p = w.plan("2026-01-01T02:05:00Z");
+    assert_eq!(p.reports.len(), 1);
+    let report = &p.reports[0];
+    assert_eq!(
+        (report.job.as_str(), report.run_id.as_str()),
+        ("nightly-done", "r-done")
+    );
+    assert!(matches!(
+        report.email.as_ref().map(|e| &e.event),
+        Some(Event::RunSucceeded { .. })
+    ));
+    assert_eq!(reasons(&p), ["SyncSucceeded"]);
+    assert_eq!(p.finished_metrics, vec![(RunResult::Succeeded, Some(60.0))]);
+    assert_eq!(
+        p.status.last_successful_time.as_ref().map(|t| t.0),
+        Some(ts("2026-01-01T02:01:00Z"))
+    );
+    let entry = &p.status.recent_runs[0];
+    assert_eq!(
+        entry.summary,
+        record("r-done", RunResult::Succeeded).summary()
+    );
+    assert_eq!(p.status.last_run.as_ref(), Some(entry));
+
+    // Reported again (the Job's mark did not stick): no second Event, counter or metric.
+    w.schedule.status = Some(p.status.clone());
+    let p2 = w.plan("2026-01-01T02:06:00Z");
+    assert_eq!(p2.reports.len(), 1, "the Job still gets its mark");
+    assert!(p2.events.is_empty() && p2.finished_metrics.is_empty());
+    assert_eq!(
+        p2.status.consecutive_failures,
+        p.status.consecutive_failures
+    );
+}
+
+#[test]
+fn held_and_failed_runs_count_as_failures_with_their_events() {
+    for (result, reason) in [
+        (RunResult::Held, "SyncHeld"),
+        (RunResult::Failed, "SyncFailed"),
+    ] {
+        let mut w = World::new().handled_through(SLOT);
+        w.finished.push(FinishedRun {
+            job: "nightly-done".into(),
+            run: record("r-bad", result),
+            connection: None,
+        });
+        let p = w.plan("2026-01-01T02:05:00Z");
+        assert_eq!(reasons(&p), [reason]);
+        assert!(p.events[0].warning);
+        assert_eq!(p.status.consecutive_failures, 1);
+        assert_eq!(p.reports[0].email, None, "no connection, no email");
+        if result == RunResult::Held {
+            assert!(
+                p.events[0]
+                    .message
+                    .contains("rostersync.io/approve-removals=r-bad")
+            );
+        }
+    }
+}
+
+#[test]
+fn reported_jobs_beyond_the_history_limits_are_pruned_oldest_first() {
+    let mut w = World::new().handled_through(SLOT);
+    for (name, state, at) in [
+        ("ok-1", "Complete", "2026-01-01T01:01:00Z"),
+        ("ok-2", "Complete", "2026-01-01T01:02:00Z"),
+        ("ok-3", "Complete", "2026-01-01T01:03:00Z"),
+        ("bad-1", "Failed", "2026-01-01T01:04:00Z"),
+        ("bad-2", "Failed", "2026-01-01T01:05:00Z"),
+    ] {
+        w.jobs.push(job(name, state, at, true));
+    }
+    // Not reported yet: never pruned.
+    w.jobs
+        .push(job("ok-0", "Complete", "2026-01-01T00:59:00Z", false));
+    let p = w.plan("2026-01-01T02:05:00Z");
+    let mut pruned = p.prune.clone();
+    pruned.sort();
+    assert_eq!(pruned, ["bad-1", "ok-1"]);
+}
+
+#[test]
+fn an_invalid_schedule_is_reported_and_waits_for_a_change() {
+    let mut w = World::new().annotate("rostersync.io/sync-now", "t9");
+    w.schedule.spec.time_zone = "Mars/Olympus_Mons".into();
+    let p = w.plan("2026-01-01T02:00:30Z");
+    assert_eq!(condition(&p, "Ready").1, "InvalidSchedule");
+    assert!(p.starts.is_empty() && p.events.is_empty());
+    assert_eq!(p.requeue, Requeue::AwaitChange);
+    assert!(p.write_status);
+}

@@ -1,0 +1,336 @@
+//! All SQL on `sync_runs` and `sync_problems`: no other module reads or writes these tables.
+//!
+//! The life of a run: [`start`] (Running) by the sync Job, [`record_problems`] and [`finish`] in
+//! its transaction; [`fail_interrupted`] by the next run of the connection for a process that
+//! died; [`record_lost_pod`] by the controller for a pod that stopped without an outcome, and
+//! [`mark_notified`] once the controller has reported it. Readers get [`RunRecord`]s.
+use chrono::{DateTime, Utc};
+use jiff::Timestamp;
+use sqlx::postgres::PgRow;
+use sqlx::{PgConnection, PgExecutor, Row};
+
+use super::StoreError;
+use crate::run::{
+    ConnectionKey, Counts, Problem, ProblemCodes, RunRecord, RunResult, Trigger, parse_result,
+    parse_trigger,
+};
+
+/// Who and what a run is, as recorded when it starts.
+#[derive(Clone, Debug)]
+pub struct RunStart {
+    pub run_id: String,
+    pub connection: ConnectionKey,
+    pub trigger: Trigger,
+    pub schedule: Option<String>,
+    pub job: Option<String>,
+    pub dry_run: bool,
+}
+
+/// The outcome written at the end of a run.
+#[derive(Clone, Debug)]
+pub struct Finish<'a> {
+    pub result: RunResult,
+    pub retriable: bool,
+    pub counts: &'a Counts,
+    pub problem_codes: &'a ProblemCodes,
+    pub reason: &'a str,
+    pub message: &'a str,
+    pub timings: serde_json::Value,
+}
+
+/// A run whose pod stopped without recording an outcome (deadline, OOM, eviction, a killed
+/// process), as the controller records it.
+#[derive(Clone, Debug)]
+pub struct LostPod<'a> {
+    pub run_id: &'a str,
+    pub connection: &'a ConnectionKey,
+    pub schedule: &'a str,
+    pub trigger: Trigger,
+    pub job: &'a str,
+    pub started_at: Timestamp,
+    pub reason: &'a str,
+    pub message: &'a str,
+}
+
+const COLUMNS: &str = "run_id, connection, schedule, trigger, job, dry_run, started_at, finished_at, \
+     result, retriable, counts, problems, problem_codes, reason, message, timings, notified_at";
+
+fn chrono_of(t: Timestamp) -> DateTime<Utc> {
+    DateTime::from_timestamp(t.as_second(), t.subsec_nanosecond().max(0).unsigned_abs())
+        .unwrap_or_default()
+}
+
+fn timestamp_of(t: DateTime<Utc>) -> Timestamp {
+    Timestamp::new(
+        t.timestamp(),
+        i32::try_from(t.timestamp_subsec_nanos()).unwrap_or(0),
+    )
+    .unwrap_or(Timestamp::UNIX_EPOCH)
+}
+
+fn decode(row: &PgRow) -> Result<RunRecord, sqlx::Error> {
+    let decode_err = |column: &str, e: String| sqlx::Error::ColumnDecode {
+        index: column.to_string(),
+        source: e.into(),
+    };
+    let connection: String = row.try_get("connection")?;
+    let trigger: String = row.try_get("trigger")?;
+    let result: String = row.try_get("result")?;
+    let started_at = timestamp_of(row.try_get("started_at")?);
+    let finished_at = row
+        .try_get::<Option<DateTime<Utc>>, _>("finished_at")?
+        .map(timestamp_of);
+    let problems: i32 = row.try_get("problems")?;
+    let notified_at: Option<DateTime<Utc>> = row.try_get("notified_at")?;
+    Ok(RunRecord {
+        run_id: row.try_get("run_id")?,
+        connection: ConnectionKey::parse(&connection)
+            .map_err(|e| decode_err("connection", e.to_string()))?,
+        schedule: row.try_get("schedule")?,
+        trigger: parse_trigger(&trigger).map_err(|e| decode_err("trigger", e))?,
+        job: row.try_get("job")?,
+        dry_run: row.try_get("dry_run")?,
+        started_at,
+        finished_at,
+        result: parse_result(&result),
+        retriable: row.try_get("retriable")?,
+        counts: Counts::from_json(&row.try_get::<serde_json::Value, _>("counts")?),
+        problems: u64::try_from(problems).unwrap_or(0),
+        problem_codes: serde_json::from_value(row.try_get("problem_codes")?).unwrap_or_default(),
+        reason: row.try_get("reason")?,
+        message: row.try_get("message")?,
+        timings: row.try_get("timings")?,
+        duration_ms: finished_at
+            .map(|f| u64::try_from(f.duration_since(started_at).as_millis()).unwrap_or(0)),
+        notified: notified_at.is_some(),
+    })
+}
+
+fn decode_all(rows: &[PgRow]) -> Result<Vec<RunRecord>, StoreError> {
+    rows.iter()
+        .map(decode)
+        .collect::<Result<_, _>>()
+        .map_err(StoreError::query("decoding sync_runs"))
+}
+
+/// Marks the connection's runs still `Running` (other than `except_run`) as Failed/Interrupted:
+/// the caller holds the connection's lock, so they belong to processes that died.
+pub async fn fail_interrupted(
+    conn: &mut PgConnection,
+    connection: &ConnectionKey,
+    except_run: &str,
+) -> Result<u64, StoreError> {
+    let r = sqlx::query(
+        "UPDATE sync_runs SET result = 'Failed', retriable = true, finished_at = now(), reason = 'Interrupted',
+                message = 'the run stopped before recording an outcome (process crashed or was killed); \
+                           its roster changes, if any, were rolled back'
+         WHERE connection = $1 AND result = 'Running' AND run_id <> $2",
+    )
+    .bind(connection.as_str())
+    .bind(except_run)
+    .execute(&mut *conn)
+    .await
+    .map_err(StoreError::query("marking interrupted runs"))?;
+    Ok(r.rows_affected())
+}
+
+/// Records the run as Running (a retried run of the same id starts over, its problems cleared).
+pub async fn start(conn: &mut PgConnection, run: &RunStart) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO sync_runs (run_id, connection, schedule, trigger, job, dry_run, started_at, result)
+         VALUES ($1, $2, $3, $4, $5, $6, now(), 'Running')
+         ON CONFLICT (run_id) DO UPDATE SET started_at = now(), result = 'Running', finished_at = NULL,
+             reason = NULL, message = NULL, counts = '{}', problems = 0, problem_codes = '{}', timings = '{}'",
+    )
+    .bind(&run.run_id)
+    .bind(run.connection.as_str())
+    .bind(&run.schedule)
+    .bind(run.trigger.as_str())
+    .bind(&run.job)
+    .bind(run.dry_run)
+    .execute(&mut *conn)
+    .await
+    .map_err(StoreError::query("recording the run start"))?;
+    sqlx::query("DELETE FROM sync_problems WHERE run_id = $1")
+        .bind(&run.run_id)
+        .execute(&mut *conn)
+        .await
+        .map_err(StoreError::query("clearing a retried run's problems"))?;
+    Ok(())
+}
+
+/// Copies the run's staged problems (the session's `stg_problems`) to `sync_problems` and returns
+/// the totals by code.
+pub async fn record_problems(
+    conn: &mut PgConnection,
+    run_id: &str,
+) -> Result<ProblemCodes, StoreError> {
+    sqlx::query(
+        "INSERT INTO sync_problems (run_id, record_kind, clever_id, code, message)
+         SELECT $1, record_kind, clever_id, code, message FROM stg_problems ORDER BY id",
+    )
+    .bind(run_id)
+    .execute(&mut *conn)
+    .await
+    .map_err(StoreError::query("recording problems"))?;
+    let rows: Vec<(String, i64)> =
+        sqlx::query_as("SELECT code, count(*) FROM stg_problems GROUP BY code ORDER BY code")
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(StoreError::query("counting problems"))?;
+    Ok(rows
+        .into_iter()
+        .map(|(c, n)| (c, u64::try_from(n).unwrap_or(0)))
+        .collect())
+}
+
+/// Writes the run's outcome.
+pub async fn finish(
+    conn: &mut PgConnection,
+    run_id: &str,
+    f: &Finish<'_>,
+) -> Result<(), StoreError> {
+    let problems: u64 = f.problem_codes.values().sum();
+    sqlx::query(
+        "UPDATE sync_runs SET result = $2, retriable = $3, finished_at = now(), counts = $4, problems = $5,
+                problem_codes = $6, reason = $7, message = $8, timings = $9
+         WHERE run_id = $1",
+    )
+    .bind(run_id)
+    .bind(f.result.as_str())
+    .bind(f.retriable)
+    .bind(f.counts.to_json())
+    .bind(i32::try_from(problems).unwrap_or(i32::MAX))
+    .bind(serde_json::to_value(f.problem_codes).unwrap_or_default())
+    .bind(f.reason)
+    .bind(f.message)
+    .bind(&f.timings)
+    .execute(&mut *conn)
+    .await
+    .map_err(StoreError::query("recording the run outcome"))?;
+    Ok(())
+}
+
+/// Records a run whose pod stopped without an outcome as Failed (retriable): inserted when the pod
+/// never started it, completed when it is still `Running`, left alone when it has an outcome.
+pub async fn record_lost_pod(
+    conn: &mut PgConnection,
+    lost: &LostPod<'_>,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO sync_runs (run_id, connection, schedule, trigger, job, started_at, finished_at,
+                                result, retriable, reason, message)
+         VALUES ($1, $2, $3, $4, $5, $6, now(), 'Failed', true, $7, $8)
+         ON CONFLICT (run_id) DO UPDATE SET result = 'Failed', retriable = true, finished_at = now(),
+             reason = EXCLUDED.reason, message = EXCLUDED.message
+         WHERE sync_runs.result = 'Running'",
+    )
+    .bind(lost.run_id)
+    .bind(lost.connection.as_str())
+    .bind(lost.schedule)
+    .bind(lost.trigger.as_str())
+    .bind(lost.job)
+    .bind(chrono_of(lost.started_at))
+    .bind(lost.reason)
+    .bind(lost.message)
+    .execute(&mut *conn)
+    .await
+    .map_err(StoreError::query("recording a run that stopped without an outcome"))?;
+    Ok(())
+}
+
+/// Marks a finished run as reported. True the first time only: the caller queues the run's email
+/// in the same transaction, so each run is emailed at most once, even across restarts and
+/// replicas (a concurrent caller waits on the row lock, then gets false).
+pub async fn mark_notified(conn: &mut PgConnection, run_id: &str) -> Result<bool, StoreError> {
+    let marked: Option<String> = sqlx::query_scalar(
+        "UPDATE sync_runs SET notified_at = now() \
+         WHERE run_id = $1 AND notified_at IS NULL AND result <> 'Running' RETURNING run_id",
+    )
+    .bind(run_id)
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(StoreError::query("marking a run reported"))?;
+    Ok(marked.is_some())
+}
+
+/// The run with this id, if any.
+pub async fn by_id(
+    executor: impl PgExecutor<'_>,
+    run_id: &str,
+) -> Result<Option<RunRecord>, StoreError> {
+    let row = sqlx::query(&format!(
+        "SELECT {COLUMNS} FROM sync_runs WHERE run_id = $1"
+    ))
+    .bind(run_id)
+    .fetch_optional(executor)
+    .await
+    .map_err(StoreError::query("reading a sync run"))?;
+    row.as_ref()
+        .map(decode)
+        .transpose()
+        .map_err(StoreError::query("decoding a sync run"))
+}
+
+/// The latest finished run of a connection that applied or would have (not a dry run), for
+/// `status.lastSync`.
+pub async fn latest_finished(
+    executor: impl PgExecutor<'_>,
+    connection: &ConnectionKey,
+) -> Result<Option<RunRecord>, StoreError> {
+    let row = sqlx::query(&format!(
+        "SELECT {COLUMNS} FROM sync_runs WHERE connection = $1 AND result <> 'Running' AND NOT dry_run
+         ORDER BY finished_at DESC NULLS LAST, started_at DESC LIMIT 1"
+    ))
+    .bind(connection.as_str())
+    .fetch_optional(executor)
+    .await
+    .map_err(StoreError::query("reading the latest run"))?;
+    row.as_ref()
+        .map(decode)
+        .transpose()
+        .map_err(StoreError::query("decoding a sync run"))
+}
+
+/// The most recent runs, newest first, of one connection or of all.
+pub async fn list(
+    executor: impl PgExecutor<'_>,
+    connection: Option<&ConnectionKey>,
+    limit: i64,
+) -> Result<Vec<RunRecord>, StoreError> {
+    let rows = sqlx::query(&format!(
+        "SELECT {COLUMNS} FROM sync_runs WHERE ($1::text IS NULL OR connection = $1) \
+         ORDER BY started_at DESC, run_id DESC LIMIT $2"
+    ))
+    .bind(connection.map(ConnectionKey::as_str))
+    .bind(limit.max(0))
+    .fetch_all(executor)
+    .await
+    .map_err(StoreError::query("reading sync_runs"))?;
+    decode_all(&rows)
+}
+
+/// The problems recorded for a run, in recording order.
+pub async fn problems(
+    executor: impl PgExecutor<'_>,
+    run_id: &str,
+) -> Result<Vec<Problem>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT record_kind, clever_id, code, message FROM sync_problems WHERE run_id = $1 ORDER BY id",
+    )
+    .bind(run_id)
+    .fetch_all(executor)
+    .await
+    .map_err(StoreError::query("reading sync_problems"))?;
+    rows.iter()
+        .map(|r| {
+            Ok(Problem {
+                record_kind: r.try_get("record_kind")?,
+                clever_id: r.try_get("clever_id")?,
+                code: r.try_get("code")?,
+                message: r.try_get("message")?,
+            })
+        })
+        .collect::<Result<_, sqlx::Error>>()
+        .map_err(StoreError::query("decoding sync_problems"))
+}
