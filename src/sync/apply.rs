@@ -319,25 +319,25 @@ pub async fn active_before(
     conn: &mut PgConnection,
     connection: &str,
 ) -> Result<ActiveBefore, SyncError> {
-    let row: (i64, i64, i64, i64, i64) = sqlx::query_as(
-        "SELECT (SELECT count(*) FROM schools WHERE connection = $1 AND active),
-                (SELECT count(*) FROM classrooms WHERE connection = $1 AND active),
-                (SELECT count(*) FROM educators WHERE connection = $1 AND active),
+    let row = sqlx::query!(
+        r#"SELECT (SELECT count(*) FROM schools WHERE connection = $1 AND active) AS "schools!",
+                (SELECT count(*) FROM classrooms WHERE connection = $1 AND active) AS "classrooms!",
+                (SELECT count(*) FROM educators WHERE connection = $1 AND active) AS "educators!",
                 (SELECT count(*) FROM children WHERE connection = $1 AND active AND source = 'roster'
-                    AND archived_school_year IS NULL),
-                (SELECT count(*) FROM enrollments WHERE connection = $1 AND active)",
+                    AND archived_school_year IS NULL) AS "children!",
+                (SELECT count(*) FROM enrollments WHERE connection = $1 AND active) AS "enrollments!""#,
+        connection,
     )
-    .bind(connection)
     .fetch_one(&mut *conn)
     .await
     .map_err(SyncError::db("counting active records"))?;
     let n = |v: i64| u64::try_from(v).unwrap_or(0);
     Ok(ActiveBefore {
-        schools: n(row.0),
-        classrooms: n(row.1),
-        educators: n(row.2),
-        children: n(row.3),
-        enrollments: n(row.4),
+        schools: n(row.schools),
+        classrooms: n(row.classrooms),
+        educators: n(row.educators),
+        children: n(row.children),
+        enrollments: n(row.enrollments),
     })
 }
 
