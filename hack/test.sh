@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The one test command: hack/test.sh [extra cargo test args]
-# Installs what is missing, builds, brings up Postgres and a real Kubernetes control plane, runs the
-# whole suite (`cargo test --all-targets`, including every test that needs a server) and tears
+# Installs what is missing, builds, brings up Postgres, checks that the committed sqlx query data
+# (.sqlx/) matches the code (hack/sqlx/prepare.sh --check), brings up a real Kubernetes control plane,
+# runs the whole suite (`cargo test --all-targets`, including every test that needs a server) and tears
 # everything down on exit (also on failure or Ctrl-C). Exits with the tests' status.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -28,16 +29,28 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-log "building the control plane binaries (cached under ~/.cache/rostersync)"
+log "building the control plane binaries and sqlx-cli (cached under ~/.cache/rostersync)"
 "$root/hack/k8s/build.sh" >/dev/null
+"$root/hack/sqlx/cli.sh" >/dev/null
 log "building the crate and its tests"
-cargo build --all-targets --locked
+if ! cargo build --all-targets --locked 2>&1 | tee "$state/cargo-build.log"; then
+  if grep -q 'no cached data for this query' "$state/cargo-build.log"; then
+    log "FAILED: .sqlx/ has no data for a changed sqlx::query! (or friend): run hack/sqlx/prepare.sh and"
+    log "commit .sqlx/ (see docs/development.md)"
+  fi
+  exit 1
+fi
 
-log "starting Postgres and the control plane"
+log "starting Postgres"
 "$root/hack/pg/up.sh" "$state/pg"
-"$root/hack/k8s/up.sh" "$state/k8s"
 # shellcheck disable=SC1091
 source "$state/pg/env"
+# The compile-time checked queries were built from the committed .sqlx/ (offline): check that it is
+# what the code's queries give against the migrated schema (a scratch database on this Postgres).
+log "checking that .sqlx/ matches the queries (hack/sqlx/prepare.sh --check)"
+"$root/hack/sqlx/prepare.sh" --check
+log "starting the control plane"
+"$root/hack/k8s/up.sh" "$state/k8s"
 # shellcheck disable=SC1091
 source "$state/k8s/env"
 export ROSTERSYNC_REQUIRE_SERVERS=1

@@ -1,7 +1,7 @@
 //! The outbox in Postgres (`migrations/90000000000000_email_outbox.sql`): `enqueue` writes an
 //! email in the caller's transaction, so it exists if and only if the caller's outcome commits.
 use chrono::{DateTime, Utc};
-use sqlx::{PgConnection, Row};
+use sqlx::PgConnection;
 
 use super::decide::{Decision, LastNotified, NotifySettings, SkipReason, decide, next_state};
 use super::event::{Event, EventKind};
@@ -46,20 +46,23 @@ pub async fn enqueue(
         tracing::debug!(connection, kind = %event.kind(), "email not sent: sendEmails is false");
         return Ok(None);
     }
-    sqlx::query("INSERT INTO notification_state (connection) VALUES ($1) ON CONFLICT DO NOTHING")
-        .bind(connection)
-        .execute(&mut *tx)
-        .await
-        .map_err(db("creating the notification state"))?;
-    let row = sqlx::query(
+    sqlx::query!(
+        "INSERT INTO notification_state (connection) VALUES ($1) ON CONFLICT DO NOTHING",
+        connection,
+    )
+    .execute(&mut *tx)
+    .await
+    .map_err(db("creating the notification state"))?;
+    let stored = sqlx::query_as!(
+        StateRow,
         "SELECT kind, fingerprint, last_sent_at, problem_open FROM notification_state \
          WHERE connection = $1 FOR UPDATE",
+        connection,
     )
-    .bind(connection)
     .fetch_one(&mut *tx)
     .await
     .map_err(db("locking the notification state"))?;
-    let last = last_notified(&row);
+    let last = stored.last_notified();
 
     let recipients = valid_recipients(&settings.recipients, connection);
     let settings = NotifySettings {
@@ -75,33 +78,33 @@ pub async fn enqueue(
     };
     let email = render(&sent);
     let state = next_state(&sent, last.as_ref(), now);
-    let id: i64 = sqlx::query_scalar(
+    let id = sqlx::query_scalar!(
         "INSERT INTO email_outbox (connection, kind, fingerprint, run_id, recipients, subject, \
          body_text, body_html) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
+        connection,
+        sent.kind().as_str(),
+        state.fingerprint,
+        sent.run_id(),
+        &recipients,
+        email.subject,
+        email.text,
+        email.html,
     )
-    .bind(connection)
-    .bind(sent.kind().as_str())
-    .bind(&state.fingerprint)
-    .bind(sent.run_id())
-    .bind(&recipients)
-    .bind(&email.subject)
-    .bind(&email.text)
-    .bind(&email.html)
     .fetch_one(&mut *tx)
     .await
     .map_err(db("inserting into the outbox"))?;
-    sqlx::query(
+    sqlx::query!(
         "UPDATE notification_state SET kind = $2, fingerprint = $3, last_sent_at = $4, \
          last_outbox_id = $5, problem_open = $6, \
          problem_since = CASE WHEN $6 THEN coalesce(CASE WHEN problem_open THEN problem_since END, $4) END, \
          updated_at = now() WHERE connection = $1",
+        connection,
+        state.kind.as_str(),
+        state.fingerprint,
+        state.sent_at,
+        id,
+        state.problem_open,
     )
-    .bind(connection)
-    .bind(state.kind.as_str())
-    .bind(&state.fingerprint)
-    .bind(state.sent_at)
-    .bind(id)
-    .bind(state.problem_open)
     .execute(&mut *tx)
     .await
     .map_err(db("updating the notification state"))?;
@@ -116,17 +119,24 @@ pub async fn enqueue(
     Ok(Some(id))
 }
 
-fn last_notified(row: &sqlx::postgres::PgRow) -> Option<LastNotified> {
-    let kind: Option<String> = row.try_get("kind").ok()?;
-    let fingerprint: Option<String> = row.try_get("fingerprint").ok()?;
-    let sent_at: Option<DateTime<Utc>> = row.try_get("last_sent_at").ok()?;
-    let problem_open: bool = row.try_get("problem_open").unwrap_or(false);
-    Some(LastNotified {
-        kind: EventKind::parse(&kind?)?,
-        fingerprint: fingerprint?,
-        sent_at: sent_at?,
-        problem_open,
-    })
+/// A `notification_state` row as read back.
+struct StateRow {
+    kind: Option<String>,
+    fingerprint: Option<String>,
+    last_sent_at: Option<DateTime<Utc>>,
+    problem_open: bool,
+}
+
+impl StateRow {
+    /// What the recipients were last told, if anything (and if its kind is still known).
+    fn last_notified(self) -> Option<LastNotified> {
+        Some(LastNotified {
+            kind: EventKind::parse(&self.kind?)?,
+            fingerprint: self.fingerprint?,
+            sent_at: self.last_sent_at?,
+            problem_open: self.problem_open,
+        })
+    }
 }
 
 /// The recipients lettre can address; invalid ones are logged (admins' addresses, not children's)
@@ -162,13 +172,14 @@ pub async fn notification_state(
     conn: &mut PgConnection,
     connection: &str,
 ) -> Result<Option<LastNotified>> {
-    let row = sqlx::query(
+    let row = sqlx::query_as!(
+        StateRow,
         "SELECT kind, fingerprint, last_sent_at, problem_open FROM notification_state \
          WHERE connection = $1",
+        connection,
     )
-    .bind(connection)
     .fetch_optional(conn)
     .await
     .map_err(db("reading the notification state"))?;
-    Ok(row.as_ref().and_then(last_notified))
+    Ok(row.and_then(StateRow::last_notified))
 }

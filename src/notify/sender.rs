@@ -14,7 +14,7 @@ use futures::FutureExt;
 use lettre::message::header::{HeaderName, HeaderValue};
 use lettre::message::{Mailbox, MultiPart};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
-use sqlx::{PgPool, Row};
+use sqlx::PgPool;
 
 use super::config::SmtpConfig;
 use super::outbox::{Result, db};
@@ -133,7 +133,8 @@ impl Sender {
             .begin()
             .await
             .map_err(db("starting a transaction"))?;
-        let Some(row) = sqlx::query(
+        let Some(row) = sqlx::query_as!(
+            OutboxRow,
             "SELECT id, connection, kind, recipients, subject, body_text, body_html, created_at, \
              attempts FROM email_outbox \
              WHERE sent_at IS NULL AND failed_at IS NULL AND next_attempt_at <= clock_timestamp() \
@@ -145,13 +146,8 @@ impl Sender {
         else {
             return Ok(None);
         };
-        let id: i64 = row.try_get("id").map_err(db("reading an email"))?;
-        let connection: String = row.try_get("connection").map_err(db("reading an email"))?;
-        let kind: String = row.try_get("kind").map_err(db("reading an email"))?;
-        let attempts: i32 = row
-            .try_get::<i32, _>("attempts")
-            .map_err(db("reading an email"))?
-            + 1;
+        let (id, connection, kind) = (row.id, row.connection.as_str(), row.kind.as_str());
+        let attempts = row.attempts + 1;
 
         let result = match self.message(&row) {
             // lettre's timeout bounds connecting; this bounds the whole exchange, so a stalled
@@ -173,12 +169,12 @@ impl Sender {
         };
         let delivery = match result {
             Ok(()) => {
-                sqlx::query(
+                sqlx::query!(
                     "UPDATE email_outbox SET sent_at = clock_timestamp(), attempts = $2, \
                      last_error = NULL WHERE id = $1",
+                    id,
+                    attempts,
                 )
-                .bind(id)
-                .bind(attempts)
                 .execute(&mut *tx)
                 .await
                 .map_err(db("marking an email sent"))?;
@@ -187,16 +183,16 @@ impl Sender {
             Err((error, permanent)) => {
                 let give_up = permanent && attempts >= self.options.max_permanent_failures;
                 let delay = self.options.backoff(attempts);
-                sqlx::query(
+                sqlx::query!(
                     "UPDATE email_outbox SET attempts = $2, last_error = $3, \
                      next_attempt_at = clock_timestamp() + make_interval(secs => $4), \
                      failed_at = CASE WHEN $5 THEN clock_timestamp() END WHERE id = $1",
+                    id,
+                    attempts,
+                    error,
+                    delay.as_secs_f64(),
+                    give_up,
                 )
-                .bind(id)
-                .bind(attempts)
-                .bind(&error)
-                .bind(delay.as_secs_f64())
-                .bind(give_up)
                 .execute(&mut *tx)
                 .await
                 .map_err(db("recording a failed email attempt"))?;
@@ -251,33 +247,43 @@ impl Sender {
         Ok(Some(delivery))
     }
 
-    fn message(&self, row: &sqlx::postgres::PgRow) -> std::result::Result<Message, String> {
-        let field = |e: sqlx::Error| format!("unreadable outbox row: {e}");
-        let id: i64 = row.try_get("id").map_err(field)?;
-        let recipients: Vec<String> = row.try_get("recipients").map_err(field)?;
-        let subject: String = row.try_get("subject").map_err(field)?;
-        let text: String = row.try_get("body_text").map_err(field)?;
-        let html: String = row.try_get("body_html").map_err(field)?;
-        let created_at: DateTime<Utc> = row.try_get("created_at").map_err(field)?;
+    fn message(&self, row: &OutboxRow) -> std::result::Result<Message, String> {
+        let (id, created_at) = (row.id, row.created_at);
         let mut builder = Message::builder()
             .from(self.from.clone())
-            .subject(subject)
+            .subject(row.subject.clone())
             .date(SystemTime::from(created_at))
             .message_id(Some(message_id(id, created_at, &self.from)))
             .raw_header(HeaderValue::new(
                 HeaderName::new_from_ascii_str("Auto-Submitted"),
                 "auto-generated".to_string(),
             ));
-        for r in &recipients {
+        for r in &row.recipients {
             let to: Mailbox = r
                 .parse()
                 .map_err(|e| format!("invalid recipient {r:?}: {e}"))?;
             builder = builder.to(to);
         }
         builder
-            .multipart(MultiPart::alternative_plain_html(text, html))
+            .multipart(MultiPart::alternative_plain_html(
+                row.body_text.clone(),
+                row.body_html.clone(),
+            ))
             .map_err(|e| format!("cannot build the message: {e}"))
     }
+}
+
+/// A due `email_outbox` row, as claimed by the sender.
+struct OutboxRow {
+    id: i64,
+    connection: String,
+    kind: String,
+    recipients: Vec<String>,
+    subject: String,
+    body_text: String,
+    body_html: String,
+    created_at: DateTime<Utc>,
+    attempts: i32,
 }
 
 /// The Message-ID of an outbox row: the same on every attempt, unique per database row.

@@ -2,6 +2,7 @@
 //! and entity, never one per record. Runs inside the run's transaction; counts come from the
 //! statements' affected rows.
 use sqlx::PgConnection;
+use sqlx::postgres::{PgArguments, Postgres};
 
 use super::SyncError;
 use super::model::{ActiveBefore, Counts, EntityCounts};
@@ -21,13 +22,50 @@ pub struct ApplySettings {
     pub level_values: Vec<i32>,
 }
 
+/// A statement built at run time (table names, column lists), its parameters bound by the caller.
+pub(super) type Statement<'q> = sqlx::query::Query<'q, Postgres, PgArguments>;
+
+/// Runs `statement`, its parameters bound; returns the affected rows.
+pub(super) async fn execute(
+    conn: &mut PgConnection,
+    statement: Statement<'_>,
+    doing: &'static str,
+) -> Result<u64, SyncError> {
+    Ok(statement
+        .execute(&mut *conn)
+        .await
+        .map_err(SyncError::db(doing))?
+        .rows_affected())
+}
+
+/// Runs a `SELECT count(*)`, its parameters bound.
+async fn count(
+    conn: &mut PgConnection,
+    statement: sqlx::query::QueryScalar<'_, Postgres, i64, PgArguments>,
+    doing: &'static str,
+) -> Result<u64, SyncError> {
+    let n = statement
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(SyncError::db(doing))?;
+    Ok(u64::try_from(n).unwrap_or(0))
+}
+
 /// A roster table keyed by (connection, clever_id), mirrored from one staging table.
 struct Keyed {
     entity: &'static str,
     table: &'static str,
     staging: &'static str,
     /// (column, value on insert, value on update); `s` is the staged row, `t` the live one.
+    /// Insert values use no parameters; update values may use `$2` on, bound by `bind_update`.
     columns: &'static [(&'static str, &'static str, &'static str)],
+    /// Binds the parameters of the update values (`$2`, ...) after `$1`, the connection.
+    bind_update: for<'q> fn(Statement<'q>, &ApplySettings) -> Statement<'q>,
+}
+
+/// For tables whose update values use no parameters.
+fn no_update_parameters<'q>(statement: Statement<'q>, _: &ApplySettings) -> Statement<'q> {
+    statement
 }
 
 const SCHOOLS: Keyed = Keyed {
@@ -40,6 +78,7 @@ const SCHOOLS: Keyed = Keyed {
         ("low_grade", "s.low_grade", "s.low_grade"),
         ("high_grade", "s.high_grade", "s.high_grade"),
     ],
+    bind_update: no_update_parameters,
 };
 
 const CLASSROOMS: Keyed = Keyed {
@@ -53,7 +92,7 @@ const CLASSROOMS: Keyed = Keyed {
             "s.school_clever_id",
         ),
         ("roster_name", "s.name", "s.name"),
-        // $2: allowClassroomNameOverrides. A locally edited name survives only while it is allowed.
+        // A locally edited name survives only while allowClassroomNameOverrides allows it ($2).
         (
             "display_name",
             "s.name",
@@ -67,7 +106,13 @@ const CLASSROOMS: Keyed = Keyed {
             "s.teacher_clever_id",
         ),
     ],
+    bind_update: bind_name_overrides,
 };
+
+/// `$2` of the classrooms' update values: allowClassroomNameOverrides.
+fn bind_name_overrides<'q>(statement: Statement<'q>, s: &ApplySettings) -> Statement<'q> {
+    statement.bind(s.allow_classroom_name_overrides)
+}
 
 const EDUCATORS: Keyed = Keyed {
     entity: "educators",
@@ -85,38 +130,8 @@ const EDUCATORS: Keyed = Keyed {
         ("email", "s.email", "s.email"),
         ("title", "s.title", "s.title"),
     ],
+    bind_update: no_update_parameters,
 };
-
-async fn exec(
-    conn: &mut PgConnection,
-    sql: &str,
-    s: &ApplySettings,
-    doing: &'static str,
-) -> Result<u64, SyncError> {
-    // $1 is the connection; $2, when used, allowClassroomNameOverrides.
-    let mut q = sqlx::query(sql).bind(&s.connection);
-    if sql.contains("$2") {
-        q = q.bind(s.allow_classroom_name_overrides);
-    }
-    Ok(q.execute(&mut *conn)
-        .await
-        .map_err(SyncError::db(doing))?
-        .rows_affected())
-}
-
-async fn count(
-    conn: &mut PgConnection,
-    sql: &str,
-    connection: &str,
-    doing: &'static str,
-) -> Result<u64, SyncError> {
-    let n: i64 = sqlx::query_scalar(sql)
-        .bind(connection)
-        .fetch_one(&mut *conn)
-        .await
-        .map_err(SyncError::db(doing))?;
-    Ok(u64::try_from(n).unwrap_or(0))
-}
 
 impl Keyed {
     async fn upsert(
@@ -155,42 +170,42 @@ impl Keyed {
             .map(|c| c.2)
             .collect::<Vec<_>>()
             .join(", ");
+        let count_staged = format!("SELECT count(*) FROM {staging}");
         let staged = count(
             conn,
-            &format!("SELECT count(*) FROM {staging} WHERE $1::text IS NOT NULL"),
-            &s.connection,
+            sqlx::query_scalar(&count_staged),
             "counting staged rows",
         )
         .await?;
-        let created = exec(
+        let create = format!(
+            "INSERT INTO {table} (connection, clever_id, {names}) SELECT $1, s.clever_id, {inserts} FROM {staging} s
+             ON CONFLICT (connection, clever_id) DO NOTHING"
+        );
+        let created = execute(
             conn,
-            &format!(
-                "INSERT INTO {table} (connection, clever_id, {names}) SELECT $1, s.clever_id, {inserts} FROM {staging} s
-                 ON CONFLICT (connection, clever_id) DO NOTHING"
-            ),
-            s,
+            sqlx::query(&create).bind(&s.connection),
             "creating records",
         )
         .await?;
         analyze_if_grown(conn, table, created).await?;
-        let reactivated = exec(
+        let reactivate = format!(
+            "UPDATE {table} t SET {sets}, active = true, updated_at = now() FROM {staging} s
+             WHERE t.connection = $1 AND t.clever_id = s.clever_id AND NOT t.active"
+        );
+        let reactivated = execute(
             conn,
-            &format!(
-                "UPDATE {table} t SET {sets}, active = true, updated_at = now() FROM {staging} s
-                 WHERE t.connection = $1 AND t.clever_id = s.clever_id AND NOT t.active"
-            ),
-            s,
+            (self.bind_update)(sqlx::query(&reactivate).bind(&s.connection), s),
             "reactivating records",
         )
         .await?;
-        let updated = exec(
+        let update = format!(
+            "UPDATE {table} t SET {sets}, updated_at = now() FROM {staging} s
+             WHERE t.connection = $1 AND t.clever_id = s.clever_id AND t.active
+               AND ({live}) IS DISTINCT FROM ({wanted})"
+        );
+        let updated = execute(
             conn,
-            &format!(
-                "UPDATE {table} t SET {sets}, updated_at = now() FROM {staging} s
-                 WHERE t.connection = $1 AND t.clever_id = s.clever_id AND t.active
-                   AND ({live}) IS DISTINCT FROM ({wanted})"
-            ),
-            s,
+            (self.bind_update)(sqlx::query(&update).bind(&s.connection), s),
             "updating changed records",
         )
         .await?;
@@ -218,8 +233,9 @@ impl Keyed {
     }
 }
 
-/// Deactivates or deletes the rows of `table` (alias `t`) matching `gone`, or counts them.
-/// Returns the stale count (rows kept because removal is not allowed).
+/// Deactivates or deletes the rows of `table` (alias `t`) matching `gone`, or counts them. `gone`
+/// uses one parameter, `$1`: the connection. Returns the stale count (rows kept because removal is
+/// not allowed).
 async fn removal(
     conn: &mut PgConnection,
     s: &ApplySettings,
@@ -228,41 +244,51 @@ async fn removal(
     gone: &str,
     _entity: &str,
 ) -> Result<u64, SyncError> {
+    let connection = s.connection.as_str();
     if !s.allow_removal {
+        let stale = format!("SELECT count(*) FROM {table} t WHERE {gone}");
         return count(
             conn,
-            &format!("SELECT count(*) FROM {table} t WHERE {gone}"),
-            &s.connection,
+            sqlx::query_scalar(&stale).bind(connection),
             "counting stale records",
         )
         .await;
     }
     match s.removal_mode {
         RemovalMode::Deactivate => {
-            c.deactivated += exec(
+            let deactivate =
+                format!("UPDATE {table} t SET active = false, updated_at = now() WHERE {gone}");
+            c.deactivated += execute(
                 conn,
-                &format!("UPDATE {table} t SET active = false, updated_at = now() WHERE {gone}"),
-                s,
+                sqlx::query(&deactivate).bind(connection),
                 "deactivating records",
             )
             .await?;
         }
         RemovalMode::Delete if table == "children" => {
             // Children with progress are never deleted.
-            c.deactivated += exec(conn, &format!("UPDATE {table} t SET active = false, updated_at = now() WHERE {gone} AND t.has_progress"), s, "deactivating children with progress").await?;
-            c.removed += exec(
+            let deactivate = format!(
+                "UPDATE {table} t SET active = false, updated_at = now() WHERE {gone} AND t.has_progress"
+            );
+            c.deactivated += execute(
                 conn,
-                &format!("DELETE FROM {table} t WHERE {gone} AND NOT t.has_progress"),
-                s,
+                sqlx::query(&deactivate).bind(connection),
+                "deactivating children with progress",
+            )
+            .await?;
+            let delete = format!("DELETE FROM {table} t WHERE {gone} AND NOT t.has_progress");
+            c.removed += execute(
+                conn,
+                sqlx::query(&delete).bind(connection),
                 "deleting children",
             )
             .await?;
         }
         RemovalMode::Delete => {
-            c.removed += exec(
+            let delete = format!("DELETE FROM {table} t WHERE {gone}");
+            c.removed += execute(
                 conn,
-                &format!("DELETE FROM {table} t WHERE {gone}"),
-                s,
+                sqlx::query(&delete).bind(connection),
                 "deleting records",
             )
             .await?;
@@ -293,25 +319,25 @@ pub async fn active_before(
     conn: &mut PgConnection,
     connection: &str,
 ) -> Result<ActiveBefore, SyncError> {
-    let row: (i64, i64, i64, i64, i64) = sqlx::query_as(
-        "SELECT (SELECT count(*) FROM schools WHERE connection = $1 AND active),
-                (SELECT count(*) FROM classrooms WHERE connection = $1 AND active),
-                (SELECT count(*) FROM educators WHERE connection = $1 AND active),
+    let row = sqlx::query!(
+        r#"SELECT (SELECT count(*) FROM schools WHERE connection = $1 AND active) AS "schools!",
+                (SELECT count(*) FROM classrooms WHERE connection = $1 AND active) AS "classrooms!",
+                (SELECT count(*) FROM educators WHERE connection = $1 AND active) AS "educators!",
                 (SELECT count(*) FROM children WHERE connection = $1 AND active AND source = 'roster'
-                    AND archived_school_year IS NULL),
-                (SELECT count(*) FROM enrollments WHERE connection = $1 AND active)",
+                    AND archived_school_year IS NULL) AS "children!",
+                (SELECT count(*) FROM enrollments WHERE connection = $1 AND active) AS "enrollments!""#,
+        connection,
     )
-    .bind(connection)
     .fetch_one(&mut *conn)
     .await
     .map_err(SyncError::db("counting active records"))?;
     let n = |v: i64| u64::try_from(v).unwrap_or(0);
     Ok(ActiveBefore {
-        schools: n(row.0),
-        classrooms: n(row.1),
-        educators: n(row.2),
-        children: n(row.3),
-        enrollments: n(row.4),
+        schools: n(row.schools),
+        classrooms: n(row.classrooms),
+        educators: n(row.educators),
+        children: n(row.children),
+        enrollments: n(row.enrollments),
     })
 }
 

@@ -3,11 +3,11 @@
 use sqlx::PgConnection;
 
 use super::SyncError;
-use super::apply::ApplySettings;
+use super::apply::{ApplySettings, execute};
 use super::model::EntityCounts;
 
-/// Roster-driven columns of a child and their staged values. Demographic columns are NULL in
-/// staging when demographics are not shared, so stored values are cleared.
+/// Roster-driven columns of a child and their staged values (no parameters). Demographic columns
+/// are NULL in staging when demographics are not shared, so stored values are cleared.
 const COLUMNS: &[(&str, &str)] = &[
     ("sis_id", "s.sis_id"),
     ("first_name", "s.first_name"),
@@ -32,25 +32,6 @@ fn sets() -> String {
         .join(", ")
 }
 
-async fn exec(
-    conn: &mut PgConnection,
-    sql: &str,
-    s: &ApplySettings,
-    doing: &'static str,
-) -> Result<u64, SyncError> {
-    let mut q = sqlx::query(sql).bind(&s.connection);
-    if sql.contains("$2") {
-        q = q
-            .bind(&s.new_child_journey)
-            .bind(&s.level_grades)
-            .bind(&s.level_values);
-    }
-    Ok(q.execute(&mut *conn)
-        .await
-        .map_err(SyncError::db(doing))?
-        .rows_affected())
-}
-
 /// Creates, updates, reactivates, carries over and links children.
 pub async fn upsert(conn: &mut PgConnection, s: &ApplySettings) -> Result<EntityCounts, SyncError> {
     let sets = sets();
@@ -69,47 +50,47 @@ pub async fn upsert(conn: &mut PgConnection, s: &ApplySettings) -> Result<Entity
             .fetch_one(&mut *conn)
             .await
             .map_err(SyncError::db("counting matched children"))?;
-    let updated = exec(
+    let update = format!(
+        "UPDATE children t SET {sets}, updated_at = now() FROM stg_children s
+         WHERE s.match_kind = 'live' AND t.id = s.child_id AND t.connection = $1 AND t.active
+           AND ({live}) IS DISTINCT FROM ({wanted})"
+    );
+    let updated = execute(
         conn,
-        &format!(
-            "UPDATE children t SET {sets}, updated_at = now() FROM stg_children s
-             WHERE s.match_kind = 'live' AND t.id = s.child_id AND t.connection = $1 AND t.active
-               AND ({live}) IS DISTINCT FROM ({wanted})"
-        ),
-        s,
+        sqlx::query(&update).bind(&s.connection),
         "updating children",
     )
     .await?;
-    let reactivated = exec(
+    let reactivate = format!(
+        "UPDATE children t SET {sets}, active = true, updated_at = now() FROM stg_children s
+         WHERE s.match_kind = 'live' AND t.id = s.child_id AND t.connection = $1 AND NOT t.active"
+    );
+    let reactivated = execute(
         conn,
-        &format!(
-            "UPDATE children t SET {sets}, active = true, updated_at = now() FROM stg_children s
-             WHERE s.match_kind = 'live' AND t.id = s.child_id AND t.connection = $1 AND NOT t.active"
-        ),
-        s,
+        sqlx::query(&reactivate).bind(&s.connection),
         "reactivating children",
     )
     .await?;
     // Carried over: restored with their journey, level and progress under the new Clever id.
-    let carried_over = exec(
+    let carry_over = format!(
+        "UPDATE children t SET {sets}, clever_id = s.clever_id, source = 'roster', active = true,
+                archived_school_year = NULL, updated_at = now()
+         FROM stg_children s WHERE s.match_kind = 'carry' AND t.id = s.child_id AND t.connection = $1"
+    );
+    let carried_over = execute(
         conn,
-        &format!(
-            "UPDATE children t SET {sets}, clever_id = s.clever_id, source = 'roster', active = true,
-                    archived_school_year = NULL, updated_at = now()
-             FROM stg_children s WHERE s.match_kind = 'carry' AND t.id = s.child_id AND t.connection = $1"
-        ),
-        s,
+        sqlx::query(&carry_over).bind(&s.connection),
         "carrying over archived children",
     )
     .await?;
     // Manual records linked to the roster keep their journey, level and progress.
-    let matched = exec(
+    let link = format!(
+        "UPDATE children t SET {sets}, clever_id = s.clever_id, source = 'roster', active = true, updated_at = now()
+         FROM stg_children s WHERE s.match_kind = 'manual' AND t.id = s.child_id AND t.connection = $1"
+    );
+    let matched = execute(
         conn,
-        &format!(
-            "UPDATE children t SET {sets}, clever_id = s.clever_id, source = 'roster', active = true, updated_at = now()
-             FROM stg_children s WHERE s.match_kind = 'manual' AND t.id = s.child_id AND t.connection = $1"
-        ),
-        s,
+        sqlx::query(&link).bind(&s.connection),
         "linking manual children",
     )
     .await?;
@@ -119,21 +100,27 @@ pub async fn upsert(conn: &mut PgConnection, s: &ApplySettings) -> Result<Entity
         .collect::<Vec<_>>()
         .join(", ");
     // New children: created, and their ids noted in staging for enrollments and removal.
-    let created = exec(
+    // $1 the connection, $2 the new children's journey, $3 and $4 the starting levels' grades and
+    // levels.
+    let create = format!(
+        "WITH created AS (
+            INSERT INTO children (connection, clever_id, {names}, placement_level, journey, source)
+            SELECT $1, s.clever_id, {wanted}, lv.level, $2, 'roster'
+            FROM stg_children s
+            LEFT JOIN unnest($3::text[], $4::int[]) AS lv(grade, level) ON lv.grade = s.final_grade
+            WHERE s.match_kind IS NULL OR s.match_kind NOT IN ('live', 'carry', 'manual')
+            ORDER BY s.clever_id
+            RETURNING id, clever_id
+        )
+        UPDATE stg_children s SET child_id = c.id FROM created c WHERE s.clever_id = c.clever_id"
+    );
+    let created = execute(
         conn,
-        &format!(
-            "WITH created AS (
-                INSERT INTO children (connection, clever_id, {names}, placement_level, journey, source)
-                SELECT $1, s.clever_id, {wanted}, lv.level, $2, 'roster'
-                FROM stg_children s
-                LEFT JOIN unnest($3::text[], $4::int[]) AS lv(grade, level) ON lv.grade = s.final_grade
-                WHERE s.match_kind IS NULL OR s.match_kind NOT IN ('live', 'carry', 'manual')
-                ORDER BY s.clever_id
-                RETURNING id, clever_id
-            )
-            UPDATE stg_children s SET child_id = c.id FROM created c WHERE s.clever_id = c.clever_id"
-        ),
-        s,
+        sqlx::query(&create)
+            .bind(&s.connection)
+            .bind(&s.new_child_journey)
+            .bind(&s.level_grades)
+            .bind(&s.level_values),
         "creating children",
     )
     .await?;
@@ -162,31 +149,35 @@ pub async fn upsert_enrollments(
     .fetch_one(&mut *conn)
     .await
     .map_err(SyncError::db("counting staged enrollments"))?;
-    let created = exec(
+    let created = execute(
         conn,
-        "INSERT INTO enrollments (child_id, connection, classroom_clever_id)
-         SELECT s.child_id, $1, s.classroom_clever_id FROM stg_children s
-         WHERE s.classroom_clever_id IS NOT NULL
-         ON CONFLICT (child_id) DO NOTHING",
-        s,
+        sqlx::query(
+            "INSERT INTO enrollments (child_id, connection, classroom_clever_id)
+             SELECT s.child_id, $1, s.classroom_clever_id FROM stg_children s
+             WHERE s.classroom_clever_id IS NOT NULL
+             ON CONFLICT (child_id) DO NOTHING",
+        )
+        .bind(&s.connection),
         "creating enrollments",
     )
     .await?;
     super::apply::analyze_if_grown(conn, "enrollments", created).await?;
-    let reactivated = exec(
+    let reactivated = execute(
         conn,
-        "UPDATE enrollments e SET classroom_clever_id = s.classroom_clever_id, active = true, updated_at = now()
-         FROM stg_children s WHERE e.child_id = s.child_id AND s.classroom_clever_id IS NOT NULL AND NOT e.active",
-        s,
+        sqlx::query(
+            "UPDATE enrollments e SET classroom_clever_id = s.classroom_clever_id, active = true, updated_at = now()
+             FROM stg_children s WHERE e.child_id = s.child_id AND s.classroom_clever_id IS NOT NULL AND NOT e.active",
+        ),
         "reactivating enrollments",
     )
     .await?;
-    let updated = exec(
+    let updated = execute(
         conn,
-        "UPDATE enrollments e SET classroom_clever_id = s.classroom_clever_id, updated_at = now()
-         FROM stg_children s WHERE e.child_id = s.child_id AND s.classroom_clever_id IS NOT NULL AND e.active
-           AND e.classroom_clever_id IS DISTINCT FROM s.classroom_clever_id",
-        s,
+        sqlx::query(
+            "UPDATE enrollments e SET classroom_clever_id = s.classroom_clever_id, updated_at = now()
+             FROM stg_children s WHERE e.child_id = s.child_id AND s.classroom_clever_id IS NOT NULL AND e.active
+               AND e.classroom_clever_id IS DISTINCT FROM s.classroom_clever_id",
+        ),
         "moving enrollments",
     )
     .await?;

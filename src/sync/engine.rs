@@ -52,9 +52,6 @@ pub trait RosterSource {
     ) -> impl Future<Output = Result<(), SyncError>> + Send;
 }
 
-/// The advisory lock key of a connection.
-const LOCK: &str = "SELECT pg_try_advisory_lock(hashtextextended('rostersync:sync:' || $1, 0))";
-const UNLOCK: &str = "SELECT pg_advisory_unlock(hashtextextended('rostersync:sync:' || $1, 0))";
 
 /// Runs one sync. Errors before the run is recorded (invalid config, lock held) are returned;
 /// failures after it are recorded as a Failed run and returned as an outcome.
@@ -72,11 +69,14 @@ pub async fn run_sync(
         .await
         .map_err(SyncError::db("connecting"))?
         .detach();
-    let locked: bool = sqlx::query_scalar(LOCK)
-        .bind(req.connection.as_str())
-        .fetch_one(&mut conn)
-        .await
-        .map_err(SyncError::db("taking the lock"))?;
+    // The session's advisory lock on the connection (key: 'rostersync:sync:' || connection).
+    let locked = sqlx::query_scalar!(
+        r#"SELECT pg_try_advisory_lock(hashtextextended('rostersync:sync:' || $1, 0)) AS "locked!""#,
+        req.connection.as_str(),
+    )
+    .fetch_one(&mut conn)
+    .await
+    .map_err(SyncError::db("taking the lock"))?;
     if !locked {
         conn.close().await.ok();
         return Err(SyncError::Locked {
@@ -85,10 +85,12 @@ pub async fn run_sync(
     }
     let result = run_locked(pool, &mut conn, req, &ctx, &settings, source, started).await;
     // Release explicitly: a closed session's locks are freed only once its backend has exited.
-    if let Err(err) = sqlx::query(UNLOCK)
-        .bind(req.connection.as_str())
-        .execute(&mut conn)
-        .await
+    if let Err(err) = sqlx::query_scalar!(
+        "SELECT pg_advisory_unlock(hashtextextended('rostersync:sync:' || $1, 0))",
+        req.connection.as_str(),
+    )
+    .fetch_one(&mut conn)
+    .await
     {
         tracing::warn!(
             "cannot release the sync lock (it is freed when the connection closes): {err}"
@@ -226,7 +228,7 @@ async fn run_recorded(
 
     // Fresh statistics for the roster tables (a previous run may have just filled them), taken
     // outside the transaction so its lock is not held until commit.
-    sqlx::query("ANALYZE schools, classrooms, educators, children, enrollments")
+    sqlx::query!("ANALYZE schools, classrooms, educators, children, enrollments")
         .execute(&mut *conn)
         .await
         .map_err(SyncError::db("analyzing the roster tables"))?;
