@@ -18,6 +18,12 @@ pub enum StoreError {
     Connect(#[source] sqlx::Error),
     #[error("cannot migrate the database: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("sync_runs row {run_id} has an invalid {column}: {detail}")]
+    InvalidRow {
+        run_id: String,
+        column: &'static str,
+        detail: String,
+    },
     #[error("run {0} is not in sync_runs (was the history pruned or the database reset?)")]
     RunMissing(String),
     #[error("database error while {doing}: {source}")]

@@ -6,8 +6,7 @@
 //! [`mark_notified`] once the controller has reported it. Readers get [`RunRecord`]s.
 use chrono::{DateTime, Utc};
 use jiff::Timestamp;
-use sqlx::postgres::PgRow;
-use sqlx::{PgConnection, PgExecutor, Row};
+use sqlx::{PgConnection, PgExecutor};
 
 use super::StoreError;
 use crate::run::{
@@ -52,8 +51,26 @@ pub struct LostPod<'a> {
     pub message: &'a str,
 }
 
-const COLUMNS: &str = "run_id, connection, schedule, trigger, job, dry_run, started_at, finished_at, \
-     result, retriable, counts, problems, problem_codes, reason, message, timings, notified_at";
+/// A `sync_runs` row as stored.
+struct Row {
+    run_id: String,
+    connection: String,
+    schedule: Option<String>,
+    trigger: String,
+    job: Option<String>,
+    dry_run: bool,
+    started_at: DateTime<Utc>,
+    finished_at: Option<DateTime<Utc>>,
+    result: String,
+    retriable: bool,
+    counts: serde_json::Value,
+    problems: i32,
+    problem_codes: serde_json::Value,
+    reason: Option<String>,
+    message: Option<String>,
+    timings: serde_json::Value,
+    notified_at: Option<DateTime<Utc>>,
+}
 
 fn chrono_of(t: Timestamp) -> DateTime<Utc> {
     DateTime::from_timestamp(t.as_second(), t.subsec_nanosecond().max(0).unsigned_abs())
@@ -68,49 +85,46 @@ fn timestamp_of(t: DateTime<Utc>) -> Timestamp {
     .unwrap_or(Timestamp::UNIX_EPOCH)
 }
 
-fn decode(row: &PgRow) -> Result<RunRecord, sqlx::Error> {
-    let decode_err = |column: &str, e: String| sqlx::Error::ColumnDecode {
-        index: column.to_string(),
-        source: e.into(),
-    };
-    let connection: String = row.try_get("connection")?;
-    let trigger: String = row.try_get("trigger")?;
-    let result: String = row.try_get("result")?;
-    let started_at = timestamp_of(row.try_get("started_at")?);
-    let finished_at = row
-        .try_get::<Option<DateTime<Utc>>, _>("finished_at")?
-        .map(timestamp_of);
-    let problems: i32 = row.try_get("problems")?;
-    let notified_at: Option<DateTime<Utc>> = row.try_get("notified_at")?;
-    Ok(RunRecord {
-        run_id: row.try_get("run_id")?,
-        connection: ConnectionKey::parse(&connection)
-            .map_err(|e| decode_err("connection", e.to_string()))?,
-        schedule: row.try_get("schedule")?,
-        trigger: parse_trigger(&trigger).map_err(|e| decode_err("trigger", e))?,
-        job: row.try_get("job")?,
-        dry_run: row.try_get("dry_run")?,
-        started_at,
-        finished_at,
-        result: parse_result(&result),
-        retriable: row.try_get("retriable")?,
-        counts: Counts::from_json(&row.try_get::<serde_json::Value, _>("counts")?),
-        problems: u64::try_from(problems).unwrap_or(0),
-        problem_codes: serde_json::from_value(row.try_get("problem_codes")?).unwrap_or_default(),
-        reason: row.try_get("reason")?,
-        message: row.try_get("message")?,
-        timings: row.try_get("timings")?,
-        duration_ms: finished_at
-            .map(|f| u64::try_from(f.duration_since(started_at).as_millis()).unwrap_or(0)),
-        notified: notified_at.is_some(),
-    })
+impl TryFrom<Row> for RunRecord {
+    type Error = StoreError;
+
+    fn try_from(row: Row) -> Result<RunRecord, StoreError> {
+        let invalid = |column: &'static str, detail: String| StoreError::InvalidRow {
+            run_id: row.run_id.clone(),
+            column,
+            detail,
+        };
+        let connection = ConnectionKey::parse(&row.connection)
+            .map_err(|e| invalid("connection", e.to_string()))?;
+        let trigger = parse_trigger(&row.trigger).map_err(|e| invalid("trigger", e))?;
+        let started_at = timestamp_of(row.started_at);
+        let finished_at = row.finished_at.map(timestamp_of);
+        Ok(RunRecord {
+            connection,
+            trigger,
+            schedule: row.schedule,
+            job: row.job,
+            dry_run: row.dry_run,
+            started_at,
+            finished_at,
+            result: parse_result(&row.result),
+            retriable: row.retriable,
+            counts: Counts::from_json(&row.counts),
+            problems: u64::try_from(row.problems).unwrap_or(0),
+            problem_codes: serde_json::from_value(row.problem_codes).unwrap_or_default(),
+            reason: row.reason,
+            message: row.message,
+            timings: row.timings,
+            duration_ms: finished_at
+                .map(|f| u64::try_from(f.duration_since(started_at).as_millis()).unwrap_or(0)),
+            notified: row.notified_at.is_some(),
+            run_id: row.run_id,
+        })
+    }
 }
 
-fn decode_all(rows: &[PgRow]) -> Result<Vec<RunRecord>, StoreError> {
-    rows.iter()
-        .map(decode)
-        .collect::<Result<_, _>>()
-        .map_err(StoreError::query("decoding sync_runs"))
+fn records(rows: Vec<Row>) -> Result<Vec<RunRecord>, StoreError> {
+    rows.into_iter().map(RunRecord::try_from).collect()
 }
 
 /// Marks the connection's runs still `Running` (other than `except_run`) as Failed/Interrupted:
@@ -120,14 +134,14 @@ pub async fn fail_interrupted(
     connection: &ConnectionKey,
     except_run: &str,
 ) -> Result<u64, StoreError> {
-    let r = sqlx::query(
+    let r = sqlx::query!(
         "UPDATE sync_runs SET result = 'Failed', retriable = true, finished_at = now(), reason = 'Interrupted',
                 message = 'the run stopped before recording an outcome (process crashed or was killed); \
                            its roster changes, if any, were rolled back'
          WHERE connection = $1 AND result = 'Running' AND run_id <> $2",
+        connection.as_str(),
+        except_run,
     )
-    .bind(connection.as_str())
-    .bind(except_run)
     .execute(&mut *conn)
     .await
     .map_err(StoreError::query("marking interrupted runs"))?;
@@ -136,23 +150,22 @@ pub async fn fail_interrupted(
 
 /// Records the run as Running (a retried run of the same id starts over, its problems cleared).
 pub async fn start(conn: &mut PgConnection, run: &RunStart) -> Result<(), StoreError> {
-    sqlx::query(
+    sqlx::query!(
         "INSERT INTO sync_runs (run_id, connection, schedule, trigger, job, dry_run, started_at, result)
          VALUES ($1, $2, $3, $4, $5, $6, now(), 'Running')
          ON CONFLICT (run_id) DO UPDATE SET started_at = now(), result = 'Running', finished_at = NULL,
              reason = NULL, message = NULL, counts = '{}', problems = 0, problem_codes = '{}', timings = '{}'",
+        run.run_id,
+        run.connection.as_str(),
+        run.schedule,
+        run.trigger.as_str(),
+        run.job,
+        run.dry_run,
     )
-    .bind(&run.run_id)
-    .bind(run.connection.as_str())
-    .bind(&run.schedule)
-    .bind(run.trigger.as_str())
-    .bind(&run.job)
-    .bind(run.dry_run)
     .execute(&mut *conn)
     .await
     .map_err(StoreError::query("recording the run start"))?;
-    sqlx::query("DELETE FROM sync_problems WHERE run_id = $1")
-        .bind(&run.run_id)
+    sqlx::query!("DELETE FROM sync_problems WHERE run_id = $1", run.run_id)
         .execute(&mut *conn)
         .await
         .map_err(StoreError::query("clearing a retried run's problems"))?;
@@ -191,20 +204,20 @@ pub async fn finish(
     f: &Finish<'_>,
 ) -> Result<(), StoreError> {
     let problems: u64 = f.problem_codes.values().sum();
-    sqlx::query(
+    sqlx::query!(
         "UPDATE sync_runs SET result = $2, retriable = $3, finished_at = now(), counts = $4, problems = $5,
                 problem_codes = $6, reason = $7, message = $8, timings = $9
          WHERE run_id = $1",
+        run_id,
+        f.result.as_str(),
+        f.retriable,
+        f.counts.to_json(),
+        i32::try_from(problems).unwrap_or(i32::MAX),
+        serde_json::to_value(f.problem_codes).unwrap_or_default(),
+        f.reason,
+        f.message,
+        f.timings,
     )
-    .bind(run_id)
-    .bind(f.result.as_str())
-    .bind(f.retriable)
-    .bind(f.counts.to_json())
-    .bind(i32::try_from(problems).unwrap_or(i32::MAX))
-    .bind(serde_json::to_value(f.problem_codes).unwrap_or_default())
-    .bind(f.reason)
-    .bind(f.message)
-    .bind(&f.timings)
     .execute(&mut *conn)
     .await
     .map_err(StoreError::query("recording the run outcome"))?;
@@ -217,22 +230,22 @@ pub async fn record_lost_pod(
     conn: &mut PgConnection,
     lost: &LostPod<'_>,
 ) -> Result<(), StoreError> {
-    sqlx::query(
+    sqlx::query!(
         "INSERT INTO sync_runs (run_id, connection, schedule, trigger, job, started_at, finished_at,
                                 result, retriable, reason, message)
          VALUES ($1, $2, $3, $4, $5, $6, now(), 'Failed', true, $7, $8)
          ON CONFLICT (run_id) DO UPDATE SET result = 'Failed', retriable = true, finished_at = now(),
              reason = EXCLUDED.reason, message = EXCLUDED.message
          WHERE sync_runs.result = 'Running'",
+        lost.run_id,
+        lost.connection.as_str(),
+        lost.schedule,
+        lost.trigger.as_str(),
+        lost.job,
+        chrono_of(lost.started_at),
+        lost.reason,
+        lost.message,
     )
-    .bind(lost.run_id)
-    .bind(lost.connection.as_str())
-    .bind(lost.schedule)
-    .bind(lost.trigger.as_str())
-    .bind(lost.job)
-    .bind(chrono_of(lost.started_at))
-    .bind(lost.reason)
-    .bind(lost.message)
     .execute(&mut *conn)
     .await
     .map_err(StoreError::query("recording a run that stopped without an outcome"))?;
@@ -243,11 +256,11 @@ pub async fn record_lost_pod(
 /// in the same transaction, so each run is emailed at most once, even across restarts and
 /// replicas (a concurrent caller waits on the row lock, then gets false).
 pub async fn mark_notified(conn: &mut PgConnection, run_id: &str) -> Result<bool, StoreError> {
-    let marked: Option<String> = sqlx::query_scalar(
+    let marked = sqlx::query_scalar!(
         "UPDATE sync_runs SET notified_at = now() \
          WHERE run_id = $1 AND notified_at IS NULL AND result <> 'Running' RETURNING run_id",
+        run_id,
     )
-    .bind(run_id)
     .fetch_optional(&mut *conn)
     .await
     .map_err(StoreError::query("marking a run reported"))?;
@@ -259,17 +272,17 @@ pub async fn by_id(
     executor: impl PgExecutor<'_>,
     run_id: &str,
 ) -> Result<Option<RunRecord>, StoreError> {
-    let row = sqlx::query(&format!(
-        "SELECT {COLUMNS} FROM sync_runs WHERE run_id = $1"
-    ))
-    .bind(run_id)
+    let row = sqlx::query_as!(
+        Row,
+        "SELECT run_id, connection, schedule, trigger, job, dry_run, started_at, finished_at, result,
+                retriable, counts, problems, problem_codes, reason, message, timings, notified_at
+         FROM sync_runs WHERE run_id = $1",
+        run_id,
+    )
     .fetch_optional(executor)
     .await
     .map_err(StoreError::query("reading a sync run"))?;
-    row.as_ref()
-        .map(decode)
-        .transpose()
-        .map_err(StoreError::query("decoding a sync run"))
+    row.map(RunRecord::try_from).transpose()
 }
 
 /// The latest finished run of a connection that applied or would have (not a dry run), for
@@ -278,18 +291,18 @@ pub async fn latest_finished(
     executor: impl PgExecutor<'_>,
     connection: &ConnectionKey,
 ) -> Result<Option<RunRecord>, StoreError> {
-    let row = sqlx::query(&format!(
-        "SELECT {COLUMNS} FROM sync_runs WHERE connection = $1 AND result <> 'Running' AND NOT dry_run
-         ORDER BY finished_at DESC NULLS LAST, started_at DESC LIMIT 1"
-    ))
-    .bind(connection.as_str())
+    let row = sqlx::query_as!(
+        Row,
+        "SELECT run_id, connection, schedule, trigger, job, dry_run, started_at, finished_at, result,
+                retriable, counts, problems, problem_codes, reason, message, timings, notified_at
+         FROM sync_runs WHERE connection = $1 AND result <> 'Running' AND NOT dry_run
+         ORDER BY finished_at DESC NULLS LAST, started_at DESC LIMIT 1",
+        connection.as_str(),
+    )
     .fetch_optional(executor)
     .await
     .map_err(StoreError::query("reading the latest run"))?;
-    row.as_ref()
-        .map(decode)
-        .transpose()
-        .map_err(StoreError::query("decoding a sync run"))
+    row.map(RunRecord::try_from).transpose()
 }
 
 /// The most recent runs, newest first, of one connection or of all.
@@ -298,16 +311,19 @@ pub async fn list(
     connection: Option<&ConnectionKey>,
     limit: i64,
 ) -> Result<Vec<RunRecord>, StoreError> {
-    let rows = sqlx::query(&format!(
-        "SELECT {COLUMNS} FROM sync_runs WHERE ($1::text IS NULL OR connection = $1) \
-         ORDER BY started_at DESC, run_id DESC LIMIT $2"
-    ))
-    .bind(connection.map(ConnectionKey::as_str))
-    .bind(limit.max(0))
+    let rows = sqlx::query_as!(
+        Row,
+        "SELECT run_id, connection, schedule, trigger, job, dry_run, started_at, finished_at, result,
+                retriable, counts, problems, problem_codes, reason, message, timings, notified_at
+         FROM sync_runs WHERE ($1::text IS NULL OR connection = $1)
+         ORDER BY started_at DESC, run_id DESC LIMIT $2",
+        connection.map(ConnectionKey::as_str),
+        limit.max(0),
+    )
     .fetch_all(executor)
     .await
     .map_err(StoreError::query("reading sync_runs"))?;
-    decode_all(&rows)
+    records(rows)
 }
 
 /// The problems recorded for a run, in recording order.
@@ -315,22 +331,12 @@ pub async fn problems(
     executor: impl PgExecutor<'_>,
     run_id: &str,
 ) -> Result<Vec<Problem>, StoreError> {
-    let rows = sqlx::query(
+    sqlx::query_as!(
+        Problem,
         "SELECT record_kind, clever_id, code, message FROM sync_problems WHERE run_id = $1 ORDER BY id",
+        run_id,
     )
-    .bind(run_id)
     .fetch_all(executor)
     .await
-    .map_err(StoreError::query("reading sync_problems"))?;
-    rows.iter()
-        .map(|r| {
-            Ok(Problem {
-                record_kind: r.try_get("record_kind")?,
-                clever_id: r.try_get("clever_id")?,
-                code: r.try_get("code")?,
-                message: r.try_get("message")?,
-            })
-        })
-        .collect::<Result<_, sqlx::Error>>()
-        .map_err(StoreError::query("decoding sync_problems"))
+    .map_err(StoreError::query("reading sync_problems"))
 }

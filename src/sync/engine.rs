@@ -52,7 +52,6 @@ pub trait RosterSource {
     ) -> impl Future<Output = Result<(), SyncError>> + Send;
 }
 
-
 /// Runs one sync. Errors before the run is recorded (invalid config, lock held) are returned;
 /// failures after it are recorded as a Failed run and returned as an outcome.
 pub async fn run_sync(
