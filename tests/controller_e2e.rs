@@ -5,25 +5,9 @@ mod common;
 #[path = "controller/env.rs"]
 mod env;
 
-use std::time::Duration;
-
-use env::{Env, TIMEOUT};
-use rostersync::api::{RunResult, SYNC_NOW_ANNOTATION, SyncSchedule};
+use env::{Env, TIMEOUT, handled_token};
+use rostersync::api::RunResult;
 use serde_json::json;
-
-fn last_result(s: &SyncSchedule) -> Option<(String, RunResult)> {
-    let run = s.status.as_ref()?.last_run.as_ref()?;
-    Some((run.run_id.clone(), run.result?))
-}
-
-fn handled_token(s: &SyncSchedule) -> Option<String> {
-    s.status
-        .as_ref()?
-        .sync_now
-        .as_ref()?
-        .last_handled_token
-        .clone()
-}
 
 /// Runs a command that must succeed and returns its stdout.
 fn run_ok(cmd: &mut std::process::Command) -> String {
@@ -38,10 +22,9 @@ fn run_ok(cmd: &mut std::process::Command) -> String {
 
 #[tokio::test]
 async fn connection_wrong_district_then_fixed_and_rotated_secret_reverified() {
-    let Some(env) = Env::new("e2e-conn", 40).await else {
+    let Some((env, _controller)) = Env::with_controller("e2e-conn", 40).await else {
         return;
     };
-    let _controller = env.controller("controller", &[]);
     env.create_connection("springfield", "0123456789abcdef01234567", json!({}))
         .await;
     let msg = env
@@ -97,42 +80,16 @@ async fn connection_wrong_district_then_fixed_and_rotated_secret_reverified() {
 
 #[tokio::test]
 async fn sync_now_runs_second_is_rejected_and_a_failed_run_makes_it_available_again() {
-    let Some(env) = Env::new("e2e-now", 60).await else {
+    let Some((env, _controller)) = Env::ready("e2e-now", 60).await else {
         return;
     };
-    let _controller = env.controller("controller", &[]);
-    env.create_connection("springfield", &env.district_id(), json!({}))
-        .await;
-    env.create_schedule("nightly", "springfield", None, false)
-        .await;
-    env.connection_reason("springfield", "Verified").await;
-    env.schedule_until("nightly", "Sync Now available", |s| {
-        s.status
-            .as_ref()
-            .and_then(|st| st.sync_now.as_ref())
-            .is_some_and(|n| n.available)
-    })
-    .await;
 
     // 1. A run that fails (Clever answers an HTML 404 on sections) ...
-    env.emulator.add_fault(
-        serde_json::from_value(
-            json!({"fault": "html404", "path": "/v3.0/sections", "times": 1000}),
-        )
-        .or_else(|_| {
-            serde_json::from_value(
-                json!({"fault": "html_404", "path": "/v3.0/sections", "times": 1000}),
-            )
-        })
-        .expect("fault"),
-    );
-    env.annotate("nightly", SYNC_NOW_ANNOTATION, "t1").await;
-    let s = env
-        .schedule_until("nightly", "the first run to fail", |s| {
-            last_result(s).is_some_and(|(_, r)| r == RunResult::Failed)
-        })
+    env.fail_sections(1000);
+    env.sync_now("t1").await;
+    let (failed_run, _) = env
+        .last_run_until("the first run to fail", |_, r| r == RunResult::Failed)
         .await;
-    let (failed_run, _) = last_result(&s).expect("last run");
     assert_eq!(
         env.run_result(&failed_run).await.map(|r| r.0).as_deref(),
         Some("Failed")
@@ -143,21 +100,15 @@ async fn sync_now_runs_second_is_rejected_and_a_failed_run_makes_it_available_ag
     // 2. ... leaves Sync Now available: the next one runs and succeeds.
     env.emulator.clear_faults();
     let s = env
-        .schedule_until("nightly", "Sync Now available after the failure", |s| {
-            s.status
-                .as_ref()
-                .and_then(|st| st.sync_now.as_ref())
-                .is_some_and(|n| n.available)
+        .wait_sync_now_available("Sync Now available after the failure")
+        .await;
+    assert_eq!(handled_token(&s), Some("t1"));
+    env.sync_now("t2").await;
+    let (ok_run, s) = env
+        .last_run_until("the second run to succeed", |_, r| {
+            r == RunResult::Succeeded
         })
         .await;
-    assert_eq!(handled_token(&s).as_deref(), Some("t1"));
-    env.annotate("nightly", SYNC_NOW_ANNOTATION, "t2").await;
-    let s = env
-        .schedule_until("nightly", "the second run to succeed", |s| {
-            last_result(s).is_some_and(|(_, r)| r == RunResult::Succeeded)
-        })
-        .await;
-    let (ok_run, _) = last_result(&s).expect("last run");
     assert_eq!(
         env.run_result(&ok_run).await.map(|r| r.0).as_deref(),
         Some("Succeeded")
@@ -168,11 +119,7 @@ async fn sync_now_runs_second_is_rejected_and_a_failed_run_makes_it_available_ag
     assert_eq!(st.consecutive_failures, 0);
     assert!(st.last_successful_time.is_some() && st.last_failure_time.is_some());
     // The connection reflects the run too.
-    let conn = common::wait_for("connection lastSync", TIMEOUT, || async {
-        let c = env.connections().get("springfield").await.ok()?;
-        c.status?.last_sync.filter(|l| l.run_id == ok_run)
-    })
-    .await;
+    let conn = env.connection_last_sync(&ok_run).await;
     assert_eq!(conn.result, Some(RunResult::Succeeded));
     assert_eq!(conn.summary, st.recent_runs[0].summary);
 
@@ -213,12 +160,7 @@ async fn sync_now_runs_second_is_rejected_and_a_failed_run_makes_it_available_ag
 
     // 3. A third request is rejected: Sync Now was used since the last scheduled run.
     let jobs_before = env.job_names().await;
-    env.annotate("nightly", SYNC_NOW_ANNOTATION, "t3").await;
-    let s = env
-        .schedule_until("nightly", "t3 handled", |s| {
-            handled_token(s).as_deref() == Some("t3")
-        })
-        .await;
+    let s = env.sync_now_handled("t3").await;
     let now = s.status.and_then(|st| st.sync_now).expect("syncNow");
     assert!(!now.available);
     assert_eq!(now.reason, "UsedSinceLastScheduledRun");
@@ -230,7 +172,6 @@ async fn sync_now_runs_second_is_rejected_and_a_failed_run_makes_it_available_ag
         jobs_before,
         "a rejected request started a Job"
     );
-    tokio::time::sleep(Duration::ZERO).await;
 }
 
 /// The controller's clock is shifted (the hidden test flag; production reads the same clock) so a
@@ -268,9 +209,9 @@ async fn scheduled_slot_runs_once_suspended_schedule_does_not_and_restart_starts
         .await;
     assert!(s.status.expect("status").next_sync_time.is_none());
 
-    let s = env
-        .schedule_until("nightly", "the scheduled run to succeed", |s| {
-            last_result(s).is_some_and(|(_, r)| r == RunResult::Succeeded)
+    let (_, s) = env
+        .last_run_until("the scheduled run to succeed", |_, r| {
+            r == RunResult::Succeeded
         })
         .await;
     let st = s.status.clone().expect("status");
@@ -290,14 +231,7 @@ async fn scheduled_slot_runs_once_suspended_schedule_does_not_and_restart_starts
     let _controller = env.controller("controller-2", &["--clock-offset-seconds", &offset]);
     env.event("nightly", "SyncSucceeded").await;
     // A Sync Now request after the restart proves the new controller reconciled the schedule.
-    env.annotate("nightly", SYNC_NOW_ANNOTATION, "after-restart")
-        .await;
-    env.schedule_until(
-        "nightly",
-        "the request handled by the new controller",
-        |s| handled_token(s).as_deref() == Some("after-restart"),
-    )
-    .await;
+    env.sync_now_handled("after-restart").await;
     let jobs = env.job_names().await;
     assert_eq!(
         jobs.iter().filter(|j| j.starts_with("nightly-2")).count(),
@@ -305,11 +239,9 @@ async fn scheduled_slot_runs_once_suspended_schedule_does_not_and_restart_starts
         "{jobs:?}"
     );
     assert!(jobs.iter().all(|j| !j.starts_with("summer")), "{jobs:?}");
-    let runs: i64 =
-        sqlx::query_scalar("SELECT count(*) FROM sync_runs WHERE trigger = 'Scheduled'")
-            .fetch_one(&env.db.pool)
-            .await
-            .expect("count");
+    let runs = env
+        .count("SELECT count(*) FROM sync_runs WHERE trigger = 'Scheduled'")
+        .await;
     assert_eq!(runs, 1);
 }
 
@@ -320,16 +252,10 @@ async fn with_leader_election_only_one_controller_acts() {
     };
     let a = env.controller("controller-a", &["--leader-elect", "--identity", "a"]);
     let b = env.controller("controller-b", &["--leader-elect", "--identity", "b"]);
-    env.create_connection("springfield", &env.district_id(), json!({}))
+    env.verified_schedule(json!({})).await;
+    env.sync_now("once").await;
+    env.last_run_until("the run to succeed", |_, r| r == RunResult::Succeeded)
         .await;
-    env.create_schedule("nightly", "springfield", None, false)
-        .await;
-    env.connection_reason("springfield", "Verified").await;
-    env.annotate("nightly", SYNC_NOW_ANNOTATION, "once").await;
-    env.schedule_until("nightly", "the run to succeed", |s| {
-        last_result(s).is_some_and(|(_, r)| r == RunResult::Succeeded)
-    })
-    .await;
     let leases: kube::Api<k8s_openapi::api::coordination::v1::Lease> =
         kube::Api::namespaced(env.client.clone(), &env.ns);
     let lease = leases.get("rostersync-controller").await.expect("lease");
@@ -349,10 +275,8 @@ async fn with_leader_election_only_one_controller_acts() {
 }
 
 async fn active_children(env: &Env) -> i64 {
-    sqlx::query_scalar("SELECT count(*) FROM children WHERE active")
-        .fetch_one(&env.db.pool)
+    env.count("SELECT count(*) FROM children WHERE active")
         .await
-        .expect("count children")
 }
 
 #[tokio::test]
@@ -367,8 +291,8 @@ async fn guarded_removal_is_held_then_approved_and_applied() {
         .await;
     env.create_schedule("nightly", "springfield", Some(slot), false)
         .await;
-    env.schedule_until("nightly", "the scheduled run to succeed", |s| {
-        last_result(s).is_some_and(|(_, r)| r == RunResult::Succeeded)
+    env.last_run_until("the scheduled run to succeed", |_, r| {
+        r == RunResult::Succeeded
     })
     .await;
     let before = active_children(&env).await;
@@ -386,14 +310,10 @@ async fn guarded_removal_is_held_then_approved_and_applied() {
             store.remove(Kind::Sections, id).expect("remove section");
         }
     });
-    env.annotate("nightly", SYNC_NOW_ANNOTATION, "after-unshare")
+    env.sync_now("after-unshare").await;
+    let (held, _) = env
+        .last_run_until("the run to be held", |_, r| r == RunResult::Held)
         .await;
-    let s = env
-        .schedule_until("nightly", "the run to be held", |s| {
-            last_result(s).is_some_and(|(_, r)| r == RunResult::Held)
-        })
-        .await;
-    let (held, _) = last_result(&s).expect("held run");
     let note = env.event("nightly", "SyncHeld").await;
     assert!(
         note.contains(&held) && note.contains("approve-removals"),
@@ -411,9 +331,9 @@ async fn guarded_removal_is_held_then_approved_and_applied() {
         &held,
     )
     .await;
-    let s = env
-        .schedule_until("nightly", "the approved run to succeed", |s| {
-            last_result(s).is_some_and(|(id, r)| id != held && r == RunResult::Succeeded)
+    let (_, s) = env
+        .last_run_until("the approved run to succeed", |id, r| {
+            id != held && r == RunResult::Succeeded
         })
         .await;
     let st = s.status.expect("status");
@@ -431,34 +351,15 @@ async fn guarded_removal_is_held_then_approved_and_applied() {
 
 #[tokio::test]
 async fn a_sync_process_killed_mid_run_leaves_the_roster_unchanged_and_a_failed_row() {
-    let Some(env) = Env::new("e2e-kill", 40).await else {
+    let Some((env, _controller)) = Env::ready("e2e-kill", 40).await else {
         return;
     };
-    let _controller = env.controller("controller", &[]);
-    env.create_connection("springfield", &env.district_id(), json!({}))
-        .await;
-    env.create_schedule("nightly", "springfield", None, false)
-        .await;
-    env.connection_reason("springfield", "Verified").await;
-    env.schedule_until("nightly", "Sync Now available", |s| {
-        s.status
-            .as_ref()
-            .and_then(|st| st.sync_now.as_ref())
-            .is_some_and(|n| n.available)
-    })
-    .await;
     // Every Clever response takes a while, so the run is still going when it is killed.
-    env.emulator.add_fault(
-        serde_json::from_value(json!({"fault": "delay", "ms": 1500, "times": 100000}))
-            .expect("fault"),
-    );
-    env.annotate("nightly", SYNC_NOW_ANNOTATION, "doomed").await;
-    let s = env
-        .schedule_until("nightly", "the run to start", |s| {
-            last_result(s).is_some_and(|(_, r)| r == RunResult::Running)
-        })
+    env.slow_clever(None, 1500);
+    env.sync_now("doomed").await;
+    let (run_id, _) = env
+        .last_run_until("the run to start", |_, r| r == RunResult::Running)
         .await;
-    let (run_id, _) = last_result(&s).expect("run");
     let pid = common::wait_for("the sync process", TIMEOUT, || {
         let run_id = run_id.clone();
         async move {
@@ -476,20 +377,15 @@ async fn a_sync_process_killed_mid_run_leaves_the_roster_unchanged_and_a_failed_
     })
     .await;
     // Wait until the run recorded itself as Running, then kill it without warning.
-    common::wait_for("the run's Running row", TIMEOUT, || async {
-        env.run_result(&run_id)
-            .await
-            .filter(|(r, _)| r == "Running")
-    })
-    .await;
+    env.wait_run_row(&run_id, "Running").await;
     let killed = std::process::Command::new("kill")
         .args(["-KILL", &pid.to_string()])
         .status()
         .expect("kill");
     assert!(killed.success());
 
-    env.schedule_until("nightly", "the run to be reported Failed", |s| {
-        last_result(s).is_some_and(|(id, r)| id == run_id && r == RunResult::Failed)
+    env.last_run_until("the run to be reported Failed", |id, r| {
+        id == run_id && r == RunResult::Failed
     })
     .await;
     let (result, reason) = env.run_result(&run_id).await.expect("row");
@@ -521,43 +417,16 @@ async fn event_count(env: &Env, name: &str, reason: &str) -> i32 {
 
 #[tokio::test]
 async fn controller_restart_during_a_run_loses_nothing_and_starts_nothing_twice() {
-    use rostersync::emulator::{Fault, FaultKind};
-    let Some(env) = Env::new("e2e-restart", 40).await else {
+    let Some((env, mut controller)) = Env::ready("e2e-restart", 40).await else {
         return;
     };
-    let mut controller = env.controller("controller", &[]);
-    env.create_connection("springfield", &env.district_id(), json!({}))
-        .await;
-    env.create_schedule("nightly", "springfield", None, false)
-        .await;
-    env.connection_reason("springfield", "Verified").await;
-    env.schedule_until("nightly", "Sync Now available", |s| {
-        s.status
-            .as_ref()
-            .and_then(|st| st.sync_now.as_ref())
-            .is_some_and(|n| n.available)
-    })
-    .await;
     // Every users page takes 5 s: the run lasts long enough to restart the controller under it.
-    env.emulator.add_fault(Fault::new(
-        Some("/v3.0/users"),
-        1,
-        100_000,
-        FaultKind::Delay { ms: 5000 },
-    ));
-    env.annotate("nightly", SYNC_NOW_ANNOTATION, "slow").await;
-    let s = env
-        .schedule_until("nightly", "the run to start", |s| {
-            last_result(s).is_some_and(|(_, r)| r == RunResult::Running)
-        })
+    env.slow_clever(Some("/v3.0/users"), 5000);
+    env.sync_now("slow").await;
+    let (run_id, _) = env
+        .last_run_until("the run to start", |_, r| r == RunResult::Running)
         .await;
-    let (run_id, _) = last_result(&s).expect("run");
-    common::wait_for("the run's Running row", TIMEOUT, || async {
-        env.run_result(&run_id)
-            .await
-            .filter(|(r, _)| r == "Running")
-    })
-    .await;
+    env.wait_run_row(&run_id, "Running").await;
     let jobs = env.jobs().list(&Default::default()).await.expect("jobs");
     assert_eq!(jobs.items.len(), 1);
     assert_eq!(
@@ -574,9 +443,9 @@ async fn controller_restart_during_a_run_loses_nothing_and_starts_nothing_twice(
         "the run finished before the controller was killed: make the fault slower"
     );
     let _controller = env.controller("controller-2", &[]);
-    let s = env
-        .schedule_until("nightly", "the run to be reported Succeeded", |s| {
-            last_result(s).is_some_and(|(id, r)| id == run_id && r == RunResult::Succeeded)
+    let (_, s) = env
+        .last_run_until("the run to be reported Succeeded", |id, r| {
+            id == run_id && r == RunResult::Succeeded
         })
         .await;
     env.event("nightly", "SyncSucceeded").await;
@@ -601,19 +470,10 @@ async fn controller_restart_during_a_run_loses_nothing_and_starts_nothing_twice(
     .await
     .expect("sync_runs");
     assert_eq!(rows, vec![(run_id.clone(), "Succeeded".to_string(), true)]);
-    common::wait_for("the connection's lastSync", TIMEOUT, || async {
-        let c = env.connections().get("springfield").await.ok()?;
-        c.status?.last_sync.filter(|l| l.run_id == run_id)
-    })
-    .await;
+    env.connection_last_sync(&run_id).await;
     // A Sync Now request handled by the new controller proves it reconciled after the report;
     // the run's Events are final by then.
-    env.annotate("nightly", SYNC_NOW_ANNOTATION, "after-restart")
-        .await;
-    env.schedule_until("nightly", "the request handled", |s| {
-        handled_token(s).as_deref() == Some("after-restart")
-    })
-    .await;
+    env.sync_now_handled("after-restart").await;
     assert_eq!(event_count(&env, "nightly", "SyncSucceeded").await, 1);
     assert_eq!(event_count(&env, "nightly", "SyncNowAccepted").await, 1);
     assert_eq!(env.job_names().await.len(), 1);

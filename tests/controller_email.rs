@@ -4,14 +4,13 @@
 //! verification failures and missed slots, each exactly once.
 mod common;
 #[path = "controller/env.rs"]
-#[allow(dead_code)]
 mod env;
 
 use std::time::Duration;
 
-use common::{ReceivedMail, SmtpSink};
+use common::{ReceivedMail, SmtpSink, subjects};
 use env::{Env, TIMEOUT};
-use rostersync::api::{RunResult, SYNC_NOW_ANNOTATION, SyncSchedule};
+use rostersync::api::RunResult;
 use serde_json::json;
 
 const RECIPIENTS: [&str; 2] = ["admin@district.example", "it@district.example"];
@@ -19,6 +18,20 @@ const WRONG_DISTRICT: &str = "0123456789abcdef01234567";
 
 fn email_settings(send: bool) -> serde_json::Value {
     json!({"sendEmails": send, "emailRecipients": RECIPIENTS})
+}
+
+/// An environment, an SMTP sink and a controller that sends through it, with connection
+/// `springfield` (emails on or off by `send_emails`) and schedule `nightly` Verified.
+async fn verified_with_mail(
+    prefix: &str,
+    students: u32,
+    send_emails: bool,
+) -> Option<(Env, SmtpSink, common::Proc)> {
+    let env = Env::new(prefix, students).await?;
+    let sink = common::start_smtp_sink().await;
+    let controller = controller(&env, "controller", &sink, &[]);
+    env.verified_schedule(email_settings(send_emails)).await;
+    Some((env, sink, controller))
 }
 
 /// A controller that sends through `sink` (plain SMTP on 127.0.0.1).
@@ -38,32 +51,13 @@ fn controller(env: &Env, name: &str, sink: &SmtpSink, extra: &[&str]) -> common:
     env.controller(name, &args)
 }
 
-fn last_result(s: &SyncSchedule) -> Option<(String, RunResult)> {
-    let run = s.status.as_ref()?.last_run.as_ref()?;
-    Some((run.run_id.clone(), run.result?))
-}
-
-fn sync_now_available(s: &SyncSchedule) -> bool {
-    s.status
-        .as_ref()
-        .and_then(|st| st.sync_now.as_ref())
-        .is_some_and(|n| n.available)
-}
-
-/// Starts a Sync Now run with `token` once Sync Now is available, and waits until a run other than
-/// `previous` finished with `expected`; returns its id.
-async fn run_once(env: &Env, token: &str, previous: &[String], expected: RunResult) -> String {
-    env.schedule_until("nightly", "Sync Now available", sync_now_available)
-        .await;
-    env.annotate("nightly", SYNC_NOW_ANNOTATION, token).await;
-    let s = env
-        .schedule_until("nightly", &format!("run {token} to finish"), |s| {
-            last_result(s).is_some_and(|(id, r)| {
-                !previous.contains(&id) && r != RunResult::Running && r == expected
-            })
-        })
-        .await;
-    last_result(&s).expect("last run").0
+/// Starts a Sync Now run with `token` once Sync Now is available, waits until it finished (a run
+/// other than `previous`) and checks that it ended with `expected`; returns its id.
+async fn run_once(env: &Env, token: &str, previous: &[&str], expected: RunResult) -> String {
+    env.wait_sync_now_available("Sync Now available").await;
+    let run = env.sync_now_finished(token, previous).await;
+    assert_eq!(run.result, Some(expected), "{run:?}");
+    run.run_id
 }
 
 /// Waits until the controller reported the run (its email decided in the same transaction).
@@ -102,16 +96,22 @@ async fn all_sent(env: &Env, n: i64) {
     .await;
 }
 
-fn subjects(mails: &[ReceivedMail]) -> Vec<String> {
-    mails.iter().map(|m| m.subject.clone()).collect()
-}
-
 async fn district_name(env: &Env) -> String {
     common::wait_for("the district's name in status", TIMEOUT, || async {
         let c = env.connections().get("springfield").await.ok()?;
         c.status?.district.map(|d| d.name).filter(|n| !n.is_empty())
     })
     .await
+}
+
+/// Checks an email's subject, addressing and bodies, and that its text mentions `mentions`;
+/// returns the text.
+fn assert_email<'a>(mail: &'a ReceivedMail, subject: &str, mentions: &str) -> &'a str {
+    assert_eq!(mail.subject, subject);
+    assert_addressed(mail);
+    let text = mail.text.as_deref().expect("text part");
+    assert!(text.contains(mentions), "{mentions:?} not in:\n{text}");
+    text
 }
 
 fn assert_addressed(mail: &ReceivedMail) {
@@ -128,64 +128,34 @@ fn assert_addressed(mail: &ReceivedMail) {
 
 #[tokio::test]
 async fn failed_run_is_emailed_once_and_the_recovery_once() {
-    let Some(env) = Env::new("mail-run", 40).await else {
+    let Some((env, sink, _controller)) = verified_with_mail("mail-run", 40, true).await else {
         return;
     };
-    let sink = common::start_smtp_sink().await;
-    let _controller = controller(&env, "controller", &sink, &[]);
-    env.create_connection("springfield", &env.district_id(), email_settings(true))
-        .await;
-    env.create_schedule("nightly", "springfield", None, false)
-        .await;
-    env.connection_reason("springfield", "Verified").await;
     let district = district_name(&env).await;
 
     // 1. A failed run: one "sync failed" email.
-    env.emulator.add_fault(
-        serde_json::from_value(
-            json!({"fault": "html_404", "path": "/v3.0/sections", "times": 100000}),
-        )
-        .expect("fault"),
-    );
+    env.fail_sections(100_000);
     let first = run_once(&env, "t1", &[], RunResult::Failed).await;
     let mails = sink.wait_for_messages(1, TIMEOUT).await;
-    let failed = &mails[0];
-    assert_eq!(
-        failed.subject,
-        format!("[rostersync] {district}: sync failed")
-    );
-    assert_addressed(failed);
-    let text = failed.text.as_deref().expect("text part");
-    assert!(text.contains(&first), "no run id in:\n{text}");
+    let subject = format!("[rostersync] {district}: sync failed");
+    let text = assert_email(&mails[0], &subject, &first);
     assert!(text.contains(&connection_key(&env)), "{text}");
 
     // 2. The same failure again, within the repeat interval: reported, but no second email.
-    let second = run_once(&env, "t2", std::slice::from_ref(&first), RunResult::Failed).await;
+    let second = run_once(&env, "t2", &[&first], RunResult::Failed).await;
     wait_reported(&env, &second).await;
     all_sent(&env, 1).await;
     assert_eq!(sink.messages().len(), 1, "{:?}", subjects(&sink.messages()));
 
     // 3. A success after the failure: one "recovered" email.
     env.emulator.clear_faults();
-    let third = run_once(
-        &env,
-        "t3",
-        &[first.clone(), second.clone()],
-        RunResult::Succeeded,
-    )
-    .await;
+    let third = run_once(&env, "t3", &[&first, &second], RunResult::Succeeded).await;
     wait_reported(&env, &third).await;
     all_sent(&env, 2).await;
     let mails = sink.messages();
     assert_eq!(mails.len(), 2, "{:?}", subjects(&mails));
-    let recovered = &mails[1];
-    assert_eq!(
-        recovered.subject,
-        format!("[rostersync] {district}: sync recovered")
-    );
-    assert_addressed(recovered);
-    let text = recovered.text.as_deref().expect("text part");
-    assert!(text.contains(&third), "no run id in:\n{text}");
+    let subject = format!("[rostersync] {district}: sync recovered");
+    assert_email(&mails[1], &subject, &third);
 
     // No child's name in any email (the roster is loaded now).
     let names: Vec<(Option<String>, Option<String>)> =
@@ -208,11 +178,9 @@ async fn failed_run_is_emailed_once_and_the_recovery_once() {
         }
     }
     // Each run reported exactly once.
-    let unreported: i64 =
-        sqlx::query_scalar("SELECT count(*) FROM sync_runs WHERE notified_at IS NULL")
-            .fetch_one(&env.db.pool)
-            .await
-            .expect("count");
+    let unreported = env
+        .count("SELECT count(*) FROM sync_runs WHERE notified_at IS NULL")
+        .await;
     assert_eq!(unreported, 0);
 }
 
@@ -234,13 +202,8 @@ async fn wrong_district_is_emailed_once_however_often_it_is_checked() {
     env.connection_reason("springfield", "DistrictNotFound")
         .await;
     let mails = sink.wait_for_messages(1, TIMEOUT).await;
-    assert_eq!(
-        mails[0].subject,
-        format!("[rostersync] {WRONG_DISTRICT}: district not found in Clever")
-    );
-    assert_addressed(&mails[0]);
-    let text = mails[0].text.as_deref().expect("text part");
-    assert!(text.contains(WRONG_DISTRICT), "{text}");
+    let subject = format!("[rostersync] {WRONG_DISTRICT}: district not found in Clever");
+    assert_email(&mails[0], &subject, WRONG_DISTRICT);
 
     // Three more checks later, still one email.
     let checked = |c: &rostersync::api::RosterConnection| {
@@ -263,22 +226,10 @@ async fn wrong_district_is_emailed_once_however_often_it_is_checked() {
 
 #[tokio::test]
 async fn nothing_is_emailed_when_send_emails_is_false() {
-    let Some(env) = Env::new("mail-off", 10).await else {
+    let Some((env, sink, _controller)) = verified_with_mail("mail-off", 10, false).await else {
         return;
     };
-    let sink = common::start_smtp_sink().await;
-    let _controller = controller(&env, "controller", &sink, &[]);
-    env.create_connection("springfield", &env.district_id(), email_settings(false))
-        .await;
-    env.create_schedule("nightly", "springfield", None, false)
-        .await;
-    env.connection_reason("springfield", "Verified").await;
-    env.emulator.add_fault(
-        serde_json::from_value(
-            json!({"fault": "html_404", "path": "/v3.0/sections", "times": 100000}),
-        )
-        .expect("fault"),
-    );
+    env.fail_sections(100_000);
     let run = run_once(&env, "t1", &[], RunResult::Failed).await;
     env.event("nightly", "SyncFailed").await;
     wait_reported(&env, &run).await;
@@ -382,15 +333,7 @@ async fn a_missed_slot_is_emailed_once() {
     let text = mails[0].text.as_deref().expect("text part");
     assert!(text.contains("nightly"), "{text}");
     // Recorded once: a later reconcile (a Sync Now request handled) records nothing again.
-    env.annotate("nightly", SYNC_NOW_ANNOTATION, "later").await;
-    env.schedule_until("nightly", "the request handled", |s| {
-        s.status
-            .as_ref()
-            .and_then(|st| st.sync_now.as_ref())
-            .and_then(|n| n.last_handled_token.as_deref())
-            == Some("later")
-    })
-    .await;
+    env.sync_now_handled("later").await;
     let missed = env
         .schedules()
         .get("nightly")

@@ -3,7 +3,6 @@
 //! Same environment as `controller_e2e.rs`: the real binary with its ServiceAccount's token, the
 //! pod runner running real sync Jobs, an in-process Clever emulator and Postgres.
 mod common;
-#[allow(dead_code)] // uses only part of the e2e environment
 #[path = "controller/env.rs"]
 mod env;
 
@@ -11,20 +10,8 @@ use env::{Env, TIMEOUT};
 use k8s_openapi::api::core::v1::Pod;
 use kube::Api;
 use kube::api::{ListParams, Patch, PatchParams};
-use rostersync::api::{RunResult, RunStatus, SYNC_NOW_ANNOTATION, SyncSchedule};
-use rostersync::emulator::{Fault, FaultKind};
+use rostersync::api::RunResult;
 use serde_json::json;
-
-fn last_run(s: &SyncSchedule) -> Option<&RunStatus> {
-    s.status.as_ref()?.last_run.as_ref()
-}
-
-fn sync_now_available(s: &SyncSchedule) -> bool {
-    s.status
-        .as_ref()
-        .and_then(|st| st.sync_now.as_ref())
-        .is_some_and(|n| n.available)
-}
 
 /// A free loopback port: bound by the OS, then released for the controller to take.
 fn free_port() -> u16 {
@@ -44,43 +31,6 @@ fn sample(text: &str, series: &str) -> Option<f64> {
     text.lines()
         .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
         .and_then(|v| v.split_whitespace().next()?.parse().ok())
-}
-
-/// Connection `springfield` and schedule `nightly`, Verified and with Sync Now available.
-async fn ready_schedule(env: &Env) {
-    env.create_connection("springfield", &env.district_id(), json!({}))
-        .await;
-    env.create_schedule("nightly", "springfield", None, false)
-        .await;
-    env.connection_reason("springfield", "Verified").await;
-    env.schedule_until("nightly", "Sync Now available", sync_now_available)
-        .await;
-}
-
-/// Requests a Sync Now with `token` and waits until its run finished (a new last run, not
-/// Running); returns that run.
-async fn sync_now(env: &Env, token: &str, previous: Option<&str>) -> RunStatus {
-    env.annotate("nightly", SYNC_NOW_ANNOTATION, token).await;
-    let s = env
-        .schedule_until(
-            "nightly",
-            &format!("the run of Sync Now {token} to finish"),
-            |s| {
-                let handled = s
-                    .status
-                    .as_ref()
-                    .and_then(|st| st.sync_now.as_ref())
-                    .and_then(|n| n.last_handled_token.as_deref())
-                    == Some(token);
-                handled
-                    && last_run(s).is_some_and(|r| {
-                        Some(r.run_id.as_str()) != previous
-                            && r.result.is_some_and(|res| res != RunResult::Running)
-                    })
-            },
-        )
-        .await;
-    last_run(&s).cloned().expect("last run")
 }
 
 #[tokio::test]
@@ -109,8 +59,8 @@ async fn metrics_health_and_readiness_are_served() {
     })
     .await;
 
-    ready_schedule(&env).await;
-    let run = sync_now(&env, "metrics", None).await;
+    env.ready_schedule(json!({})).await;
+    let run = env.sync_now_finished("metrics", &[]).await;
     assert_eq!(run.result, Some(RunResult::Succeeded), "{run:?}");
 
     // The status is written before the gauges are set in the same reconcile: wait for them.
@@ -193,11 +143,9 @@ async fn pods_of(env: &Env, job: &str) -> usize {
 
 #[tokio::test]
 async fn finished_jobs_are_pruned_by_the_history_limits() {
-    let Some(env) = Env::new("ops-prune", 40).await else {
+    let Some((env, _controller)) = Env::ready("ops-prune", 40).await else {
         return;
     };
-    let _controller = env.controller("controller", &[]);
-    ready_schedule(&env).await;
     let patch = json!({"spec": {"history": {"successfulJobsHistoryLimit": 0, "failedJobsHistoryLimit": 1}}});
     env.schedules()
         .patch("nightly", &PatchParams::default(), &Patch::Merge(&patch))
@@ -206,21 +154,12 @@ async fn finished_jobs_are_pruned_by_the_history_limits() {
 
     // Two failed runs (Clever answers an HTML 404 on sections); a failed run leaves Sync Now
     // available, so the second request runs too.
-    env.emulator.add_fault(Fault::new(
-        Some("/v3.0/sections"),
-        1,
-        1000,
-        FaultKind::Html404,
-    ));
-    let first = sync_now(&env, "fail-1", None).await;
+    env.fail_sections(1000);
+    let first = env.sync_now_finished("fail-1", &[]).await;
     assert_eq!(first.result, Some(RunResult::Failed), "{first:?}");
-    env.schedule_until(
-        "nightly",
-        "Sync Now available after a failure",
-        sync_now_available,
-    )
-    .await;
-    let second = sync_now(&env, "fail-2", Some(&first.run_id)).await;
+    env.wait_sync_now_available("Sync Now available after a failure")
+        .await;
+    let second = env.sync_now_finished("fail-2", &[&first.run_id]).await;
     assert_eq!(second.result, Some(RunResult::Failed), "{second:?}");
     assert_ne!(first.job, second.job);
 
@@ -248,13 +187,9 @@ async fn finished_jobs_are_pruned_by_the_history_limits() {
 
     // A successful run: its Job is pruned at once (limit 0), the failed one stays.
     env.emulator.clear_faults();
-    env.schedule_until(
-        "nightly",
-        "Sync Now available after a failure",
-        sync_now_available,
-    )
-    .await;
-    let ok = sync_now(&env, "ok", Some(&second.run_id)).await;
+    env.wait_sync_now_available("Sync Now available after a failure")
+        .await;
+    let ok = env.sync_now_finished("ok", &[&second.run_id]).await;
     assert_eq!(ok.result, Some(RunResult::Succeeded), "{ok:?}");
     common::wait_for("the successful Job to be pruned", TIMEOUT, || async {
         (env.job_names().await == vec![second.job.clone()]).then_some(())

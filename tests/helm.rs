@@ -7,7 +7,6 @@
 //! `hack/test.sh`); without it the tests skip, except under `hack/test.sh`, where they fail.
 mod common;
 #[path = "controller/env.rs"]
-#[allow(dead_code)] // helm.rs uses only part of the e2e environment
 mod env;
 
 use std::path::PathBuf;
@@ -51,15 +50,7 @@ fn example(name: &str) -> String {
 
 /// Runs helm and returns (success, stdout, stderr).
 fn helm(args: &[&str]) -> (bool, String, String) {
-    let out = Command::new("helm")
-        .args(args)
-        .output()
-        .expect("cannot run helm");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    common::run_tool("helm", args)
 }
 
 /// `helm template` with extra args; panics with helm's message when rendering fails.
@@ -926,10 +917,9 @@ impl Drop for Uninstall {
 async fn district_chart_objects_become_ready_under_the_controller() {
     // The controller e2e environment: emulator, Postgres, RBAC as shipped, the database Secret and
     // a Clever token Secret named `clever`, the pod runner; then the real controller binary.
-    let Some(env) = env::Env::new("helm-ready", 20).await else {
+    let Some((env, _controller)) = env::Env::with_controller("helm-ready", 20).await else {
         return;
     };
-    let _controller = env.controller("controller", &[]);
     let chart = chart("rostersync-district");
     let district = env.district_id();
     let base = env.emulator.base_url().to_string();

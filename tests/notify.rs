@@ -401,12 +401,9 @@ async fn concurrent_identical_events_queue_one_email() {
 
 #[tokio::test]
 async fn smtp_auth_with_username_and_password() {
-    let Some(db) = common::fresh_db().await else {
+    let Some(env) = Env::start_with(&["--auth", "mailer:s3cret-pw"]).await else {
         return;
     };
-    migrate(&db).await;
-    let sink = common::start_smtp_sink_with(&["--auth", "mailer:s3cret-pw"]).await;
-    let env = Env::with(db, sink);
     env.enqueue(&on(), &failed(&env.connection, "X"), t0())
         .await
         .expect("queued");

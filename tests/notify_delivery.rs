@@ -173,12 +173,9 @@ async fn concurrent_senders_send_each_email_once() {
 
 #[tokio::test]
 async fn a_permanently_rejected_email_is_given_up_and_does_not_block_others() {
-    let Some(db) = common::fresh_db().await else {
+    let Some(env) = Env::start_with(&["--reject-rcpt", "nobody@"]).await else {
         return;
     };
-    migrate(&db).await;
-    let sink = common::start_smtp_sink_with(&["--reject-rcpt", "nobody@"]).await;
-    let env = Env::with(db, sink);
     let bad = rostersync::notify::NotifySettings {
         recipients: vec!["nobody@district.example".into()],
         ..on()

@@ -29,8 +29,81 @@ fn text(out: &Output) -> (String, String) {
     )
 }
 
-/// A namespace with a connection, a schedule and a policy named `springfield` (CRDs installed).
-async fn district(client: &kube::Client, prefix: &str) -> String {
+/// A fresh namespace with a connection and a policy named `springfield` and their schedule
+/// `springfield-nightly` (CRDs installed). No controller runs: tests write status as it would.
+struct District {
+    client: kube::Client,
+    ns: String,
+    schedules: Api<SyncSchedule>,
+}
+
+impl District {
+    /// The district, or `None` (test skipped) without a control plane.
+    async fn new(prefix: &str) -> Option<District> {
+        let client = common::kube_client().await?;
+        let ns = create_district(&client, prefix).await;
+        Some(District {
+            schedules: Api::namespaced(client.clone(), &ns),
+            client,
+            ns,
+        })
+    }
+
+    fn api<K>(&self) -> Api<K>
+    where
+        K: kube::Resource<Scope = kube::core::NamespaceResourceScope>,
+        K::DynamicType: Default,
+    {
+        Api::namespaced(self.client.clone(), &self.ns)
+    }
+
+    /// Writes the status of `springfield-nightly` the way the controller does.
+    async fn set_schedule_status(&self, status: Value) {
+        set_status(&self.schedules, "springfield-nightly", status).await;
+    }
+
+    /// `springfield-nightly` as it is now.
+    async fn schedule(&self) -> SyncSchedule {
+        self.schedules
+            .get("springfield-nightly")
+            .await
+            .expect("get schedule")
+    }
+
+    /// An annotation of `springfield-nightly`.
+    async fn annotation(&self, key: &str) -> Option<String> {
+        self.schedules
+            .get("springfield-nightly")
+            .await
+            .ok()?
+            .metadata
+            .annotations?
+            .get(key)
+            .cloned()
+    }
+
+    /// Starts `sync-now --wait`, waits for its token, and returns (child, token).
+    async fn start_wait(&self, timeout: &str) -> (tokio::process::Child, String) {
+        let before = self.annotation(SYNC_NOW_ANNOTATION).await;
+        let child = sync_now_wait(&self.ns, timeout)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("spawn kubectl-roster");
+        let token = common::wait_for("the sync-now token", Duration::from_secs(30), || {
+            let before = before.clone();
+            async move {
+                let now = self.annotation(SYNC_NOW_ANNOTATION).await?;
+                (Some(&now) != before.as_ref()).then_some(now)
+            }
+        })
+        .await;
+        (child, token)
+    }
+}
+
+async fn create_district(client: &kube::Client, prefix: &str) -> String {
     common::install_crds(client).await;
     let ns = common::fresh_namespace(client, prefix).await;
     let pp = PostParams::default();
@@ -98,31 +171,28 @@ fn cond(type_: &str, ok: bool, reason: &str, message: &str) -> Value {
            "message": message, "lastTransitionTime": "2026-01-01T00:00:00Z"})
 }
 
-async fn annotation(api: &Api<SyncSchedule>, key: &str) -> Option<String> {
-    api.get("springfield-nightly")
-        .await
-        .ok()?
-        .metadata
-        .annotations?
-        .get(key)
-        .cloned()
+/// The last run before a test's Sync Now request.
+fn old_run() -> Value {
+    run(
+        "r-old",
+        "Succeeded",
+        "2026-01-01T04:00:00Z",
+        Some("2026-01-01T04:01:00Z"),
+        "old",
+    )
 }
 
 #[tokio::test]
 async fn status_table_spans_the_three_kinds() {
-    let Some(client) = common::kube_client().await else {
+    let Some(district) = District::new("plugin-status").await else {
         return;
     };
-    let ns = district(&client, "plugin-status").await;
-    let conns: Api<RosterConnection> = Api::namespaced(client.clone(), &ns);
-    let scheds: Api<SyncSchedule> = Api::namespaced(client.clone(), &ns);
-    let pols: Api<JourneyPolicy> = Api::namespaced(client.clone(), &ns);
-    set_status(&conns, "springfield", json!({"conditions": [cond("Ready", false, "DistrictNotFound",
+    set_status(&district.api::<RosterConnection>(), "springfield", json!({"conditions": [cond("Ready", false, "DistrictNotFound",
         "Clever has no district 5e8f...; double-check the district id from the instant login link")]}))
     .await;
     let next = jiff::Timestamp::now() + jiff::SignedDuration::from_mins(330);
     let after = jiff::Timestamp::now() + jiff::SignedDuration::from_mins(330);
-    set_status(&scheds, "springfield-nightly", json!({
+    district.set_schedule_status(json!({
         "conditions": [cond("Ready", true, "Scheduled", "ok")],
         "nextSyncTime": next.to_string(),
         "lastRun": run("r-1", "Succeeded", "2026-01-01T04:00:00Z", Some("2026-01-01T04:02:00Z"), "children: created 3"),
@@ -130,13 +200,13 @@ async fn status_table_spans_the_three_kinds() {
     }))
     .await;
     set_status(
-        &pols,
+        &district.api::<JourneyPolicy>(),
         "springfield",
         json!({"conditions": [cond("Ready", true, "Valid", "ok")]}),
     )
     .await;
 
-    let out = plugin(&["status", "-n", &ns]);
+    let out = plugin(&["status", "-n", &district.ns]);
     let (stdout, stderr) = text(&out);
     assert!(out.status.success(), "{stderr}");
     let line = |kind: &str| -> String {
@@ -171,7 +241,7 @@ async fn status_table_spans_the_three_kinds() {
     );
 
     // A NAME selects the connection, its schedule (named differently) and the policy.
-    let out = plugin(&["status", "springfield", "-n", &ns]);
+    let out = plugin(&["status", "springfield", "-n", &district.ns]);
     let (stdout, _) = text(&out);
     assert!(out.status.success());
     assert_eq!(
@@ -183,9 +253,12 @@ async fn status_table_spans_the_three_kinds() {
     let out = plugin(&["status", "-A"]);
     let (stdout, _) = text(&out);
     assert!(stdout.starts_with("NAMESPACE"), "{stdout}");
-    assert!(stdout.lines().any(|l| l.starts_with(&ns)), "{stdout}");
+    assert!(
+        stdout.lines().any(|l| l.starts_with(&district.ns)),
+        "{stdout}"
+    );
     // An unknown name is an error that says where it looked.
-    let out = plugin(&["status", "nope", "-n", &ns]);
+    let out = plugin(&["status", "nope", "-n", &district.ns]);
     let (_, stderr) = text(&out);
     assert!(!out.status.success());
     assert!(
@@ -196,69 +269,51 @@ async fn status_table_spans_the_three_kinds() {
 
 #[tokio::test]
 async fn sync_now_sets_a_fresh_token_each_time() {
-    let Some(client) = common::kube_client().await else {
+    let Some(district) = District::new("plugin-syncnow").await else {
         return;
     };
-    let ns = district(&client, "plugin-syncnow").await;
-    let scheds: Api<SyncSchedule> = Api::namespaced(client.clone(), &ns);
-    let out = plugin(&["sync-now", "springfield-nightly", "-n", &ns]);
+    let out = plugin(&["sync-now", "springfield-nightly", "-n", &district.ns]);
     assert!(out.status.success(), "{:?}", text(&out));
-    let first = annotation(&scheds, SYNC_NOW_ANNOTATION)
+    let first = district
+        .annotation(SYNC_NOW_ANNOTATION)
         .await
         .expect("token after the first sync-now");
     assert!(text(&out).0.contains(&first));
     // By connection name too (it has one schedule).
-    let out = plugin(&["sync-now", "springfield", "-n", &ns]);
+    let out = plugin(&["sync-now", "springfield", "-n", &district.ns]);
     assert!(out.status.success(), "{:?}", text(&out));
-    let second = annotation(&scheds, SYNC_NOW_ANNOTATION)
+    let second = district
+        .annotation(SYNC_NOW_ANNOTATION)
         .await
         .expect("token after the second sync-now");
     assert_ne!(first, second, "each sync-now must be a new request");
     // A name that is neither is an actionable error.
-    let out = plugin(&["sync-now", "nope", "-n", &ns]);
+    let out = plugin(&["sync-now", "nope", "-n", &district.ns]);
     assert!(!out.status.success());
     assert!(text(&out).1.contains("no SyncSchedule named \"nope\""));
 }
 
 #[tokio::test]
 async fn suspend_and_resume_flip_spec_suspend() {
-    let Some(client) = common::kube_client().await else {
+    let Some(district) = District::new("plugin-suspend").await else {
         return;
     };
-    let ns = district(&client, "plugin-suspend").await;
-    let scheds: Api<SyncSchedule> = Api::namespaced(client.clone(), &ns);
-    let out = plugin(&["suspend", "springfield-nightly", "-n", &ns]);
+    let out = plugin(&["suspend", "springfield-nightly", "-n", &district.ns]);
     assert!(out.status.success(), "{:?}", text(&out));
-    assert!(
-        scheds
-            .get("springfield-nightly")
-            .await
-            .expect("get")
-            .spec
-            .suspend
-    );
-    let out = plugin(&["status", "-n", &ns]);
+    assert!(district.schedule().await.spec.suspend);
+    let out = plugin(&["status", "-n", &district.ns]);
     assert!(text(&out).0.contains("suspended"));
-    let out = plugin(&["resume", "springfield-nightly", "-n", &ns]);
+    let out = plugin(&["resume", "springfield-nightly", "-n", &district.ns]);
     assert!(out.status.success(), "{:?}", text(&out));
-    assert!(
-        !scheds
-            .get("springfield-nightly")
-            .await
-            .expect("get")
-            .spec
-            .suspend
-    );
+    assert!(!district.schedule().await.spec.suspend);
 }
 
 #[tokio::test]
 async fn approve_sets_the_annotation_for_a_held_run_only() {
-    let Some(client) = common::kube_client().await else {
+    let Some(district) = District::new("plugin-approve").await else {
         return;
     };
-    let ns = district(&client, "plugin-approve").await;
-    let scheds: Api<SyncSchedule> = Api::namespaced(client.clone(), &ns);
-    set_status(&scheds, "springfield-nightly", json!({
+    district.set_schedule_status(json!({
         "lastRun": run("r-held", "Held", "2026-01-02T04:00:00Z", Some("2026-01-02T04:01:00Z"), "held: would deactivate 40% of children"),
         "recentRuns": [
             run("r-held", "Held", "2026-01-02T04:00:00Z", Some("2026-01-02T04:01:00Z"), "held"),
@@ -266,14 +321,21 @@ async fn approve_sets_the_annotation_for_a_held_run_only() {
         ]
     }))
     .await;
-    let out = plugin(&["approve", "springfield-nightly", "r-ok", "-n", &ns]);
+    let out = plugin(&["approve", "springfield-nightly", "r-ok", "-n", &district.ns]);
     assert!(!out.status.success());
     assert!(text(&out).1.contains("not Held"), "{:?}", text(&out));
-    assert_eq!(annotation(&scheds, APPROVE_REMOVALS_ANNOTATION).await, None);
-    let out = plugin(&["approve", "springfield-nightly", "r-held", "-n", &ns]);
+    assert_eq!(district.annotation(APPROVE_REMOVALS_ANNOTATION).await, None);
+    let out = plugin(&[
+        "approve",
+        "springfield-nightly",
+        "r-held",
+        "-n",
+        &district.ns,
+    ]);
     assert!(out.status.success(), "{:?}", text(&out));
     assert_eq!(
-        annotation(&scheds, APPROVE_REMOVALS_ANNOTATION)
+        district
+            .annotation(APPROVE_REMOVALS_ANNOTATION)
             .await
             .as_deref(),
         Some("r-held")
@@ -282,12 +344,10 @@ async fn approve_sets_the_annotation_for_a_held_run_only() {
 
 #[tokio::test]
 async fn history_falls_back_to_recent_runs() {
-    let Some(client) = common::kube_client().await else {
+    let Some(district) = District::new("plugin-history").await else {
         return;
     };
-    let ns = district(&client, "plugin-history").await;
-    let scheds: Api<SyncSchedule> = Api::namespaced(client.clone(), &ns);
-    set_status(&scheds, "springfield-nightly", json!({
+    district.set_schedule_status(json!({
         "recentRuns": [
             run("r-3", "Failed", "2026-01-03T04:00:00Z", Some("2026-01-03T04:01:00Z"), "CleverUnavailable: 503 from Clever"),
             run("r-2", "Succeeded", "2026-01-02T04:00:00Z", Some("2026-01-02T04:01:00Z"), "children: created 2"),
@@ -295,7 +355,7 @@ async fn history_falls_back_to_recent_runs() {
         ]
     }))
     .await;
-    let out = plugin(&["history", "springfield", "-n", &ns, "--limit", "2"]);
+    let out = plugin(&["history", "springfield", "-n", &district.ns, "--limit", "2"]);
     let (stdout, stderr) = text(&out);
     assert!(out.status.success(), "{stderr}");
     assert!(stderr.contains("status.recentRuns"), "{stderr}");
@@ -307,24 +367,15 @@ async fn history_falls_back_to_recent_runs() {
 
 #[tokio::test]
 async fn history_reads_sync_runs_from_postgres() {
-    let Some(client) = common::kube_client().await else {
+    let Some(district) = District::new("plugin-pghistory").await else {
         return;
     };
     let Some(db) = common::fresh_db().await else {
         return;
     };
-    let ns = district(&client, "plugin-pghistory").await;
-    // The columns the plugin reads, as the sync engine's migration defines them.
-    sqlx::query(
-        "CREATE TABLE sync_runs (run_id text PRIMARY KEY, connection text NOT NULL, schedule text,
-            trigger text NOT NULL, job text, started_at timestamptz NOT NULL DEFAULT now(),
-            finished_at timestamptz, result text NOT NULL, counts jsonb NOT NULL DEFAULT '{}',
-            reason text, message text)",
-    )
-    .execute(&db.pool)
-    .await
-    .expect("create sync_runs");
-    let conn_key = format!("{ns}/springfield");
+    // The schema the sync engine writes: the real migrations, not a copy of them.
+    rostersync::store::migrate(&db.pool).await.expect("migrate");
+    let conn_key = format!("{}/springfield", district.ns);
     for (id, conn, started, result, counts, reason) in [
         (
             "db-1",
@@ -366,7 +417,7 @@ async fn history_reads_sync_runs_from_postgres() {
         .expect("insert run");
     }
     let out = std::process::Command::new(BIN)
-        .args(["history", "springfield-nightly", "-n", &ns])
+        .args(["history", "springfield-nightly", "-n", &district.ns])
         .env("DATABASE_URL", &db.url)
         .output()
         .expect("run plugin");
@@ -381,42 +432,23 @@ async fn history_reads_sync_runs_from_postgres() {
     assert!(
         rows[0].starts_with("db-2") && rows[0].contains("Held") && rows[0].contains("RemovalGuard")
     );
-    assert!(rows[1].starts_with("db-1") && rows[1].contains("children: created 7"));
+    assert!(rows[1].starts_with("db-1") && rows[1].contains("children: 7 created"));
 }
 
-/// Starts `sync-now --wait`, waits for its token, and returns (child, token).
-async fn start_wait(
-    scheds: &Api<SyncSchedule>,
-    ns: &str,
-    timeout: &str,
-) -> (tokio::process::Child, String) {
-    let before = annotation(scheds, SYNC_NOW_ANNOTATION).await;
-    let child = tokio::process::Command::new(BIN)
-        .args([
-            "sync-now",
-            "springfield-nightly",
-            "-n",
-            ns,
-            "--wait",
-            "--timeout",
-            timeout,
-        ])
-        .env_remove("DATABASE_URL")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("spawn kubectl-roster");
-    let token = common::wait_for("the sync-now token", Duration::from_secs(30), || {
-        let scheds = scheds.clone();
-        let before = before.clone();
-        async move {
-            let now = annotation(&scheds, SYNC_NOW_ANNOTATION).await?;
-            (Some(&now) != before.as_ref()).then_some(now)
-        }
-    })
-    .await;
-    (child, token)
+/// `kubectl roster sync-now springfield-nightly --wait --timeout TIMEOUT` in `ns`.
+fn sync_now_wait(ns: &str, timeout: &str) -> tokio::process::Command {
+    let mut cmd = tokio::process::Command::new(BIN);
+    cmd.args([
+        "sync-now",
+        "springfield-nightly",
+        "-n",
+        ns,
+        "--wait",
+        "--timeout",
+        timeout,
+    ])
+    .env_remove("DATABASE_URL");
+    cmd
 }
 
 async fn finish(child: tokio::process::Child) -> (i32, String, String) {
@@ -430,37 +462,23 @@ async fn finish(child: tokio::process::Child) -> (i32, String, String) {
 
 #[tokio::test]
 async fn sync_now_wait_reports_the_finished_run() {
-    let Some(client) = common::kube_client().await else {
+    let Some(district) = District::new("plugin-wait").await else {
         return;
     };
-    let ns = district(&client, "plugin-wait").await;
-    let scheds: Api<SyncSchedule> = Api::namespaced(client.clone(), &ns);
-    let old = run(
-        "r-old",
-        "Succeeded",
-        "2026-01-01T04:00:00Z",
-        Some("2026-01-01T04:01:00Z"),
-        "old",
-    );
-    set_status(
-        &scheds,
-        "springfield-nightly",
-        json!({"lastRun": old, "recentRuns": [old],
-        "syncNow": {"available": true, "reason": "Available"}}),
-    )
-    .await;
-    let (child, token) = start_wait(&scheds, &ns, "2m").await;
+    let old = old_run();
+    district
+        .set_schedule_status(json!({"lastRun": old, "recentRuns": [old],
+        "syncNow": {"available": true, "reason": "Available"}}))
+        .await;
+    let (child, token) = district.start_wait("2m").await;
 
     // The simulated controller: accepts (a new active run) ...
     let running = json!({"job": "springfield-now", "runId": "r-now", "trigger": "Manual",
         "result": "Running", "startedAt": "2026-01-05T10:00:00Z", "summary": ""});
-    set_status(
-        &scheds,
-        "springfield-nightly",
-        json!({"active": ["springfield-now"], "lastRun": running,
-        "syncNow": {"available": false, "reason": "RunActive", "lastHandledToken": token}}),
-    )
-    .await;
+    district
+        .set_schedule_status(json!({"active": ["springfield-now"], "lastRun": running,
+        "syncNow": {"available": false, "reason": "RunActive", "lastHandledToken": token}}))
+        .await;
     // ... and finishes the run.
     let done = run(
         "r-now",
@@ -469,13 +487,10 @@ async fn sync_now_wait_reports_the_finished_run() {
         Some("2026-01-05T10:02:30Z"),
         "children: created 12, updated 3",
     );
-    set_status(
-        &scheds,
-        "springfield-nightly",
-        json!({"active": [], "lastRun": done,
-        "recentRuns": [done, old]}),
-    )
-    .await;
+    district
+        .set_schedule_status(json!({"active": [], "lastRun": done,
+        "recentRuns": [done, old]}))
+        .await;
 
     let (code, stdout, stderr) = finish(child).await;
     assert_eq!(code, 0, "stdout: {stdout}\nstderr: {stderr}");
@@ -489,12 +504,10 @@ async fn sync_now_wait_reports_the_finished_run() {
 
 #[tokio::test]
 async fn sync_now_wait_fails_on_a_failed_run() {
-    let Some(client) = common::kube_client().await else {
+    let Some(district) = District::new("plugin-waitfail").await else {
         return;
     };
-    let ns = district(&client, "plugin-waitfail").await;
-    let scheds: Api<SyncSchedule> = Api::namespaced(client.clone(), &ns);
-    let (child, token) = start_wait(&scheds, &ns, "2m").await;
+    let (child, token) = district.start_wait("2m").await;
     let failed = run(
         "r-bad",
         "Failed",
@@ -502,13 +515,10 @@ async fn sync_now_wait_fails_on_a_failed_run() {
         Some("2026-01-05T10:00:05Z"),
         "CredentialsInvalid: Clever rejected the district token",
     );
-    set_status(
-        &scheds,
-        "springfield-nightly",
-        json!({"lastRun": failed, "recentRuns": [failed],
-        "syncNow": {"available": true, "reason": "Available", "lastHandledToken": token}}),
-    )
-    .await;
+    district
+        .set_schedule_status(json!({"lastRun": failed, "recentRuns": [failed],
+        "syncNow": {"available": true, "reason": "Available", "lastHandledToken": token}}))
+        .await;
     let (code, stdout, stderr) = finish(child).await;
     assert_eq!(code, 1, "stdout: {stdout}\nstderr: {stderr}");
     assert!(stdout.contains("Sync Failed: run r-bad"), "{stdout}");
@@ -517,53 +527,36 @@ async fn sync_now_wait_fails_on_a_failed_run() {
 
 #[tokio::test]
 async fn sync_now_wait_rejection_exits_nonzero_with_the_reason() {
-    let Some(client) = common::kube_client().await else {
+    let Some(district) = District::new("plugin-reject").await else {
         return;
     };
-    let ns = district(&client, "plugin-reject").await;
-    let scheds: Api<SyncSchedule> = Api::namespaced(client.clone(), &ns);
-    let old = run(
-        "r-old",
-        "Succeeded",
-        "2026-01-01T04:00:00Z",
-        Some("2026-01-01T04:01:00Z"),
-        "old",
-    );
-    set_status(
-        &scheds,
-        "springfield-nightly",
-        json!({"lastRun": old, "recentRuns": [old]}),
-    )
-    .await;
-    let (child, token) = start_wait(&scheds, &ns, "2m").await;
+    let old = old_run();
+    district
+        .set_schedule_status(json!({"lastRun": old, "recentRuns": [old]}))
+        .await;
+    let (child, token) = district.start_wait("2m").await;
 
     // The simulated controller rejects: an Event, and the token handled without a new run.
-    let sched = scheds
-        .get("springfield-nightly")
-        .await
-        .expect("get schedule");
+    let sched = district.schedule().await;
     let event: k8s_openapi::api::core::v1::Event = serde_json::from_value(json!({
         "metadata": {"generateName": "springfield-nightly."},
         "involvedObject": {"apiVersion": "rostersync.io/v1alpha1", "kind": "SyncSchedule",
-            "name": "springfield-nightly", "namespace": ns, "uid": sched.metadata.uid},
+            "name": "springfield-nightly", "namespace": district.ns, "uid": sched.metadata.uid},
         "reason": "SyncNowRejected", "type": "Warning",
         "message": "Sync Now was already used since the last scheduled run",
         "lastTimestamp": jiff::Timestamp::now().to_string(),
         "source": {"component": "rostersync-controller"}
     }))
     .expect("event");
-    Api::<k8s_openapi::api::core::v1::Event>::namespaced(client.clone(), &ns)
+    Api::<k8s_openapi::api::core::v1::Event>::namespaced(district.client.clone(), &district.ns)
         .create(&PostParams::default(), &event)
         .await
         .expect("create event");
-    set_status(
-        &scheds,
-        "springfield-nightly",
-        json!({"syncNow": {"available": false,
+    district
+        .set_schedule_status(json!({"syncNow": {"available": false,
         "reason": "UsedSinceLastScheduledRun", "availableAfter": "2030-01-01T04:00:00Z",
-        "lastHandledToken": token}}),
-    )
-    .await;
+        "lastHandledToken": token}}))
+        .await;
 
     let (code, stdout, stderr) = finish(child).await;
     assert_eq!(code, 1, "stdout: {stdout}\nstderr: {stderr}");
@@ -583,21 +576,10 @@ async fn sync_now_wait_rejection_exits_nonzero_with_the_reason() {
 
 #[tokio::test]
 async fn sync_now_wait_times_out_without_a_controller() {
-    let Some(client) = common::kube_client().await else {
+    let Some(district) = District::new("plugin-timeout").await else {
         return;
     };
-    let ns = district(&client, "plugin-timeout").await;
-    let out = tokio::process::Command::new(BIN)
-        .args([
-            "sync-now",
-            "springfield-nightly",
-            "-n",
-            &ns,
-            "--wait",
-            "--timeout",
-            "2s",
-        ])
-        .env_remove("DATABASE_URL")
+    let out = sync_now_wait(&district.ns, "2s")
         .output()
         .await
         .expect("run plugin");
@@ -608,11 +590,10 @@ async fn sync_now_wait_times_out_without_a_controller() {
 
 #[tokio::test]
 async fn preview_shows_the_schedule_and_next_sync() {
-    let Some(client) = common::kube_client().await else {
+    let Some(district) = District::new("plugin-preview").await else {
         return;
     };
-    let ns = district(&client, "plugin-preview").await;
-    let out = plugin(&["preview", "springfield", "-n", &ns]);
+    let out = plugin(&["preview", "springfield", "-n", &district.ns]);
     let (stdout, stderr) = text(&out);
     assert!(out.status.success(), "{stderr}");
     assert!(

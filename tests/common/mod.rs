@@ -121,17 +121,10 @@ where
 /// call from many tests at once.
 pub async fn install_crds(client: &kube::Client) {
     use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-    use kube::api::{Patch, PatchParams};
     let api: kube::Api<CustomResourceDefinition> = kube::Api::all(client.clone());
     for crd in rostersync::api::crds() {
         let name = crd.metadata.name.clone().expect("crd name");
-        api.patch(
-            &name,
-            &PatchParams::apply("rostersync-tests").force(),
-            &Patch::Apply(&crd),
-        )
-        .await
-        .expect("cannot apply a CRD");
+        apply(&api, &name, &crd).await;
         wait_for(
             &format!("CRD {name} to be Established"),
             Duration::from_secs(30),
@@ -171,17 +164,38 @@ pub fn repo_path(rel: &str) -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
 }
 
-/// Runs `kubectl` (from PATH, as `hack/k8s/up.sh`'s env sets it) and returns (status, stdout, stderr).
-pub fn kubectl(args: &[&str]) -> (bool, String, String) {
-    let out = std::process::Command::new("kubectl")
+/// Runs `program` (from PATH) to completion and returns (success, stdout, stderr).
+pub fn run_tool(program: &str, args: &[&str]) -> (bool, String, String) {
+    let out = std::process::Command::new(program)
         .args(args)
         .output()
-        .expect("cannot run kubectl");
+        .unwrap_or_else(|e| panic!("cannot run {program}: {e}"));
     (
         out.status.success(),
         String::from_utf8_lossy(&out.stdout).into_owned(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
+}
+
+/// Runs `kubectl` (from PATH, as `hack/k8s/up.sh`'s env sets it) and returns (status, stdout, stderr).
+pub fn kubectl(args: &[&str]) -> (bool, String, String) {
+    run_tool("kubectl", args)
+}
+
+/// Server-side applies `object` named `name` as the tests' field manager (forcing conflicts).
+pub async fn apply<K, T>(api: &kube::Api<K>, name: &str, object: &T)
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+    T: serde::Serialize + std::fmt::Debug,
+{
+    use kube::api::{Patch, PatchParams};
+    api.patch(
+        name,
+        &PatchParams::apply("rostersync-tests").force(),
+        &Patch::Apply(object),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("cannot apply {name}: {e}"));
 }
 
 /// A `rostersync` subprocess (the real binary) that is killed when dropped; its stderr goes to a
@@ -291,6 +305,11 @@ pub struct ReceivedMail {
     pub text: Option<String>,
     pub html: Option<String>,
     pub raw: String,
+}
+
+/// The subjects of `mails`, in order (for assertion messages).
+pub fn subjects(mails: &[ReceivedMail]) -> Vec<&str> {
+    mails.iter().map(|m| m.subject.as_str()).collect()
 }
 
 /// Starts an SMTP sink on a free port (installing aiosmtpd with pip first if it is missing).

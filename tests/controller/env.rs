@@ -1,6 +1,8 @@
 //! One e2e environment per test: a fresh namespace and database, an in-process Clever emulator,
 //! RBAC from `deploy/rbac/`, the pod runner, and the controller as a subprocess of the real binary
-//! running with its ServiceAccount's token (never as admin).
+//! running with its ServiceAccount's token (never as admin). Also the status readers and waits the
+//! scenarios share. Each test binary uses only part of it.
+#![allow(dead_code)]
 use std::time::Duration;
 
 use k8s_openapi::api::batch::v1::Job;
@@ -8,13 +10,44 @@ use k8s_openapi::api::core::v1::{Secret, ServiceAccount};
 use k8s_openapi::api::rbac::v1::{ClusterRole, Role, RoleBinding};
 use kube::api::{ListParams, Patch, PatchParams, PostParams};
 use kube::{Api, Client, ResourceExt};
-use rostersync::api::{RosterConnection, SyncSchedule};
-use rostersync::emulator::{Emulator, EmulatorConfig, EmulatorHandle};
+use rostersync::api::{
+    LastSync, RosterConnection, RunResult, RunStatus, SYNC_NOW_ANNOTATION, SyncSchedule,
+};
+use rostersync::emulator::{Emulator, EmulatorConfig, EmulatorHandle, Fault, FaultKind};
 use serde_json::json;
 
 use crate::common::{self, Proc, TestDb};
 
 pub const TIMEOUT: Duration = Duration::from_secs(120);
+
+/// The last run in a schedule's status.
+pub fn last_run(s: &SyncSchedule) -> Option<&RunStatus> {
+    s.status.as_ref()?.last_run.as_ref()
+}
+
+/// The last run's id and result, once it has a result.
+pub fn last_result(s: &SyncSchedule) -> Option<(String, RunResult)> {
+    let run = last_run(s)?;
+    Some((run.run_id.clone(), run.result?))
+}
+
+/// Whether the status says Sync Now is available.
+pub fn sync_now_available(s: &SyncSchedule) -> bool {
+    s.status
+        .as_ref()
+        .and_then(|st| st.sync_now.as_ref())
+        .is_some_and(|n| n.available)
+}
+
+/// The last Sync Now token the controller handled (accepted or rejected).
+pub fn handled_token(s: &SyncSchedule) -> Option<&str> {
+    s.status
+        .as_ref()?
+        .sync_now
+        .as_ref()?
+        .last_handled_token
+        .as_deref()
+}
 
 pub struct Env {
     pub client: Client,
@@ -36,29 +69,30 @@ fn manifests(file: &str) -> Vec<serde_json::Value> {
         .collect()
 }
 
-async fn apply<K>(api: &Api<K>, mut value: serde_json::Value, ns: Option<&str>)
-where
-    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug + serde::Serialize,
-{
-    if let Some(ns) = ns {
-        value["metadata"]["namespace"] = json!(ns);
-        if let Some(subjects) = value.get_mut("subjects").and_then(|s| s.as_array_mut()) {
-            for s in subjects {
-                s["namespace"] = json!(ns);
-            }
-        }
-    }
-    let name = value["metadata"]["name"]
+fn object_name(value: &serde_json::Value) -> String {
+    value["metadata"]["name"]
         .as_str()
         .expect("name")
-        .to_string();
-    api.patch(
-        &name,
-        &PatchParams::apply("rostersync-tests").force(),
-        &Patch::Apply(&value),
-    )
-    .await
-    .expect("apply an RBAC object");
+        .to_string()
+}
+
+/// Applies an object of the shipped RBAC manifests in namespace `ns` (its subjects too).
+async fn apply_in<K>(client: &Client, ns: &str, mut value: serde_json::Value)
+where
+    K: kube::Resource<Scope = kube::core::NamespaceResourceScope>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug,
+    K::DynamicType: Default,
+{
+    value["metadata"]["namespace"] = json!(ns);
+    if let Some(subjects) = value.get_mut("subjects").and_then(|s| s.as_array_mut()) {
+        for s in subjects {
+            s["namespace"] = json!(ns);
+        }
+    }
+    let api = Api::<K>::namespaced(client.clone(), ns);
+    common::apply(&api, &object_name(&value), &value).await;
 }
 
 impl Env {
@@ -79,42 +113,17 @@ impl Env {
         {
             match doc["kind"].as_str() {
                 Some("ClusterRole") => {
-                    apply(&Api::<ClusterRole>::all(client.clone()), doc, None).await
+                    let api = Api::<ClusterRole>::all(client.clone());
+                    common::apply(&api, &object_name(&doc), &doc).await
                 }
-                Some("Role") => {
-                    apply(
-                        &Api::<Role>::namespaced(client.clone(), &ns),
-                        doc,
-                        Some(&ns),
-                    )
-                    .await
-                }
-                Some("ServiceAccount") => {
-                    apply(
-                        &Api::<ServiceAccount>::namespaced(client.clone(), &ns),
-                        doc,
-                        Some(&ns),
-                    )
-                    .await
-                }
-                Some("RoleBinding") => {
-                    apply(
-                        &Api::<RoleBinding>::namespaced(client.clone(), &ns),
-                        doc,
-                        Some(&ns),
-                    )
-                    .await
-                }
+                Some("Role") => apply_in::<Role>(&client, &ns, doc).await,
+                Some("ServiceAccount") => apply_in::<ServiceAccount>(&client, &ns, doc).await,
+                Some("RoleBinding") => apply_in::<RoleBinding>(&client, &ns, doc).await,
                 Some("ClusterRoleBinding") => {
                     // Namespace-scoped in tests: the same ClusterRole through a RoleBinding.
                     let mut rb = doc.clone();
                     rb["kind"] = json!("RoleBinding");
-                    apply(
-                        &Api::<RoleBinding>::namespaced(client.clone(), &ns),
-                        rb,
-                        Some(&ns),
-                    )
-                    .await
+                    apply_in::<RoleBinding>(&client, &ns, rb).await
                 }
                 _ => {}
             }
@@ -159,6 +168,40 @@ impl Env {
             _runner: runner,
             _dir: dir,
         })
+    }
+
+    /// An environment with a controller running (no extra flags). Returns the environment and
+    /// the controller; `None` (skipped) without servers.
+    pub async fn with_controller(prefix: &str, students: u32) -> Option<(Env, Proc)> {
+        let env = Env::new(prefix, students).await?;
+        let controller = env.controller("controller", &[]);
+        Some((env, controller))
+    }
+
+    /// The starting point of most Sync Now scenarios: [`Env::with_controller`], then
+    /// [`Env::ready_schedule`] with default settings.
+    pub async fn ready(prefix: &str, students: u32) -> Option<(Env, Proc)> {
+        let (env, controller) = Env::with_controller(prefix, students).await?;
+        env.ready_schedule(json!({})).await;
+        Some((env, controller))
+    }
+
+    /// Clever answers the next `times` requests for sections with an HTML 404 page (like a proxy
+    /// or a wrong base URL): sync runs fail.
+    pub fn fail_sections(&self, times: u64) {
+        self.emulator.add_fault(Fault::new(
+            Some("/v3.0/sections"),
+            1,
+            times,
+            FaultKind::Html404,
+        ));
+    }
+
+    /// Clever delays every response under `path` (any path when `None`) by `ms` milliseconds, so
+    /// a sync run lasts long enough to act on it while it runs.
+    pub fn slow_clever(&self, path: Option<&str>, ms: u64) {
+        self.emulator
+            .add_fault(Fault::new(path, 1, 100_000, FaultKind::Delay { ms }));
     }
 
     /// Starts a controller for this namespace (`extra` flags appended).
@@ -255,6 +298,93 @@ impl Env {
             .expect("create schedule");
     }
 
+    /// The usual starting point of a scenario: connection `springfield` (with `settings`, to the
+    /// emulator's district) and schedule `nightly` (a weekly slot far away, not suspended), once
+    /// the connection is Verified.
+    pub async fn verified_schedule(&self, settings: serde_json::Value) {
+        self.create_connection("springfield", &self.district_id(), settings)
+            .await;
+        self.create_schedule("nightly", "springfield", None, false)
+            .await;
+        self.connection_reason("springfield", "Verified").await;
+    }
+
+    /// [`Env::verified_schedule`], then waits until Sync Now is available on `nightly`.
+    pub async fn ready_schedule(&self, settings: serde_json::Value) {
+        self.verified_schedule(settings).await;
+        self.wait_sync_now_available("Sync Now available").await;
+    }
+
+    /// Waits until Sync Now is available on `nightly`; `what` names the wait in a timeout.
+    pub async fn wait_sync_now_available(&self, what: &str) -> SyncSchedule {
+        self.schedule_until("nightly", what, sync_now_available)
+            .await
+    }
+
+    /// Requests a Sync Now of `nightly` with `token` (a new token is a new request).
+    pub async fn sync_now(&self, token: &str) {
+        self.annotate("nightly", SYNC_NOW_ANNOTATION, token).await;
+    }
+
+    /// Requests a Sync Now of `nightly` with `token` and waits until the controller handled it
+    /// (accepted or rejected).
+    pub async fn sync_now_handled(&self, token: &str) -> SyncSchedule {
+        self.sync_now(token).await;
+        self.schedule_until("nightly", &format!("Sync Now {token} handled"), |s| {
+            handled_token(s) == Some(token)
+        })
+        .await
+    }
+
+    /// Requests a Sync Now of `nightly` with `token` and waits until its run finished: the token
+    /// handled and a last run that is none of `previous` and no longer Running. Returns that run.
+    pub async fn sync_now_finished(&self, token: &str, previous: &[&str]) -> RunStatus {
+        self.sync_now(token).await;
+        let s = self
+            .schedule_until(
+                "nightly",
+                &format!("the run of Sync Now {token} to finish"),
+                |s| {
+                    handled_token(s) == Some(token)
+                        && last_run(s).is_some_and(|r| {
+                            !previous.contains(&r.run_id.as_str())
+                                && r.result.is_some_and(|res| res != RunResult::Running)
+                        })
+                },
+            )
+            .await;
+        last_run(&s).cloned().expect("last run")
+    }
+
+    /// Waits until the last run of `nightly` has a result and `check(run id, result)` holds;
+    /// returns the run's id and the schedule.
+    pub async fn last_run_until(
+        &self,
+        what: &str,
+        check: impl Fn(&str, RunResult) -> bool,
+    ) -> (String, SyncSchedule) {
+        let s = self
+            .schedule_until("nightly", what, |s| {
+                last_result(s).is_some_and(|(id, r)| check(&id, r))
+            })
+            .await;
+        let (run_id, _) = last_result(&s).expect("last run");
+        (run_id, s)
+    }
+
+    /// Waits until connection `springfield` reports run `run_id` as its last sync.
+    pub async fn connection_last_sync(&self, run_id: &str) -> LastSync {
+        common::wait_for(
+            &format!("run {run_id} as the connection's lastSync"),
+            TIMEOUT,
+            || async {
+                let c = self.connections().get("springfield").await.ok()?;
+                c.status?.last_sync.filter(|l| l.run_id == run_id)
+            },
+        )
+        .await
+    }
+
     pub async fn annotate(&self, schedule: &str, key: &str, value: &str) {
         let patch = json!({"metadata": {"annotations": {key: value}}});
         self.schedules()
@@ -345,6 +475,26 @@ impl Env {
             },
         )
         .await
+    }
+
+    /// The value of a `SELECT count(*) ...` query on the test database.
+    pub async fn count(&self, sql: &str) -> i64 {
+        sqlx::query_scalar(sql)
+            .fetch_one(&self.db.pool)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"))
+    }
+
+    /// Waits until the run's row in `sync_runs` has `result` (e.g. `Running`: the run recorded
+    /// itself).
+    pub async fn wait_run_row(&self, run_id: &str, result: &str) {
+        common::wait_for(&format!("run {run_id}'s {result} row"), TIMEOUT, || async {
+            self.run_result(run_id)
+                .await
+                .filter(|(r, _)| r == result)
+                .map(|_| ())
+        })
+        .await;
     }
 
     pub async fn run_result(&self, run_id: &str) -> Option<(String, Option<String>)> {

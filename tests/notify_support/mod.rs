@@ -32,9 +32,14 @@ pub async fn migrate(db: &TestDb) {
 impl Env {
     /// A fresh database with the migrations and an SMTP sink, or `None` (skipped) without Postgres.
     pub async fn start() -> Option<Env> {
+        Env::start_with(&[]).await
+    }
+
+    /// [`Env::start`] with extra arguments of the SMTP sink (see `common::start_smtp_sink_with`).
+    pub async fn start_with(sink_args: &[&str]) -> Option<Env> {
         let db = common::fresh_db().await?;
         migrate(&db).await;
-        let sink = common::start_smtp_sink().await;
+        let sink = common::start_smtp_sink_with(sink_args).await;
         Some(Env::with(db, sink))
     }
 
@@ -166,9 +171,7 @@ pub fn spawn_sender(pool: &sqlx::PgPool, smtp: &SmtpConfig) -> SenderTask {
     SenderTask(Some(tokio::spawn(sender.run(std::future::pending()))))
 }
 
-pub fn subjects(mails: &[ReceivedMail]) -> Vec<&str> {
-    mails.iter().map(|m| m.subject.as_str()).collect()
-}
+pub use crate::common::subjects;
 
 pub fn on() -> NotifySettings {
     NotifySettings {
