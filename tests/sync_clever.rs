@@ -377,3 +377,114 @@ async fn the_same_run_id_is_not_run_twice_by_the_binary() {
     assert_eq!(scalar(&pool, "SELECT count(*) FROM sync_runs").await, 1);
     let _ = User::default();
 }
+
+/// Broken Clever responses fail the run before anything is applied, with removal allowed and the
+/// guard at 100% (so only the engine stands in the way): the roster is unchanged row for row, the
+/// run is Failed with `CleverProtocolError`, and a redirect's target receives no request at all.
+#[tokio::test]
+async fn broken_clever_responses_fail_the_run_and_change_nothing() {
+    let Some((pool, _)) = db().await else { return };
+    let emu = emulator(300).await;
+    emu.set_rate_limit(1_000_000);
+    let trap = std::net::TcpListener::bind("127.0.0.1:0").expect("trap listener");
+    trap.set_nonblocking(true).expect("nonblocking");
+    let trap_url = format!(
+        "http://{}/v3.0/users",
+        trap.local_addr().expect("trap address")
+    );
+    let mut spec = spec(&emu);
+    spec.settings.allow_removal = true;
+    spec.settings.removal_guard_percent = 100;
+    let paged = |max_body_bytes: u64| {
+        let mut s = source(&emu, 5);
+        s.config.max_pages = 200;
+        s.config.max_body_bytes = max_body_bytes;
+        s
+    };
+    let first = run_sync(&pool, &request(spec.clone()), &paged(1 << 20))
+        .await
+        .expect("first sync");
+    assert_eq!(first.result, RunResult::Succeeded, "{:?}", first.message);
+    let before = roster_snapshot(&pool).await;
+    assert!(!before.is_empty());
+
+    let every = |path: &str, kind: FaultKind| Fault::new(Some(path), 1, u64::MAX, kind);
+    let cases: Vec<(&str, Option<Fault>, u64)> = vec![
+        (
+            "200 {} for users",
+            Some(every("/v3.0/users", FaultKind::EmptyObject)),
+            1 << 20,
+        ),
+        (
+            "200 data:null for sections",
+            Some(every("/v3.0/sections", FaultKind::NullData)),
+            1 << 20,
+        ),
+        (
+            "a 2-cycle",
+            Some(Fault::new(
+                Some("/v3.0/users"),
+                2,
+                1,
+                FaultKind::PagingCycle,
+            )),
+            1 << 20,
+        ),
+        (
+            "a drifting cursor",
+            Some(every("/v3.0/schools", FaultKind::DriftingCursor)),
+            1 << 20,
+        ),
+        (
+            "no next mid-roster",
+            Some(Fault::new(Some("/v3.0/users"), 3, 1, FaultKind::DropNext)),
+            1 << 20,
+        ),
+        (
+            "a redirect",
+            Some(every(
+                "/v3.0/users",
+                FaultKind::Redirect {
+                    location: trap_url.clone(),
+                },
+            )),
+            1 << 20,
+        ),
+        ("a body over the cap", None, 256),
+    ];
+    for (name, fault, max_body_bytes) in cases {
+        emu.clear_faults();
+        if let Some(fault) = fault {
+            emu.add_fault(fault);
+        }
+        let out = run_sync(&pool, &request(spec.clone()), &paged(max_body_bytes))
+            .await
+            .expect("the run is recorded");
+        assert_eq!(out.result, RunResult::Failed, "{name}: {:?}", out.message);
+        assert_eq!(
+            out.reason.as_deref(),
+            Some("CleverProtocolError"),
+            "{name}: {:?}",
+            out.message
+        );
+        let message = out.message.unwrap_or_default();
+        assert!(
+            !message.contains(emu.token()),
+            "{name}: the token leaked: {message}"
+        );
+        assert_eq!(
+            roster_snapshot(&pool).await,
+            before,
+            "{name} changed the roster"
+        );
+    }
+    assert!(
+        matches!(trap.accept(), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock),
+        "the redirect target received a connection"
+    );
+    emu.clear_faults();
+    let after = run_sync(&pool, &request(spec), &paged(1 << 20))
+        .await
+        .expect("a good sync");
+    assert_eq!(after.result, RunResult::Succeeded);
+}

@@ -1,6 +1,7 @@
 //! The HTTP shell: one request with retries ([`CleverClient::fetch`]), and the typed list streams
 //! built on it. Pure decisions (status classes, rate-limit waits, page decoding) live in `retry` and
 //! `decode`.
+use std::collections::HashSet;
 use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -13,7 +14,7 @@ use url::Url;
 use super::decode::{Decoded, decode_page, decode_record};
 use super::error::CleverError;
 use super::models::{Course, District, Role, School, Section, Term, User, next_link};
-use super::transport::{invalid_body, strip_query};
+use super::transport::{invalid_body, limit_of, strip_query};
 
 /// A secret (district token or client secret). `Debug` and `Display` print `***`.
 #[derive(Clone, PartialEq, Eq)]
@@ -59,6 +60,10 @@ pub struct ClientConfig {
     pub max_backoff: Duration,
     /// The longest a 429 makes us wait before retrying, whatever `X-RateLimit-Reset` says.
     pub max_rate_limit_wait: Duration,
+    /// Pages one list may have: a cursor that never ends is a protocol error, not a long sync.
+    pub max_pages: u32,
+    /// The largest response body accepted (a page of 10000 users with demographics is ~20 MB).
+    pub max_body_bytes: u64,
 }
 
 impl ClientConfig {
@@ -73,6 +78,8 @@ impl ClientConfig {
             min_backoff: Duration::from_millis(500),
             max_backoff: Duration::from_secs(30),
             max_rate_limit_wait: Duration::from_secs(60),
+            max_pages: 10_000,
+            max_body_bytes: 256 * 1024 * 1024,
         }
     }
 }
@@ -131,6 +138,11 @@ impl CleverClient {
                 cfg.page_limit
             )));
         }
+        if cfg.max_pages == 0 || cfg.max_body_bytes == 0 {
+            return Err(CleverError::Config(
+                "max_pages and max_body_bytes must be at least 1".into(),
+            ));
+        }
         if cfg.max_attempts == 0 {
             return Err(CleverError::Config(
                 "max_attempts must be at least 1".into(),
@@ -140,6 +152,9 @@ impl CleverClient {
             .timeout(cfg.timeout)
             .connect_timeout(cfg.connect_timeout)
             .user_agent(concat!("rostersync/", env!("CARGO_PKG_VERSION")))
+            // A redirect is an error (see `CleverError::Redirect`), never followed: the token
+            // must not travel to another host or over plain http.
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| CleverError::Config(format!("cannot build the HTTP client: {e}")))?;
         Ok(CleverClient {
@@ -231,7 +246,8 @@ impl CleverClient {
 
     /// Streams every record of a list endpoint, following `links[rel=next]` verbatim. Only one page
     /// is held at a time: the next request is sent once the current page has been consumed. After
-    /// an error the stream ends.
+    /// an error the stream ends. A list that breaks the paging rules (see [`Paging`]) ends with a
+    /// [`CleverError::Protocol`] error, so a broken list is never mistaken for a short one.
     pub fn list<T: DeserializeOwned + Send + 'static>(
         &self,
         path: &str,
@@ -247,6 +263,7 @@ impl CleverClient {
         let first = format!("{path}?{}", q.finish());
         let state = ListState::<T> {
             client: self.clone(),
+            paging: Paging::new(&first, self.cfg.max_pages),
             next: Some(first),
             buf: Vec::new().into_iter(),
         };
@@ -258,9 +275,9 @@ impl CleverClient {
                 let uri = st.next.take()?;
                 match st.client.page::<T>(&uri).await {
                     Ok((records, next)) => {
-                        if next.as_deref() == Some(uri.as_str()) {
-                            let detail = "its next link repeats the current page".to_owned();
-                            return Some((Err(CleverError::InvalidBody { path: uri, detail }), st));
+                        if let Err(detail) = st.paging.check(records.len(), next.as_deref()) {
+                            let path = strip_query(&uri).to_owned();
+                            return Some((Err(CleverError::Protocol { path, detail }), st));
                         }
                         st.next = next;
                         st.buf = records.into_iter();
@@ -293,8 +310,54 @@ impl CleverClient {
 
 struct ListState<T> {
     client: CleverClient,
+    paging: Paging,
     next: Option<String>,
     buf: std::vec::IntoIter<Decoded<T>>,
+}
+
+/// The paging rules a list must keep, checked page by page (pure): no page is visited twice (a
+/// cycle of any length), at most `max_pages` pages (a cursor that never ends), and a full page
+/// has a `next` link (Clever adds one to every full page, even when the next page is empty; a
+/// full page without one would end the roster early).
+#[derive(Clone, Debug)]
+pub struct Paging {
+    seen: HashSet<String>,
+    pages: u32,
+    max_pages: u32,
+    limit: usize,
+}
+
+impl Paging {
+    /// Rules for the list whose first page is `first` (its `limit` is the page size).
+    pub fn new(first: &str, max_pages: u32) -> Paging {
+        Paging {
+            seen: HashSet::from([first.to_owned()]),
+            pages: 0,
+            max_pages,
+            limit: usize::try_from(limit_of(first)).unwrap_or(usize::MAX),
+        }
+    }
+
+    /// Checks one page (its record count and `next` link); the error says what broke.
+    pub fn check(&mut self, records: usize, next: Option<&str>) -> Result<(), String> {
+        self.pages += 1;
+        match next {
+            Some(next) if !self.seen.insert(next.to_owned()) => Err(format!(
+                "page {} links back to an earlier page (a paging cycle)",
+                self.pages
+            )),
+            Some(_) if self.pages >= self.max_pages => Err(format!(
+                "more than {} pages (a cursor that never ends; the limit is --clever-max-pages)",
+                self.max_pages
+            )),
+            None if records >= self.limit && self.limit > 0 => Err(format!(
+                "page {} is full ({records} records) but has no next link, so the list would end \
+                 early",
+                self.pages
+            )),
+            _ => Ok(()),
+        }
+    }
 }
 
 /// Where the oauth tokens endpoint lives: `https://clever.com` for the production API, otherwise
@@ -311,6 +374,45 @@ pub fn oauth_base_for(api_base: &Url) -> Url {
 mod tests {
     use super::*;
     use crate::clever::transport::{limit_of, strip_query};
+
+    #[test]
+    fn paging_rules_table() {
+        let first = "/v3.0/users?limit=2";
+        // (pages as (records, next)), the page that breaks (1-based) or None.
+        type Pages<'a> = &'a [(usize, Option<&'a str>)];
+        let cases: &[(Pages, Option<usize>)] = &[
+            (&[(2, Some("/p2")), (1, None)], None),
+            (&[(2, Some("/p2")), (2, Some("/p3")), (0, None)], None),
+            (&[(0, None)], None),
+            // The first page links to itself, or a 2-cycle returns to page 2.
+            (&[(2, Some(first))], Some(1)),
+            (
+                &[(2, Some("/p2")), (2, Some("/p3")), (2, Some("/p2"))],
+                Some(3),
+            ),
+            // A full page that ends the list.
+            (&[(2, Some("/p2")), (2, None)], Some(2)),
+            // A cursor that drifts forever hits the page limit (5 here).
+            (
+                &[
+                    (2, Some("/d1")),
+                    (2, Some("/d2")),
+                    (2, Some("/d3")),
+                    (2, Some("/d4")),
+                    (2, Some("/d5")),
+                ],
+                Some(5),
+            ),
+        ];
+        for (pages, breaks) in cases {
+            let mut paging = Paging::new(first, 5);
+            let broke = pages
+                .iter()
+                .position(|(n, next)| paging.check(*n, *next).is_err())
+                .map(|i| i + 1);
+            assert_eq!(broke, *breaks, "{pages:?}");
+        }
+    }
 
     #[test]
     fn token_never_prints() {

@@ -19,10 +19,11 @@ pub struct RecordProblem {
     pub message: String,
 }
 
+/// A list page's envelope: `data` is required and must be an array (`{}` or `{"data": null}` is not
+/// an empty page, it is a broken response).
 #[derive(Deserialize)]
 struct RawPage {
-    #[serde(default)]
-    data: Option<Vec<RawItem>>,
+    data: Vec<RawItem>,
     #[serde(default)]
     links: Option<Vec<Link>>,
 }
@@ -67,7 +68,6 @@ pub fn decode_page<T: DeserializeOwned>(body: &[u8]) -> Result<Page<T>, serde_js
     let raw: RawPage = serde_json::from_slice(body)?;
     let records = raw
         .data
-        .unwrap_or_default()
         .into_iter()
         .map(|item| decode_record(item.data))
         .collect();
@@ -113,6 +113,26 @@ fn describe(path: &str, err: &serde_json::Error) -> String {
 mod tests {
     use super::*;
     use crate::clever::models::User;
+
+    #[test]
+    fn a_body_that_is_not_a_list_page_is_an_error_not_an_empty_page() {
+        for body in [
+            &b"{}"[..],
+            br#"{"data": null}"#,
+            br#"{"data": {}}"#,
+            br#"{"links": []}"#,
+            b"[]",
+            b"null",
+        ] {
+            assert!(
+                decode_page::<User>(body).is_err(),
+                "{}",
+                String::from_utf8_lossy(body)
+            );
+        }
+        let empty = decode_page::<User>(br#"{"data": [], "links": []}"#).expect("empty page");
+        assert!(empty.records.is_empty());
+    }
 
     #[test]
     fn one_bad_record_does_not_fail_the_page_and_its_value_is_not_echoed() {

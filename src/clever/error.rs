@@ -66,6 +66,22 @@ pub enum CleverError {
     #[error("Clever's response to {path} is not valid JSON of the expected shape: {detail}")]
     InvalidBody { path: String, detail: String },
 
+    /// A list that breaks Clever's paging rules: a cycle, a cursor that never ends, a full page
+    /// without a `next` link, a body over the size limit. Nothing of the list is used.
+    #[error("Clever's list {path} breaks the paging protocol: {detail}")]
+    Protocol { path: String, detail: String },
+
+    /// Redirects are never followed: the token must not reach another host or a plain-http URL.
+    #[error(
+        "Clever answered {path} with a redirect ({status}) to {target}; redirects are not followed \
+         (credentials go to apiBaseUrl only): check that apiBaseUrl is Clever's API address"
+    )]
+    Redirect {
+        path: String,
+        status: StatusCode,
+        target: String,
+    },
+
     #[error("the app credentials were refused by {path} ({status}): {error}: {description}")]
     AppCredentials {
         path: String,
@@ -106,7 +122,9 @@ impl CleverError {
 
     /// The reason a run (`sync_runs.reason`) and a connection's conditions give for this error:
     /// `CredentialsInvalid`, `DistrictNotFound`, `CleverUnavailable` (retriable: Clever is down,
-    /// slow or rate-limiting) or `CleverError` (anything else Clever answered that is not usable).
+    /// slow or rate-limiting), `CleverProtocolError` (a body or a list that breaks the API's rules:
+    /// not a list page, a paging cycle, a redirect, over a size limit) or `CleverError` (any other
+    /// answer that is not usable).
     pub fn reason(&self) -> &'static str {
         match self {
             CleverError::CredentialsInvalid { .. } | CleverError::AppCredentials { .. } => {
@@ -115,6 +133,9 @@ impl CleverError {
             CleverError::DistrictNotFound { .. } | CleverError::NoDistrictToken { .. } => {
                 "DistrictNotFound"
             }
+            CleverError::InvalidBody { .. }
+            | CleverError::Protocol { .. }
+            | CleverError::Redirect { .. } => "CleverProtocolError",
             e if e.is_retriable() => "CleverUnavailable",
             _ => "CleverError",
         }
@@ -133,6 +154,8 @@ impl CleverError {
             CleverError::Timeout { .. } => "timeout",
             CleverError::Connection { .. } => "connection",
             CleverError::InvalidBody { .. } => "invalid_body",
+            CleverError::Protocol { .. } => "protocol",
+            CleverError::Redirect { .. } => "redirect",
             CleverError::AppCredentials { .. } => "app_credentials",
             CleverError::NoDistrictToken { .. } => "no_district_token",
             CleverError::Config(_) => "config",

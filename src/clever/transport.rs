@@ -92,14 +92,33 @@ impl CleverClient {
     ) -> Result<Bytes, Failure> {
         let status = resp.status();
         let path_owned = path.to_owned();
+        if status.is_redirection() {
+            let target = resp
+                .headers()
+                .get(reqwest::header::LOCATION)
+                .and_then(|v| v.to_str().ok())
+                .map_or_else(|| "(no Location)".to_owned(), redirect_target);
+            return Err(Failure::Final(CleverError::Redirect {
+                path: strip_query(path).to_owned(),
+                status,
+                target,
+            }));
+        }
         match classify(status.as_u16()) {
-            StatusClass::Success => match resp.bytes().await {
-                Ok(body) => {
+            StatusClass::Success => match read_capped(resp, self.cfg.max_body_bytes).await {
+                Ok(Some(body)) => {
                     self.counters
                         .bytes
                         .fetch_add(body.len() as u64, Ordering::Relaxed);
                     Ok(body)
                 }
+                Ok(None) => Err(Failure::Final(CleverError::Protocol {
+                    path: strip_query(path).to_owned(),
+                    detail: format!(
+                        "the response is larger than {} bytes (the limit is --clever-max-body-bytes)",
+                        self.cfg.max_body_bytes
+                    ),
+                })),
                 Err(err) => Err(Failure::Retry(
                     transport_error(&err, path, attempt, self.cfg.timeout),
                     None,
@@ -143,7 +162,12 @@ impl CleverClient {
                     .get(reqwest::header::CONTENT_TYPE)
                     .and_then(|v| v.to_str().ok())
                     .is_some_and(|ct| ct.contains("html"));
-                let body = resp.bytes().await.unwrap_or_default();
+                // An error body is read for its message only: a few KiB are plenty.
+                let body = read_capped(resp, ERROR_BODY_MAX)
+                    .await
+                    .ok()
+                    .flatten()
+                    .unwrap_or_default();
                 let msg = ErrorBody::parse(&body);
                 let err = match (class, auth) {
                     (StatusClass::Unauthorized | StatusClass::Permanent, Auth::Basic { .. }) => {
@@ -177,6 +201,40 @@ impl CleverClient {
                 Err(Failure::Final(err))
             }
         }
+    }
+}
+
+/// How much of an error response's body is read.
+const ERROR_BODY_MAX: u64 = 64 * 1024;
+
+/// The body, or `None` when it is over `max` bytes (read no further than that).
+async fn read_capped(
+    mut resp: reqwest::Response,
+    max: u64,
+) -> Result<Option<Bytes>, reqwest::Error> {
+    if resp.content_length().is_some_and(|n| n > max) {
+        return Ok(None);
+    }
+    let mut body = bytes::BytesMut::new();
+    while let Some(chunk) = resp.chunk().await? {
+        if (body.len() + chunk.len()) as u64 > max {
+            return Ok(None);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(Some(body.freeze()))
+}
+
+/// Where a redirect points, for the error: scheme and host only (a Location's path or query could
+/// carry anything); a relative Location stays on the same host.
+fn redirect_target(location: &str) -> String {
+    match Url::parse(location) {
+        Ok(url) => format!(
+            "{}://{}",
+            url.scheme(),
+            url.host_str().unwrap_or("(no host)")
+        ),
+        Err(_) => "a path on the same host".to_owned(),
     }
 }
 

@@ -39,6 +39,18 @@ pub enum FaultKind {
     /// Answer 404 with an HTML page, like a proxy or a wrong base URL.
     #[serde(rename = "html_404")]
     Html404,
+    /// Answer 200 with `{}`: JSON, but not a list page.
+    EmptyObject,
+    /// Answer 200 with `{"data": null}`.
+    NullData,
+    /// Answer normally, but the page's `next` link points back to the list's first page.
+    PagingCycle,
+    /// Answer normally, but the `next` link is always a new URL (`drift=N`), even on the last page.
+    DriftingCursor,
+    /// Answer normally, but without the `next` link (a list that stops mid-roster).
+    DropNext,
+    /// Answer 302 to `location`.
+    Redirect { location: String },
 }
 
 impl Fault {
@@ -52,7 +64,8 @@ impl Fault {
     }
 
     /// Parses the CLI form: `fault=status,status=503,path=/v3.0/users,nth=3,times=2`
-    /// (`fault` is one of `status`, `rate_limit`, `delay`, `truncated_json`, `html_404`).
+    /// (`fault` is one of `status`, `rate_limit`, `delay`, `truncated_json`, `html_404`,
+    /// `empty_object`, `null_data`, `paging_cycle`, `drifting_cursor`, `drop_next`, `redirect`).
     pub fn parse_spec(spec: &str) -> Result<Fault, String> {
         let mut map = serde_json::Map::new();
         for pair in spec.split(',').filter(|p| !p.trim().is_empty()) {

@@ -92,6 +92,7 @@ struct Reply {
     status: StatusCode,
     content_type: &'static str,
     body: Vec<u8>,
+    location: Option<String>,
 }
 
 impl Reply {
@@ -100,6 +101,7 @@ impl Reply {
             status,
             content_type: "application/json; charset=utf-8",
             body,
+            location: None,
         }
     }
     fn message(status: StatusCode, message: &str) -> Reply {
@@ -115,6 +117,7 @@ impl Reply {
             status,
             content_type: "text/plain",
             body: Vec::new(),
+            location: None,
         }
     }
 }
@@ -163,6 +166,13 @@ pub async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response
             content_type: "text/html; charset=utf-8",
             body: b"<!DOCTYPE html><html><head><title>404 Not Found</title></head><body><h1>Not Found</h1></body></html>"
                 .to_vec(),
+            location: None,
+        },
+        Some(FaultKind::EmptyObject) => Reply::json(StatusCode::OK, b"{}".to_vec()),
+        Some(FaultKind::NullData) => Reply::json(StatusCode::OK, br#"{"data":null}"#.to_vec()),
+        Some(FaultKind::Redirect { location }) => Reply {
+            location: Some(location),
+            ..Reply::empty(StatusCode::FOUND)
         },
         other => {
             let mut reply = if path == "/oauth/tokens" {
@@ -174,9 +184,19 @@ pub async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response
             } else {
                 api(&shared, &path, &query)
             };
-            if other == Some(FaultKind::TruncatedJson) {
-                let cut = reply.body.len() / 2;
-                reply.body.truncate(cut);
+            match other {
+                Some(FaultKind::TruncatedJson) => {
+                    let cut = reply.body.len() / 2;
+                    reply.body.truncate(cut);
+                }
+                Some(
+                    kind @ (FaultKind::PagingCycle
+                    | FaultKind::DriftingCursor
+                    | FaultKind::DropNext),
+                ) if reply.status == StatusCode::OK => {
+                    reply.body = rewrite_next(&reply.body, &path, &query, &kind);
+                }
+                _ => {}
             }
             reply
         }
@@ -184,6 +204,9 @@ pub async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response
     let mut resp = Response::new(Body::from(reply.body));
     *resp.status_mut() = reply.status;
     let h = resp.headers_mut();
+    if let Some(location) = reply.location.and_then(|l| HeaderValue::from_str(&l).ok()) {
+        h.insert(header::LOCATION, location);
+    }
     h.insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static(reply.content_type),
@@ -197,6 +220,36 @@ pub async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response
         HeaderValue::from_static(if valid { "district-token" } else { "anonymous" }),
     );
     resp
+}
+
+/// A list page with its `next` link broken the way `kind` says (the fault tests' paging bugs).
+fn rewrite_next(body: &[u8], path: &str, query: &str, kind: &FaultKind) -> Vec<u8> {
+    let Ok(mut page) = serde_json::from_slice::<serde_json::Value>(body) else {
+        return body.to_vec();
+    };
+    let keep: Vec<&str> = query
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .filter(|p| !p.starts_with("starting_after=") && !p.starts_with("drift="))
+        .collect();
+    let first = format!("{path}?{}", keep.join("&"));
+    let drift = query
+        .split('&')
+        .find_map(|p| p.strip_prefix("drift="))
+        .and_then(|n| n.parse::<u64>().ok())
+        .unwrap_or(0);
+    let next = match kind {
+        FaultKind::PagingCycle => Some(first),
+        FaultKind::DriftingCursor => Some(format!("{first}&drift={}", drift + 1)),
+        _ => None,
+    };
+    if let Some(links) = page.get_mut("links").and_then(|l| l.as_array_mut()) {
+        links.retain(|l| l.get("rel").and_then(|r| r.as_str()) != Some("next"));
+        if let Some(uri) = next {
+            links.push(serde_json::json!({"rel": "next", "uri": uri}));
+        }
+    }
+    serde_json::to_vec(&page).unwrap_or_else(|_| body.to_vec())
 }
 
 fn bearer(headers: &HeaderMap) -> Option<String> {

@@ -60,6 +60,13 @@ pub struct SyncArgs {
     pub approve_removals: bool,
     #[arg(long, value_enum, default_value_t = SyncOutput::Text)]
     pub output: SyncOutput,
+    /// Pages one Clever list may have; more fails the run (a cursor that never ends), before
+    /// anything is applied.
+    #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(1..))]
+    pub clever_max_pages: u32,
+    /// The largest Clever response body accepted, in bytes; a larger one fails the run.
+    #[arg(long, default_value_t = 256 * 1024 * 1024, value_parser = clap::value_parser!(u64).range(1..))]
+    pub clever_max_body_bytes: u64,
 }
 
 /// What a run is configured with.
@@ -109,7 +116,9 @@ pub async fn run(args: SyncArgs) -> anyhow::Result<u8> {
         approve_removals: args.approve_removals,
         today: jiff::Zoned::now().date(),
     };
-    let source = CleverSource::new(base_url, loaded.credentials);
+    let mut source = CleverSource::new(base_url, loaded.credentials);
+    source.config.max_pages = args.clever_max_pages;
+    source.config.max_body_bytes = args.clever_max_body_bytes;
     match run_sync(&pool, &req, &source).await {
         Ok(run) => {
             print_outcome(&run, args.output)?;
