@@ -704,3 +704,49 @@ async fn problems_and_run_rows_carry_no_personal_data() {
     let json = serde_json::to_string(&out).expect("json");
     assert!(!json.contains("Doe") && !json.contains("2021"), "{json}");
 }
+
+/// Clever returning the same id twice (a child, a section) fails nothing: the first record is kept
+/// and each repeat is one `DuplicateRecord` problem; the roster equals the roster without repeats.
+#[tokio::test]
+async fn duplicate_ids_are_kept_once_with_a_problem() {
+    let Some(pool) = db().await else { return };
+    let mut src = roster();
+    let mut renamed = child("a", "Someone Else", Some(Grade::PreKindergarten));
+    renamed.sis_id = Some("other".into());
+    src.children.push(renamed);
+    src.classrooms.push(classroom("c2", "math", &["a"]));
+    let out = sync(&pool, &request(spec()), &src).await;
+    assert_eq!(out.result, RunResult::Succeeded, "{:?}", out.message);
+    assert_eq!(out.problem_codes.get("DuplicateRecord"), Some(&2));
+    let p = rostersync::store::runs::problems(&pool, &out.run_id)
+        .await
+        .expect("problems");
+    let mut dups: Vec<(String, Option<String>)> = p
+        .iter()
+        .filter(|p| p.code == "DuplicateRecord")
+        .map(|p| (p.record_kind.clone(), p.clever_id.clone()))
+        .collect();
+    dups.sort();
+    assert_eq!(
+        dups,
+        [
+            ("children".to_string(), Some("a".to_string())),
+            ("sections".to_string(), Some("c2".to_string()))
+        ]
+    );
+    assert!(p.iter().all(|p| !p.message.contains("Someone")));
+    // The first record won: Ann stays Ann, c2 keeps b and d.
+    assert_eq!(
+        text(
+            &pool,
+            "SELECT first_name FROM children WHERE clever_id = 'a'"
+        )
+        .await
+        .as_deref(),
+        Some("Ann")
+    );
+    assert_eq!(scalar(&pool, "SELECT count(*) FROM children").await, 3);
+    let reference = db().await.expect("second database");
+    let plain = sync(&reference, &request(spec()), &roster()).await;
+    assert_eq!(out.counts, plain.counts);
+}

@@ -101,6 +101,8 @@ pub mod code {
     pub const JOURNEY_NOT_LICENSED: &str = "JourneyNotLicensed";
     /// Records left the roster but were kept because allowRemoval is false.
     pub const STALE_NOT_REMOVED: &str = "StaleNotRemoved";
+    /// Clever returned the same id twice in one list; the first record was kept.
+    pub const DUPLICATE_RECORD: &str = "DuplicateRecord";
     /// A classroom holds more children than the product allows (32).
     pub const CLASSROOM_OVER_CAPACITY: &str = "ClassroomOverCapacity";
 }

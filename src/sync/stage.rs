@@ -4,7 +4,7 @@
 use sqlx::PgConnection;
 
 use super::SyncError;
-use super::model::{Problem, StagedChild, StagedClassroom, StagedEducator, StagedSchool};
+use super::model::{Problem, StagedChild, StagedClassroom, StagedEducator, StagedSchool, code};
 
 /// Flush a table's buffer into Postgres once it holds this many bytes.
 const FLUSH_BYTES: usize = 1 << 20;
@@ -137,9 +137,39 @@ pub fn escape_into(out: &mut Vec<u8>, value: &str) {
     }
 }
 
-/// Streams staged rows into the staging tables.
+/// Ids already staged, per entity: Clever ids are 24 hex digits, kept exactly as a `u128`
+/// (16 bytes an id, so a million children cost ~30 MB); any other id is kept by a 128-bit hash.
+#[derive(Default)]
+struct SeenIds(std::collections::HashSet<u128>);
+
+impl SeenIds {
+    /// True the first time `id` is seen.
+    fn first(&mut self, id: &str) -> bool {
+        let key = if id.len() == 24 {
+            u128::from_str_radix(id, 16).ok()
+        } else {
+            None
+        };
+        let key = key.unwrap_or_else(|| {
+            use std::hash::{Hash, Hasher};
+            let half = |salt: u64| {
+                let mut h = std::hash::DefaultHasher::new();
+                salt.hash(&mut h);
+                id.hash(&mut h);
+                h.finish()
+            };
+            // The high bit keeps hashed keys apart from hex ids of 96 bits.
+            (1u128 << 127) | (u128::from(half(1)) << 64) | u128::from(half(2))
+        });
+        self.0.insert(key)
+    }
+}
+
+/// Streams staged rows into the staging tables. A record whose Clever id was already staged (Clever
+/// returned it twice) is skipped with a `DuplicateRecord` problem: the first one is kept.
 pub struct Stager<'c> {
     conn: &'c mut PgConnection,
+    seen: [SeenIds; 4],
     schools: CopyBuffer,
     classrooms: CopyBuffer,
     section_students: CopyBuffer,
@@ -163,6 +193,7 @@ impl<'c> Stager<'c> {
     pub fn new(conn: &'c mut PgConnection) -> Self {
         Stager {
             conn,
+            seen: Default::default(),
             schools: CopyBuffer::new(
                 "COPY stg_schools (clever_id, name, sis_id, low_grade, high_grade) FROM STDIN",
             ),
@@ -185,7 +216,25 @@ impl<'c> Stager<'c> {
         }
     }
 
+    /// Whether the record is new; a repeat is recorded as a problem.
+    async fn first(&mut self, entity: usize, kind: &str, id: &str) -> Result<bool, SyncError> {
+        if self.seen[entity].first(id) {
+            return Ok(true);
+        }
+        let problem = Problem {
+            record_kind: kind.to_string(),
+            clever_id: Some(id.to_string()),
+            code: code::DUPLICATE_RECORD.to_string(),
+            message: "Clever returned this id more than once; the first record was kept".into(),
+        };
+        self.problem(&problem).await?;
+        Ok(false)
+    }
+
     pub async fn school(&mut self, s: &StagedSchool) -> Result<(), SyncError> {
+        if !self.first(0, "schools", &s.clever_id).await? {
+            return Ok(());
+        }
         Row::new(&mut self.schools.buf)
             .text(Some(&s.clever_id))
             .text(Some(&s.name))
@@ -198,6 +247,9 @@ impl<'c> Stager<'c> {
     }
 
     pub async fn classroom(&mut self, c: &StagedClassroom) -> Result<(), SyncError> {
+        if !self.first(1, "sections", &c.clever_id).await? {
+            return Ok(());
+        }
         let homeroom = c.subject.as_deref().is_some_and(is_homeroom);
         Row::new(&mut self.classrooms.buf)
             .text(Some(&c.clever_id))
@@ -221,6 +273,9 @@ impl<'c> Stager<'c> {
     }
 
     pub async fn child(&mut self, c: &StagedChild) -> Result<(), SyncError> {
+        if !self.first(2, "children", &c.clever_id).await? {
+            return Ok(());
+        }
         let demo = c.demographics.as_ref();
         let dob = demo.and_then(|d| d.dob).map(|d| d.to_string());
         Row::new(&mut self.children.buf)
@@ -246,6 +301,9 @@ impl<'c> Stager<'c> {
     }
 
     pub async fn educator(&mut self, e: &StagedEducator) -> Result<(), SyncError> {
+        if !self.first(3, "educators", &e.clever_id).await? {
+            return Ok(());
+        }
         Row::new(&mut self.educators.buf)
             .text(Some(&e.clever_id))
             .text(e.school_clever_id.as_deref())
