@@ -168,11 +168,13 @@ async fn a_clever_failure_mid_stream_leaves_the_roster_exactly_as_before() {
         10,
         FaultKind::Status { status: 503 },
     ));
-    let out = run_sync(&pool, &request(s.clone()), &source(&emu, 200))
+    let failing = request(s.clone());
+    let out = run_sync(&pool, &failing, &source(&emu, 200))
         .await
         .expect("a recorded failure");
     assert_eq!(out.result, RunResult::Failed);
     assert_eq!(out.exit_code(), 1, "a 503 is retriable");
+    assert_eq!(out.attempts, 1);
     assert_eq!(
         roster_snapshot(&pool).await,
         before,
@@ -191,13 +193,29 @@ async fn a_clever_failure_mid_stream_leaves_the_roster_exactly_as_before() {
     );
     assert!(row.finished_at.is_some());
 
+    // The Job's next attempt (the same run id) fetches again and applies: a retry that retries.
     emu.clear_faults();
-    let ok = run_sync(&pool, &request(s), &source(&emu, 200))
+    let requests_before = emu.requests().len();
+    let ok = run_sync(&pool, &failing, &source(&emu, 200))
         .await
         .expect("recovery");
+    assert!(
+        emu.requests().len() > requests_before,
+        "the retry fetched nothing"
+    );
+    assert_eq!(ok.run_id, out.run_id);
     assert_eq!(ok.result, RunResult::Succeeded);
+    assert_eq!(ok.attempts, 2);
+    assert!(ok.summary().ends_with("(attempt 2)"), "{}", ok.summary());
     assert_eq!(ok.counts.children.deactivated, 1);
     assert_eq!(ok.counts.children.updated, 1);
+    // A finished success is final: a third attempt reports it without fetching.
+    let requests_before = emu.requests().len();
+    let again = run_sync(&pool, &failing, &source(&emu, 200))
+        .await
+        .expect("report");
+    assert_eq!(emu.requests().len(), requests_before);
+    assert_eq!((again.result, again.attempts), (RunResult::Succeeded, 2));
 }
 
 fn write_manifest(dir: &std::path::Path, spec: &RosterConnectionSpec) -> std::path::PathBuf {

@@ -157,6 +157,7 @@ mod tests {
             timings: serde_json::json!({}),
             duration_ms: None,
             notified: false,
+            attempts: 1,
         }
     }
 

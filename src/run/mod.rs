@@ -52,12 +52,20 @@ pub struct RunRecord {
     pub duration_ms: Option<u64>,
     /// Whether the controller has reported it (status, Event, email).
     pub notified: bool,
+    /// How many times the run id was started (a retriable failure is run again by the Job).
+    pub attempts: u32,
 }
 
 impl RunRecord {
     /// Whether the run has an outcome.
     pub fn is_finished(&self) -> bool {
         self.result != RunResult::Running
+    }
+
+    /// Whether a new attempt under the same run id should run it again (a Job retry): only a
+    /// failure that a retry can fix. A success, a held run or a permanent failure is final.
+    pub fn runs_again(&self) -> bool {
+        self.result == RunResult::Failed && self.retriable
     }
 
     /// The exit code of `rostersync sync` (and of the sync Job's pod) for this run: 0 succeeded
@@ -75,11 +83,14 @@ impl RunRecord {
     /// The one line every surface shows for this run (status, history, the plugin): the counts
     /// of a run that applied, else its reason and message. Never personal data.
     pub fn summary(&self) -> String {
-        let problems = match self.problems {
+        let mut problems = match self.problems {
             0 => String::new(),
             1 => " (1 problem)".into(),
             n => format!(" ({n} problems)"),
         };
+        if self.attempts > 1 {
+            problems.push_str(&format!(" (attempt {})", self.attempts));
+        }
         let line = match (self.result, self.dry_run) {
             (RunResult::Running, _) => "running".to_string(),
             (RunResult::Succeeded, false) => format!("{}{problems}", self.counts.describe()),
@@ -89,9 +100,13 @@ impl RunRecord {
             ),
             (RunResult::Held | RunResult::Failed, _) => {
                 let reason = self.reason.as_deref().unwrap_or("Unknown");
+                let attempt = match self.attempts {
+                    0 | 1 => String::new(),
+                    n => format!(" (attempt {n})"),
+                };
                 match self.message.as_deref().map(str::trim) {
-                    Some(m) if !m.is_empty() => format!("{reason}: {}", one_line(m)),
-                    _ => reason.to_string(),
+                    Some(m) if !m.is_empty() => format!("{reason}{attempt}: {}", one_line(m)),
+                    _ => format!("{reason}{attempt}"),
                 }
             }
         };

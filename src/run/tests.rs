@@ -20,6 +20,7 @@ fn record(result: RunResult) -> RunRecord {
         timings: serde_json::json!({}),
         duration_ms: Some(90_000),
         notified: false,
+        attempts: 1,
     }
 }
 
@@ -128,4 +129,31 @@ fn serializes_for_history_json() {
     }
     assert_eq!(v["connection"], "district-a/springfield");
     assert_eq!(v["counts"]["children"]["carriedOver"], 1);
+}
+
+#[test]
+fn only_a_retriable_failure_runs_again_and_attempts_show_in_the_summary() {
+    let cases = [
+        (RunResult::Failed, true, true),
+        (RunResult::Failed, false, false),
+        (RunResult::Succeeded, false, false),
+        (RunResult::Held, false, false),
+        (RunResult::Running, true, false),
+    ];
+    for (result, retriable, again) in cases {
+        let r = RunRecord {
+            retriable,
+            ..record(result)
+        };
+        assert_eq!(r.runs_again(), again, "{result:?} retriable={retriable}");
+    }
+    let mut second = record(RunResult::Succeeded);
+    second.attempts = 2;
+    second.counts.children.created = 1;
+    assert_eq!(second.summary(), "children: 1 created (attempt 2)");
+    let mut failed = record(RunResult::Failed);
+    failed.attempts = 3;
+    failed.reason = Some("CleverUnavailable".into());
+    failed.message = Some("503".into());
+    assert_eq!(failed.summary(), "CleverUnavailable (attempt 3): 503");
 }

@@ -70,6 +70,7 @@ struct Row {
     message: Option<String>,
     timings: serde_json::Value,
     notified_at: Option<DateTime<Utc>>,
+    attempts: i32,
 }
 
 fn chrono_of(t: Timestamp) -> DateTime<Utc> {
@@ -118,6 +119,7 @@ impl TryFrom<Row> for RunRecord {
             duration_ms: finished_at
                 .map(|f| u64::try_from(f.duration_since(started_at).as_millis()).unwrap_or(0)),
             notified: row.notified_at.is_some(),
+            attempts: u32::try_from(row.attempts).unwrap_or(1).max(1),
             run_id: row.run_id,
         })
     }
@@ -148,13 +150,15 @@ pub async fn fail_interrupted(
     Ok(r.rows_affected())
 }
 
-/// Records the run as Running (a retried run of the same id starts over, its problems cleared).
+/// Records the run as Running. A run id started again (the Job's next attempt after a retriable
+/// failure, or after its process died) starts over as its next attempt, its problems cleared.
 pub async fn start(conn: &mut PgConnection, run: &RunStart) -> Result<(), StoreError> {
     sqlx::query!(
         "INSERT INTO sync_runs (run_id, connection, schedule, trigger, job, dry_run, started_at, result)
          VALUES ($1, $2, $3, $4, $5, $6, now(), 'Running')
          ON CONFLICT (run_id) DO UPDATE SET started_at = now(), result = 'Running', finished_at = NULL,
-             reason = NULL, message = NULL, counts = '{}', problems = 0, problem_codes = '{}', timings = '{}'",
+             reason = NULL, message = NULL, counts = '{}', problems = 0, problem_codes = '{}', timings = '{}',
+             retriable = false, attempts = sync_runs.attempts + 1",
         run.run_id,
         run.connection.as_str(),
         run.schedule,
@@ -275,7 +279,8 @@ pub async fn by_id(
     let row = sqlx::query_as!(
         Row,
         "SELECT run_id, connection, schedule, trigger, job, dry_run, started_at, finished_at, result,
-                retriable, counts, problems, problem_codes, reason, message, timings, notified_at
+                retriable, counts, problems, problem_codes, reason, message, timings, notified_at,
+                attempts
          FROM sync_runs WHERE run_id = $1",
         run_id,
     )
@@ -294,7 +299,8 @@ pub async fn latest_finished(
     let row = sqlx::query_as!(
         Row,
         "SELECT run_id, connection, schedule, trigger, job, dry_run, started_at, finished_at, result,
-                retriable, counts, problems, problem_codes, reason, message, timings, notified_at
+                retriable, counts, problems, problem_codes, reason, message, timings, notified_at,
+                attempts
          FROM sync_runs WHERE connection = $1 AND result <> 'Running' AND NOT dry_run
          ORDER BY finished_at DESC NULLS LAST, started_at DESC LIMIT 1",
         connection.as_str(),
@@ -314,7 +320,8 @@ pub async fn list(
     let rows = sqlx::query_as!(
         Row,
         "SELECT run_id, connection, schedule, trigger, job, dry_run, started_at, finished_at, result,
-                retriable, counts, problems, problem_codes, reason, message, timings, notified_at
+                retriable, counts, problems, problem_codes, reason, message, timings, notified_at,
+                attempts
          FROM sync_runs WHERE ($1::text IS NULL OR connection = $1)
          ORDER BY started_at DESC, run_id DESC LIMIT $2",
         connection.map(ConnectionKey::as_str),

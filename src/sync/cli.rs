@@ -40,7 +40,8 @@ pub struct SyncArgs {
     /// What started the run: `Scheduled`, `Manual` or `CatchUp`.
     #[arg(long, default_value = "Manual", value_parser = parse_trigger)]
     pub trigger: Trigger,
-    /// The run's id (the `sync_runs` key). A finished run with this id is reported, not run again.
+    /// The run's id (the `sync_runs` key). A finished run with this id is reported, not run again,
+    /// unless it failed with a retriable error: then this is its next attempt.
     #[arg(long)]
     pub run_id: Option<String>,
     /// The SyncSchedule that started the run.

@@ -108,12 +108,16 @@ async fn run_locked(
     source: &impl RosterSource,
     started: Instant,
 ) -> Result<RunRecord, SyncError> {
-    // Job retries are idempotent: a finished run is reported, not run again.
-    if let Some(run) = runs::by_id(&mut *conn, &req.run_id).await?
-        && run.is_finished()
-    {
-        tracing::info!(run_id = %req.run_id, result = run.result.as_str(), "run already finished; reporting its outcome");
-        return Ok(run);
+    // Job retries: a run that failed with a retriable error runs again (its next attempt);
+    // any other finished run is reported, not run again.
+    if let Some(run) = runs::by_id(&mut *conn, &req.run_id).await? {
+        if run.is_finished() && !run.runs_again() {
+            tracing::info!(run_id = %req.run_id, result = run.result.as_str(), "run already finished; reporting its outcome");
+            return Ok(run);
+        }
+        if run.runs_again() {
+            tracing::info!(run_id = %req.run_id, attempt = run.attempts + 1, reason = ?run.reason, "retrying a run that failed with a retriable error");
+        }
     }
     let id = RunStart {
         run_id: req.run_id.clone(),

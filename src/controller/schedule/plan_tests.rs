@@ -137,6 +137,7 @@ fn record(id: &str, result: RunResult) -> RunRecord {
         timings: serde_json::json!({}),
         duration_ms: Some(60_000),
         notified: false,
+        attempts: 1,
     }
 }
 
