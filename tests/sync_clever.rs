@@ -506,3 +506,65 @@ async fn broken_clever_responses_fail_the_run_and_change_nothing() {
         .expect("a good sync");
     assert_eq!(after.result, RunResult::Succeeded);
 }
+
+/// One stuck run cannot hold the others: every connection carries the session limits, and a run
+/// that cannot get a lock within the lock timeout fails (retriable, exit 1) while the lock is still
+/// held, changing nothing, instead of waiting for it.
+#[tokio::test]
+async fn a_run_blocked_on_a_lock_fails_within_the_lock_timeout_and_changes_nothing() {
+    let Some((pool, url)) = db().await else {
+        return;
+    };
+    let emu = emulator(300).await;
+    let s = spec(&emu);
+    let first = run_sync(&pool, &request(s.clone()), &source(&emu, 200))
+        .await
+        .expect("first sync");
+    assert_eq!(first.result, RunResult::Succeeded);
+    let before = roster_snapshot(&pool).await;
+
+    let limits = rostersync::store::SessionLimits {
+        lock_timeout: Duration::from_secs(1),
+        ..Default::default()
+    };
+    let limited = rostersync::store::connect_with(&url, 4, &limits)
+        .await
+        .expect("connect with limits");
+    for (setting, want) in [
+        ("lock_timeout", "1s"),
+        ("statement_timeout", "10min"),
+        ("idle_in_transaction_session_timeout", "2min"),
+    ] {
+        let shown: String = sqlx::query_scalar(&format!("SHOW {setting}"))
+            .fetch_one(&limited)
+            .await
+            .expect("show");
+        assert_eq!(shown, want, "{setting}");
+    }
+
+    // Another district's stuck transaction holds the children table.
+    let mut blocker = pool.begin().await.expect("begin");
+    sqlx::query("LOCK TABLE children IN ACCESS EXCLUSIVE MODE")
+        .execute(&mut *blocker)
+        .await
+        .expect("lock");
+    let out = tokio::time::timeout(
+        Duration::from_secs(120),
+        run_sync(&limited, &request(s.clone()), &source(&emu, 200)),
+    )
+    .await
+    .expect("the run waited for the lock instead of timing out")
+    .expect("the run is recorded");
+    assert_eq!(out.result, RunResult::Failed);
+    assert_eq!(out.reason.as_deref(), Some("DatabaseError"));
+    assert_eq!(out.exit_code(), 1, "a lock timeout is retriable");
+    assert!(
+        out.message
+            .as_deref()
+            .is_some_and(|m| m.contains("lock timeout")),
+        "{:?}",
+        out.message
+    );
+    blocker.rollback().await.expect("release");
+    assert_eq!(roster_snapshot(&pool).await, before);
+}

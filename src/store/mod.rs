@@ -3,6 +3,8 @@
 pub mod cli;
 pub mod runs;
 
+use std::time::Duration;
+
 use sqlx::PgPool;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
@@ -39,12 +41,68 @@ impl StoreError {
     }
 }
 
-/// Connects a pool to `url` (a `postgres://` URL).
+/// Server-side limits set on every connection, so one stuck run cannot block every district: a
+/// statement that runs too long, a lock that cannot be had, a transaction left idle (a frozen
+/// client) and a dead client's TCP connection (keepalives) all end, and with them the session's
+/// locks, advisory lock included.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SessionLimits {
+    pub statement_timeout: Duration,
+    pub lock_timeout: Duration,
+    pub idle_in_transaction_timeout: Duration,
+    /// TCP keepalive idle time; a dead peer is dropped after it plus 3 probes 10 s apart.
+    pub keepalive_idle: Duration,
+}
+
+impl Default for SessionLimits {
+    fn default() -> Self {
+        SessionLimits {
+            statement_timeout: Duration::from_secs(600),
+            lock_timeout: Duration::from_secs(60),
+            idle_in_transaction_timeout: Duration::from_secs(120),
+            keepalive_idle: Duration::from_secs(30),
+        }
+    }
+}
+
+impl SessionLimits {
+    /// The session parameters (milliseconds for timeouts, seconds for keepalives).
+    pub fn parameters(&self) -> [(&'static str, String); 6] {
+        let ms = |d: Duration| d.as_millis().to_string();
+        [
+            ("statement_timeout", ms(self.statement_timeout)),
+            ("lock_timeout", ms(self.lock_timeout)),
+            (
+                "idle_in_transaction_session_timeout",
+                ms(self.idle_in_transaction_timeout),
+            ),
+            (
+                "tcp_keepalives_idle",
+                self.keepalive_idle.as_secs().max(1).to_string(),
+            ),
+            ("tcp_keepalives_interval", "10".to_string()),
+            ("tcp_keepalives_count", "3".to_string()),
+        ]
+    }
+}
+
+/// Connects a pool to `url` (a `postgres://` URL) with the default [`SessionLimits`].
 pub async fn connect(url: &str, max_connections: u32) -> Result<PgPool, StoreError> {
+    connect_with(url, max_connections, &SessionLimits::default()).await
+}
+
+/// Connects a pool to `url` with `limits` on every connection.
+pub async fn connect_with(
+    url: &str,
+    max_connections: u32,
+    limits: &SessionLimits,
+) -> Result<PgPool, StoreError> {
     let options: PgConnectOptions = url.parse().map_err(StoreError::InvalidUrl)?;
+    let parameters = limits.parameters();
+    let options = options.options(parameters.iter().map(|(k, v)| (*k, v.as_str())));
     PgPoolOptions::new()
         .max_connections(max_connections)
-        .acquire_timeout(std::time::Duration::from_secs(30))
+        .acquire_timeout(Duration::from_secs(30))
         .connect_with(options)
         .await
         .map_err(StoreError::Connect)

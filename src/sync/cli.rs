@@ -65,6 +65,17 @@ pub struct SyncArgs {
     /// anything is applied.
     #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(1..))]
     pub clever_max_pages: u32,
+    /// Postgres: the longest one statement may run, in seconds.
+    #[arg(long, default_value_t = 600, value_parser = clap::value_parser!(u64).range(1..))]
+    pub db_statement_timeout: u64,
+    /// Postgres: the longest a statement waits for a lock, in seconds (a run that waits longer
+    /// fails, retriable, and changes nothing).
+    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
+    pub db_lock_timeout: u64,
+    /// Postgres: a transaction left idle this long (a frozen process) is ended by the server, in
+    /// seconds, releasing its locks.
+    #[arg(long, default_value_t = 120, value_parser = clap::value_parser!(u64).range(1..))]
+    pub db_idle_in_transaction_timeout: u64,
     /// The largest Clever response body accepted, in bytes; a larger one fails the run.
     #[arg(long, default_value_t = 256 * 1024 * 1024, value_parser = clap::value_parser!(u64).range(1..))]
     pub clever_max_body_bytes: u64,
@@ -94,7 +105,15 @@ pub async fn run(args: SyncArgs) -> anyhow::Result<u8> {
             return Ok(err.exit_code());
         }
     };
-    let pool = match crate::store::connect(&args.database_url, 3).await {
+    let limits = crate::store::SessionLimits {
+        statement_timeout: std::time::Duration::from_secs(args.db_statement_timeout),
+        lock_timeout: std::time::Duration::from_secs(args.db_lock_timeout),
+        idle_in_transaction_timeout: std::time::Duration::from_secs(
+            args.db_idle_in_transaction_timeout,
+        ),
+        ..Default::default()
+    };
+    let pool = match crate::store::connect_with(&args.database_url, 3, &limits).await {
         Ok(p) => p,
         Err(err) => {
             eprintln!("error: {err}");

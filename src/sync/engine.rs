@@ -230,11 +230,22 @@ async fn run_recorded(
     tracing::info!(?totals, "roster staged");
 
     // Fresh statistics for the roster tables (a previous run may have just filled them), taken
-    // outside the transaction so its lock is not held until commit.
-    sqlx::query!("ANALYZE schools, classrooms, educators, children, enrollments")
+    // outside the transaction so its lock is not held until commit. Statistics are a nicety: when
+    // another district's run holds the tables' statistics lock, skip them rather than wait.
+    sqlx::query!("SET lock_timeout = '2s'")
         .execute(&mut *conn)
         .await
-        .map_err(SyncError::db("analyzing the roster tables"))?;
+        .map_err(SyncError::db("limiting the statistics lock wait"))?;
+    let analyzed = sqlx::query!("ANALYZE schools, classrooms, educators, children, enrollments")
+        .execute(&mut *conn)
+        .await;
+    sqlx::query!("RESET lock_timeout")
+        .execute(&mut *conn)
+        .await
+        .map_err(SyncError::db("restoring the lock timeout"))?;
+    if let Err(err) = analyzed {
+        tracing::warn!("roster statistics not refreshed (another run holds them): {err}");
+    }
     let mut tx = Connection::begin(&mut *conn)
         .await
         .map_err(SyncError::db("starting the transaction"))?;
