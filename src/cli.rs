@@ -44,9 +44,9 @@ pub enum Command {
 #[derive(Debug, Subcommand)]
 pub enum BenchCommand {
     /// Client throughput streaming all students from an in-process emulator over loopback HTTP.
-    Clever(crate::clever::bench::BenchArgs),
+    Clever(crate::clever::bench::CleverBenchArgs),
     /// A full sync into a fresh database and a no-op resync against the emulator.
-    Sync(crate::sync::bench::BenchSyncArgs),
+    Sync(crate::sync::bench::SyncBenchArgs),
 }
 
 /// Arguments of `rostersync crds`.

@@ -423,13 +423,13 @@ fn tolerant_decoding_of_blank_null_and_absent_fields() {
     assert!(section.students.is_empty() && section.teacher.is_none());
     assert_eq!(
         section.grade,
-        Some(rostersync::clever::Grade::PreKindergarten)
+        Some(rostersync::clever::CleverGrade::PreKindergarten)
     );
     let school: School =
         serde_json::from_str(r#"{"id":"x","low_grade":"Weird","high_grade":"13"}"#).unwrap();
     assert_eq!(
         school.low_grade,
-        Some(rostersync::clever::Grade::Unknown("Weird".into()))
+        Some(rostersync::clever::CleverGrade::Unknown("Weird".into()))
     );
 }
 

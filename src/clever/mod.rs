@@ -20,7 +20,7 @@ pub use client::{CleverClient, ClientConfig, ClientStats, Token, oauth_base_for}
 pub use credentials::{CleverCredentials, CredentialKeys, SecretKeysMissing};
 pub use decode::{Decoded, RecordProblem, decode_page};
 pub use error::CleverError;
-pub use grade::Grade;
+pub use grade::CleverGrade;
 pub use models::*;
 pub use oauth::{AppCredentials, lookup_district_token};
 pub use retry::parse_rate_limit_reset;

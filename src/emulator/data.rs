@@ -9,7 +9,7 @@ use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use serde::Serialize;
 
-use super::store::{Entry, Kind, Store, StoreError, role_bit};
+use super::store::{EmulatorStoreError, Entry, Kind, Store, role_bit};
 use crate::clever::models::*;
 
 mod people;
@@ -29,24 +29,24 @@ pub struct GenConfig {
 pub const DEFAULT_DISTRICT_ID: &str = "5e1f0c2a9b3d4e5f60718293";
 
 /// Student grades in school order: the five early grades then 1..12.
-const GRADES: [Grade; 17] = [
-    Grade::InfantToddler,
-    Grade::Preschool,
-    Grade::PreKindergarten,
-    Grade::TransitionalKindergarten,
-    Grade::Kindergarten,
-    Grade::Numbered(1),
-    Grade::Numbered(2),
-    Grade::Numbered(3),
-    Grade::Numbered(4),
-    Grade::Numbered(5),
-    Grade::Numbered(6),
-    Grade::Numbered(7),
-    Grade::Numbered(8),
-    Grade::Numbered(9),
-    Grade::Numbered(10),
-    Grade::Numbered(11),
-    Grade::Numbered(12),
+const GRADES: [CleverGrade; 17] = [
+    CleverGrade::InfantToddler,
+    CleverGrade::Preschool,
+    CleverGrade::PreKindergarten,
+    CleverGrade::TransitionalKindergarten,
+    CleverGrade::Kindergarten,
+    CleverGrade::Numbered(1),
+    CleverGrade::Numbered(2),
+    CleverGrade::Numbered(3),
+    CleverGrade::Numbered(4),
+    CleverGrade::Numbered(5),
+    CleverGrade::Numbered(6),
+    CleverGrade::Numbered(7),
+    CleverGrade::Numbered(8),
+    CleverGrade::Numbered(9),
+    CleverGrade::Numbered(10),
+    CleverGrade::Numbered(11),
+    CleverGrade::Numbered(12),
 ];
 /// Relative enrolment per grade (fewer infants and preschoolers than grade-school children).
 const GRADE_WEIGHTS: [u32; 17] = [2, 3, 4, 2, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6];
@@ -219,7 +219,7 @@ fn entry<T: Serialize>(id: &str, roles: u8, obj: &T) -> Entry {
 }
 
 /// Generates a district (deterministic for `cfg`).
-pub fn generate(cfg: &GenConfig) -> Result<Store, StoreError> {
+pub fn generate(cfg: &GenConfig) -> Result<Store, EmulatorStoreError> {
     let n_students = cfg.students as usize;
     let n_schools = cfg
         .schools
@@ -471,7 +471,7 @@ pub fn generate(cfg: &GenConfig) -> Result<Store, StoreError> {
                     sis_id: Some(format!("T{:06}", n + 1)),
                     teacher_number: Some(format!("{:06}", n + 1)),
                     title: Some(t.title.into()),
-                    credentials: Some(Credentials {
+                    credentials: Some(UserCredentials {
                         district_username: Some(format!("t{:06}", n + 1)),
                     }),
                     ..TeacherRole::default()
@@ -552,7 +552,7 @@ mod tests {
             );
         }
         let sections: Vec<Section> = a.all(Kind::Sections);
-        for early in Grade::EARLY {
+        for early in CleverGrade::EARLY {
             let of_grade: Vec<&Section> = sections
                 .iter()
                 .filter(|s| s.grade.as_ref() == Some(&early))

@@ -20,7 +20,7 @@ use url::Url;
 
 pub use data::{DEFAULT_DISTRICT_ID, GenConfig, generate};
 pub use faults::{Fault, FaultKind};
-pub use store::{Entry, Kind, Store, StoreError};
+pub use store::{EmulatorStoreError, Entry, Kind, Store};
 
 /// The district token the emulator accepts by default.
 pub const DEFAULT_TOKEN: &str = "emulator-district-token-0000000000000000";

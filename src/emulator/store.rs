@@ -70,8 +70,10 @@ pub fn role_bit(role: Role) -> u8 {
     1 << Role::ALL.iter().position(|r| *r == role).unwrap_or(0)
 }
 
+/// A change to the emulator's dataset that cannot be made (the roster database's errors are
+/// [`crate::store::StoreError`]).
 #[derive(Debug, thiserror::Error)]
-pub enum StoreError {
+pub enum EmulatorStoreError {
     #[error("no {kind:?} with id {id}")]
     NotFound { kind: Kind, id: String },
     #[error("invalid object: {0}")]
@@ -87,7 +89,7 @@ pub struct Store {
 
 impl Store {
     /// A store holding `district` and nothing else.
-    pub fn new(district: &District) -> Result<Store, StoreError> {
+    pub fn new(district: &District) -> Result<Store, EmulatorStoreError> {
         let mut store = Store {
             district_id: district.id.clone(),
             ..Store::default()
@@ -100,7 +102,7 @@ impl Store {
     pub fn from_values(
         district: Value,
         rest: Vec<(Kind, Vec<Value>)>,
-    ) -> Result<Store, StoreError> {
+    ) -> Result<Store, EmulatorStoreError> {
         let district_id = id_of(&district)?.to_owned();
         let mut store = Store {
             district_id,
@@ -183,17 +185,26 @@ impl Store {
     }
 
     /// Inserts or replaces an object (found by its `id`).
-    pub fn put<T: Serialize>(&mut self, kind: Kind, object: &T) -> Result<String, StoreError> {
-        let value = serde_json::to_value(object).map_err(|e| StoreError::Invalid(e.to_string()))?;
+    pub fn put<T: Serialize>(
+        &mut self,
+        kind: Kind,
+        object: &T,
+    ) -> Result<String, EmulatorStoreError> {
+        let value =
+            serde_json::to_value(object).map_err(|e| EmulatorStoreError::Invalid(e.to_string()))?;
         self.put_value(kind, value)
     }
 
     /// Inserts or replaces a raw JSON object. A missing `id` is generated; a missing `district` is
     /// set to this district.
-    pub fn put_value(&mut self, kind: Kind, mut value: Value) -> Result<String, StoreError> {
+    pub fn put_value(
+        &mut self,
+        kind: Kind,
+        mut value: Value,
+    ) -> Result<String, EmulatorStoreError> {
         let obj = value
             .as_object_mut()
-            .ok_or_else(|| StoreError::Invalid("expected a JSON object".into()))?;
+            .ok_or_else(|| EmulatorStoreError::Invalid("expected a JSON object".into()))?;
         let id = match obj.get("id").and_then(Value::as_str) {
             Some(id) if !id.is_empty() => id.to_owned(),
             _ => {
@@ -215,10 +226,15 @@ impl Store {
     }
 
     /// Applies a JSON merge patch (RFC 7396) to an object and bumps its `last_modified`.
-    pub fn patch(&mut self, kind: Kind, id: &str, patch: &Value) -> Result<Value, StoreError> {
+    pub fn patch(
+        &mut self,
+        kind: Kind,
+        id: &str,
+        patch: &Value,
+    ) -> Result<Value, EmulatorStoreError> {
         let mut value = self
             .get_value(kind, id)
-            .ok_or_else(|| StoreError::NotFound {
+            .ok_or_else(|| EmulatorStoreError::NotFound {
                 kind,
                 id: id.to_owned(),
             })?;
@@ -237,14 +253,14 @@ impl Store {
     }
 
     /// Removes an object; removing a user also takes it out of every section.
-    pub fn remove(&mut self, kind: Kind, id: &str) -> Result<(), StoreError> {
+    pub fn remove(&mut self, kind: Kind, id: &str) -> Result<(), EmulatorStoreError> {
         let list = &mut self.collections[kind.index()];
-        let i = list
-            .binary_search_by(|e| (*e.id).cmp(id))
-            .map_err(|_| StoreError::NotFound {
+        let i = list.binary_search_by(|e| (*e.id).cmp(id)).map_err(|_| {
+            EmulatorStoreError::NotFound {
                 kind,
                 id: id.to_owned(),
-            })?;
+            }
+        })?;
         list.remove(i);
         if kind == Kind::Users {
             let affected: Vec<String> = self
@@ -264,9 +280,13 @@ impl Store {
     }
 
     /// Adds a student to a section's `students[]` (no-op when already there).
-    pub fn add_to_section(&mut self, section_id: &str, student_id: &str) -> Result<(), StoreError> {
+    pub fn add_to_section(
+        &mut self,
+        section_id: &str,
+        student_id: &str,
+    ) -> Result<(), EmulatorStoreError> {
         if self.entry(Kind::Users, student_id).is_none() {
-            return Err(StoreError::NotFound {
+            return Err(EmulatorStoreError::NotFound {
                 kind: Kind::Users,
                 id: student_id.to_owned(),
             });
@@ -282,7 +302,7 @@ impl Store {
         &mut self,
         section_id: &str,
         student_id: &str,
-    ) -> Result<(), StoreError> {
+    ) -> Result<(), EmulatorStoreError> {
         self.edit_section_members(section_id, |students, _| {
             students.retain(|s| s != student_id)
         })
@@ -294,9 +314,9 @@ impl Store {
         student_id: &str,
         from: &str,
         to: &str,
-    ) -> Result<(), StoreError> {
+    ) -> Result<(), EmulatorStoreError> {
         if self.entry(Kind::Sections, to).is_none() {
-            return Err(StoreError::NotFound {
+            return Err(EmulatorStoreError::NotFound {
                 kind: Kind::Sections,
                 id: to.to_owned(),
             });
@@ -309,13 +329,13 @@ impl Store {
         &mut self,
         section_id: &str,
         edit: impl FnOnce(&mut Vec<String>, &mut Vec<String>),
-    ) -> Result<(), StoreError> {
-        let mut value =
-            self.get_value(Kind::Sections, section_id)
-                .ok_or_else(|| StoreError::NotFound {
-                    kind: Kind::Sections,
-                    id: section_id.to_owned(),
-                })?;
+    ) -> Result<(), EmulatorStoreError> {
+        let mut value = self.get_value(Kind::Sections, section_id).ok_or_else(|| {
+            EmulatorStoreError::NotFound {
+                kind: Kind::Sections,
+                id: section_id.to_owned(),
+            }
+        })?;
         let strings = |v: Option<&Value>| -> Vec<String> {
             v.and_then(Value::as_array)
                 .map(|a| {
@@ -376,16 +396,16 @@ fn section_lists(section: &Value) -> impl Iterator<Item = &str> {
         .filter_map(Value::as_str)
 }
 
-fn id_of(value: &Value) -> Result<&str, StoreError> {
+fn id_of(value: &Value) -> Result<&str, EmulatorStoreError> {
     value
         .get("id")
         .and_then(Value::as_str)
         .filter(|s| !s.is_empty())
-        .ok_or_else(|| StoreError::Invalid("an object has no string `id`".into()))
+        .ok_or_else(|| EmulatorStoreError::Invalid("an object has no string `id`".into()))
 }
 
 /// Builds an entry from a JSON object (computing the role bits of users).
-pub fn entry_from_value(kind: Kind, value: &Value) -> Result<Entry, StoreError> {
+pub fn entry_from_value(kind: Kind, value: &Value) -> Result<Entry, EmulatorStoreError> {
     let id = id_of(value)?.into();
     let mut roles = 0;
     if kind == Kind::Users {
@@ -399,7 +419,7 @@ pub fn entry_from_value(kind: Kind, value: &Value) -> Result<Entry, StoreError> 
             }
         }
     }
-    let json = serde_json::to_vec(value).map_err(|e| StoreError::Invalid(e.to_string()))?;
+    let json = serde_json::to_vec(value).map_err(|e| EmulatorStoreError::Invalid(e.to_string()))?;
     Ok(Entry {
         id,
         roles,

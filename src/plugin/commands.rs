@@ -9,7 +9,7 @@ use kube::{Api, Client, ResourceExt};
 use serde_json::json;
 
 use super::format::{format_duration, relative, render_columns, status_table};
-use super::{Cli, Command, EXIT_FAILED, EXIT_TIMEOUT};
+use super::{EXIT_FAILED, EXIT_TIMEOUT, PluginCli, PluginCommand};
 use crate::api::{
     APPROVE_REMOVALS_ANNOTATION, JourneyPolicy, RosterConnection, RunResult, RunStatus,
     SYNC_NOW_ANNOTATION, SyncSchedule,
@@ -19,7 +19,7 @@ use crate::store::runs as store_runs;
 
 const FIELD_MANAGER: &str = "kubectl-roster";
 
-pub(super) async fn run(cli: Cli) -> anyhow::Result<u8> {
+pub(super) async fn run(cli: PluginCli) -> anyhow::Result<u8> {
     let client = Client::try_default()
         .await
         .context("cannot reach the cluster: check KUBECONFIG / the current kubectl context")?;
@@ -28,20 +28,20 @@ pub(super) async fn run(cli: Cli) -> anyhow::Result<u8> {
         .clone()
         .unwrap_or_else(|| client.default_namespace().to_string());
     match cli.command {
-        Command::Status {
+        PluginCommand::Status {
             name,
             all_namespaces,
         } => status(&client, &ns, name.as_deref(), all_namespaces).await,
-        Command::SyncNow {
+        PluginCommand::SyncNow {
             name,
             wait,
             timeout,
         } => sync_now(&client, &ns, &name, wait, timeout).await,
-        Command::History { name, limit } => history(&client, &ns, &name, limit).await,
-        Command::Suspend { name } => set_suspend(&client, &ns, &name, true).await,
-        Command::Resume { name } => set_suspend(&client, &ns, &name, false).await,
-        Command::Approve { name, run_id } => approve(&client, &ns, &name, &run_id).await,
-        Command::Preview { name, count } => preview(&client, &ns, &name, count).await,
+        PluginCommand::History { name, limit } => history(&client, &ns, &name, limit).await,
+        PluginCommand::Suspend { name } => set_suspend(&client, &ns, &name, true).await,
+        PluginCommand::Resume { name } => set_suspend(&client, &ns, &name, false).await,
+        PluginCommand::Approve { name, run_id } => approve(&client, &ns, &name, &run_id).await,
+        PluginCommand::Preview { name, count } => preview(&client, &ns, &name, count).await,
     }
 }
 

@@ -3,7 +3,7 @@ use jiff::SignedDuration;
 use jiff::civil::{Time, Weekday};
 use jiff::tz::TimeZone;
 
-use super::window::{OffPeakWindow, format_hhmm};
+use super::window::{OffPeakHours, format_hhmm};
 use crate::api::{Frequency, SyncScheduleSpec};
 
 /// Why a schedule cannot be used, each with what to change.
@@ -81,7 +81,7 @@ pub struct ScheduleRule {
     pub(super) at: Time,
     pub(super) tz: TimeZone,
     pub(super) tz_name: String,
-    pub(super) window: OffPeakWindow,
+    pub(super) window: OffPeakHours,
     pub(super) starting_deadline: SignedDuration,
 }
 
@@ -93,7 +93,7 @@ impl ScheduleRule {
             name: spec.time_zone.clone(),
         })?;
         let at = parse_hhmm("at", &spec.at)?;
-        let window = OffPeakWindow::try_from(&spec.off_peak_window)?;
+        let window = OffPeakHours::try_from(&spec.off_peak_window)?;
         let cadence = match spec.frequency {
             Frequency::Daily => {
                 check_no_day_of_week(spec)?;
@@ -156,7 +156,7 @@ impl ScheduleRule {
     }
 
     /// The off-peak window (enforced for Daily schedules only).
-    pub fn off_peak_window(&self) -> OffPeakWindow {
+    pub fn off_peak_window(&self) -> OffPeakHours {
         self.window
     }
 

@@ -15,7 +15,7 @@ use crate::api::{JourneyPolicySpec, RosterConnectionSpec, RunResult, Trigger};
 
 /// Arguments of `rostersync bench sync`.
 #[derive(Debug, clap::Args)]
-pub struct BenchSyncArgs {
+pub struct SyncBenchArgs {
     /// Students in the generated district.
     #[arg(long, default_value_t = 10_000)]
     pub students: u32,
@@ -30,7 +30,7 @@ pub struct BenchSyncArgs {
 /// The printed figures.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct BenchReport {
+pub struct SyncBenchReport {
     pub students: u32,
     pub children_synced: u64,
     pub full_sync_seconds: f64,
@@ -47,7 +47,7 @@ pub fn peak_rss_mb() -> Option<f64> {
     Some(kb / 1024.0)
 }
 
-pub async fn run(args: BenchSyncArgs) -> anyhow::Result<u8> {
+pub async fn run(args: SyncBenchArgs) -> anyhow::Result<u8> {
     let exe = std::env::current_exe().context("cannot find the rostersync executable")?;
     let mut child = tokio::process::Command::new(exe)
         .args(["clever-emulator", "--rate-limit", "1000000", "--students"])
@@ -97,10 +97,10 @@ pub async fn run(args: BenchSyncArgs) -> anyhow::Result<u8> {
 }
 
 async fn bench(
-    args: &BenchSyncArgs,
+    args: &SyncBenchArgs,
     db: &PgConnectOptions,
     base_url: url::Url,
-) -> anyhow::Result<BenchReport> {
+) -> anyhow::Result<SyncBenchReport> {
     let pool = sqlx::postgres::PgPoolOptions::new()
         .max_connections(3)
         .connect_with(db.clone())
@@ -156,7 +156,7 @@ async fn bench(
         .map(|(_, c)| c.changes())
         .sum();
     pool.close().await;
-    Ok(BenchReport {
+    Ok(SyncBenchReport {
         students: args.students,
         children_synced: full.counts.children.created,
         full_sync_seconds: round(full_secs),

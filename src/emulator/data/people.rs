@@ -194,7 +194,7 @@ pub(super) fn student(g: &mut Gen, i: usize, id: &str, gr: usize, school: usize)
                 iep_status: Some(yn(&mut g.rng).into()),
                 frl_status: Some(g.pick(&["Free", "Reduced", "Paid"]).into()),
                 graduation_year: Some((SCHOOL_YEAR as usize + 17 - gr).to_string()),
-                credentials: Some(Credentials {
+                credentials: Some(UserCredentials {
                     district_username: Some(format!("s{sis}")),
                 }),
             }),
