@@ -6,7 +6,9 @@ use rostersync::clever::{
     AppCredentials, CleverClient, CleverError, ClientConfig, Decoded, Role, School, Section, Term,
     Token, User, lookup_district_token,
 };
-use rostersync::emulator::{Emulator, EmulatorConfig, EmulatorHandle, Fault, FaultKind, Kind};
+use rostersync::devtools::emulator::{
+    Emulator, EmulatorConfig, EmulatorHandle, Fault, FaultKind, Kind,
+};
 use serde_json::json;
 
 async fn emulator(students: u32) -> EmulatorHandle {
@@ -568,7 +570,7 @@ fn memory_probe() {
     let result = rt.block_on(async move {
         let mut cfg = ClientConfig::new(
             base.parse().unwrap(),
-            Token::new(rostersync::emulator::DEFAULT_TOKEN),
+            Token::new(rostersync::devtools::emulator::DEFAULT_TOKEN),
         );
         cfg.page_limit = 1000;
         let client = CleverClient::new(cfg).unwrap();

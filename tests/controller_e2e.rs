@@ -376,7 +376,7 @@ async fn guarded_removal_is_held_then_approved_and_applied() {
 
     // Half the sections leave the roster: far more than the 10% guard.
     env.emulator.update(|store| {
-        use rostersync::emulator::Kind;
+        use rostersync::devtools::emulator::Kind;
         let ids: Vec<String> = store
             .entries(Kind::Sections)
             .iter()
@@ -521,7 +521,7 @@ async fn event_count(env: &Env, name: &str, reason: &str) -> i32 {
 
 #[tokio::test]
 async fn controller_restart_during_a_run_loses_nothing_and_starts_nothing_twice() {
-    use rostersync::emulator::{Fault, FaultKind};
+    use rostersync::devtools::emulator::{Fault, FaultKind};
     let Some(env) = Env::new("e2e-restart", 40).await else {
         return;
     };

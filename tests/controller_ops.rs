@@ -12,7 +12,7 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::Api;
 use kube::api::{ListParams, Patch, PatchParams};
 use rostersync::api::{RunResult, RunStatus, SYNC_NOW_ANNOTATION, SyncSchedule};
-use rostersync::emulator::{Fault, FaultKind};
+use rostersync::devtools::emulator::{Fault, FaultKind};
 use serde_json::json;
 
 fn last_run(s: &SyncSchedule) -> Option<&RunStatus> {

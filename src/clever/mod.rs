@@ -2,9 +2,8 @@
 //! typed errors with retries, and the district token lookup from app credentials.
 //!
 //! Facts about the API are in `docs/clever-api.md` of the shared docs; the emulator in
-//! [`crate::emulator`] serves the same models for tests, the demo and the benchmarks.
+//! [`crate::devtools::emulator`] serves the same models for tests, the demo and the benchmarks.
 
-pub mod bench;
 mod client;
 mod credentials;
 mod decode;

@@ -9,7 +9,7 @@ use k8s_openapi::api::rbac::v1::{ClusterRole, Role, RoleBinding};
 use kube::api::{ListParams, Patch, PatchParams, PostParams};
 use kube::{Api, Client, ResourceExt};
 use rostersync::api::{RosterConnection, SyncSchedule};
-use rostersync::emulator::{Emulator, EmulatorConfig, EmulatorHandle};
+use rostersync::devtools::emulator::{Emulator, EmulatorConfig, EmulatorHandle};
 use serde_json::json;
 
 use crate::common::{self, Proc, TestDb};
@@ -138,7 +138,7 @@ impl Env {
         common::wait_for("a controller token", TIMEOUT, || {
             let (client, ns, path) = (client.clone(), ns.clone(), controller_kubeconfig.clone());
             async move {
-                rostersync::podrunner::service_account_kubeconfig(
+                rostersync::devtools::podrunner::service_account_kubeconfig(
                     &client,
                     &ns,
                     "rostersync-controller",

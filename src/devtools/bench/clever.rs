@@ -4,8 +4,8 @@ use std::time::Instant;
 
 use futures::StreamExt;
 
-use super::{CleverClient, ClientConfig, Role, Token};
-use crate::emulator::{Emulator, EmulatorConfig};
+use crate::clever::{CleverClient, ClientConfig, Role, Token};
+use crate::devtools::emulator::{Emulator, EmulatorConfig};
 
 #[derive(Debug, clap::Args)]
 pub struct CleverBenchArgs {

@@ -9,9 +9,9 @@ use sqlx::postgres::PgConnectOptions;
 use sqlx::{ConnectOptions, Connection};
 use tokio::io::AsyncBufReadExt;
 
-use super::clever_source::CleverSource;
-use super::{SyncRequest, run_sync};
 use crate::api::{JourneyPolicySpec, RosterConnectionSpec, RunResult, Trigger};
+use crate::sync::clever_source::CleverSource;
+use crate::sync::{SyncRequest, run_sync};
 
 /// Arguments of `rostersync bench sync`.
 #[derive(Debug, clap::Args)]
@@ -68,7 +68,7 @@ pub async fn run(args: SyncBenchArgs) -> anyhow::Result<u8> {
     let admin: PgConnectOptions = args.database_url.parse().context("invalid database URL")?;
     let name = format!(
         "rs_bench_{}",
-        super::cli::new_run_id("x")
+        crate::sync::cli::new_run_id("x")
             .rsplit('-')
             .next()
             .unwrap_or("0")
@@ -107,7 +107,7 @@ async fn bench(
         .await?;
     crate::store::migrate(&pool).await?;
     let spec: RosterConnectionSpec = serde_json::from_value(serde_json::json!({
-        "districtId": crate::emulator::DEFAULT_DISTRICT_ID,
+        "districtId": crate::devtools::emulator::DEFAULT_DISTRICT_ID,
         "apiBaseUrl": base_url.as_str().trim_end_matches('/'),
         "credentialsSecretRef": {"name": "clever"},
     }))?;
@@ -117,7 +117,7 @@ async fn bench(
     let source = CleverSource::new(
         base_url,
         crate::clever::CleverCredentials::Token(crate::clever::Token::new(
-            crate::emulator::DEFAULT_TOKEN,
+            crate::devtools::emulator::DEFAULT_TOKEN,
         )),
     );
     let connection = crate::run::ConnectionKey::new("bench", "district")?;
@@ -125,7 +125,7 @@ async fn bench(
         connection: connection.clone(),
         spec: spec.clone(),
         policy: Some(policy.clone()),
-        run_id: format!("bench-{n}-{}", super::cli::new_run_id("r")),
+        run_id: format!("bench-{n}-{}", crate::sync::cli::new_run_id("r")),
         trigger: Trigger::Manual,
         schedule: None,
         job: None,
