@@ -7,6 +7,8 @@
 //! - [`outbox`]: [`enqueue`], called inside the transaction that records the outcome.
 //! - [`sender`]: delivers the outbox over SMTP with retry and backoff.
 //! - [`config`]: the SMTP configuration (Secret or flags) and the lettre transport.
+//! - [`args`]: the controller's email flags (SMTP for local use, the repeat interval).
+pub mod args;
 pub mod config;
 pub mod decide;
 pub mod notice;
@@ -14,7 +16,8 @@ pub mod outbox;
 pub mod render;
 pub mod sender;
 
-pub use config::{ConfigError, NotifyArgs, SmtpArgs, SmtpConfig, TlsMode};
+pub use args::{NotifyArgs, SmtpArgs};
+pub use config::{ConfigError, SmtpConfig, TlsMode};
 pub use decide::{
     DEFAULT_REPEAT_INTERVAL, EmailDecision, LastNotified, NotifySettings, SkipReason, decide,
 };

@@ -12,8 +12,9 @@ use serde_json::{Value, json};
 
 use super::data::{GenConfig, generate};
 use super::faults::Fault;
+use super::record::Kind;
 use super::server::Shared;
-use super::store::{EmulatorStoreError, Kind, Store};
+use super::store::{EmulatorStoreError, Store};
 
 const MAX_BODY: usize = 512 * 1024 * 1024;
 

@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use super::{AGES, GRADES, Gen, SCHOOL_YEAR, entry};
 use crate::clever::models::*;
-use crate::devtools::emulator::store::{Entry, role_bit};
+use crate::devtools::emulator::record::{Entry, role_bit};
 
 pub(super) const FIRST: &[&str] = &[
     "Olivia",
