@@ -21,8 +21,6 @@ pub enum Command {
     Crds(CrdsArgs),
     /// Run the operator: reconcile RosterConnections, SyncSchedules and JourneyPolicies.
     Controller(Box<crate::controller::ControllerArgs>),
-    /// Test and demo support: run rostersync Jobs' pods as local processes (a stand-in kubelet).
-    PodRunner(crate::podrunner::PodRunnerArgs),
     /// Schedule tools: `schedule preview` lists the next slots of a SyncSchedule manifest.
     #[command(subcommand)]
     Schedule(crate::schedule::ScheduleCommand),
@@ -33,10 +31,15 @@ pub enum Command {
     /// Run one sync of a RosterConnection: Clever to Postgres, in one transaction.
     Sync(crate::sync::cli::SyncArgs),
     // Subcommands are added here, one variant each, pointing at the module that owns the Args type.
+    // Development tools (crate::devtools) follow: callable as always, hidden from `--help`.
+    /// Test and demo support: run rostersync Jobs' pods as local processes (a stand-in kubelet).
+    #[command(hide = true)]
+    PodRunner(crate::devtools::podrunner::PodRunnerArgs),
     /// Run a Clever API v3.0 emulator on loopback (for tests, demos and benchmarks).
-    CleverEmulator(Box<crate::emulator::cli::EmulatorArgs>),
+    #[command(hide = true)]
+    CleverEmulator(Box<crate::devtools::emulator::cli::EmulatorArgs>),
     /// Measure throughput.
-    #[command(subcommand)]
+    #[command(subcommand, hide = true)]
     Bench(BenchCommand),
 }
 
@@ -44,9 +47,9 @@ pub enum Command {
 #[derive(Debug, Subcommand)]
 pub enum BenchCommand {
     /// Client throughput streaming all students from an in-process emulator over loopback HTTP.
-    Clever(crate::clever::bench::BenchArgs),
+    Clever(crate::devtools::bench::clever::CleverBenchArgs),
     /// A full sync into a fresh database and a no-op resync against the emulator.
-    Sync(crate::sync::bench::BenchSyncArgs),
+    Sync(crate::devtools::bench::sync::SyncBenchArgs),
 }
 
 /// Arguments of `rostersync crds`.
@@ -89,14 +92,18 @@ pub fn main() -> ExitCode {
         match cli.command {
             Command::Crds(args) => crds(args).await,
             Command::Controller(args) => crate::controller::run(*args).await,
-            Command::PodRunner(args) => crate::podrunner::run(args).await,
             Command::Schedule(command) => crate::schedule::preview::run(command).await,
             Command::Migrate(args) => crate::store::cli::migrate(args).await,
             Command::History(args) => crate::store::cli::history(args).await,
             Command::Sync(args) => crate::sync::cli::run(args).await,
-            Command::Bench(BenchCommand::Sync(args)) => crate::sync::bench::run(args).await,
-            Command::CleverEmulator(args) => crate::emulator::cli::run(*args).await,
-            Command::Bench(BenchCommand::Clever(args)) => crate::clever::bench::run(args).await,
+            Command::PodRunner(args) => crate::devtools::podrunner::run(args).await,
+            Command::CleverEmulator(args) => crate::devtools::emulator::cli::run(*args).await,
+            Command::Bench(BenchCommand::Clever(args)) => {
+                crate::devtools::bench::clever::run(args).await
+            }
+            Command::Bench(BenchCommand::Sync(args)) => {
+                crate::devtools::bench::sync::run(args).await
+            }
         }
     });
     match result {
@@ -105,5 +112,80 @@ pub fn main() -> ExitCode {
             eprintln!("error: {err:#}");
             ExitCode::from(1)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory as _;
+    use clap::error::ErrorKind;
+
+    use clap::Parser as _;
+
+    use super::Cli;
+
+    /// The development tools' subcommands.
+    const HIDDEN: [&str; 3] = ["pod-runner", "clever-emulator", "bench"];
+
+    #[test]
+    fn help_lists_the_operator_commands_but_not_the_development_tools() {
+        let help = Cli::command().render_help().to_string();
+        for shown in [
+            "crds",
+            "controller",
+            "schedule",
+            "migrate",
+            "history",
+            "sync",
+        ] {
+            assert!(
+                help.contains(&format!("  {shown} ")),
+                "{shown} missing from:\n{help}"
+            );
+        }
+        for hidden in HIDDEN {
+            assert!(!help.contains(hidden), "{hidden} listed in:\n{help}");
+        }
+    }
+
+    #[test]
+    fn development_tools_stay_callable_with_their_own_help() {
+        for args in [
+            &["rostersync", "clever-emulator", "--help"][..],
+            &["rostersync", "pod-runner", "--help"],
+            &["rostersync", "bench", "--help"],
+            &["rostersync", "bench", "clever", "--help"],
+            &["rostersync", "bench", "sync", "--help"],
+        ] {
+            let err = Cli::try_parse_from(args).expect_err("--help exits through an error");
+            assert_eq!(err.kind(), ErrorKind::DisplayHelp, "{args:?}");
+        }
+        let err = Cli::try_parse_from(["rostersync", "clever-emulator", "--help"])
+            .expect_err("--help exits through an error");
+        let help = err.to_string();
+        assert!(help.contains("--students"), "{help}");
+        assert!(help.contains("--fault"), "{help}");
+    }
+
+    #[test]
+    fn development_tools_parse_their_flags() {
+        let cli = Cli::try_parse_from([
+            "rostersync",
+            "clever-emulator",
+            "--students",
+            "20",
+            "--seed",
+            "3",
+        ])
+        .expect("parses");
+        assert!(
+            matches!(cli.command, super::Command::CleverEmulator(ref a) if a.students == 20 && a.seed == 3)
+        );
+        let cli = Cli::try_parse_from(["rostersync", "bench", "clever", "--students", "10"])
+            .expect("parses");
+        assert!(matches!(
+            cli.command,
+            super::Command::Bench(super::BenchCommand::Clever(ref a)) if a.students == 10
+        ));
     }
 }

@@ -1,18 +1,18 @@
 //! rostersync: a Kubernetes operator that keeps an early-learning product's roster in sync with
 //! school districts' Clever data.
 //!
-//! Modules mirror the architecture: `api` (the CRDs), `clever` (the Clever API client),
-//! `emulator` (a Clever emulator for tests, the demo and benchmarks), `schedule` (pure schedule
-//! math), `run` (a sync run as a typed value), `store` + `sync` (the roster in Postgres and the sync
-//! engine), `controller`, `notify`. `docs/architecture.md` has the module map and the data path.
+//! Modules mirror the architecture: `api` (the CRDs), `clever` (the Clever API client), `schedule`
+//! (pure schedule math), `run` (a sync run as a typed value), `store` + `sync` (the roster in
+//! Postgres and the sync engine), `controller`, `notify`, `plugin` (`kubectl roster`), and
+//! `devtools` (the Clever emulator, the pod runner and the benchmarks, for tests, the demo and
+//! measurements). `docs/architecture.md` has the module map and the data path.
 pub mod api;
 pub mod clever;
 pub mod cli;
 pub mod controller;
-pub mod emulator;
+pub mod devtools;
 pub mod notify;
 pub mod plugin;
-pub mod podrunner;
 pub mod run;
 pub mod schedule;
 pub mod store;

@@ -6,7 +6,9 @@ use rostersync::clever::{
     AppCredentials, CleverClient, CleverError, ClientConfig, Decoded, Role, School, Section, Term,
     Token, User, lookup_district_token,
 };
-use rostersync::emulator::{Emulator, EmulatorConfig, EmulatorHandle, Fault, FaultKind, Kind};
+use rostersync::devtools::emulator::{
+    Emulator, EmulatorConfig, EmulatorHandle, Fault, FaultKind, Kind,
+};
 use serde_json::json;
 
 async fn emulator(students: u32) -> EmulatorHandle {
@@ -423,13 +425,13 @@ fn tolerant_decoding_of_blank_null_and_absent_fields() {
     assert!(section.students.is_empty() && section.teacher.is_none());
     assert_eq!(
         section.grade,
-        Some(rostersync::clever::Grade::PreKindergarten)
+        Some(rostersync::clever::CleverGrade::PreKindergarten)
     );
     let school: School =
         serde_json::from_str(r#"{"id":"x","low_grade":"Weird","high_grade":"13"}"#).unwrap();
     assert_eq!(
         school.low_grade,
-        Some(rostersync::clever::Grade::Unknown("Weird".into()))
+        Some(rostersync::clever::CleverGrade::Unknown("Weird".into()))
     );
 }
 
@@ -568,7 +570,7 @@ fn memory_probe() {
     let result = rt.block_on(async move {
         let mut cfg = ClientConfig::new(
             base.parse().unwrap(),
-            Token::new(rostersync::emulator::DEFAULT_TOKEN),
+            Token::new(rostersync::devtools::emulator::DEFAULT_TOKEN),
         );
         cfg.page_limit = 1000;
         let client = CleverClient::new(cfg).unwrap();

@@ -2,7 +2,7 @@
 use std::io::BufRead as _;
 use std::time::{Duration, Instant};
 
-use rostersync::emulator::{DataSource, Emulator, EmulatorConfig, EmulatorHandle, Kind};
+use rostersync::devtools::emulator::{DataSource, Emulator, EmulatorConfig, EmulatorHandle, Kind};
 use serde_json::{Value, json};
 
 async fn emulator(seed: u64, students: u32) -> EmulatorHandle {
@@ -569,11 +569,11 @@ async fn futures_statuses(api: &Api, uri: &str, n: usize) -> Vec<u16> {
 #[tokio::test]
 async fn truncated_json_fault_cuts_the_body() {
     let emu = emulator(7, 10).await;
-    emu.add_fault(rostersync::emulator::Fault::new(
+    emu.add_fault(rostersync::devtools::emulator::Fault::new(
         None,
         1,
         1,
-        rostersync::emulator::FaultKind::TruncatedJson,
+        rostersync::devtools::emulator::FaultKind::TruncatedJson,
     ));
     let api = Api::new(&emu);
     let resp = api.get("/v3.0/schools").await;

@@ -300,7 +300,7 @@ async fn guarded_removal_is_held_then_approved_and_applied() {
 
     // Half the sections leave the roster: far more than the 10% guard.
     env.emulator.update(|store| {
-        use rostersync::emulator::Kind;
+        use rostersync::devtools::emulator::Kind;
         let ids: Vec<String> = store
             .entries(Kind::Sections)
             .iter()

@@ -9,7 +9,7 @@ use std::time::Duration;
 use chrono::TimeZone;
 use common::ReceivedMail;
 use notify_support::*;
-use rostersync::notify::{Counts, Event, EventKind, Source};
+use rostersync::notify::{Counts, Notice, NoticeKind, Source};
 
 fn assert_email(mail: &ReceivedMail, subject: &str, lines: &[&str]) {
     assert_eq!(mail.subject, subject);
@@ -59,7 +59,7 @@ async fn held_run_email_says_what_would_be_removed_and_how_to_approve() {
     let Some(env) = Env::start().await else {
         return;
     };
-    let event = Event::RunHeld {
+    let event = Notice::RunHeld {
         source: source(&env.connection),
         run_id: "20250301-020000-abc".into(),
         schedule: Some("nightly".into()),
@@ -133,7 +133,7 @@ async fn credentials_invalid_email() {
     let Some(env) = Env::start().await else {
         return;
     };
-    let event = Event::CredentialsInvalid {
+    let event = Notice::CredentialsInvalid {
         source: source(&env.connection),
         run_id: None,
         message: "Clever answered 401 to GET /v3.0/me".into(),
@@ -163,7 +163,7 @@ async fn district_not_found_email() {
     let Some(env) = Env::start().await else {
         return;
     };
-    let event = Event::DistrictNotFound {
+    let event = Notice::DistrictNotFound {
         source: Source {
             district_name: None,
             ..source(&env.connection)
@@ -193,7 +193,7 @@ async fn schedule_missed_email() {
         .with_ymd_and_hms(2025, 3, 1, 2, 0, 0)
         .single()
         .expect("valid");
-    let event = Event::ScheduleMissed {
+    let event = Notice::ScheduleMissed {
         source: source(&env.connection),
         schedule: "nightly".into(),
         slot,
@@ -343,7 +343,7 @@ async fn repeat_suppression() {
         ]
     );
     let state = env.state().await.expect("state");
-    assert_eq!(state.kind, EventKind::RunFailed);
+    assert_eq!(state.kind, NoticeKind::RunFailed);
     assert!(state.problem_open);
 }
 

@@ -3,7 +3,7 @@
 use jiff::{SignedDuration, Timestamp};
 use rostersync::api::{DayOfWeek, Frequency, LocalObjectReference, SyncScheduleSpec, Trigger};
 use rostersync::schedule::{
-    Decision, DueRun, MAX_LISTED_MISSED, MissedSlots, ScheduleRule, decide,
+    DueRun, MAX_LISTED_MISSED, MissedSlots, ScheduleRule, SlotDecision, decide,
 };
 
 fn ts(s: &str) -> Timestamp {
@@ -69,7 +69,7 @@ fn on_time_within_one_minute_is_scheduled() {
         );
         assert_eq!(
             d,
-            Decision {
+            SlotDecision {
                 run: run("2026-01-02T02:00:00Z", Trigger::Scheduled, late),
                 missed: MissedSlots::default(),
                 handled_through: Some(ts("2026-01-02T02:00:00Z")),
@@ -116,7 +116,7 @@ fn outage_of_days_runs_only_the_latest_slot() {
     let d = decide(&r, ts("2026-01-04T03:00:00Z"), last, ts(CREATED), false);
     assert_eq!(
         d,
-        Decision {
+        SlotDecision {
             run: run("2026-01-04T02:00:00Z", Trigger::CatchUp, 3600),
             missed: missed(&["2026-01-02T02:00:00Z", "2026-01-03T02:00:00Z"]),
             handled_through: Some(ts("2026-01-04T02:00:00Z")),
@@ -217,7 +217,7 @@ fn deciding_again_after_acting_runs_nothing() {
     );
     assert_eq!(
         again,
-        Decision {
+        SlotDecision {
             run: None,
             missed: MissedSlots::default(),
             handled_through: first.handled_through,
@@ -239,7 +239,7 @@ fn slots_before_the_anchor_never_count() {
     );
     assert_eq!(
         d,
-        Decision {
+        SlotDecision {
             run: None,
             missed: MissedSlots::default(),
             handled_through: None,
@@ -299,7 +299,7 @@ fn suspended_runs_nothing_misses_nothing_and_skips_past_slots() {
     );
     assert_eq!(
         d,
-        Decision {
+        SlotDecision {
             run: None,
             missed: MissedSlots::default(),
             handled_through: Some(ts("2026-01-10T02:00:00Z")),

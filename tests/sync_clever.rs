@@ -8,7 +8,9 @@ use std::time::Duration;
 use rostersync::api::{Grade, RosterConnectionSpec, RunResult, Trigger};
 use rostersync::clever::CleverCredentials;
 use rostersync::clever::{Section, Token, User};
-use rostersync::emulator::{Emulator, EmulatorConfig, EmulatorHandle, Fault, FaultKind, Kind};
+use rostersync::devtools::emulator::{
+    Emulator, EmulatorConfig, EmulatorHandle, Fault, FaultKind, Kind,
+};
 use rostersync::sync::clever_source::CleverSource;
 use rostersync::sync::{SyncRequest, run_sync};
 use sqlx::PgPool;

@@ -5,11 +5,11 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// A grade as Clever sends it (student grade, section grade, school low/high grade).
 ///
-/// Every documented value has a variant; anything else is kept verbatim in [`Grade::Unknown`] so a
+/// Every documented value has a variant; anything else is kept verbatim in [`CleverGrade::Unknown`] so a
 /// new Clever value never fails a record. The empty string is not a grade: fields holding `""`
 /// decode to `None`.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Grade {
+pub enum CleverGrade {
     InfantToddler,
     Preschool,
     PreKindergarten,
@@ -23,32 +23,32 @@ pub enum Grade {
     Unknown(String),
 }
 
-impl Grade {
+impl CleverGrade {
     /// The five grades of the recommended early-learning sharing set, youngest first.
-    pub const EARLY: [Grade; 5] = [
-        Grade::InfantToddler,
-        Grade::Preschool,
-        Grade::PreKindergarten,
-        Grade::TransitionalKindergarten,
-        Grade::Kindergarten,
+    pub const EARLY: [CleverGrade; 5] = [
+        CleverGrade::InfantToddler,
+        CleverGrade::Preschool,
+        CleverGrade::PreKindergarten,
+        CleverGrade::TransitionalKindergarten,
+        CleverGrade::Kindergarten,
     ];
 
     /// Parses a Clever grade; `""` (after trimming) is `None`.
-    pub fn from_clever(s: &str) -> Option<Grade> {
+    pub fn from_clever(s: &str) -> Option<CleverGrade> {
         let s = s.trim();
         let grade = match s {
             "" => return None,
-            "InfantToddler" => Grade::InfantToddler,
-            "Preschool" => Grade::Preschool,
-            "PreKindergarten" => Grade::PreKindergarten,
-            "TransitionalKindergarten" => Grade::TransitionalKindergarten,
-            "Kindergarten" => Grade::Kindergarten,
-            "PostGraduate" => Grade::PostGraduate,
-            "Ungraded" => Grade::Ungraded,
-            "Other" => Grade::Other,
+            "InfantToddler" => CleverGrade::InfantToddler,
+            "Preschool" => CleverGrade::Preschool,
+            "PreKindergarten" => CleverGrade::PreKindergarten,
+            "TransitionalKindergarten" => CleverGrade::TransitionalKindergarten,
+            "Kindergarten" => CleverGrade::Kindergarten,
+            "PostGraduate" => CleverGrade::PostGraduate,
+            "Ungraded" => CleverGrade::Ungraded,
+            "Other" => CleverGrade::Other,
             _ => match s.parse::<u8>() {
-                Ok(n) if (1..=13).contains(&n) && !s.starts_with('0') => Grade::Numbered(n),
-                _ => Grade::Unknown(s.to_owned()),
+                Ok(n) if (1..=13).contains(&n) && !s.starts_with('0') => CleverGrade::Numbered(n),
+                _ => CleverGrade::Unknown(s.to_owned()),
             },
         };
         Some(grade)
@@ -58,42 +58,42 @@ impl Grade {
     pub fn as_clever(&self) -> std::borrow::Cow<'_, str> {
         use std::borrow::Cow;
         match self {
-            Grade::InfantToddler => Cow::Borrowed("InfantToddler"),
-            Grade::Preschool => Cow::Borrowed("Preschool"),
-            Grade::PreKindergarten => Cow::Borrowed("PreKindergarten"),
-            Grade::TransitionalKindergarten => Cow::Borrowed("TransitionalKindergarten"),
-            Grade::Kindergarten => Cow::Borrowed("Kindergarten"),
-            Grade::Numbered(n) => Cow::Owned(n.to_string()),
-            Grade::PostGraduate => Cow::Borrowed("PostGraduate"),
-            Grade::Ungraded => Cow::Borrowed("Ungraded"),
-            Grade::Other => Cow::Borrowed("Other"),
-            Grade::Unknown(s) => Cow::Borrowed(s.as_str()),
+            CleverGrade::InfantToddler => Cow::Borrowed("InfantToddler"),
+            CleverGrade::Preschool => Cow::Borrowed("Preschool"),
+            CleverGrade::PreKindergarten => Cow::Borrowed("PreKindergarten"),
+            CleverGrade::TransitionalKindergarten => Cow::Borrowed("TransitionalKindergarten"),
+            CleverGrade::Kindergarten => Cow::Borrowed("Kindergarten"),
+            CleverGrade::Numbered(n) => Cow::Owned(n.to_string()),
+            CleverGrade::PostGraduate => Cow::Borrowed("PostGraduate"),
+            CleverGrade::Ungraded => Cow::Borrowed("Ungraded"),
+            CleverGrade::Other => Cow::Borrowed("Other"),
+            CleverGrade::Unknown(s) => Cow::Borrowed(s.as_str()),
         }
     }
 
     /// True for the five early-learning grades.
     pub fn is_early(&self) -> bool {
-        Grade::EARLY.contains(self)
+        CleverGrade::EARLY.contains(self)
     }
 }
 
-impl fmt::Display for Grade {
+impl fmt::Display for CleverGrade {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.as_clever())
     }
 }
 
-impl Serialize for Grade {
+impl Serialize for CleverGrade {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(&self.as_clever())
     }
 }
 
-impl<'de> Deserialize<'de> for Grade {
-    /// A bare `Grade` cannot be empty; use `Option<Grade>` fields (which map `""` to `None`).
+impl<'de> Deserialize<'de> for CleverGrade {
+    /// A bare `CleverGrade` cannot be empty; use `Option<CleverGrade>` fields (which map `""` to `None`).
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = String::deserialize(d)?;
-        Grade::from_clever(&s)
+        CleverGrade::from_clever(&s)
             .ok_or_else(|| serde::de::Error::custom("expected a grade, got an empty string"))
     }
 }
@@ -117,19 +117,25 @@ mod tests {
             "Ungraded",
             "Other",
         ] {
-            let g = Grade::from_clever(s).unwrap();
-            assert!(!matches!(g, Grade::Unknown(_)), "{s}");
+            let g = CleverGrade::from_clever(s).unwrap();
+            assert!(!matches!(g, CleverGrade::Unknown(_)), "{s}");
             assert_eq!(g.as_clever(), s);
         }
-        assert_eq!(Grade::from_clever(""), None);
-        assert_eq!(Grade::from_clever("  "), None);
-        assert_eq!(Grade::from_clever("14"), Some(Grade::Unknown("14".into())));
-        assert_eq!(Grade::from_clever("01"), Some(Grade::Unknown("01".into())));
+        assert_eq!(CleverGrade::from_clever(""), None);
+        assert_eq!(CleverGrade::from_clever("  "), None);
         assert_eq!(
-            Grade::from_clever("Pre-K"),
-            Some(Grade::Unknown("Pre-K".into()))
+            CleverGrade::from_clever("14"),
+            Some(CleverGrade::Unknown("14".into()))
         );
-        assert!(Grade::Kindergarten.is_early());
-        assert!(!Grade::Numbered(1).is_early());
+        assert_eq!(
+            CleverGrade::from_clever("01"),
+            Some(CleverGrade::Unknown("01".into()))
+        );
+        assert_eq!(
+            CleverGrade::from_clever("Pre-K"),
+            Some(CleverGrade::Unknown("Pre-K".into()))
+        );
+        assert!(CleverGrade::Kindergarten.is_early());
+        assert!(!CleverGrade::Numbered(1).is_early());
     }
 }

@@ -2,9 +2,8 @@
 //! typed errors with retries, and the district token lookup from app credentials.
 //!
 //! Facts about the API are in `docs/clever-api.md` of the shared docs; the emulator in
-//! [`crate::emulator`] serves the same models for tests, the demo and the benchmarks.
+//! [`crate::devtools::emulator`] serves the same models for tests, the demo and the benchmarks.
 
-pub mod bench;
 mod client;
 mod credentials;
 mod decode;
@@ -20,7 +19,7 @@ pub use client::{CleverClient, ClientConfig, ClientStats, Token, oauth_base_for}
 pub use credentials::{CleverCredentials, CredentialKeys, SecretKeysMissing};
 pub use decode::{Decoded, RecordProblem, decode_page};
 pub use error::CleverError;
-pub use grade::Grade;
+pub use grade::CleverGrade;
 pub use models::*;
 pub use oauth::{AppCredentials, lookup_district_token};
 pub use retry::parse_rate_limit_reset;

@@ -7,7 +7,7 @@
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
-pub use super::grade::Grade;
+pub use super::grade::CleverGrade;
 use super::wire;
 
 mod users;
@@ -126,13 +126,13 @@ pub struct School {
         skip_serializing_if = "Option::is_none",
         deserialize_with = "wire::grade"
     )]
-    pub low_grade: Option<Grade>,
+    pub low_grade: Option<CleverGrade>,
     #[serde(
         default,
         skip_serializing_if = "Option::is_none",
         deserialize_with = "wire::grade"
     )]
-    pub high_grade: Option<Grade>,
+    pub high_grade: Option<CleverGrade>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub principal: Option<Principal>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -236,7 +236,7 @@ pub struct Section {
         skip_serializing_if = "Option::is_none",
         deserialize_with = "wire::grade"
     )]
-    pub grade: Option<Grade>,
+    pub grade: Option<CleverGrade>,
     /// Clever's subject enum, e.g. `homeroom/advisory`, `math`, `english/language arts`.
     #[serde(
         default,

@@ -6,7 +6,7 @@ use jiff::civil::Date;
 use serde::de::{DeserializeOwned, Error as _, Visitor};
 use serde::{Deserialize, Deserializer, Serializer};
 
-use super::grade::Grade;
+use super::grade::CleverGrade;
 
 /// `null` and `""` (or only whitespace) are `None`; other strings are kept as they are.
 /// Numbers and booleans are accepted as their text, as some SIS exports send `"sis_id": 1234`.
@@ -27,8 +27,8 @@ pub fn null_default<'de, D: Deserializer<'de>, T: DeserializeOwned + Default>(
 }
 
 /// An optional grade: `""`/`null`/absent are `None`, unknown values are kept.
-pub fn grade<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Grade>, D::Error> {
-    Ok(blank_none(d)?.and_then(|s| Grade::from_clever(&s)))
+pub fn grade<'de, D: Deserializer<'de>>(d: D) -> Result<Option<CleverGrade>, D::Error> {
+    Ok(blank_none(d)?.and_then(|s| CleverGrade::from_clever(&s)))
 }
 
 /// An optional RFC 3339 timestamp (`2019-08-23T21:14:24.451Z`).

@@ -215,9 +215,10 @@ async fn notify_failure(
     let mut with_status = conn.clone();
     with_status.status = Some(status.clone());
     let source = super::emails::source(&with_status, key);
-    if let Some(event) = super::emails::verification_event(&ready.reason, &ready.message, source) {
+    if let Some(notice) = super::emails::verification_notice(&ready.reason, &ready.message, source)
+    {
         let settings = super::emails::settings(conn, ctx.email_repeat_interval);
-        super::emails::enqueue_alone(&ctx.db, &settings, &event, now).await?;
+        super::emails::enqueue_alone(&ctx.db, &settings, &notice, now).await?;
     }
     Ok(())
 }

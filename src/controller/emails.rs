@@ -1,7 +1,7 @@
 //! The controller is the one place that emails, because it observes every
 //! outcome (runs written by the sync Job, Failed rows it writes itself for pods that died,
 //! verification results, missed slots). This module turns those outcomes into
-//! [`crate::notify::Event`]s and queues them with [`crate::notify::enqueue`]; the sender
+//! [`crate::notify::Notice`]s and queues them with [`crate::notify::enqueue`]; the sender
 //! ([`crate::notify::Sender`], started by [`super::run`]) delivers them.
 //!
 //! Exactly once per run: [`crate::store::runs::mark_notified`] sets `sync_runs.notified_at` in the same
@@ -11,11 +11,11 @@ use sqlx::PgConnection;
 
 use super::error::Result;
 use crate::api::RosterConnection;
-use crate::notify::{Event, NotifySettings, Source};
+use crate::notify::{Notice, NotifySettings, Source};
 use crate::run::{ConnectionKey, RunRecord, RunResult};
 use crate::store::StoreError;
 
-/// The reason of [`Event::ScheduleMissed`]: a slot is recorded as missed once it can no longer
+/// The reason of [`Notice::ScheduleMissed`]: a slot is recorded as missed once it can no longer
 /// start within `startingDeadlineMinutes` (the connection was not Ready, a run was active, or the
 /// controller was down).
 pub const MISSED_REASON: &str = "StartingDeadlineExceeded";
@@ -25,7 +25,7 @@ pub fn settings(conn: &RosterConnection, repeat_interval: chrono::Duration) -> N
     NotifySettings::from_sync_settings(&conn.spec.settings, repeat_interval)
 }
 
-/// Which connection and district an event is about.
+/// Which connection and district a notice is about.
 pub fn source(conn: &RosterConnection, key: &ConnectionKey) -> Source {
     Source {
         connection: key.to_string(),
@@ -39,21 +39,21 @@ pub fn source(conn: &RosterConnection, key: &ConnectionKey) -> Source {
     }
 }
 
-/// The event of a finished run: `None` while it is still running. Successes are always reported
-/// as [`Event::RunSucceeded`]; the notifier decides whether that is a recovery.
-pub fn run_event(row: &RunRecord, source: Source, schedule: Option<&str>) -> Option<Event> {
+/// The notice of a finished run: `None` while it is still running. Successes are always reported
+/// as [`Notice::RunSucceeded`]; the notifier decides whether that is a recovery.
+pub fn run_notice(row: &RunRecord, source: Source, schedule: Option<&str>) -> Option<Notice> {
     let counts = row.counts;
     let reason = row.reason.clone().unwrap_or_else(|| "Unknown".into());
     let message = row.message.clone().unwrap_or_default();
     let run_id = row.run_id.clone();
     match row.result {
         RunResult::Running => None,
-        RunResult::Succeeded => Some(Event::RunSucceeded {
+        RunResult::Succeeded => Some(Notice::RunSucceeded {
             source,
             run_id,
             counts,
         }),
-        RunResult::Held => Some(Event::RunHeld {
+        RunResult::Held => Some(Notice::RunHeld {
             source,
             run_id,
             schedule: schedule
@@ -64,7 +64,7 @@ pub fn run_event(row: &RunRecord, source: Source, schedule: Option<&str>) -> Opt
             message,
             counts,
         }),
-        RunResult::Failed => Some(Event::RunFailed {
+        RunResult::Failed => Some(Notice::RunFailed {
             source,
             run_id,
             reason,
@@ -74,18 +74,18 @@ pub fn run_event(row: &RunRecord, source: Source, schedule: Option<&str>) -> Opt
     }
 }
 
-/// The event of a failed verification (`reason` is the Ready condition's reason): only invalid
+/// The notice of a failed verification (`reason` is the Ready condition's reason): only invalid
 /// credentials and an unknown district are emailed; `Verified`, an unreachable Clever (transient)
 /// and Secret problems (reported on the object) are not.
-pub fn verification_event(reason: &str, message: &str, source: Source) -> Option<Event> {
+pub fn verification_notice(reason: &str, message: &str, source: Source) -> Option<Notice> {
     let message = message.to_string();
     match reason {
-        "CredentialsInvalid" => Some(Event::CredentialsInvalid {
+        "CredentialsInvalid" => Some(Notice::CredentialsInvalid {
             source,
             run_id: None,
             message,
         }),
-        "DistrictNotFound" => Some(Event::DistrictNotFound {
+        "DistrictNotFound" => Some(Notice::DistrictNotFound {
             source,
             run_id: None,
             message,
@@ -100,21 +100,21 @@ pub fn chrono_now(now: Timestamp) -> chrono::DateTime<chrono::Utc> {
         .unwrap_or_else(chrono::Utc::now)
 }
 
-/// Queues `event` on `tx` (the caller's transaction). Returns the outbox id, if an email is sent.
+/// Queues `notice` on `tx` (the caller's transaction). Returns the outbox id, if an email is sent.
 pub async fn enqueue_in(
     tx: &mut PgConnection,
     settings: &NotifySettings,
-    event: &Event,
+    notice: &Notice,
     now: Timestamp,
 ) -> Result<Option<i64>> {
-    Ok(crate::notify::enqueue(tx, settings, event, chrono_now(now)).await?)
+    Ok(crate::notify::enqueue(tx, settings, notice, chrono_now(now)).await?)
 }
 
-/// Queues `event` in its own transaction (verification results, missed slots).
+/// Queues `notice` in its own transaction (verification results, missed slots).
 pub async fn enqueue_alone(
     pool: &sqlx::PgPool,
     settings: &NotifySettings,
-    event: &Event,
+    notice: &Notice,
     now: Timestamp,
 ) -> Result<Option<i64>> {
     if !settings.send_emails {
@@ -123,7 +123,7 @@ pub async fn enqueue_alone(
     let mut tx = pool.begin().await.map_err(StoreError::query(
         "starting a transaction to queue an email",
     ))?;
-    let id = enqueue_in(&mut tx, settings, event, now).await?;
+    let id = enqueue_in(&mut tx, settings, notice, now).await?;
     tx.commit()
         .await
         .map_err(StoreError::query("committing a queued email"))?;
@@ -133,7 +133,7 @@ pub async fn enqueue_alone(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::notify::EventKind;
+    use crate::notify::NoticeKind;
 
     fn row(result: &str, reason: Option<&str>) -> RunRecord {
         RunRecord {
@@ -170,16 +170,16 @@ mod tests {
     }
 
     #[test]
-    fn runs_become_their_events() {
-        assert_eq!(run_event(&row("Running", None), src(), None), None);
-        let ok = run_event(&row("Succeeded", None), src(), Some("nightly")).expect("event");
-        assert_eq!(ok.kind(), EventKind::RunSucceeded);
+    fn runs_become_their_notices() {
+        assert_eq!(run_notice(&row("Running", None), src(), None), None);
+        let ok = run_notice(&row("Succeeded", None), src(), Some("nightly")).expect("notice");
+        assert_eq!(ok.kind(), NoticeKind::RunSucceeded);
         assert_eq!(ok.run_id(), Some("r1"));
         let failed =
-            run_event(&row("Failed", Some("CleverUnavailable")), src(), None).expect("event");
+            run_notice(&row("Failed", Some("CleverUnavailable")), src(), None).expect("notice");
         assert_eq!(failed.fingerprint(), "RunFailed:CleverUnavailable");
-        match run_event(&row("Held", Some("RemovalGuard")), src(), Some("weekly")) {
-            Some(Event::RunHeld {
+        match run_notice(&row("Held", Some("RemovalGuard")), src(), Some("weekly")) {
+            Some(Notice::RunHeld {
                 schedule, counts, ..
             }) => {
                 assert_eq!(schedule.as_deref(), Some("weekly"));
@@ -188,8 +188,8 @@ mod tests {
             other => panic!("not a held run: {other:?}"),
         }
         // Without a schedule from the caller, the row's is used.
-        match run_event(&row("Held", Some("RemovalGuard")), src(), None) {
-            Some(Event::RunHeld { schedule, .. }) => {
+        match run_notice(&row("Held", Some("RemovalGuard")), src(), None) {
+            Some(Notice::RunHeld { schedule, .. }) => {
                 assert_eq!(schedule.as_deref(), Some("nightly"))
             }
             other => panic!("not a held run: {other:?}"),
@@ -198,12 +198,12 @@ mod tests {
 
     #[test]
     fn only_credential_and_district_failures_are_emailed() {
-        let kind = |r: &str| verification_event(r, "m", src()).map(|e| e.kind());
+        let kind = |r: &str| verification_notice(r, "m", src()).map(|e| e.kind());
         assert_eq!(
             kind("CredentialsInvalid"),
-            Some(EventKind::CredentialsInvalid)
+            Some(NoticeKind::CredentialsInvalid)
         );
-        assert_eq!(kind("DistrictNotFound"), Some(EventKind::DistrictNotFound));
+        assert_eq!(kind("DistrictNotFound"), Some(NoticeKind::DistrictNotFound));
         for r in [
             "Verified",
             "CleverUnavailable",

@@ -3,7 +3,7 @@
 //! suppressed; a different problem, a recovery, or the same problem after the interval is sent.
 use chrono::{DateTime, Duration, Utc};
 
-use super::event::{Event, EventKind};
+use super::notice::{Notice, NoticeKind};
 use crate::api::SyncSettings;
 
 /// Repeats of the same problem are re-sent at most once per this interval by default.
@@ -33,7 +33,7 @@ impl NotifySettings {
 /// What the connection's recipients were last told (a row of `notification_state`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LastNotified {
-    pub kind: EventKind,
+    pub kind: NoticeKind,
     pub fingerprint: String,
     pub sent_at: DateTime<Utc>,
     /// A problem was emailed and no recovery since.
@@ -57,43 +57,43 @@ pub enum SkipReason {
 #[derive(Clone, Debug, PartialEq)]
 // One decision per email, never held in bulk: boxing the event would only add noise.
 #[allow(clippy::large_enum_variant)]
-pub enum Decision {
-    /// Email this event (a success may have become a [`Event::Recovered`], a recovery without an
-    /// open problem a [`Event::RunSucceeded`]).
-    Send(Event),
+pub enum EmailDecision {
+    /// Email this event (a success may have become a [`Notice::Recovered`], a recovery without an
+    /// open problem a [`Notice::RunSucceeded`]).
+    Send(Notice),
     Skip(SkipReason),
 }
 
 /// Decides whether `event` is emailed, given the last notified state of its connection.
 pub fn decide(
     settings: &NotifySettings,
-    event: &Event,
+    event: &Notice,
     last: Option<&LastNotified>,
     now: DateTime<Utc>,
-) -> Decision {
+) -> EmailDecision {
     if !settings.send_emails {
-        return Decision::Skip(SkipReason::EmailsDisabled);
+        return EmailDecision::Skip(SkipReason::EmailsDisabled);
     }
     if settings.recipients.iter().all(|r| r.trim().is_empty()) {
-        return Decision::Skip(SkipReason::NoRecipients);
+        return EmailDecision::Skip(SkipReason::NoRecipients);
     }
     let problem_open = last.is_some_and(|l| l.problem_open);
     match event.kind() {
-        EventKind::RunSucceeded | EventKind::Recovered => {
+        NoticeKind::RunSucceeded | NoticeKind::Recovered => {
             if problem_open {
                 // as_recovered is Some for both success kinds.
                 return event.as_recovered().map_or(
-                    Decision::Skip(SkipReason::SuccessEmailsDisabled),
-                    Decision::Send,
+                    EmailDecision::Skip(SkipReason::SuccessEmailsDisabled),
+                    EmailDecision::Send,
                 );
             }
             if settings.send_success_emails {
                 return event.as_succeeded().map_or(
-                    Decision::Skip(SkipReason::SuccessEmailsDisabled),
-                    Decision::Send,
+                    EmailDecision::Skip(SkipReason::SuccessEmailsDisabled),
+                    EmailDecision::Send,
                 );
             }
-            Decision::Skip(SkipReason::SuccessEmailsDisabled)
+            EmailDecision::Skip(SkipReason::SuccessEmailsDisabled)
         }
         _ => {
             let fingerprint = event.fingerprint();
@@ -102,9 +102,9 @@ pub fn decide(
                 l.fingerprint == fingerprint && (now - l.sent_at).abs() < settings.repeat_interval
             });
             if repeat {
-                Decision::Skip(SkipReason::Repeat)
+                EmailDecision::Skip(SkipReason::Repeat)
             } else {
-                Decision::Send(event.clone())
+                EmailDecision::Send(event.clone())
             }
         }
     }
@@ -113,14 +113,14 @@ pub fn decide(
 /// The notification state after `sent` was emailed at `now` (`problem_since` kept while a problem
 /// stays open).
 pub fn next_state(
-    sent: &Event,
+    sent: &Notice,
     previous: Option<&LastNotified>,
     now: DateTime<Utc>,
 ) -> LastNotified {
     let kind = sent.kind();
     let problem_open = if kind.is_problem() {
         true
-    } else if matches!(kind, EventKind::Recovered | EventKind::RunSucceeded) {
+    } else if matches!(kind, NoticeKind::Recovered | NoticeKind::RunSucceeded) {
         false
     } else {
         previous.is_some_and(|p| p.problem_open)

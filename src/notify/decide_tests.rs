@@ -1,7 +1,7 @@
 use chrono::TimeZone;
 
 use super::*;
-use crate::notify::event::{Counts, Source};
+use crate::notify::notice::{Counts, Source};
 
 fn source() -> Source {
     Source {
@@ -11,18 +11,18 @@ fn source() -> Source {
     }
 }
 
-fn event(kind: EventKind, variant: &str) -> Event {
+fn event(kind: NoticeKind, variant: &str) -> Notice {
     let source = source();
     let run_id = format!("run-{variant}");
     match kind {
-        EventKind::RunFailed => Event::RunFailed {
+        NoticeKind::RunFailed => Notice::RunFailed {
             source,
             run_id,
             reason: variant.into(),
             message: "m".into(),
             counts: Counts::default(),
         },
-        EventKind::RunHeld => Event::RunHeld {
+        NoticeKind::RunHeld => Notice::RunHeld {
             source,
             run_id,
             schedule: Some("nightly".into()),
@@ -30,17 +30,17 @@ fn event(kind: EventKind, variant: &str) -> Event {
             message: "m".into(),
             counts: Counts::default(),
         },
-        EventKind::Recovered => Event::Recovered {
+        NoticeKind::Recovered => Notice::Recovered {
             source,
             run_id,
             counts: Counts::default(),
         },
-        EventKind::CredentialsInvalid => Event::CredentialsInvalid {
+        NoticeKind::CredentialsInvalid => Notice::CredentialsInvalid {
             source,
             run_id: None,
             message: variant.into(),
         },
-        EventKind::DistrictNotFound => Event::DistrictNotFound {
+        NoticeKind::DistrictNotFound => Notice::DistrictNotFound {
             source: Source {
                 district_id: variant.into(),
                 ..source
@@ -48,14 +48,14 @@ fn event(kind: EventKind, variant: &str) -> Event {
             run_id: None,
             message: "m".into(),
         },
-        EventKind::ScheduleMissed => Event::ScheduleMissed {
+        NoticeKind::ScheduleMissed => Notice::ScheduleMissed {
             source,
             schedule: "nightly".into(),
             slot: t0(),
             reason: variant.into(),
             message: "m".into(),
         },
-        EventKind::RunSucceeded => Event::RunSucceeded {
+        NoticeKind::RunSucceeded => Notice::RunSucceeded {
             source,
             run_id,
             counts: Counts::default(),
@@ -78,21 +78,21 @@ fn on(success: bool) -> NotifySettings {
     }
 }
 
-fn last_for(e: &Event, at: DateTime<Utc>) -> LastNotified {
+fn last_for(e: &Notice, at: DateTime<Utc>) -> LastNotified {
     next_state(e, None, at)
 }
 
-const PROBLEMS: [EventKind; 5] = [
-    EventKind::RunFailed,
-    EventKind::RunHeld,
-    EventKind::CredentialsInvalid,
-    EventKind::DistrictNotFound,
-    EventKind::ScheduleMissed,
+const PROBLEMS: [NoticeKind; 5] = [
+    NoticeKind::RunFailed,
+    NoticeKind::RunHeld,
+    NoticeKind::CredentialsInvalid,
+    NoticeKind::DistrictNotFound,
+    NoticeKind::ScheduleMissed,
 ];
 
 #[test]
 fn nothing_when_emails_are_off_or_without_recipients() {
-    for kind in EventKind::ALL {
+    for kind in NoticeKind::ALL {
         for success in [false, true] {
             let off = NotifySettings {
                 send_emails: false,
@@ -100,7 +100,7 @@ fn nothing_when_emails_are_off_or_without_recipients() {
             };
             assert_eq!(
                 decide(&off, &event(kind, "A"), None, t0()),
-                Decision::Skip(SkipReason::EmailsDisabled),
+                EmailDecision::Skip(SkipReason::EmailsDisabled),
                 "{kind}"
             );
             let nobody = NotifySettings {
@@ -109,7 +109,7 @@ fn nothing_when_emails_are_off_or_without_recipients() {
             };
             assert_eq!(
                 decide(&nobody, &event(kind, "A"), None, t0()),
-                Decision::Skip(SkipReason::NoRecipients),
+                EmailDecision::Skip(SkipReason::NoRecipients),
                 "{kind}"
             );
         }
@@ -122,7 +122,7 @@ fn the_first_event_of_every_problem_kind_is_sent() {
         let e = event(kind, "A");
         assert_eq!(
             decide(&on(false), &e, None, t0()),
-            Decision::Send(e.clone())
+            EmailDecision::Send(e.clone())
         );
     }
 }
@@ -139,19 +139,19 @@ fn a_repeat_within_the_interval_is_suppressed_and_resent_after_it() {
         ] {
             assert_eq!(
                 decide(&on(false), &e, Some(&last), t0() + later),
-                Decision::Skip(SkipReason::Repeat),
+                EmailDecision::Skip(SkipReason::Repeat),
                 "{kind} after {later}"
             );
         }
         // A clock behind the one that recorded the state still sees a repeat.
         assert_eq!(
             decide(&on(false), &e, Some(&last), t0() - Duration::minutes(5)),
-            Decision::Skip(SkipReason::Repeat)
+            EmailDecision::Skip(SkipReason::Repeat)
         );
         for later in [Duration::hours(24), Duration::days(3)] {
             assert_eq!(
                 decide(&on(false), &e, Some(&last), t0() + later),
-                Decision::Send(e.clone()),
+                EmailDecision::Send(e.clone()),
                 "{kind} after {later}"
             );
         }
@@ -162,7 +162,7 @@ fn a_repeat_within_the_interval_is_suppressed_and_resent_after_it() {
 fn a_different_problem_is_sent_at_once() {
     for first in PROBLEMS {
         for second in PROBLEMS {
-            if first == second && first == EventKind::CredentialsInvalid {
+            if first == second && first == NoticeKind::CredentialsInvalid {
                 continue; // one state, whatever the message (tested below)
             }
             let a = event(first, "A");
@@ -170,7 +170,7 @@ fn a_different_problem_is_sent_at_once() {
             let last = last_for(&a, t0());
             assert_eq!(
                 decide(&on(false), &b, Some(&last), t0() + Duration::minutes(1)),
-                Decision::Send(b.clone()),
+                EmailDecision::Send(b.clone()),
                 "{first} then {second}"
             );
         }
@@ -179,7 +179,7 @@ fn a_different_problem_is_sent_at_once() {
 
 #[test]
 fn the_repeat_interval_is_configurable() {
-    let e = event(EventKind::RunFailed, "A");
+    let e = event(NoticeKind::RunFailed, "A");
     let last = last_for(&e, t0());
     let hourly = NotifySettings {
         repeat_interval: Duration::hours(1),
@@ -187,30 +187,33 @@ fn the_repeat_interval_is_configurable() {
     };
     assert_eq!(
         decide(&hourly, &e, Some(&last), t0() + Duration::minutes(59)),
-        Decision::Skip(SkipReason::Repeat)
+        EmailDecision::Skip(SkipReason::Repeat)
     );
     assert_eq!(
         decide(&hourly, &e, Some(&last), t0() + Duration::minutes(61)),
-        Decision::Send(e.clone())
+        EmailDecision::Send(e.clone())
     );
     let always = NotifySettings {
         repeat_interval: Duration::zero(),
         ..on(false)
     };
-    assert_eq!(decide(&always, &e, Some(&last), t0()), Decision::Send(e));
+    assert_eq!(
+        decide(&always, &e, Some(&last), t0()),
+        EmailDecision::Send(e)
+    );
 }
 
 #[test]
 fn a_success_after_an_emailed_problem_is_a_recovery_whatever_the_success_setting() {
     for problem in [
-        EventKind::RunFailed,
-        EventKind::RunHeld,
-        EventKind::CredentialsInvalid,
-        EventKind::DistrictNotFound,
+        NoticeKind::RunFailed,
+        NoticeKind::RunHeld,
+        NoticeKind::CredentialsInvalid,
+        NoticeKind::DistrictNotFound,
     ] {
         let last = last_for(&event(problem, "A"), t0());
         assert!(last.problem_open);
-        for success_kind in [EventKind::RunSucceeded, EventKind::Recovered] {
+        for success_kind in [NoticeKind::RunSucceeded, NoticeKind::Recovered] {
             for success_emails in [false, true] {
                 let decision = decide(
                     &on(success_emails),
@@ -218,10 +221,10 @@ fn a_success_after_an_emailed_problem_is_a_recovery_whatever_the_success_setting
                     Some(&last),
                     t0() + Duration::minutes(5),
                 );
-                let Decision::Send(sent) = decision else {
+                let EmailDecision::Send(sent) = decision else {
                     panic!("{problem} then {success_kind}: {decision:?}");
                 };
-                assert_eq!(sent.kind(), EventKind::Recovered);
+                assert_eq!(sent.kind(), NoticeKind::Recovered);
                 assert_eq!(sent.run_id(), Some("run-ok"));
             }
         }
@@ -230,53 +233,54 @@ fn a_success_after_an_emailed_problem_is_a_recovery_whatever_the_success_setting
 
 #[test]
 fn successes_without_an_open_problem_follow_send_success_emails() {
-    let recovered_before = last_for(&event(EventKind::Recovered, "r"), t0());
-    let missed_before = last_for(&event(EventKind::ScheduleMissed, "m"), t0());
+    let recovered_before = last_for(&event(NoticeKind::Recovered, "r"), t0());
+    let missed_before = last_for(&event(NoticeKind::ScheduleMissed, "m"), t0());
     for last in [None, Some(&recovered_before), Some(&missed_before)] {
-        for kind in [EventKind::RunSucceeded, EventKind::Recovered] {
+        for kind in [NoticeKind::RunSucceeded, NoticeKind::Recovered] {
             let e = event(kind, "ok");
             assert_eq!(
                 decide(&on(false), &e, last, t0() + Duration::minutes(1)),
-                Decision::Skip(SkipReason::SuccessEmailsDisabled)
+                EmailDecision::Skip(SkipReason::SuccessEmailsDisabled)
             );
-            let Decision::Send(sent) = decide(&on(true), &e, last, t0() + Duration::minutes(1))
+            let EmailDecision::Send(sent) =
+                decide(&on(true), &e, last, t0() + Duration::minutes(1))
             else {
                 panic!("success emails on: {kind} not sent");
             };
-            assert_eq!(sent.kind(), EventKind::RunSucceeded);
+            assert_eq!(sent.kind(), NoticeKind::RunSucceeded);
         }
     }
     // Every success is its own email when enabled (never a "repeat").
-    let first = event(EventKind::RunSucceeded, "1");
+    let first = event(NoticeKind::RunSucceeded, "1");
     let after_first = last_for(&first, t0());
-    let second = event(EventKind::RunSucceeded, "2");
+    let second = event(NoticeKind::RunSucceeded, "2");
     assert_eq!(
         decide(&on(true), &second, Some(&after_first), t0()),
-        Decision::Send(second.clone())
+        EmailDecision::Send(second.clone())
     );
 }
 
 #[test]
 fn state_transitions_keep_track_of_open_problems() {
-    let failed = last_for(&event(EventKind::RunFailed, "A"), t0());
+    let failed = last_for(&event(NoticeKind::RunFailed, "A"), t0());
     assert!(failed.problem_open);
     // A missed schedule while a failure is open keeps it open: the next success is a recovery.
-    let missed = next_state(&event(EventKind::ScheduleMissed, "m"), Some(&failed), t0());
+    let missed = next_state(&event(NoticeKind::ScheduleMissed, "m"), Some(&failed), t0());
     assert!(missed.problem_open);
-    assert_eq!(missed.kind, EventKind::ScheduleMissed);
-    let Decision::Send(sent) = decide(
+    assert_eq!(missed.kind, NoticeKind::ScheduleMissed);
+    let EmailDecision::Send(sent) = decide(
         &on(false),
-        &event(EventKind::RunSucceeded, "ok"),
+        &event(NoticeKind::RunSucceeded, "ok"),
         Some(&missed),
         t0(),
     ) else {
         panic!("no recovery");
     };
-    assert_eq!(sent.kind(), EventKind::Recovered);
+    assert_eq!(sent.kind(), NoticeKind::Recovered);
     let recovered = next_state(&sent, Some(&missed), t0());
     assert!(!recovered.problem_open);
     // After the recovery the same failure is news again, even within the interval.
-    let again = event(EventKind::RunFailed, "A");
+    let again = event(NoticeKind::RunFailed, "A");
     assert_eq!(
         decide(
             &on(false),
@@ -284,18 +288,18 @@ fn state_transitions_keep_track_of_open_problems() {
             Some(&recovered),
             t0() + Duration::minutes(1)
         ),
-        Decision::Send(again.clone())
+        EmailDecision::Send(again.clone())
     );
 }
 
 #[test]
 fn invalid_credentials_are_one_state_whatever_the_message() {
-    let a = event(EventKind::CredentialsInvalid, "401 from /me");
-    let b = event(EventKind::CredentialsInvalid, "token revoked");
+    let a = event(NoticeKind::CredentialsInvalid, "401 from /me");
+    let b = event(NoticeKind::CredentialsInvalid, "token revoked");
     let last = last_for(&a, t0());
     assert_eq!(
         decide(&on(false), &b, Some(&last), t0() + Duration::hours(2)),
-        Decision::Skip(SkipReason::Repeat)
+        EmailDecision::Skip(SkipReason::Repeat)
     );
 }
 
@@ -305,7 +309,7 @@ fn fingerprints_tell_problems_apart() {
         .iter()
         .flat_map(|k| {
             let mut v = vec![event(*k, "A").fingerprint()];
-            if *k != EventKind::CredentialsInvalid {
+            if *k != NoticeKind::CredentialsInvalid {
                 v.push(event(*k, "B").fingerprint());
             }
             v

@@ -3,8 +3,8 @@
 use chrono::{DateTime, Utc};
 use sqlx::PgConnection;
 
-use super::decide::{Decision, LastNotified, NotifySettings, SkipReason, decide, next_state};
-use super::event::{Event, EventKind};
+use super::decide::{EmailDecision, LastNotified, NotifySettings, SkipReason, decide, next_state};
+use super::notice::{Notice, NoticeKind};
 use super::render::render;
 
 /// Errors of the outbox and the sender.
@@ -18,8 +18,6 @@ pub enum NotifyError {
     #[error(transparent)]
     Config(#[from] super::config::ConfigError),
 }
-
-pub type Result<T, E = NotifyError> = std::result::Result<T, E>;
 
 pub(crate) fn db(action: &'static str) -> impl FnOnce(sqlx::Error) -> NotifyError {
     move |source| NotifyError::Database { action, source }
@@ -37,9 +35,9 @@ pub(crate) fn db(action: &'static str) -> impl FnOnce(sqlx::Error) -> NotifyErro
 pub async fn enqueue(
     tx: &mut PgConnection,
     settings: &NotifySettings,
-    event: &Event,
+    event: &Notice,
     now: DateTime<Utc>,
-) -> Result<Option<i64>> {
+) -> Result<Option<i64>, NotifyError> {
     let connection = event.source().connection.as_str();
     if !settings.send_emails {
         // No state change: don't even take the lock.
@@ -70,8 +68,8 @@ pub async fn enqueue(
         ..settings.clone()
     };
     let sent = match decide(&settings, event, last.as_ref(), now) {
-        Decision::Send(sent) => sent,
-        Decision::Skip(reason) => {
+        EmailDecision::Send(sent) => sent,
+        EmailDecision::Skip(reason) => {
             log_skip(connection, event, reason);
             return Ok(None);
         }
@@ -131,7 +129,7 @@ impl StateRow {
     /// What the recipients were last told, if anything (and if its kind is still known).
     fn last_notified(self) -> Option<LastNotified> {
         Some(LastNotified {
-            kind: EventKind::parse(&self.kind?)?,
+            kind: NoticeKind::parse(&self.kind?)?,
             fingerprint: self.fingerprint?,
             sent_at: self.last_sent_at?,
             problem_open: self.problem_open,
@@ -163,7 +161,7 @@ fn valid_recipients(recipients: &[String], connection: &str) -> Vec<String> {
     out
 }
 
-fn log_skip(connection: &str, event: &Event, reason: SkipReason) {
+fn log_skip(connection: &str, event: &Notice, reason: SkipReason) {
     tracing::debug!(connection, kind = %event.kind(), run_id = event.run_id(), ?reason, "email not sent");
 }
 
@@ -171,7 +169,7 @@ fn log_skip(connection: &str, event: &Event, reason: SkipReason) {
 pub async fn notification_state(
     conn: &mut PgConnection,
     connection: &str,
-) -> Result<Option<LastNotified>> {
+) -> Result<Option<LastNotified>, NotifyError> {
     let row = sqlx::query_as!(
         StateRow,
         "SELECT kind, fingerprint, last_sent_at, problem_open FROM notification_state \

@@ -2,7 +2,7 @@
 //! plain-text and an HTML body from one structured content (what happened, the facts, the counts,
 //! what to do next), laid out by the two templates below. Every value is HTML-escaped in the HTML
 //! body; callers' messages go through [`scrub`].
-use super::event::{Counts, Event, Source, scrub};
+use super::notice::{Counts, Notice, Source, scrub};
 use crate::api::{APPROVE_REMOVALS_ANNOTATION, SYNC_NOW_ANNOTATION};
 
 /// A rendered email.
@@ -30,7 +30,7 @@ struct Content {
 }
 
 /// Renders the email for `event`.
-pub fn render(event: &Event) -> Rendered {
+pub fn render(event: &Notice) -> Rendered {
     let source = event.source();
     let content = content(event);
     let subject = one_line(&format!(
@@ -45,7 +45,7 @@ pub fn render(event: &Event) -> Rendered {
     }
 }
 
-fn content(event: &Event) -> Content {
+fn content(event: &Notice) -> Content {
     let source = event.source();
     let district = source.district_label().to_string();
     let (ns, name) = source
@@ -71,7 +71,7 @@ fn content(event: &Event) -> Content {
         facts.push(("Run", run_id.to_string()));
     }
     match event {
-        Event::RunFailed {
+        Notice::RunFailed {
             reason,
             message,
             counts,
@@ -105,7 +105,7 @@ fn content(event: &Event) -> Content {
                 steps,
             }
         }
-        Event::RunHeld {
+        Notice::RunHeld {
             run_id,
             schedule,
             reason,
@@ -150,7 +150,7 @@ fn content(event: &Event) -> Content {
                 ],
             }
         }
-        Event::Recovered { counts, .. } => Content {
+        Notice::Recovered { counts, .. } => Content {
             outcome: "sync recovered".into(),
             headline: format!(
                 "The roster sync of {district} succeeded again after the problem reported earlier."
@@ -163,7 +163,7 @@ fn content(event: &Event) -> Content {
                 command: None,
             }],
         },
-        Event::RunSucceeded { counts, .. } => Content {
+        Notice::RunSucceeded { counts, .. } => Content {
             outcome: "sync succeeded".into(),
             headline: format!("The roster sync of {district} succeeded."),
             facts,
@@ -176,7 +176,7 @@ fn content(event: &Event) -> Content {
                 command: None,
             }],
         },
-        Event::CredentialsInvalid { message, .. } => {
+        Notice::CredentialsInvalid { message, .. } => {
             facts.push(("Details", scrub(message)));
             Content {
                 outcome: "Clever credentials invalid".into(),
@@ -207,7 +207,7 @@ fn content(event: &Event) -> Content {
                 ],
             }
         }
-        Event::DistrictNotFound { message, .. } => {
+        Notice::DistrictNotFound { message, .. } => {
             facts.push(("Details", scrub(message)));
             Content {
                 outcome: "district not found in Clever".into(),
@@ -234,7 +234,7 @@ fn content(event: &Event) -> Content {
                 ],
             }
         }
-        Event::ScheduleMissed {
+        Notice::ScheduleMissed {
             schedule,
             slot,
             reason,

@@ -19,7 +19,7 @@ fn counts() -> Counts {
 
 #[test]
 fn subjects_name_the_district_and_the_outcome() {
-    let failed = render(&Event::RunFailed {
+    let failed = render(&Notice::RunFailed {
         source: source(Some("Springfield USD")),
         run_id: "r1".into(),
         reason: "CleverUnavailable".into(),
@@ -27,7 +27,7 @@ fn subjects_name_the_district_and_the_outcome() {
         counts: Counts::default(),
     });
     assert_eq!(failed.subject, "[rostersync] Springfield USD: sync failed");
-    let held = render(&Event::RunHeld {
+    let held = render(&Notice::RunHeld {
         source: source(None),
         run_id: "r2".into(),
         schedule: Some("nightly".into()),
@@ -47,7 +47,7 @@ fn subjects_name_the_district_and_the_outcome() {
 
 #[test]
 fn values_are_html_escaped_and_subjects_are_one_line() {
-    let e = Event::RunFailed {
+    let e = Notice::RunFailed {
         source: source(Some("A & B <script>\r\nBcc: x")),
         run_id: "r\"1".into(),
         reason: "Other".into(),
@@ -70,14 +70,14 @@ fn every_kind_has_a_headline_facts_and_next_steps() {
         .single()
         .expect("valid");
     let events = [
-        Event::RunFailed {
+        Notice::RunFailed {
             source: s.clone(),
             run_id: "r".into(),
             reason: "X".into(),
             message: "m".into(),
             counts: counts(),
         },
-        Event::RunHeld {
+        Notice::RunHeld {
             source: s.clone(),
             run_id: "r".into(),
             schedule: None,
@@ -85,29 +85,29 @@ fn every_kind_has_a_headline_facts_and_next_steps() {
             message: "m".into(),
             counts: counts(),
         },
-        Event::Recovered {
+        Notice::Recovered {
             source: s.clone(),
             run_id: "r".into(),
             counts: counts(),
         },
-        Event::CredentialsInvalid {
+        Notice::CredentialsInvalid {
             source: s.clone(),
             run_id: None,
             message: "m".into(),
         },
-        Event::DistrictNotFound {
+        Notice::DistrictNotFound {
             source: s.clone(),
             run_id: None,
             message: "m".into(),
         },
-        Event::ScheduleMissed {
+        Notice::ScheduleMissed {
             source: s.clone(),
             schedule: "nightly".into(),
             slot,
             reason: "OperatorDown".into(),
             message: "m".into(),
         },
-        Event::RunSucceeded {
+        Notice::RunSucceeded {
             source: s,
             run_id: "r".into(),
             counts: counts(),

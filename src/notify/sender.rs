@@ -17,7 +17,7 @@ use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use sqlx::PgPool;
 
 use super::config::SmtpConfig;
-use super::outbox::{Result, db};
+use super::outbox::{NotifyError, db};
 
 /// Timing of the sender.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -86,7 +86,11 @@ pub struct Sender {
 }
 
 impl Sender {
-    pub fn new(pool: PgPool, config: &SmtpConfig, options: SenderOptions) -> Result<Sender> {
+    pub fn new(
+        pool: PgPool,
+        config: &SmtpConfig,
+        options: SenderOptions,
+    ) -> Result<Sender, NotifyError> {
         Ok(Sender {
             pool,
             transport: config.transport()?,
@@ -127,7 +131,7 @@ impl Sender {
     }
 
     /// Claims one due message, tries to send it and records the result. `None`: nothing due.
-    pub async fn send_one(&self) -> Result<Option<Delivery>> {
+    pub async fn send_one(&self) -> Result<Option<Delivery>, NotifyError> {
         let mut tx = self
             .pool
             .begin()
@@ -247,7 +251,7 @@ impl Sender {
         Ok(Some(delivery))
     }
 
-    fn message(&self, row: &OutboxRow) -> std::result::Result<Message, String> {
+    fn message(&self, row: &OutboxRow) -> Result<Message, String> {
         let (id, created_at) = (row.id, row.created_at);
         let mut builder = Message::builder()
             .from(self.from.clone())

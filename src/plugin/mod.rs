@@ -32,16 +32,18 @@ pub const EXIT_TIMEOUT: u8 = 3;
     version,
     about = "Inspect and operate rostersync: status, Sync Now, history, suspend/resume, approvals"
 )]
-pub struct Cli {
+/// The `kubectl roster` command line (the `rostersync` binary's is [`crate::cli::Cli`]).
+pub struct PluginCli {
     /// Namespace (default: the kubeconfig context's namespace).
     #[arg(short = 'n', long, global = true)]
     pub namespace: Option<String>,
     #[command(subcommand)]
-    pub command: Command,
+    pub command: PluginCommand,
 }
 
+/// The `kubectl roster` subcommands.
 #[derive(Debug, Subcommand)]
-pub enum Command {
+pub enum PluginCommand {
     /// One table across the three kinds: health, last result, last and next sync, Sync Now.
     Status {
         /// Only objects with this name.
@@ -98,7 +100,7 @@ pub enum Command {
 
 /// Entry point of the `kubectl-roster` binary.
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = PluginCli::parse();
     crate::telemetry::init_logging();
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,

@@ -25,7 +25,7 @@ use crate::api::Trigger;
 /// How late a slot may start and still count as on time (`Trigger::Scheduled`).
 pub const ON_TIME_GRACE: SignedDuration = SignedDuration::from_mins(1);
 
-/// At most this many missed slots are listed in a [`Decision`] (all are counted).
+/// At most this many missed slots are listed in a [`SlotDecision`] (all are counted).
 pub const MAX_LISTED_MISSED: usize = 100;
 
 /// A slot to run now.
@@ -57,7 +57,7 @@ impl MissedSlots {
 
 /// What the controller should do now.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Decision {
+pub struct SlotDecision {
     /// The slot to run now, if any (at most one, ever).
     pub run: Option<DueRun>,
     /// Slots to record as missed.
@@ -80,7 +80,7 @@ pub fn decide(
     last_handled_slot: Option<Timestamp>,
     anchor: Timestamp,
     suspended: bool,
-) -> Decision {
+) -> SlotDecision {
     // Slots strictly after `floor` are due; `anchor - 1ns` makes a slot exactly at the anchor count.
     let before_anchor = anchor
         .checked_sub(SignedDuration::from_nanos(1))
@@ -92,7 +92,7 @@ pub fn decide(
         .filter(|&slot| slot > floor);
 
     let Some(latest) = latest_due else {
-        return Decision {
+        return SlotDecision {
             run: None,
             missed: MissedSlots::default(),
             handled_through: last_handled_slot,
@@ -100,7 +100,7 @@ pub fn decide(
         };
     };
     if suspended {
-        return Decision {
+        return SlotDecision {
             run: None,
             missed: MissedSlots::default(),
             handled_through: Some(latest),
@@ -126,7 +126,7 @@ pub fn decide(
         rule.slots_after(floor)
             .take_while(|&slot| slot < latest || (slot == latest && run.is_none())),
     );
-    Decision {
+    SlotDecision {
         run,
         missed,
         handled_through: Some(latest),

@@ -5,7 +5,7 @@
 //!   Weekly or Monthly at the local time `at` in `timeZone`. A slot inside a spring-forward gap runs
 //!   at the first instant after the gap; a slot inside a fall-back repeat runs once, at its first
 //!   occurrence; a Daily schedule never has two slots on one local date.
-//! - [`OffPeakWindow`]: off-peak hours, start inclusive, end exclusive, possibly wrapping midnight.
+//! - [`OffPeakHours`]: off-peak hours, start inclusive, end exclusive, possibly wrapping midnight.
 //! - [`decide`]: what to do at a moment given the last handled slot (run on time, catch up late
 //!   within `startingDeadlineMinutes`, record missed slots), never a burst after an outage.
 //! - [`sync_now_availability`]: the setup guide's Sync Now rule.
@@ -17,8 +17,8 @@ mod slots;
 mod sync_now;
 mod window;
 
-pub use catchup::{Decision, DueRun, MAX_LISTED_MISSED, MissedSlots, ON_TIME_GRACE, decide};
+pub use catchup::{DueRun, MAX_LISTED_MISSED, MissedSlots, ON_TIME_GRACE, SlotDecision, decide};
 pub use preview::ScheduleCommand;
 pub use rule::{Cadence, ScheduleError, ScheduleRule, parse_hhmm};
 pub use sync_now::{SyncNowAvailability, SyncNowInput, SyncNowReason, sync_now_availability};
-pub use window::OffPeakWindow;
+pub use window::OffPeakHours;

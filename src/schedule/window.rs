@@ -3,24 +3,25 @@ use jiff::civil::Time;
 
 use super::rule::{ScheduleError, parse_hhmm};
 
-/// Off-peak hours in the schedule's zone: `start` inclusive, `end` exclusive. When `end` is earlier
-/// than `start` the window wraps midnight (20:00-06:00 is the evening plus the early morning).
+/// Off-peak hours in the schedule's zone, parsed and checked from the spec's
+/// [`crate::api::OffPeakWindow`]: `start` inclusive, `end` exclusive. When `end` is earlier than
+/// `start` the window wraps midnight (20:00-06:00 is the evening plus the early morning).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct OffPeakWindow {
+pub struct OffPeakHours {
     start: Time,
     end: Time,
 }
 
-impl OffPeakWindow {
+impl OffPeakHours {
     /// A window from `start` (inclusive) to `end` (exclusive); they must differ, since an empty and
     /// a full window are both plausible readings of `start == end` and neither is a useful schedule.
-    pub fn new(start: Time, end: Time) -> Result<OffPeakWindow, ScheduleError> {
+    pub fn new(start: Time, end: Time) -> Result<OffPeakHours, ScheduleError> {
         if start == end {
             return Err(ScheduleError::EmptyWindow {
                 at: format_hhmm(start),
             });
         }
-        Ok(OffPeakWindow { start, end })
+        Ok(OffPeakHours { start, end })
     }
 
     /// First minute of the window.
@@ -48,19 +49,19 @@ impl OffPeakWindow {
     }
 }
 
-impl std::fmt::Display for OffPeakWindow {
+impl std::fmt::Display for OffPeakHours {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}-{}", format_hhmm(self.start), format_hhmm(self.end))
     }
 }
 
-impl TryFrom<&crate::api::OffPeakWindow> for OffPeakWindow {
+impl TryFrom<&crate::api::OffPeakWindow> for OffPeakHours {
     type Error = ScheduleError;
 
     fn try_from(w: &crate::api::OffPeakWindow) -> Result<Self, Self::Error> {
         let start = parse_hhmm("offPeakWindow.start", &w.start)?;
         let end = parse_hhmm("offPeakWindow.end", &w.end)?;
-        OffPeakWindow::new(start, end)
+        OffPeakHours::new(start, end)
     }
 }
 
@@ -74,12 +75,12 @@ mod tests {
     use super::*;
     use jiff::civil::time;
 
-    fn window(start: &str, end: &str) -> OffPeakWindow {
+    fn window(start: &str, end: &str) -> OffPeakHours {
         let w = crate::api::OffPeakWindow {
             start: start.into(),
             end: end.into(),
         };
-        OffPeakWindow::try_from(&w).expect("valid window")
+        OffPeakHours::try_from(&w).expect("valid window")
     }
 
     #[test]
@@ -136,7 +137,7 @@ mod tests {
             start: "02:00".into(),
             end: "02:00".into(),
         };
-        let err = OffPeakWindow::try_from(&w).expect_err("empty window");
+        let err = OffPeakHours::try_from(&w).expect_err("empty window");
         assert_eq!(err, ScheduleError::EmptyWindow { at: "02:00".into() });
         assert!(err.to_string().contains("must differ"), "{err}");
     }

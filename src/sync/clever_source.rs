@@ -47,7 +47,7 @@ impl CleverSource {
 }
 
 /// Converts a Clever grade into the API's grade (unknown values: none).
-pub fn grade(g: Option<&clever::Grade>) -> Option<Grade> {
+pub fn grade(g: Option<&clever::CleverGrade>) -> Option<Grade> {
     g.and_then(|g| Grade::parse(&g.as_clever()))
 }
 

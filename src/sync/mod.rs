@@ -32,7 +32,6 @@
 //!   breaks it down by code.
 pub mod apply;
 mod apply_children;
-pub mod bench;
 pub mod clever_source;
 pub mod cli;
 pub mod engine;

@@ -13,7 +13,7 @@ use kube::{Api, Client, ResourceExt};
 use rostersync::api::{
     LastSync, RosterConnection, RunResult, RunStatus, SYNC_NOW_ANNOTATION, SyncSchedule,
 };
-use rostersync::emulator::{Emulator, EmulatorConfig, EmulatorHandle, Fault, FaultKind};
+use rostersync::devtools::emulator::{Emulator, EmulatorConfig, EmulatorHandle, Fault, FaultKind};
 use serde_json::json;
 
 use crate::common::{self, Proc, TestDb};
@@ -147,7 +147,7 @@ impl Env {
         common::wait_for("a controller token", TIMEOUT, || {
             let (client, ns, path) = (client.clone(), ns.clone(), controller_kubeconfig.clone());
             async move {
-                rostersync::podrunner::service_account_kubeconfig(
+                rostersync::devtools::podrunner::service_account_kubeconfig(
                     &client,
                     &ns,
                     "rostersync-controller",

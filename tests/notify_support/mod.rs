@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, TimeZone, Utc};
 use rostersync::notify::{
-    Counts, Event, LastNotified, NotifySettings, Sender, SenderOptions, SmtpConfig, Source,
+    Counts, LastNotified, Notice, NotifySettings, Sender, SenderOptions, SmtpConfig, Source,
 };
 
 use crate::common::{self, ReceivedMail, SmtpSink, TestDb};
@@ -60,7 +60,7 @@ impl Env {
     pub async fn enqueue(
         &self,
         settings: &NotifySettings,
-        event: &Event,
+        event: &Notice,
         now: DateTime<Utc>,
     ) -> Option<i64> {
         let mut tx = self.db.pool.begin().await.expect("begin");
@@ -200,8 +200,8 @@ pub fn source(connection: &str) -> Source {
     }
 }
 
-pub fn failed(connection: &str, reason: &str) -> Event {
-    Event::RunFailed {
+pub fn failed(connection: &str, reason: &str) -> Notice {
+    Notice::RunFailed {
         source: source(connection),
         run_id: format!("run-{reason}"),
         reason: reason.to_string(),
@@ -210,8 +210,8 @@ pub fn failed(connection: &str, reason: &str) -> Event {
     }
 }
 
-pub fn succeeded(connection: &str, run_id: &str) -> Event {
-    Event::RunSucceeded {
+pub fn succeeded(connection: &str, run_id: &str) -> Notice {
+    Notice::RunSucceeded {
         source: source(connection),
         run_id: run_id.to_string(),
         counts: Counts::from_json(&serde_json::json!({
@@ -221,11 +221,11 @@ pub fn succeeded(connection: &str, run_id: &str) -> Event {
 }
 
 /// One event of each kind.
-pub fn all_kinds(connection: &str) -> Vec<Event> {
+pub fn all_kinds(connection: &str) -> Vec<Notice> {
     let s = source(connection);
     vec![
         failed(connection, "CleverUnavailable"),
-        Event::RunHeld {
+        Notice::RunHeld {
             source: s.clone(),
             run_id: "run-held".into(),
             schedule: Some("nightly".into()),
@@ -233,22 +233,22 @@ pub fn all_kinds(connection: &str) -> Vec<Event> {
             message: "children: 40 of 100 (40%) > 10%".into(),
             counts: Counts::from_json(&serde_json::json!({"children": {"deactivated": 40}})),
         },
-        Event::Recovered {
+        Notice::Recovered {
             source: s.clone(),
             run_id: "run-rec".into(),
             counts: Counts::default(),
         },
-        Event::CredentialsInvalid {
+        Notice::CredentialsInvalid {
             source: s.clone(),
             run_id: None,
             message: "401".into(),
         },
-        Event::DistrictNotFound {
+        Notice::DistrictNotFound {
             source: s.clone(),
             run_id: Some("run-dnf".into()),
             message: "404".into(),
         },
-        Event::ScheduleMissed {
+        Notice::ScheduleMissed {
             source: s,
             schedule: "nightly".into(),
             slot: t0(),

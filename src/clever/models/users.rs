@@ -3,7 +3,7 @@ use jiff::Timestamp;
 use jiff::civil::Date;
 use serde::{Deserialize, Serialize};
 
-use super::Grade;
+use super::CleverGrade;
 use crate::clever::wire;
 
 /// A user (`/v3.0/users`). One user can hold several roles.
@@ -132,7 +132,7 @@ pub struct StudentRole {
         skip_serializing_if = "Option::is_none",
         deserialize_with = "wire::grade"
     )]
-    pub grade: Option<Grade>,
+    pub grade: Option<CleverGrade>,
     /// `M, F, X` (or absent/empty).
     #[serde(
         default,
@@ -219,7 +219,7 @@ pub struct StudentRole {
     )]
     pub graduation_year: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub credentials: Option<Credentials>,
+    pub credentials: Option<UserCredentials>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -240,8 +240,10 @@ pub struct SchoolEnrollment {
     pub end_date: Option<String>,
 }
 
+/// A user's `credentials`: their district login name (not the app's API credentials, which are
+/// [`crate::clever::CleverCredentials`]).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Credentials {
+pub struct UserCredentials {
     #[serde(
         default,
         skip_serializing_if = "Option::is_none",
@@ -287,7 +289,7 @@ pub struct TeacherRole {
     )]
     pub title: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub credentials: Option<Credentials>,
+    pub credentials: Option<UserCredentials>,
 }
 
 /// `roles.staff`.
@@ -320,7 +322,7 @@ pub struct StaffRole {
     )]
     pub roles: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub credentials: Option<Credentials>,
+    pub credentials: Option<UserCredentials>,
 }
 
 /// `roles.district_admin`.

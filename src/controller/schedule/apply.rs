@@ -35,7 +35,7 @@ pub async fn apply(ctx: &Arc<Context>, o: &Observed, plan: &Plan) -> Result<()> 
         if runs::mark_notified(&mut tx, &report.run_id).await?
             && let Some(email) = &report.email
         {
-            emails::enqueue_in(&mut tx, &email.settings, &email.event, now).await?;
+            emails::enqueue_in(&mut tx, &email.settings, &email.notice, now).await?;
         }
         tx.commit()
             .await
@@ -49,7 +49,7 @@ pub async fn apply(ctx: &Arc<Context>, o: &Observed, plan: &Plan) -> Result<()> 
         }
     }
     for email in &plan.emails {
-        emails::enqueue_alone(&ctx.db, &email.settings, &email.event, now).await?;
+        emails::enqueue_alone(&ctx.db, &email.settings, &email.notice, now).await?;
     }
     for (result, seconds) in &plan.finished_metrics {
         ctx.metrics.sync_finished(result.as_str(), *seconds);

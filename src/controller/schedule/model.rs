@@ -51,7 +51,7 @@ pub struct Report {
 #[derive(Clone, Debug, PartialEq)]
 pub struct Email {
     pub settings: NotifySettings,
-    pub event: notify::Event,
+    pub notice: notify::Notice,
 }
 
 /// A Kubernetes Event about the schedule.

@@ -221,7 +221,7 @@ pub fn plan(o: &Observed, now: Timestamp) -> Plan {
             {
                 p.emails.push(Email {
                     settings: emails::settings(conn, o.config.email_repeat_interval),
-                    event: notify::Event::ScheduleMissed {
+                    notice: notify::Notice::ScheduleMissed {
                         source: emails::source(conn, &key),
                         schedule: name.clone(),
                         slot: emails::chrono_now(*slot),
@@ -316,10 +316,10 @@ fn report(
     let run = &f.run;
     let entry = run.status_entry(&f.job);
     let email = f.connection.as_ref().and_then(|c| {
-        let event = emails::run_event(run, emails::source(c, &run.connection), Some(&name))?;
+        let notice = emails::run_notice(run, emails::source(c, &run.connection), Some(&name))?;
         Some(Email {
             settings: emails::settings(c, o.config.email_repeat_interval),
-            event,
+            notice,
         })
     });
     p.reports.push(Report {

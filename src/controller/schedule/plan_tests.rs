@@ -8,7 +8,7 @@ use super::observe::{FinishedRun, Observed};
 use super::plan::{BLOCKED_RETRY, plan};
 use crate::api::{RosterConnection, RunStatus, SyncSchedule};
 use crate::controller::job::{self, RunRequest};
-use crate::notify::Event;
+use crate::notify::Notice;
 use crate::run::{ConnectionKey, Counts, RunRecord, RunResult, Trigger};
 
 const SCHEDULE: &str = r#"
@@ -325,8 +325,8 @@ fn a_slot_blocked_past_its_deadline_is_missed_with_an_event_and_an_email() {
         Some(ts(SLOT))
     );
     match p.emails.as_slice() {
-        [email] => match &email.event {
-            Event::ScheduleMissed { schedule, slot, .. } => {
+        [email] => match &email.notice {
+            Notice::ScheduleMissed { schedule, slot, .. } => {
                 assert_eq!(schedule, "nightly");
                 assert_eq!(slot.timestamp(), ts(SLOT).as_second());
             }
@@ -533,8 +533,8 @@ fn a_finished_job_is_reported_once() {
         ("nightly-done", "r-done")
     );
     assert!(matches!(
-        report.email.as_ref().map(|e| &e.event),
-        Some(Event::RunSucceeded { .. })
+        report.email.as_ref().map(|e| &e.notice),
+        Some(Notice::RunSucceeded { .. })
     ));
     assert_eq!(reasons(&p), ["SyncSucceeded"]);
     assert_eq!(p.finished_metrics, vec![(RunResult::Succeeded, Some(60.0))]);

@@ -1,13 +1,14 @@
-//! The events that can become emails. They carry only what an email may show: the connection,
-//! the district's name and Clever id, run ids, counts and stable reasons with one-line messages.
-//! Never children's names, birth dates or emails (the callers' reasons and messages are already
-//! PII-free by the sync_runs rules; [`scrub`] is a second line of defence).
+//! Notices: the sync events that can become emails (not the Kubernetes Events the controller
+//! publishes). They carry only what an email may show: the connection, the district's name and
+//! Clever id, run ids, counts and stable reasons with one-line messages. Never children's names,
+//! birth dates or emails (the callers' reasons and messages are already PII-free by the sync_runs
+//! rules; [`scrub`] is a second line of defence).
 use std::fmt;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-/// Which connection and district an event is about.
+/// Which connection and district a notice is about.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Source {
     /// The RosterConnection as `namespace/name`.
@@ -36,10 +37,11 @@ impl Source {
 /// What a run did, per entity: the run record's counts.
 pub use crate::run::Counts;
 
-/// A sync event that may be emailed. See `docs/email.md` for when each is sent.
+/// A sync event that may be emailed (a notice). See `docs/email.md` for when each is sent. The
+/// serialized form (`kind` tag, variant names) is stored in the outbox.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind")]
-pub enum Event {
+pub enum Notice {
     /// A run failed (the roster was left as it was).
     RunFailed {
         source: Source,
@@ -60,7 +62,7 @@ pub enum Event {
         /// The planned counts: what the run would have done (removals = deactivated + removed).
         counts: Counts,
     },
-    /// The first success after a problem that was emailed. A [`Event::RunSucceeded`] is turned
+    /// The first success after a problem that was emailed. A [`Notice::RunSucceeded`] is turned
     /// into this automatically when a problem is open, so callers may always send `RunSucceeded`.
     Recovered {
         source: Source,
@@ -95,9 +97,9 @@ pub enum Event {
     },
 }
 
-/// The kind of an event, as stored in the outbox and the notification state.
+/// The kind of a notice, as stored in the outbox and the notification state (the variant name).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub enum EventKind {
+pub enum NoticeKind {
     RunFailed,
     RunHeld,
     Recovered,
@@ -107,31 +109,31 @@ pub enum EventKind {
     RunSucceeded,
 }
 
-impl EventKind {
-    pub const ALL: [EventKind; 7] = [
-        EventKind::RunFailed,
-        EventKind::RunHeld,
-        EventKind::Recovered,
-        EventKind::CredentialsInvalid,
-        EventKind::DistrictNotFound,
-        EventKind::ScheduleMissed,
-        EventKind::RunSucceeded,
+impl NoticeKind {
+    pub const ALL: [NoticeKind; 7] = [
+        NoticeKind::RunFailed,
+        NoticeKind::RunHeld,
+        NoticeKind::Recovered,
+        NoticeKind::CredentialsInvalid,
+        NoticeKind::DistrictNotFound,
+        NoticeKind::ScheduleMissed,
+        NoticeKind::RunSucceeded,
     ];
 
     pub fn as_str(self) -> &'static str {
         match self {
-            EventKind::RunFailed => "RunFailed",
-            EventKind::RunHeld => "RunHeld",
-            EventKind::Recovered => "Recovered",
-            EventKind::CredentialsInvalid => "CredentialsInvalid",
-            EventKind::DistrictNotFound => "DistrictNotFound",
-            EventKind::ScheduleMissed => "ScheduleMissed",
-            EventKind::RunSucceeded => "RunSucceeded",
+            NoticeKind::RunFailed => "RunFailed",
+            NoticeKind::RunHeld => "RunHeld",
+            NoticeKind::Recovered => "Recovered",
+            NoticeKind::CredentialsInvalid => "CredentialsInvalid",
+            NoticeKind::DistrictNotFound => "DistrictNotFound",
+            NoticeKind::ScheduleMissed => "ScheduleMissed",
+            NoticeKind::RunSucceeded => "RunSucceeded",
         }
     }
 
-    pub fn parse(s: &str) -> Option<EventKind> {
-        EventKind::ALL.into_iter().find(|k| k.as_str() == s)
+    pub fn parse(s: &str) -> Option<NoticeKind> {
+        NoticeKind::ALL.into_iter().find(|k| k.as_str() == s)
     }
 
     /// A state that needs someone's attention and that a later success resolves ("recovered").
@@ -139,55 +141,55 @@ impl EventKind {
     pub fn is_problem(self) -> bool {
         matches!(
             self,
-            EventKind::RunFailed
-                | EventKind::RunHeld
-                | EventKind::CredentialsInvalid
-                | EventKind::DistrictNotFound
+            NoticeKind::RunFailed
+                | NoticeKind::RunHeld
+                | NoticeKind::CredentialsInvalid
+                | NoticeKind::DistrictNotFound
         )
     }
 }
 
-impl fmt::Display for EventKind {
+impl fmt::Display for NoticeKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
     }
 }
 
-impl Event {
-    pub fn kind(&self) -> EventKind {
+impl Notice {
+    pub fn kind(&self) -> NoticeKind {
         match self {
-            Event::RunFailed { .. } => EventKind::RunFailed,
-            Event::RunHeld { .. } => EventKind::RunHeld,
-            Event::Recovered { .. } => EventKind::Recovered,
-            Event::CredentialsInvalid { .. } => EventKind::CredentialsInvalid,
-            Event::DistrictNotFound { .. } => EventKind::DistrictNotFound,
-            Event::ScheduleMissed { .. } => EventKind::ScheduleMissed,
-            Event::RunSucceeded { .. } => EventKind::RunSucceeded,
+            Notice::RunFailed { .. } => NoticeKind::RunFailed,
+            Notice::RunHeld { .. } => NoticeKind::RunHeld,
+            Notice::Recovered { .. } => NoticeKind::Recovered,
+            Notice::CredentialsInvalid { .. } => NoticeKind::CredentialsInvalid,
+            Notice::DistrictNotFound { .. } => NoticeKind::DistrictNotFound,
+            Notice::ScheduleMissed { .. } => NoticeKind::ScheduleMissed,
+            Notice::RunSucceeded { .. } => NoticeKind::RunSucceeded,
         }
     }
 
     pub fn source(&self) -> &Source {
         match self {
-            Event::RunFailed { source, .. }
-            | Event::RunHeld { source, .. }
-            | Event::Recovered { source, .. }
-            | Event::CredentialsInvalid { source, .. }
-            | Event::DistrictNotFound { source, .. }
-            | Event::ScheduleMissed { source, .. }
-            | Event::RunSucceeded { source, .. } => source,
+            Notice::RunFailed { source, .. }
+            | Notice::RunHeld { source, .. }
+            | Notice::Recovered { source, .. }
+            | Notice::CredentialsInvalid { source, .. }
+            | Notice::DistrictNotFound { source, .. }
+            | Notice::ScheduleMissed { source, .. }
+            | Notice::RunSucceeded { source, .. } => source,
         }
     }
 
     pub fn run_id(&self) -> Option<&str> {
         match self {
-            Event::RunFailed { run_id, .. }
-            | Event::RunHeld { run_id, .. }
-            | Event::Recovered { run_id, .. }
-            | Event::RunSucceeded { run_id, .. } => Some(run_id),
-            Event::CredentialsInvalid { run_id, .. } | Event::DistrictNotFound { run_id, .. } => {
+            Notice::RunFailed { run_id, .. }
+            | Notice::RunHeld { run_id, .. }
+            | Notice::Recovered { run_id, .. }
+            | Notice::RunSucceeded { run_id, .. } => Some(run_id),
+            Notice::CredentialsInvalid { run_id, .. } | Notice::DistrictNotFound { run_id, .. } => {
                 run_id.as_deref()
             }
-            Event::ScheduleMissed { .. } => None,
+            Notice::ScheduleMissed { .. } => None,
         }
     }
 
@@ -197,37 +199,37 @@ impl Event {
     /// per run (never suppressed as repeats).
     pub fn fingerprint(&self) -> String {
         match self {
-            Event::RunFailed { reason, source, .. } => match reason.as_str() {
+            Notice::RunFailed { reason, source, .. } => match reason.as_str() {
                 "CredentialsInvalid" => "CredentialsInvalid".to_string(),
                 "DistrictNotFound" => format!("DistrictNotFound:{}", source.district_id),
                 _ => format!("RunFailed:{}", label(reason)),
             },
-            Event::RunHeld { reason, .. } => format!("RunHeld:{}", label(reason)),
-            Event::CredentialsInvalid { .. } => "CredentialsInvalid".to_string(),
-            Event::DistrictNotFound { source, .. } => {
+            Notice::RunHeld { reason, .. } => format!("RunHeld:{}", label(reason)),
+            Notice::CredentialsInvalid { .. } => "CredentialsInvalid".to_string(),
+            Notice::DistrictNotFound { source, .. } => {
                 format!("DistrictNotFound:{}", source.district_id)
             }
-            Event::ScheduleMissed {
+            Notice::ScheduleMissed {
                 schedule, reason, ..
             } => format!("ScheduleMissed:{schedule}:{}", label(reason)),
-            Event::Recovered { run_id, .. } => format!("Recovered:{run_id}"),
-            Event::RunSucceeded { run_id, .. } => format!("RunSucceeded:{run_id}"),
+            Notice::Recovered { run_id, .. } => format!("Recovered:{run_id}"),
+            Notice::RunSucceeded { run_id, .. } => format!("RunSucceeded:{run_id}"),
         }
     }
 
     /// This event as a recovery (a success), or `None` for a problem event.
-    pub fn as_recovered(&self) -> Option<Event> {
+    pub fn as_recovered(&self) -> Option<Notice> {
         match self {
-            Event::RunSucceeded {
+            Notice::RunSucceeded {
                 source,
                 run_id,
                 counts,
             }
-            | Event::Recovered {
+            | Notice::Recovered {
                 source,
                 run_id,
                 counts,
-            } => Some(Event::Recovered {
+            } => Some(Notice::Recovered {
                 source: source.clone(),
                 run_id: run_id.clone(),
                 counts: *counts,
@@ -237,13 +239,13 @@ impl Event {
     }
 
     /// This event as a plain success, or `None` for a problem event.
-    pub fn as_succeeded(&self) -> Option<Event> {
+    pub fn as_succeeded(&self) -> Option<Notice> {
         match self.as_recovered()? {
-            Event::Recovered {
+            Notice::Recovered {
                 source,
                 run_id,
                 counts,
-            } => Some(Event::RunSucceeded {
+            } => Some(Notice::RunSucceeded {
                 source,
                 run_id,
                 counts,
@@ -320,14 +322,14 @@ mod tests {
             district_id: "d1".into(),
             district_name: None,
         };
-        let failed = Event::RunFailed {
+        let failed = Notice::RunFailed {
             source: source.clone(),
             run_id: "r1".into(),
             reason: "CredentialsInvalid".into(),
             message: String::new(),
             counts: Counts::default(),
         };
-        let verified = Event::CredentialsInvalid {
+        let verified = Notice::CredentialsInvalid {
             source,
             run_id: None,
             message: String::new(),

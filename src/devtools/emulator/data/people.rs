@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use super::{AGES, GRADES, Gen, SCHOOL_YEAR, entry};
 use crate::clever::models::*;
-use crate::emulator::store::{Entry, role_bit};
+use crate::devtools::emulator::record::{Entry, role_bit};
 
 pub(super) const FIRST: &[&str] = &[
     "Olivia",
@@ -194,7 +194,7 @@ pub(super) fn student(g: &mut Gen, i: usize, id: &str, gr: usize, school: usize)
                 iep_status: Some(yn(&mut g.rng).into()),
                 frl_status: Some(g.pick(&["Free", "Reduced", "Paid"]).into()),
                 graduation_year: Some((SCHOOL_YEAR as usize + 17 - gr).to_string()),
-                credentials: Some(Credentials {
+                credentials: Some(UserCredentials {
                     district_username: Some(format!("s{sis}")),
                 }),
             }),

@@ -1,81 +1,32 @@
 //! The emulator's dataset: each collection is a Vec sorted by id, each record kept as its
-//! serialized JSON so pages are served by copying bytes (fast, and ~0.7 KB per student).
+//! serialized JSON so pages are served by copying bytes (fast, and ~0.7 KB per student). One
+//! record is a [`super::record::Entry`].
 use std::collections::BTreeSet;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
+use super::record::{Entry, Kind, entry_from_value, id_of, merge_patch};
 use crate::clever::models::{District, Role};
 
-/// The kinds of object the emulator serves.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Kind {
-    Districts,
-    Schools,
-    Sections,
-    Users,
-    Terms,
-    Courses,
-}
-
-impl Kind {
-    pub const ALL: [Kind; 6] = [
-        Kind::Districts,
-        Kind::Schools,
-        Kind::Sections,
-        Kind::Users,
-        Kind::Terms,
-        Kind::Courses,
-    ];
-
-    /// The path segment after `/v3.0/`.
-    pub fn segment(self) -> &'static str {
-        match self {
-            Kind::Districts => "districts",
-            Kind::Schools => "schools",
-            Kind::Sections => "sections",
-            Kind::Users => "users",
-            Kind::Terms => "terms",
-            Kind::Courses => "courses",
-        }
-    }
-
-    pub fn from_segment(s: &str) -> Option<Kind> {
-        Kind::ALL.into_iter().find(|k| k.segment() == s)
-    }
-
-    fn index(self) -> usize {
-        self as usize
-    }
-}
-
-/// One stored object.
-#[derive(Clone, Debug)]
-pub struct Entry {
-    pub id: Box<str>,
-    /// Bit set of [`Role`]s (users only): bit `i` is `Role::ALL[i]`.
-    pub roles: u8,
-    /// The object serialized as JSON (what goes in `{"data": ...}`).
-    pub json: Box<[u8]>,
-}
-
-impl Entry {
-    pub fn has_role(&self, role: Role) -> bool {
-        self.roles & role_bit(role) != 0
-    }
-}
-
-pub fn role_bit(role: Role) -> u8 {
-    1 << Role::ALL.iter().position(|r| *r == role).unwrap_or(0)
-}
-
+/// A change to the emulator's dataset that cannot be made (the roster database's errors are
+/// [`crate::store::StoreError`]).
 #[derive(Debug, thiserror::Error)]
-pub enum StoreError {
+pub enum EmulatorStoreError {
     #[error("no {kind:?} with id {id}")]
     NotFound { kind: Kind, id: String },
     #[error("invalid object: {0}")]
     Invalid(String),
+}
+
+impl EmulatorStoreError {
+    fn not_found(kind: Kind, id: &str) -> EmulatorStoreError {
+        EmulatorStoreError::NotFound {
+            kind,
+            id: id.to_owned(),
+        }
+    }
 }
 
 /// A district's whole dataset.
@@ -87,7 +38,7 @@ pub struct Store {
 
 impl Store {
     /// A store holding `district` and nothing else.
-    pub fn new(district: &District) -> Result<Store, StoreError> {
+    pub fn new(district: &District) -> Result<Store, EmulatorStoreError> {
         let mut store = Store {
             district_id: district.id.clone(),
             ..Store::default()
@@ -100,7 +51,7 @@ impl Store {
     pub fn from_values(
         district: Value,
         rest: Vec<(Kind, Vec<Value>)>,
-    ) -> Result<Store, StoreError> {
+    ) -> Result<Store, EmulatorStoreError> {
         let district_id = id_of(&district)?.to_owned();
         let mut store = Store {
             district_id,
@@ -183,17 +134,26 @@ impl Store {
     }
 
     /// Inserts or replaces an object (found by its `id`).
-    pub fn put<T: Serialize>(&mut self, kind: Kind, object: &T) -> Result<String, StoreError> {
-        let value = serde_json::to_value(object).map_err(|e| StoreError::Invalid(e.to_string()))?;
+    pub fn put<T: Serialize>(
+        &mut self,
+        kind: Kind,
+        object: &T,
+    ) -> Result<String, EmulatorStoreError> {
+        let value =
+            serde_json::to_value(object).map_err(|e| EmulatorStoreError::Invalid(e.to_string()))?;
         self.put_value(kind, value)
     }
 
     /// Inserts or replaces a raw JSON object. A missing `id` is generated; a missing `district` is
     /// set to this district.
-    pub fn put_value(&mut self, kind: Kind, mut value: Value) -> Result<String, StoreError> {
+    pub fn put_value(
+        &mut self,
+        kind: Kind,
+        mut value: Value,
+    ) -> Result<String, EmulatorStoreError> {
         let obj = value
             .as_object_mut()
-            .ok_or_else(|| StoreError::Invalid("expected a JSON object".into()))?;
+            .ok_or_else(|| EmulatorStoreError::Invalid("expected a JSON object".into()))?;
         let id = match obj.get("id").and_then(Value::as_str) {
             Some(id) if !id.is_empty() => id.to_owned(),
             _ => {
@@ -215,13 +175,15 @@ impl Store {
     }
 
     /// Applies a JSON merge patch (RFC 7396) to an object and bumps its `last_modified`.
-    pub fn patch(&mut self, kind: Kind, id: &str, patch: &Value) -> Result<Value, StoreError> {
+    pub fn patch(
+        &mut self,
+        kind: Kind,
+        id: &str,
+        patch: &Value,
+    ) -> Result<Value, EmulatorStoreError> {
         let mut value = self
             .get_value(kind, id)
-            .ok_or_else(|| StoreError::NotFound {
-                kind,
-                id: id.to_owned(),
-            })?;
+            .ok_or_else(|| EmulatorStoreError::not_found(kind, id))?;
         merge_patch(&mut value, patch);
         if let Some(obj) = value.as_object_mut() {
             obj.insert("id".into(), Value::String(id.to_owned()));
@@ -237,14 +199,11 @@ impl Store {
     }
 
     /// Removes an object; removing a user also takes it out of every section.
-    pub fn remove(&mut self, kind: Kind, id: &str) -> Result<(), StoreError> {
+    pub fn remove(&mut self, kind: Kind, id: &str) -> Result<(), EmulatorStoreError> {
         let list = &mut self.collections[kind.index()];
         let i = list
             .binary_search_by(|e| (*e.id).cmp(id))
-            .map_err(|_| StoreError::NotFound {
-                kind,
-                id: id.to_owned(),
-            })?;
+            .map_err(|_| EmulatorStoreError::not_found(kind, id))?;
         list.remove(i);
         if kind == Kind::Users {
             let affected: Vec<String> = self
@@ -264,12 +223,13 @@ impl Store {
     }
 
     /// Adds a student to a section's `students[]` (no-op when already there).
-    pub fn add_to_section(&mut self, section_id: &str, student_id: &str) -> Result<(), StoreError> {
+    pub fn add_to_section(
+        &mut self,
+        section_id: &str,
+        student_id: &str,
+    ) -> Result<(), EmulatorStoreError> {
         if self.entry(Kind::Users, student_id).is_none() {
-            return Err(StoreError::NotFound {
-                kind: Kind::Users,
-                id: student_id.to_owned(),
-            });
+            return Err(EmulatorStoreError::not_found(Kind::Users, student_id));
         }
         self.edit_section_members(section_id, |students, _| {
             if !students.iter().any(|s| s == student_id) {
@@ -282,7 +242,7 @@ impl Store {
         &mut self,
         section_id: &str,
         student_id: &str,
-    ) -> Result<(), StoreError> {
+    ) -> Result<(), EmulatorStoreError> {
         self.edit_section_members(section_id, |students, _| {
             students.retain(|s| s != student_id)
         })
@@ -294,12 +254,9 @@ impl Store {
         student_id: &str,
         from: &str,
         to: &str,
-    ) -> Result<(), StoreError> {
+    ) -> Result<(), EmulatorStoreError> {
         if self.entry(Kind::Sections, to).is_none() {
-            return Err(StoreError::NotFound {
-                kind: Kind::Sections,
-                id: to.to_owned(),
-            });
+            return Err(EmulatorStoreError::not_found(Kind::Sections, to));
         }
         self.remove_from_section(from, student_id)?;
         self.add_to_section(to, student_id)
@@ -309,13 +266,10 @@ impl Store {
         &mut self,
         section_id: &str,
         edit: impl FnOnce(&mut Vec<String>, &mut Vec<String>),
-    ) -> Result<(), StoreError> {
-        let mut value =
-            self.get_value(Kind::Sections, section_id)
-                .ok_or_else(|| StoreError::NotFound {
-                    kind: Kind::Sections,
-                    id: section_id.to_owned(),
-                })?;
+    ) -> Result<(), EmulatorStoreError> {
+        let mut value = self
+            .get_value(Kind::Sections, section_id)
+            .ok_or_else(|| EmulatorStoreError::not_found(Kind::Sections, section_id))?;
         let strings = |v: Option<&Value>| -> Vec<String> {
             v.and_then(Value::as_array)
                 .map(|a| {
@@ -376,68 +330,10 @@ fn section_lists(section: &Value) -> impl Iterator<Item = &str> {
         .filter_map(Value::as_str)
 }
 
-fn id_of(value: &Value) -> Result<&str, StoreError> {
-    value
-        .get("id")
-        .and_then(Value::as_str)
-        .filter(|s| !s.is_empty())
-        .ok_or_else(|| StoreError::Invalid("an object has no string `id`".into()))
-}
-
-/// Builds an entry from a JSON object (computing the role bits of users).
-pub fn entry_from_value(kind: Kind, value: &Value) -> Result<Entry, StoreError> {
-    let id = id_of(value)?.into();
-    let mut roles = 0;
-    if kind == Kind::Users {
-        for role in Role::ALL {
-            let held = value
-                .get("roles")
-                .and_then(|r| r.get(role.as_str()))
-                .is_some_and(|v| !v.is_null());
-            if held {
-                roles |= role_bit(role);
-            }
-        }
-    }
-    let json = serde_json::to_vec(value).map_err(|e| StoreError::Invalid(e.to_string()))?;
-    Ok(Entry {
-        id,
-        roles,
-        json: json.into_boxed_slice(),
-    })
-}
-
-/// RFC 7396 JSON merge patch.
-pub fn merge_patch(target: &mut Value, patch: &Value) {
-    let Value::Object(patch) = patch else {
-        *target = patch.clone();
-        return;
-    };
-    if !target.is_object() {
-        *target = Value::Object(Default::default());
-    }
-    if let Value::Object(obj) = target {
-        for (k, v) in patch {
-            if v.is_null() {
-                obj.remove(k);
-            } else {
-                merge_patch(obj.entry(k.clone()).or_insert(Value::Null), v);
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
-
-    #[test]
-    fn merge_patch_follows_rfc7396() {
-        let mut v = json!({"a": 1, "b": {"c": 2, "d": 3}});
-        merge_patch(&mut v, &json!({"a": null, "b": {"c": 5}, "e": "x"}));
-        assert_eq!(v, json!({"b": {"c": 5, "d": 3}, "e": "x"}));
-    }
 
     #[test]
     fn store_keeps_ids_sorted_and_removing_a_user_updates_sections() {

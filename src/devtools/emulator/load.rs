@@ -3,7 +3,8 @@ use std::path::Path;
 
 use serde_json::Value;
 
-use super::store::{Kind, Store};
+use super::record::Kind;
+use super::store::Store;
 
 /// Reads `districts.json` (required; its first district is served), and `schools.json`,
 /// `sections.json`, `users.json`, `terms.json`, `courses.json` when present. Each file is a list

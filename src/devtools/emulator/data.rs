@@ -9,11 +9,15 @@ use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use serde::Serialize;
 
-use super::store::{Entry, Kind, Store, StoreError, role_bit};
+use super::record::{Entry, Kind, role_bit};
+use super::store::{EmulatorStoreError, Store};
 use crate::clever::models::*;
 
 mod people;
+mod schools;
+mod sections;
 use people::{FIRST, LAST, blank_some_fields, extra_users, student};
+use schools::schools;
 
 /// What to generate.
 #[derive(Clone, Debug)]
@@ -29,24 +33,24 @@ pub struct GenConfig {
 pub const DEFAULT_DISTRICT_ID: &str = "5e1f0c2a9b3d4e5f60718293";
 
 /// Student grades in school order: the five early grades then 1..12.
-const GRADES: [Grade; 17] = [
-    Grade::InfantToddler,
-    Grade::Preschool,
-    Grade::PreKindergarten,
-    Grade::TransitionalKindergarten,
-    Grade::Kindergarten,
-    Grade::Numbered(1),
-    Grade::Numbered(2),
-    Grade::Numbered(3),
-    Grade::Numbered(4),
-    Grade::Numbered(5),
-    Grade::Numbered(6),
-    Grade::Numbered(7),
-    Grade::Numbered(8),
-    Grade::Numbered(9),
-    Grade::Numbered(10),
-    Grade::Numbered(11),
-    Grade::Numbered(12),
+const GRADES: [CleverGrade; 17] = [
+    CleverGrade::InfantToddler,
+    CleverGrade::Preschool,
+    CleverGrade::PreKindergarten,
+    CleverGrade::TransitionalKindergarten,
+    CleverGrade::Kindergarten,
+    CleverGrade::Numbered(1),
+    CleverGrade::Numbered(2),
+    CleverGrade::Numbered(3),
+    CleverGrade::Numbered(4),
+    CleverGrade::Numbered(5),
+    CleverGrade::Numbered(6),
+    CleverGrade::Numbered(7),
+    CleverGrade::Numbered(8),
+    CleverGrade::Numbered(9),
+    CleverGrade::Numbered(10),
+    CleverGrade::Numbered(11),
+    CleverGrade::Numbered(12),
 ];
 /// Relative enrolment per grade (fewer infants and preschoolers than grade-school children).
 const GRADE_WEIGHTS: [u32; 17] = [2, 3, 4, 2, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6];
@@ -54,61 +58,6 @@ const GRADE_WEIGHTS: [u32; 17] = [2, 3, 4, 2, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6
 const AGES: [i16; 17] = [1, 3, 4, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17];
 const SCHOOL_YEAR: i16 = 2025;
 const EARLY: usize = 5;
-
-const PLACES: &[&str] = &[
-    "Lincoln",
-    "Washington",
-    "Jefferson",
-    "Roosevelt",
-    "Franklin",
-    "Maple",
-    "Oak Grove",
-    "Riverside",
-    "Hillcrest",
-    "Lakeview",
-    "Cedar",
-    "Sunnyside",
-    "Parkway",
-    "Meadowbrook",
-    "Pinecrest",
-    "Bayside",
-    "Highland",
-    "Willow Creek",
-];
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Band {
-    Elementary,
-    Middle,
-    High,
-    Full,
-}
-
-impl Band {
-    fn grades(self) -> std::ops::RangeInclusive<usize> {
-        match self {
-            Band::Elementary => 0..=9,
-            Band::Middle => 10..=12,
-            Band::High => 13..=16,
-            Band::Full => 0..=16,
-        }
-    }
-}
-
-/// School kinds: tiny districts have community schools (all grades); otherwise four elementary
-/// schools (early grades to 5) for each middle and each high school.
-fn band(i: usize, n: usize) -> Band {
-    match (n, i) {
-        (0..3, _) => Band::Full,
-        (3..6, 1) => Band::Middle,
-        (3..6, 2) => Band::High,
-        (3..6, _) => Band::Elementary,
-        _ => match i % 6 {
-            4 => Band::Middle,
-            5 => Band::High,
-            _ => Band::Elementary,
-        },
-    }
-}
 
 struct TeacherGen {
     id: String,
@@ -153,60 +102,6 @@ impl Gen {
         });
         self.teachers.len() - 1
     }
-    fn course(&mut self, subject: &'static str, g: usize) -> String {
-        if let Some(id) = self.courses.get(&(subject, g)) {
-            return id.clone();
-        }
-        let id = self.id();
-        self.courses.insert((subject, g), id.clone());
-        id
-    }
-
-    /// Adds one section taught by `teachers` (primary first).
-    fn section(
-        &mut self,
-        school: usize,
-        g: usize,
-        subject: &'static str,
-        period: &str,
-        teachers: &[usize],
-        students: Vec<String>,
-    ) {
-        let n = self.sections.len() + 1;
-        let course = self.course(subject, g);
-        let id = self.id();
-        let label = match subject {
-            "homeroom/advisory" => "Homeroom",
-            "arts and music" => "Art & Music",
-            "math" => "Math",
-            "english/language arts" => "ELA",
-            _ => "Small Group",
-        };
-        let (created, last_modified) = (self.stamp(400), self.stamp(30));
-        let primary = &self.teachers[teachers[0]];
-        let section = Section {
-            id,
-            district: self.district.clone(),
-            school: self.school_ids[school].clone(),
-            name: format!("{} {label} - {} - {period}", GRADES[g], primary.last),
-            sis_id: Some(format!("SEC-{n:06}")),
-            grade: Some(GRADES[g].clone()),
-            subject: Some(subject.to_owned()),
-            students,
-            teacher: Some(primary.id.clone()),
-            teachers: teachers
-                .iter()
-                .map(|t| self.teachers[*t].id.clone())
-                .collect(),
-            term_id: Some(self.term_id.clone()),
-            course: Some(course),
-            period: Some(period.to_owned()),
-            section_number: Some(n.to_string()),
-            created: Some(created),
-            last_modified: Some(last_modified),
-        };
-        self.sections.push(entry(&section.id.clone(), 0, &section));
-    }
 }
 
 fn entry<T: Serialize>(id: &str, roles: u8, obj: &T) -> Entry {
@@ -219,7 +114,7 @@ fn entry<T: Serialize>(id: &str, roles: u8, obj: &T) -> Entry {
 }
 
 /// Generates a district (deterministic for `cfg`).
-pub fn generate(cfg: &GenConfig) -> Result<Store, StoreError> {
+pub fn generate(cfg: &GenConfig) -> Result<Store, EmulatorStoreError> {
     let n_students = cfg.students as usize;
     let n_schools = cfg
         .schools
@@ -271,49 +166,7 @@ pub fn generate(cfg: &GenConfig) -> Result<Store, StoreError> {
         .to_owned();
 
     // Schools.
-    let bands: Vec<Band> = (0..n_schools).map(|i| band(i, n_schools)).collect();
-    let mut schools = Vec::with_capacity(n_schools);
-    for (i, band) in bands.iter().enumerate() {
-        let id = g.id();
-        let (kind, low, high) = match band {
-            Band::Elementary => ("Elementary School", 0, 9),
-            Band::Middle => ("Middle School", 10, 12),
-            Band::High => ("High School", 13, 16),
-            Band::Full => ("Community School", 0, 16),
-        };
-        let place = PLACES[i % PLACES.len()];
-        let suffix = if i >= PLACES.len() {
-            format!(" {}", i / PLACES.len() + 1)
-        } else {
-            String::new()
-        };
-        let school = School {
-            id: id.clone(),
-            district: g.district.clone(),
-            name: format!("{place}{suffix} {kind}"),
-            sis_id: Some(format!("{}", 100 + i)),
-            school_number: Some(format!("{:04}", 100 + i)),
-            state_id: g.rng.random_bool(0.7).then(|| format!("ST-{:06}", 100 + i)),
-            low_grade: Some(GRADES[low].clone()),
-            high_grade: Some(GRADES[high].clone()),
-            principal: Some(Principal {
-                name: Some(format!("{} {}", g.pick(FIRST), g.pick(LAST))),
-                email: Some(format!("principal{i}@district.example.org")),
-            }),
-            location: Some(Location {
-                address: Some(format!("{} {place} Ave", 100 + i)),
-                city: Some("Springfield".into()),
-                state: Some("CA".into()),
-                zip: Some(format!("9{:04}", i % 10_000)),
-                ..Location::default()
-            }),
-            created: Some(g.stamp(800)),
-            last_modified: Some(g.stamp(60)),
-            ..School::default()
-        };
-        schools.push(entry(&id, 0, &school));
-        g.school_ids.push(id);
-    }
+    let (schools, bands) = schools(&mut g, n_schools);
     let schools_for_grade: Vec<Vec<usize>> = (0..GRADES.len())
         .map(|gr| {
             (0..n_schools)
@@ -471,7 +324,7 @@ pub fn generate(cfg: &GenConfig) -> Result<Store, StoreError> {
                     sis_id: Some(format!("T{:06}", n + 1)),
                     teacher_number: Some(format!("{:06}", n + 1)),
                     title: Some(t.title.into()),
-                    credentials: Some(Credentials {
+                    credentials: Some(UserCredentials {
                         district_username: Some(format!("t{:06}", n + 1)),
                     }),
                     ..TeacherRole::default()
@@ -504,98 +357,4 @@ pub fn generate(cfg: &GenConfig) -> Result<Store, StoreError> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use jiff::civil::date;
-
-    fn gen_(students: u32, schools: Option<u32>) -> Store {
-        generate(&GenConfig {
-            seed: 7,
-            students,
-            schools,
-            district_id: DEFAULT_DISTRICT_ID.into(),
-        })
-        .unwrap()
-    }
-
-    #[test]
-    fn is_deterministic_and_realistic() {
-        let a = gen_(2000, None);
-        let b = gen_(2000, None);
-        let ids = |s: &Store| {
-            s.entries(Kind::Users)
-                .iter()
-                .map(|e| e.json.clone())
-                .collect::<Vec<_>>()
-        };
-        assert_eq!(ids(&a), ids(&b));
-        let students: Vec<User> = a.users_with_role(Role::Student);
-        assert_eq!(students.len(), 2000);
-        let mut sis: Vec<_> = students
-            .iter()
-            .map(|u| u.roles.student.as_ref().unwrap().sis_id.clone().unwrap())
-            .collect();
-        sis.sort();
-        sis.dedup();
-        assert_eq!(sis.len(), 2000, "sis_ids are unique");
-        // dob consistent with grade.
-        for u in &students {
-            let s = u.roles.student.as_ref().unwrap();
-            let gr = GRADES
-                .iter()
-                .position(|g| Some(g) == s.grade.as_ref())
-                .unwrap();
-            let age = date(2025, 9, 1).since(s.dob.unwrap()).unwrap().get_days() / 365;
-            assert!(
-                (AGES[gr] as i32 - age).abs() <= 1 || gr == 0,
-                "grade {gr} age {age}"
-            );
-        }
-        let sections: Vec<Section> = a.all(Kind::Sections);
-        for early in Grade::EARLY {
-            let of_grade: Vec<&Section> = sections
-                .iter()
-                .filter(|s| s.grade.as_ref() == Some(&early))
-                .collect();
-            assert!(!of_grade.is_empty(), "{early}");
-            assert!(of_grade.iter().all(|s| s.students.len() <= 32));
-        }
-        assert!(
-            sections
-                .iter()
-                .any(|s| s.subject.as_deref() == Some("homeroom/advisory"))
-        );
-        let mut count: HashMap<&str, usize> = HashMap::new();
-        sections
-            .iter()
-            .flat_map(|s| &s.students)
-            .for_each(|id| *count.entry(id).or_default() += 1);
-        assert!(
-            count.values().any(|c| *c > 1),
-            "some students are in several sections"
-        );
-        assert_eq!(count.len(), 2000, "every student is in a section");
-        let teachers: Vec<User> = a.users_with_role(Role::Teacher);
-        assert!(
-            teachers
-                .iter()
-                .any(|t| t.roles.teacher.as_ref().unwrap().schools.len() > 1)
-        );
-        // Some raw student JSON has "" and null demographics.
-        let raw: Vec<String> = a
-            .entries(Kind::Users)
-            .iter()
-            .map(|e| String::from_utf8_lossy(&e.json).into_owned())
-            .collect();
-        assert!(raw.iter().any(|j| j.contains(r#""race":"""#)));
-        assert!(raw.iter().any(|j| j.contains(r#""race":null"#)));
-    }
-
-    #[test]
-    fn tiny_districts_still_cover_every_grade() {
-        let s = gen_(10, Some(1));
-        assert_eq!(s.users_with_role::<User>(Role::Student).len(), 10);
-        assert_eq!(s.len(Kind::Schools), 1);
-        assert!(s.len(Kind::Sections) >= 1);
-    }
-}
+mod tests;

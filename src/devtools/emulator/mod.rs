@@ -5,7 +5,9 @@ pub mod cli;
 pub mod data;
 pub mod faults;
 mod load;
+mod oauth;
 pub mod paging;
+pub mod record;
 mod server;
 pub mod store;
 mod testapi;
@@ -20,7 +22,8 @@ use url::Url;
 
 pub use data::{DEFAULT_DISTRICT_ID, GenConfig, generate};
 pub use faults::{Fault, FaultKind};
-pub use store::{Entry, Kind, Store, StoreError};
+pub use record::{Entry, Kind};
+pub use store::{EmulatorStoreError, Store};
 
 /// The district token the emulator accepts by default.
 pub const DEFAULT_TOKEN: &str = "emulator-district-token-0000000000000000";

@@ -1,5 +1,5 @@
-//! The HTTP side of the emulator: Clever's Data API (`/v3.0/...`), the oauth tokens endpoint, rate
-//! limits and fault injection. The test API (`/_emulator/...`) is in `testapi`.
+//! The HTTP side of the emulator: Clever's Data API (`/v3.0/...`), rate limits and fault injection.
+//! The oauth tokens endpoint is in `oauth`, the test API (`/_emulator/...`) in `testapi`.
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
@@ -9,11 +9,11 @@ use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::Response;
-use base64::Engine as _;
 
 use super::faults::{FaultKind, Faults};
 use super::paging::{self, PageQuery, QueryError};
-use super::store::{Entry, Kind, Store};
+use super::record::{Entry, Kind};
+use super::store::Store;
 use crate::clever::models::Role;
 
 /// Everything the handlers share.
@@ -88,7 +88,7 @@ struct RateInfo {
 }
 
 /// A response before headers are finalised.
-struct Reply {
+pub(super) struct Reply {
     status: StatusCode,
     content_type: &'static str,
     body: Vec<u8>,
@@ -96,7 +96,7 @@ struct Reply {
 }
 
 impl Reply {
-    fn json(status: StatusCode, body: Vec<u8>) -> Reply {
+    pub(super) fn json(status: StatusCode, body: Vec<u8>) -> Reply {
         Reply {
             status,
             content_type: "application/json; charset=utf-8",
@@ -176,7 +176,7 @@ pub async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response
         },
         other => {
             let mut reply = if path == "/oauth/tokens" {
-                oauth(&shared, req.headers(), &query)
+                super::oauth::tokens(&shared, req.headers(), &query)
             } else if !valid {
                 Reply::message(StatusCode::UNAUTHORIZED, "invalid or missing bearer token")
             } else if rate.exceeded {
@@ -397,61 +397,4 @@ fn list_body(path: &str, q: &PageQuery, kind: Kind, page: &[&Entry]) -> Vec<u8> 
     body.extend_from_slice(links.as_bytes());
     body.push(b'}');
     body
-}
-
-/// `GET /oauth/tokens?owner_type=district[&district=<id>]` with HTTP Basic app credentials.
-fn oauth(shared: &Shared, headers: &HeaderMap, query: &str) -> Reply {
-    let oauth_error = |status: StatusCode, error: &str, description: &str| {
-        let body = serde_json::json!({ "error": error, "error_description": description });
-        Reply::json(status, body.to_string().into_bytes())
-    };
-    let creds = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| {
-            v.strip_prefix("Basic ")
-                .or_else(|| v.strip_prefix("basic "))
-        })
-        .and_then(|b| {
-            base64::engine::general_purpose::STANDARD
-                .decode(b.trim())
-                .ok()
-        })
-        .and_then(|b| String::from_utf8(b).ok());
-    let expected = format!("{}:{}", shared.client_id, shared.client_secret);
-    if creds.as_deref() != Some(expected.as_str()) {
-        return oauth_error(
-            StatusCode::UNAUTHORIZED,
-            "invalid_client",
-            "client authentication failed",
-        );
-    }
-    let params: HashMap<String, String> = url::form_urlencoded::parse(query.as_bytes())
-        .into_owned()
-        .collect();
-    if params.get("owner_type").map(String::as_str) != Some("district") {
-        return oauth_error(
-            StatusCode::BAD_REQUEST,
-            "invalid_request",
-            "owner_type must be district",
-        );
-    }
-    let store = shared.store.read().unwrap_or_else(|p| p.into_inner());
-    let district = store.district_id().to_owned();
-    let data: Vec<serde_json::Value> = if params.get("district").is_none_or(|d| *d == district) {
-        vec![serde_json::json!({
-            "id": format!("{:0>24}", "70c3e1"),
-            "created": "2025-07-01T12:00:00.000Z",
-            "owner": { "type": "district", "id": district },
-            "access_token": shared.token,
-            "scopes": ["read:district_admins_basic", "read:school_admins_basic", "read:sis", "read:students", "read:teachers", "read:user_id"],
-        })]
-    } else {
-        Vec::new()
-    };
-    let body = serde_json::json!({
-        "data": data,
-        "links": [{ "rel": "self", "uri": "/oauth/tokens?owner_type=district" }],
-    });
-    Reply::json(StatusCode::OK, body.to_string().into_bytes())
 }

@@ -4,11 +4,11 @@ use std::time::Instant;
 
 use futures::StreamExt;
 
-use super::{CleverClient, ClientConfig, Role, Token};
-use crate::emulator::{Emulator, EmulatorConfig};
+use crate::clever::{CleverClient, ClientConfig, Role, Token};
+use crate::devtools::emulator::{Emulator, EmulatorConfig};
 
 #[derive(Debug, clap::Args)]
-pub struct BenchArgs {
+pub struct CleverBenchArgs {
     /// Students in the generated district.
     #[arg(long, default_value_t = 100_000)]
     pub students: u32,
@@ -21,7 +21,7 @@ pub struct BenchArgs {
 
 /// The measured figures (also printed as JSON).
 #[derive(Debug, serde::Serialize)]
-pub struct BenchReport {
+pub struct CleverBenchReport {
     pub students: u32,
     pub records: u64,
     pub problems: u64,
@@ -32,7 +32,7 @@ pub struct BenchReport {
     pub generate_seconds: f64,
 }
 
-pub async fn run(args: BenchArgs) -> anyhow::Result<u8> {
+pub async fn run(args: CleverBenchArgs) -> anyhow::Result<u8> {
     let report = measure(&args).await?;
     println!("{}", serde_json::to_string(&report)?);
     Ok(if report.records == u64::from(args.students) {
@@ -42,7 +42,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<u8> {
     })
 }
 
-pub async fn measure(args: &BenchArgs) -> anyhow::Result<BenchReport> {
+pub async fn measure(args: &CleverBenchArgs) -> anyhow::Result<CleverBenchReport> {
     let started = Instant::now();
     let emulator = Emulator::start(EmulatorConfig::generated(args.seed, args.students)).await?;
     let generate_seconds = started.elapsed().as_secs_f64();
@@ -61,7 +61,7 @@ pub async fn measure(args: &BenchArgs) -> anyhow::Result<BenchReport> {
     let seconds = started.elapsed().as_secs_f64();
     let stats = client.stats();
     emulator.shutdown().await;
-    Ok(BenchReport {
+    Ok(CleverBenchReport {
         students: args.students,
         records,
         problems,

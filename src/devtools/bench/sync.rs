@@ -9,13 +9,13 @@ use sqlx::postgres::PgConnectOptions;
 use sqlx::{ConnectOptions, Connection};
 use tokio::io::AsyncBufReadExt;
 
-use super::clever_source::CleverSource;
-use super::{SyncRequest, run_sync};
 use crate::api::{JourneyPolicySpec, RosterConnectionSpec, RunResult, Trigger};
+use crate::sync::clever_source::CleverSource;
+use crate::sync::{SyncRequest, run_sync};
 
 /// Arguments of `rostersync bench sync`.
 #[derive(Debug, clap::Args)]
-pub struct BenchSyncArgs {
+pub struct SyncBenchArgs {
     /// Students in the generated district.
     #[arg(long, default_value_t = 10_000)]
     pub students: u32,
@@ -30,7 +30,7 @@ pub struct BenchSyncArgs {
 /// The printed figures.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct BenchReport {
+pub struct SyncBenchReport {
     pub students: u32,
     pub children_synced: u64,
     pub full_sync_seconds: f64,
@@ -47,7 +47,7 @@ pub fn peak_rss_mb() -> Option<f64> {
     Some(kb / 1024.0)
 }
 
-pub async fn run(args: BenchSyncArgs) -> anyhow::Result<u8> {
+pub async fn run(args: SyncBenchArgs) -> anyhow::Result<u8> {
     let exe = std::env::current_exe().context("cannot find the rostersync executable")?;
     let mut child = tokio::process::Command::new(exe)
         .args(["clever-emulator", "--rate-limit", "1000000", "--students"])
@@ -68,7 +68,7 @@ pub async fn run(args: BenchSyncArgs) -> anyhow::Result<u8> {
     let admin: PgConnectOptions = args.database_url.parse().context("invalid database URL")?;
     let name = format!(
         "rs_bench_{}",
-        super::cli::new_run_id("x")
+        crate::sync::cli::new_run_id("x")
             .rsplit('-')
             .next()
             .unwrap_or("0")
@@ -97,17 +97,17 @@ pub async fn run(args: BenchSyncArgs) -> anyhow::Result<u8> {
 }
 
 async fn bench(
-    args: &BenchSyncArgs,
+    args: &SyncBenchArgs,
     db: &PgConnectOptions,
     base_url: url::Url,
-) -> anyhow::Result<BenchReport> {
+) -> anyhow::Result<SyncBenchReport> {
     let pool = sqlx::postgres::PgPoolOptions::new()
         .max_connections(3)
         .connect_with(db.clone())
         .await?;
     crate::store::migrate(&pool).await?;
     let spec: RosterConnectionSpec = serde_json::from_value(serde_json::json!({
-        "districtId": crate::emulator::DEFAULT_DISTRICT_ID,
+        "districtId": crate::devtools::emulator::DEFAULT_DISTRICT_ID,
         "apiBaseUrl": base_url.as_str().trim_end_matches('/'),
         "credentialsSecretRef": {"name": "clever"},
     }))?;
@@ -117,7 +117,7 @@ async fn bench(
     let source = CleverSource::new(
         base_url,
         crate::clever::CleverCredentials::Token(crate::clever::Token::new(
-            crate::emulator::DEFAULT_TOKEN,
+            crate::devtools::emulator::DEFAULT_TOKEN,
         )),
     );
     let connection = crate::run::ConnectionKey::new("bench", "district")?;
@@ -125,7 +125,7 @@ async fn bench(
         connection: connection.clone(),
         spec: spec.clone(),
         policy: Some(policy.clone()),
-        run_id: format!("bench-{n}-{}", super::cli::new_run_id("r")),
+        run_id: format!("bench-{n}-{}", crate::sync::cli::new_run_id("r")),
         trigger: Trigger::Manual,
         schedule: None,
         job: None,
@@ -156,7 +156,7 @@ async fn bench(
         .map(|(_, c)| c.changes())
         .sum();
     pool.close().await;
-    Ok(BenchReport {
+    Ok(SyncBenchReport {
         students: args.students,
         children_synced: full.counts.children.created,
         full_sync_seconds: round(full_secs),

@@ -12,8 +12,9 @@ use serde_json::{Value, json};
 
 use super::data::{GenConfig, generate};
 use super::faults::Fault;
+use super::record::Kind;
 use super::server::Shared;
-use super::store::{Kind, Store, StoreError};
+use super::store::{EmulatorStoreError, Store};
 
 const MAX_BODY: usize = 512 * 1024 * 1024;
 
@@ -60,11 +61,11 @@ enum TestApiError {
     Bad(String),
 }
 
-impl From<StoreError> for TestApiError {
-    fn from(e: StoreError) -> Self {
+impl From<EmulatorStoreError> for TestApiError {
+    fn from(e: EmulatorStoreError) -> Self {
         match e {
-            StoreError::NotFound { .. } => TestApiError::NotFound(e.to_string()),
-            StoreError::Invalid(_) => TestApiError::Bad(e.to_string()),
+            EmulatorStoreError::NotFound { .. } => TestApiError::NotFound(e.to_string()),
+            EmulatorStoreError::Invalid(_) => TestApiError::Bad(e.to_string()),
         }
     }
 }

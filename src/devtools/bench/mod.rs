@@ -1,0 +1,4 @@
+//! `rostersync bench ...`: throughput of the Clever client ([`clever`]) and of a full sync
+//! ([`sync`]), printed as JSON.
+pub mod clever;
+pub mod sync;
