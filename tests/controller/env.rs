@@ -1,8 +1,8 @@
 //! One e2e environment per test: a fresh namespace and database, an in-process Clever emulator,
 //! the RBAC the Helm charts render (`hack/rbac/render.sh`, run at test time: the chart is the one
 //! source, and `deploy/rbac/` is checked against it), the pod runner, and the controller as a
-//! subprocess of the real binary running with its ServiceAccount's token (never as admin). Also the status readers and waits the
-//! scenarios share. Each test binary uses only part of it.
+//! subprocess of the real binary running with its ServiceAccount's token (never as admin). Also
+//! the status readers and waits the scenarios share. Each test binary uses only part of it.
 #![allow(dead_code)]
 use std::time::Duration;
 
