@@ -1,7 +1,10 @@
 //! The Helm charts (`charts/rostersync`, `charts/rostersync-district`) and the GitOps example:
 //! `helm lint --strict`, rendered-template assertions for the values that matter, the values schemas'
-//! error messages, the CRD drift check, and real installs into the test control plane (no `--wait`:
-//! there is no kubelet) followed by assertions on what was created.
+//! error messages, the CRD drift check, the RBAC checks (the controller's rules are exactly what it
+//! calls; `deploy/rbac/` is what the charts render), the chart conventions (names, one component
+//! label, README values tables, the `helm test` hook), real installs into the test control plane
+//! (no `--wait`: there is no kubelet) followed by assertions on what was created, and the platform
+//! team's path end to end on a control plane of its own.
 //!
 //! Rendering needs only the `helm` binary (on PATH after `source <k8s dir>/env`, and under
 //! `hack/test.sh`); without it the tests skip, except under `hack/test.sh`, where they fail.
@@ -294,60 +297,211 @@ fn pod_labels(dep: &Value) -> Value {
     dep["spec"]["selector"]["matchLabels"].clone()
 }
 
-#[test]
-fn rbac_is_least_privilege_cluster_wide_by_default() {
-    if !helm_available() {
-        return;
-    }
-    let docs = render("rostersync", &[]);
-    let role = get(&docs, "ClusterRole", "t-rostersync");
-    let rules = role["rules"].as_array().expect("rules");
-    for rule in rules {
+/// What the controller does with the Kubernetes API, call by call: (API group, resource, verbs).
+/// The chart must grant exactly this in the namespaces it watches: a verb missing here and in the
+/// chart shows up as 403s in `platform_team_path_helm_install_to_synced_districts`, and a verb the
+/// chart grants beyond this list fails `controller_rbac_grants_exactly_what_the_controller_uses`.
+/// When the controller starts making a new call, add it here and to `rostersync.controllerRules`.
+const CONTROLLER_USES: &[(&str, &str, &[&str])] = &[
+    // controller/watch.rs: a Controller (list + watch) per kind, RosterConnections also watched by
+    // the SyncSchedule Controller; controller/schedule/observe.rs: `get_opt` of a schedule's
+    // RosterConnection.
+    (
+        "rostersync.io",
+        "rosterconnections",
+        &["get", "list", "watch"],
+    ),
+    ("rostersync.io", "syncschedules", &["list", "watch"]),
+    ("rostersync.io", "journeypolicies", &["list", "watch"]),
+    // controller/status.rs `apply_status`: server-side apply of /status (a PATCH).
+    ("rostersync.io", "rosterconnections/status", &["patch"]),
+    ("rostersync.io", "syncschedules/status", &["patch"]),
+    ("rostersync.io", "journeypolicies/status", &["patch"]),
+    // controller/watch.rs: Jobs owned and watched (list + watch); controller/schedule/apply.rs:
+    // `create` per run, `patch` to mark a finished Job reported, `delete` to prune by the history
+    // limits; controller/schedule/observe.rs: `list` of the managed Jobs.
+    (
+        "batch",
+        "jobs",
+        &["create", "delete", "list", "patch", "watch"],
+    ),
+    // controller/watch.rs: Secrets watched (a rotated credentials Secret is re-verified);
+    // controller/connection.rs and schedule/apply.rs: `get_opt` of the credentials Secret.
+    ("", "secrets", &["get", "list", "watch"]),
+    // kube-runtime's events::Recorder (controller/status.rs `publish`): creates events.k8s.io/v1
+    // Events and patches a repeated one into a series.
+    ("events.k8s.io", "events", &["create", "patch"]),
+];
+
+/// The (group, resource, verb) triples a list of RBAC rules grants, checking that none uses a
+/// wildcard or is limited to names (those are checked separately).
+fn granted(rules: &Value) -> std::collections::BTreeSet<(String, String, String)> {
+    let list = |v: &Value| -> Vec<String> {
+        v.as_array()
+            .expect("a list")
+            .iter()
+            .map(|x| x.as_str().expect("a string").to_string())
+            .collect()
+    };
+    let mut out = std::collections::BTreeSet::new();
+    for rule in rules.as_array().expect("rules") {
         for field in ["apiGroups", "resources", "verbs"] {
             assert!(
-                !rule[field]
-                    .as_array()
-                    .expect("list")
-                    .iter()
-                    .any(|v| v == "*"),
+                !list(&rule[field]).contains(&"*".to_string()),
                 "wildcard in {rule}"
             );
         }
+        for group in list(&rule["apiGroups"]) {
+            for resource in list(&rule["resources"]) {
+                for verb in list(&rule["verbs"]) {
+                    out.insert((group.clone(), resource.clone(), verb));
+                }
+            }
+        }
     }
-    let verbs = |resource: &str| -> Vec<String> {
-        rules
-            .iter()
-            .filter(|r| {
-                r["resources"]
-                    .as_array()
-                    .is_some_and(|rs| rs.iter().any(|x| x == resource))
-            })
-            .flat_map(|r| r["verbs"].as_array().cloned().unwrap_or_default())
-            .map(|v| v.as_str().unwrap_or_default().to_string())
-            .collect()
-    };
-    assert_eq!(verbs("syncschedules"), ["get", "list", "watch"]);
-    assert_eq!(verbs("syncschedules/status"), ["get", "patch", "update"]);
-    assert_eq!(verbs("jobs"), ["create", "delete", "get", "list", "watch"]);
-    assert_eq!(verbs("pods"), ["list"]);
-    assert_eq!(verbs("secrets"), ["get", "list", "watch"]);
-    assert!(verbs("events").contains(&"create".to_string()));
-    assert!(verbs("configmaps").is_empty());
-    get(&docs, "ClusterRoleBinding", "t-rostersync");
-    // The sync Job may only read the three kinds.
+    out
+}
+
+fn controller_uses() -> std::collections::BTreeSet<(String, String, String)> {
+    CONTROLLER_USES
+        .iter()
+        .flat_map(|(group, resource, verbs)| {
+            verbs
+                .iter()
+                .map(move |v| (group.to_string(), resource.to_string(), v.to_string()))
+        })
+        .collect()
+}
+
+/// The difference between what `rules` grant and what the controller uses, as a readable message.
+fn rbac_diff(rules: &Value) -> Option<String> {
+    let granted = granted(rules);
+    let needed = controller_uses();
+    let missing: Vec<_> = needed.difference(&granted).collect();
+    let extra: Vec<_> = granted.difference(&needed).collect();
+    (!missing.is_empty() || !extra.is_empty()).then(|| {
+        format!("the chart does not grant {missing:?}; it grants more than the controller uses: {extra:?}")
+    })
+}
+
+#[test]
+fn controller_rbac_grants_exactly_what_the_controller_uses() {
+    if !helm_available() {
+        return;
+    }
+    // Cluster-wide by default: a ClusterRole bound by a ClusterRoleBinding.
+    let docs = render("rostersync", &[]);
+    let role = get(&docs, "ClusterRole", "t-rostersync");
+    if let Some(diff) = rbac_diff(&role["rules"]) {
+        panic!("ClusterRole t-rostersync: {diff}");
+    }
+    let binding = get(&docs, "ClusterRoleBinding", "t-rostersync");
+    assert_eq!(binding["roleRef"]["name"], "t-rostersync");
+    assert_eq!(
+        binding["subjects"],
+        json!([{"kind": "ServiceAccount", "name": "t-rostersync", "namespace": "ops"}])
+    );
+    // No leader election with one replica, and no Secret of its own to read without SMTP (the
+    // database URL is an environment variable).
+    assert_eq!(kinds(&docs, "Role"), 0, "{docs:?}");
+    // The sync Job reads its RosterConnection and JourneyPolicy (src/sync/cli.rs), nothing else.
     let job_role = get(&docs, "ClusterRole", "t-rostersync-sync-job");
     assert_eq!(
         job_role["rules"],
         json!([{"apiGroups": ["rostersync.io"],
-                "resources": ["rosterconnections", "syncschedules", "journeypolicies"],
+                "resources": ["rosterconnections", "journeypolicies"],
                 "verbs": ["get"]}])
     );
-    // Its own config Secrets, by name only.
+
+    // With leader election and SMTP: the Lease (kube-lease-manager: get, create, patch; only
+    // create cannot be limited to the name) and the SMTP Secret, by name, in the release namespace.
+    let docs = render(
+        "rostersync",
+        &["--set", "replicaCount=2", "--set", "smtp.secretName=mail"],
+    );
+    let lease = get(&docs, "Role", "t-rostersync-leader-election");
+    assert_eq!(lease["metadata"]["namespace"], "ops");
+    assert_eq!(
+        lease["rules"],
+        json!([
+            {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["create"]},
+            {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"],
+             "resourceNames": ["t-rostersync"], "verbs": ["get", "patch"]}
+        ])
+    );
     let config = get(&docs, "Role", "t-rostersync-config");
     assert_eq!(
-        config["rules"][0]["resourceNames"],
-        json!(["rostersync-database"])
+        config["rules"],
+        json!([{"apiGroups": [""], "resources": ["secrets"], "resourceNames": ["mail"], "verbs": ["get"]}])
     );
+    for name in ["t-rostersync-leader-election", "t-rostersync-config"] {
+        let binding = get(&docs, "RoleBinding", name);
+        assert_eq!(binding["roleRef"]["name"], name);
+        assert_eq!(binding["subjects"][0]["name"], "t-rostersync");
+    }
+
+    // One watched namespace: the same rules as a Role there.
+    let docs = render("rostersync", &["--set", "watch.namespaces={district-a}"]);
+    let role = docs
+        .iter()
+        .find(|d| d["kind"] == "Role" && d["metadata"]["namespace"] == "district-a")
+        .expect("a Role in district-a");
+    if let Some(diff) = rbac_diff(&role["rules"]) {
+        panic!("Role in district-a: {diff}");
+    }
+}
+
+/// `deploy/rbac/` (for installs without Helm) is generated from the charts by
+/// `hack/rbac/render.sh`; the committed files must be what the charts render now.
+#[test]
+fn deploy_rbac_is_what_the_charts_render() {
+    if !helm_available() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let rendered = env::chart_rbac(dir.path());
+    for file in ["controller.yaml", "sync.yaml"] {
+        let committed = std::fs::read_to_string(common::repo_path("deploy/rbac").join(file))
+            .unwrap_or_default();
+        let now = std::fs::read_to_string(dir.path().join(file)).expect("rendered file");
+        assert!(
+            committed == now,
+            "deploy/rbac/{file} differs from what the charts render: run hack/rbac/render.sh and commit deploy/rbac/"
+        );
+    }
+    // What it holds: the controller's ClusterRole is the chart's, with the verbs the controller uses.
+    let role = rendered
+        .iter()
+        .find(|d| d["kind"] == "ClusterRole" && d["metadata"]["name"] == "rostersync-controller")
+        .expect("ClusterRole rostersync-controller in deploy/rbac/controller.yaml");
+    if let Some(diff) = rbac_diff(&role["rules"]) {
+        panic!("deploy/rbac/controller.yaml: {diff}");
+    }
+    let lease = rendered
+        .iter()
+        .find(|d| {
+            d["kind"] == "Role" && d["metadata"]["name"] == "rostersync-controller-leader-election"
+        })
+        .expect("the leader election Role");
+    // The binary's default --lease-name.
+    assert_eq!(
+        lease["rules"][1]["resourceNames"],
+        json!(["rostersync-controller"])
+    );
+    for (kind, name) in [
+        ("ServiceAccount", "rostersync-controller"),
+        ("ClusterRoleBinding", "rostersync-controller"),
+        ("ClusterRole", "rostersync-sync-job"),
+        ("ServiceAccount", "rostersync-sync"),
+        ("RoleBinding", "rostersync-sync"),
+    ] {
+        assert!(
+            rendered
+                .iter()
+                .any(|d| d["kind"] == kind && d["metadata"]["name"] == name),
+            "deploy/rbac/ has no {kind} {name}"
+        );
+    }
 }
 
 #[test]
@@ -401,7 +555,7 @@ fn watch_namespaces_use_roles_per_namespace() {
     let config = get(&docs, "Role", "t-rostersync-config");
     assert_eq!(
         config["rules"][0]["resourceNames"],
-        json!(["rostersync-database", "rostersync-smtp"])
+        json!(["rostersync-smtp"])
     );
 }
 
@@ -713,6 +867,424 @@ fn district_schema_rejects_bad_values_with_helpful_messages() {
 }
 
 // ------------------------------------------------------------------------------------------------
+// chart conventions: names, labels, README values tables, the helm test hook
+
+/// The operator chart with every optional object turned on, and the district chart with its
+/// Secrets and ServiceAccount: (chart, args) pairs covering every template.
+fn everything_on() -> Vec<(&'static str, Vec<&'static str>)> {
+    let mut district = district_args();
+    district.extend([
+        "--set",
+        "credentials.create=true",
+        "--set",
+        "credentials.token=not-a-real-token",
+        "--set",
+        "database.createSecret=true",
+        "--set",
+        "database.url=postgres://u:p@db:5432/roster",
+        "--set",
+        "labels.team=roster",
+    ]);
+    vec![
+        (
+            "rostersync",
+            vec![
+                "--set",
+                "replicaCount=2",
+                "--set",
+                "smtp.secretName=mail",
+                "--set",
+                "metrics.serviceMonitor.enabled=true",
+                "--set",
+                "networkPolicy.enabled=true",
+                "--set",
+                "podLabels.team=roster",
+            ],
+        ),
+        (
+            "rostersync",
+            vec![
+                "--set",
+                "watch.namespaces={district-a}",
+                "--set",
+                "podLabels.team=roster",
+            ],
+        ),
+        ("rostersync-district", district),
+    ]
+}
+
+/// `helm template` output as text (duplicate keys survive in text, not once parsed).
+fn render_text(chart_name: &str, args: &[&str]) -> String {
+    let chart = chart(chart_name);
+    let mut all = vec!["template", "t", chart.as_str(), "--namespace", "ops"];
+    all.extend_from_slice(args);
+    let (ok, stdout, stderr) = helm(&all);
+    assert!(ok, "helm template {args:?} failed: {stderr}");
+    stdout
+}
+
+/// The `app.kubernetes.io/component` lines of a rendered document's top-level `metadata.labels`.
+fn component_lines(doc: &str) -> Vec<String> {
+    let mut in_metadata = false;
+    let mut out = Vec::new();
+    for line in doc.lines() {
+        if !line.starts_with(' ') && !line.is_empty() && !line.starts_with('#') {
+            in_metadata = line == "metadata:";
+            continue;
+        }
+        if in_metadata
+            && line
+                .trim_start()
+                .starts_with("app.kubernetes.io/component:")
+        {
+            out.push(line.trim().to_string());
+        }
+    }
+    out
+}
+
+#[test]
+fn every_object_has_exactly_one_component_label() {
+    if !helm_available() {
+        return;
+    }
+    for (chart_name, args) in everything_on() {
+        let text = render_text(chart_name, &args);
+        let mut seen = 0;
+        for doc in text.split("\n---\n").filter(|d| d.contains("\nkind: ")) {
+            seen += 1;
+            let header = doc
+                .lines()
+                .filter(|l| l.starts_with("kind:") || l.starts_with("  name:"))
+                .collect::<Vec<_>>()
+                .join(" ");
+            let lines = component_lines(doc);
+            assert_eq!(
+                lines.len(),
+                1,
+                "{chart_name} {args:?}: {header} has {} component labels: {lines:?}",
+                lines.len()
+            );
+        }
+        assert!(seen >= 3, "{chart_name}: rendered only {seen} objects");
+        // Pod templates too: the selector's component, once, whatever podLabels say.
+        for d in parse_docs(&text) {
+            let labels = &d["spec"]["template"]["metadata"]["labels"];
+            if labels.is_object() {
+                assert_eq!(labels["app.kubernetes.io/component"], "controller", "{d}");
+                assert_eq!(labels["team"], "roster");
+            }
+        }
+    }
+    // The helm test Pod is not a controller pod: the Service and the PDB must not select it.
+    let docs = render("rostersync", &["--set", "replicaCount=2"]);
+    let test_pod = get(&docs, "Pod", "t-rostersync-test-readyz");
+    assert_eq!(
+        test_pod["metadata"]["labels"]["app.kubernetes.io/component"],
+        "test"
+    );
+}
+
+#[test]
+fn name_overrides_rename_every_object() {
+    if !helm_available() {
+        return;
+    }
+    // nameOverride replaces the chart name: `<release>-<nameOverride>` and app.kubernetes.io/name.
+    let docs = render("rostersync", &["--set", "nameOverride=roster-operator"]);
+    let dep = get(&docs, "Deployment", "t-roster-operator");
+    assert_eq!(
+        dep["metadata"]["labels"]["app.kubernetes.io/name"],
+        "roster-operator"
+    );
+    assert_eq!(
+        dep["spec"]["selector"]["matchLabels"]["app.kubernetes.io/name"],
+        "roster-operator"
+    );
+    get(&docs, "ClusterRole", "t-roster-operator-sync-job");
+
+    // fullnameOverride replaces the whole name, everywhere a name is derived from it.
+    let docs = render(
+        "rostersync",
+        &[
+            "--set",
+            "fullnameOverride=roster",
+            "--set",
+            "replicaCount=2",
+            "--set",
+            "smtp.secretName=mail",
+        ],
+    );
+    for (kind, name) in [
+        ("Deployment", "roster"),
+        ("ServiceAccount", "roster"),
+        ("Service", "roster-metrics"),
+        ("ClusterRole", "roster"),
+        ("ClusterRoleBinding", "roster"),
+        ("ClusterRole", "roster-sync-job"),
+        ("Role", "roster-leader-election"),
+        ("Role", "roster-config"),
+        ("PodDisruptionBudget", "roster"),
+        ("Pod", "roster-test-readyz"),
+    ] {
+        get(&docs, kind, name);
+    }
+    let names: Vec<String> = docs
+        .iter()
+        .map(|d| {
+            d["metadata"]["name"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string()
+        })
+        .filter(|n| n.contains("rostersync"))
+        .collect();
+    assert!(
+        names.is_empty(),
+        "names still derived from the chart name: {names:?}"
+    );
+    let dep = get(&docs, "Deployment", "roster");
+    assert_eq!(
+        dep["spec"]["template"]["spec"]["serviceAccountName"],
+        "roster"
+    );
+    assert!(args_of(dep).iter().any(|a| a == "--lease-name=roster"));
+    // The selector keeps the chart name (it is immutable in a Deployment).
+    assert_eq!(
+        dep["spec"]["selector"]["matchLabels"]["app.kubernetes.io/name"],
+        "rostersync"
+    );
+
+    // The district chart: fullnameOverride names the three resources (and wins over `name`);
+    // nameOverride changes app.kubernetes.io/name.
+    let mut args = district_args();
+    args.extend([
+        "--set",
+        "name=ignored",
+        "--set",
+        "fullnameOverride=lincoln",
+        "--set",
+        "nameOverride=district",
+    ]);
+    let docs = render("rostersync-district", &args);
+    for kind in ["RosterConnection", "SyncSchedule", "JourneyPolicy"] {
+        let d = get(&docs, kind, "lincoln");
+        assert_eq!(
+            d["metadata"]["labels"]["app.kubernetes.io/name"],
+            "district"
+        );
+    }
+    let conn = get(&docs, "RosterConnection", "lincoln");
+    assert_eq!(
+        conn["spec"]["credentialsSecretRef"]["name"],
+        "lincoln-clever"
+    );
+    assert_eq!(conn["spec"]["journeyPolicyRef"]["name"], "lincoln");
+    assert_eq!(
+        get(&docs, "SyncSchedule", "lincoln")["spec"]["connectionRef"]["name"],
+        "lincoln"
+    );
+}
+
+/// `helm test RELEASE` runs a Pod that asks the controller's metrics Service for /readyz. It
+/// needs an image (this machine pulls none), so this checks the rendered manifest: a test hook,
+/// the Service's name, namespace and port, the path the readiness probe uses, the restricted Pod
+/// Security Standard, and no API access.
+#[test]
+fn helm_test_hook_queries_readyz_through_the_metrics_service() {
+    if !helm_available() {
+        return;
+    }
+    for (args, fullname, port) in [
+        (vec![], "t-rostersync", 8080),
+        (
+            vec![
+                "--set",
+                "fullnameOverride=roster",
+                "--set",
+                "metrics.service.port=9090",
+                "--set",
+                "test.image.repository=registry.example/busybox",
+            ],
+            "roster",
+            9090,
+        ),
+    ] {
+        let docs = render("rostersync", &args);
+        let pod = get(&docs, "Pod", &format!("{fullname}-test-readyz"));
+        assert_eq!(pod["metadata"]["annotations"]["helm.sh/hook"], "test");
+        assert!(
+            pod["metadata"]["annotations"]["helm.sh/hook-delete-policy"]
+                .as_str()
+                .is_some_and(|p| p.contains("before-hook-creation")),
+            "{pod}"
+        );
+        let svc = get(&docs, "Service", &format!("{fullname}-metrics"));
+        assert_eq!(svc["spec"]["ports"][0]["port"], port);
+        let dep = get(&docs, "Deployment", fullname);
+        let probe_path =
+            &dep["spec"]["template"]["spec"]["containers"][0]["readinessProbe"]["httpGet"]["path"];
+        let spec = &pod["spec"];
+        assert_eq!(spec["restartPolicy"], "Never");
+        assert_eq!(spec["automountServiceAccountToken"], false);
+        assert_eq!(spec["securityContext"]["runAsNonRoot"], true);
+        let c = &spec["containers"][0];
+        let command: Vec<&str> = c["command"]
+            .as_array()
+            .expect("command")
+            .iter()
+            .map(|v| v.as_str().expect("string"))
+            .collect();
+        assert_eq!(command[0], "wget");
+        let url = format!(
+            "http://{fullname}-metrics.ops.svc:{port}{}",
+            probe_path.as_str().expect("the readiness probe's path")
+        );
+        assert_eq!(command.last().copied(), Some(url.as_str()), "{command:?}");
+        assert!(url.ends_with("/readyz"));
+        assert_eq!(c["securityContext"]["allowPrivilegeEscalation"], false);
+        assert_eq!(c["securityContext"]["capabilities"]["drop"], json!(["ALL"]));
+        if fullname == "roster" {
+            assert_eq!(c["image"], "registry.example/busybox:1.37");
+        }
+    }
+    // `helm template --skip-tests` (what GitOps tools render) leaves it out.
+    let docs = render("rostersync", &["--skip-tests"]);
+    assert_eq!(kinds(&docs, "Pod"), 0);
+}
+
+/// One row per key of a chart's values.yaml: leaves with their default, and parents that have a
+/// comment of their own; the description is the comment above the key.
+fn values_table(values_yaml: &str) -> String {
+    let values: serde_yaml_ng::Value = serde_yaml_ng::from_str(values_yaml).expect("values.yaml");
+    let mut rows = vec![
+        "| Key | Default | Description |".to_string(),
+        "|---|---|---|".to_string(),
+    ];
+    let mut comments: Vec<String> = Vec::new();
+    let mut stack: Vec<(usize, String)> = Vec::new();
+    for line in values_yaml.lines() {
+        let trimmed = line.trim_start();
+        let indent = line.len() - trimmed.len();
+        if trimmed.is_empty() {
+            comments.clear();
+            continue;
+        }
+        if let Some(c) = trimmed.strip_prefix('#') {
+            let c = c.trim();
+            // Section rulers and commented-out examples (`key: value`) are not descriptions.
+            let example = c.split_once(": ").is_some_and(|(k, v)| {
+                k.chars().next().is_some_and(|ch| ch.is_ascii_lowercase())
+                    && k.chars().all(|ch| ch.is_ascii_alphanumeric())
+                    && !v.contains(' ')
+            });
+            if !c.starts_with("---") && !example {
+                comments.push(c.to_string());
+            }
+            continue;
+        }
+        let Some((key, _)) = trimmed.split_once(':') else {
+            continue;
+        };
+        if trimmed.starts_with('-') || !key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            continue;
+        }
+        while stack.last().is_some_and(|(i, _)| *i >= indent) {
+            stack.pop();
+        }
+        stack.push((indent, key.to_string()));
+        let path: Vec<&str> = stack.iter().map(|(_, k)| k.as_str()).collect();
+        let mut value = &values;
+        for k in &path {
+            value = &value[*k];
+        }
+        let description = comments.join(" ").replace('|', "\\|");
+        comments.clear();
+        let parent = value.as_mapping().is_some_and(|m| !m.is_empty());
+        if parent && description.is_empty() {
+            continue;
+        }
+        let default = if parent {
+            String::new()
+        } else {
+            let json = serde_json::to_string(&serde_json::to_value(value).expect("json"))
+                .expect("json text");
+            format!("`{}`", json.replace('|', "\\|"))
+        };
+        rows.push(format!(
+            "| `{}` | {default} | {description} |",
+            path.join(".")
+        ));
+    }
+    rows.join("\n") + "\n"
+}
+
+const TABLE_BEGIN: &str = "<!-- values table: generated from values.yaml by tests/helm.rs (UPDATE_DOCS=1 cargo test --test helm chart_readmes) -->\n";
+const TABLE_END: &str = "<!-- end of values table -->";
+
+/// Each chart's README.md holds the table of its values (every key with its default and the
+/// comment above it in values.yaml), generated: regenerate with
+/// `UPDATE_DOCS=1 cargo test --test helm chart_readmes`.
+#[test]
+fn chart_readmes_document_every_value_with_its_default() {
+    for name in ["rostersync", "rostersync-district"] {
+        let dir = common::repo_path("charts").join(name);
+        let values = std::fs::read_to_string(dir.join("values.yaml")).expect("values.yaml");
+        let table = values_table(&values);
+        let path = dir.join("README.md");
+        let readme = std::fs::read_to_string(&path).unwrap_or_default();
+        let (Some(begin), Some(end)) = (readme.find(TABLE_BEGIN), readme.find(TABLE_END)) else {
+            panic!(
+                "charts/{name}/README.md has no values table markers ({TABLE_BEGIN:?} ... {TABLE_END:?})"
+            );
+        };
+        let current = &readme[begin + TABLE_BEGIN.len()..end];
+        if current != table && std::env::var("UPDATE_DOCS").is_ok_and(|v| v == "1") {
+            let updated = format!("{}{TABLE_BEGIN}{table}{}", &readme[..begin], &readme[end..]);
+            std::fs::write(&path, updated).expect("write README.md");
+            continue;
+        }
+        assert!(
+            current == table,
+            "charts/{name}/README.md's values table is out of date with values.yaml; regenerate: \
+             UPDATE_DOCS=1 cargo test --test helm chart_readmes"
+        );
+        // Every key is in it, with its default (the table is generated, but say it plainly).
+        let values: serde_yaml_ng::Value = serde_yaml_ng::from_str(&values).expect("values");
+        let mut leaves = Vec::new();
+        collect_leaves("", &values, &mut leaves);
+        for (key, default) in leaves {
+            assert!(
+                current.contains(&format!("| `{key}` | `{default}` |")),
+                "charts/{name}/README.md: no row for `{key}` with default `{default}`"
+            );
+        }
+    }
+}
+
+fn collect_leaves(prefix: &str, v: &serde_yaml_ng::Value, out: &mut Vec<(String, String)>) {
+    match v.as_mapping() {
+        Some(m) if !m.is_empty() => {
+            for (k, child) in m {
+                let k = k.as_str().expect("string keys");
+                let path = if prefix.is_empty() {
+                    k.to_string()
+                } else {
+                    format!("{prefix}.{k}")
+                };
+                collect_leaves(&path, child, out);
+            }
+        }
+        _ => {
+            let json =
+                serde_json::to_string(&serde_json::to_value(v).expect("json")).expect("json");
+            out.push((prefix.to_string(), json.replace('|', "\\|")));
+        }
+    }
+}
+
+// ------------------------------------------------------------------------------------------------
 // real installs
 
 fn can_i(sa: &str, verb: &str, resource: &str, ns: &str) -> bool {
@@ -937,7 +1509,7 @@ async fn district_chart_objects_become_ready_under_the_controller() {
         &format!("apiBaseUrl={}", base.trim_end_matches('/')),
         "--set",
         "credentials.secretName=clever",
-        // The e2e environment already created the sync ServiceAccount from deploy/rbac.
+        // The e2e environment already created the sync ServiceAccount (chart-rendered RBAC).
         "--set",
         "syncJob.serviceAccount.create=false",
     ]);
@@ -994,6 +1566,631 @@ async fn district_chart_objects_become_ready_under_the_controller() {
     )
     .await;
     assert_eq!(schedule.spec.at, "22:00");
+}
+
+// ------------------------------------------------------------------------------------------------
+// the platform team's path, end to end
+
+/// A control plane of the test's own (`hack/k8s/up.sh`), stopped when dropped. The operator runs
+/// cluster-wide here, as the chart installs it by default; on the shared test control plane it would
+/// act on every other test's objects.
+struct OwnCluster {
+    dir: PathBuf,
+    kubeconfig: PathBuf,
+    _tmp: tempfile::TempDir,
+}
+
+impl OwnCluster {
+    fn start() -> OwnCluster {
+        let tmp = tempfile::Builder::new()
+            .prefix("rostersync-platform-")
+            .tempdir()
+            .expect("tempdir");
+        let dir = tmp.path().join("k8s");
+        let out = Command::new(common::repo_path("hack/k8s/up.sh"))
+            .arg(&dir)
+            .output()
+            .expect("run hack/k8s/up.sh");
+        assert!(
+            out.status.success(),
+            "hack/k8s/up.sh failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        OwnCluster {
+            kubeconfig: dir.join("kubeconfig"),
+            dir,
+            _tmp: tmp,
+        }
+    }
+
+    async fn client(&self) -> kube::Client {
+        let kubeconfig = kube::config::Kubeconfig::read_from(&self.kubeconfig).expect("kubeconfig");
+        let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
+            .await
+            .expect("client config");
+        kube::Client::try_from(config).expect("client")
+    }
+
+    /// `helm ARGS` against this control plane; panics with helm's output when it fails.
+    fn helm(&self, args: &[&str]) -> String {
+        let out = Command::new("helm")
+            .args(args)
+            .env("KUBECONFIG", &self.kubeconfig)
+            .output()
+            .expect("run helm");
+        let (stdout, stderr) = (
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        );
+        assert!(
+            out.status.success(),
+            "helm {args:?} failed: {stdout}{stderr}"
+        );
+        stdout
+    }
+
+    /// A kubeconfig that reaches this control plane as ServiceAccount `ns/sa`, with a token from the
+    /// TokenRequest API (what the kubelet projects into a pod).
+    async fn service_account_kubeconfig(
+        &self,
+        client: &kube::Client,
+        ns: &str,
+        sa: &str,
+        path: &std::path::Path,
+    ) {
+        use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
+        use k8s_openapi::api::core::v1::ServiceAccount;
+        let request = TokenRequest {
+            spec: Some(TokenRequestSpec {
+                expiration_seconds: Some(3600),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let token = Api::<ServiceAccount>::namespaced(client.clone(), ns)
+            .create_subresource::<TokenRequest, TokenRequest>(
+                "token",
+                sa,
+                &Default::default(),
+                &request,
+            )
+            .await
+            .unwrap_or_else(|e| panic!("TokenRequest for {ns}/{sa}: {e}"))
+            .status
+            .and_then(|s| s.token)
+            .expect("a token");
+        let admin: Value = serde_yaml_ng::from_str(
+            &std::fs::read_to_string(&self.kubeconfig).expect("admin kubeconfig"),
+        )
+        .expect("kubeconfig YAML");
+        let config = json!({
+            "apiVersion": "v1", "kind": "Config",
+            "clusters": [{"name": "cluster", "cluster": admin["clusters"][0]["cluster"]}],
+            "users": [{"name": sa, "user": {"token": token}}],
+            "contexts": [{"name": sa, "context": {"cluster": "cluster", "user": sa, "namespace": ns}}],
+            "current-context": sa,
+        });
+        std::fs::write(path, serde_yaml_ng::to_string(&config).expect("YAML"))
+            .expect("write kubeconfig");
+    }
+}
+
+impl Drop for OwnCluster {
+    fn drop(&mut self) {
+        let _ = Command::new(common::repo_path("hack/k8s/down.sh"))
+            .arg(&self.dir)
+            .output();
+    }
+}
+
+/// The controller container's environment as a kubelet gives it: plain values, Secret keys (of the
+/// release namespace) and the pod's name and namespace. Anything else fails the test, so that a new
+/// kind of env in the chart gets taught here rather than silently dropped.
+async fn kubelet_env(
+    client: &kube::Client,
+    ns: &str,
+    pod: &str,
+    container: &Value,
+) -> Vec<(String, String)> {
+    use k8s_openapi::api::core::v1::Secret;
+    assert!(
+        container.get("envFrom").is_none(),
+        "envFrom is not resolved here: {container}"
+    );
+    let mut env = Vec::new();
+    for var in container["env"].as_array().into_iter().flatten() {
+        let name = var["name"].as_str().expect("env name").to_string();
+        let from = &var["valueFrom"];
+        let value = if let Some(v) = var["value"].as_str() {
+            v.to_string()
+        } else if from["secretKeyRef"].is_object() {
+            let (secret, key) = (
+                from["secretKeyRef"]["name"].as_str().expect("secret name"),
+                from["secretKeyRef"]["key"].as_str().expect("secret key"),
+            );
+            let data = Api::<Secret>::namespaced(client.clone(), ns)
+                .get(secret)
+                .await
+                .unwrap_or_else(|e| panic!("Secret {ns}/{secret} for env {name}: {e}"))
+                .data
+                .unwrap_or_default();
+            let bytes = data
+                .get(key)
+                .unwrap_or_else(|| panic!("Secret {ns}/{secret} has no key {key}"));
+            String::from_utf8(bytes.0.clone()).expect("UTF-8")
+        } else {
+            match from["fieldRef"]["fieldPath"].as_str() {
+                Some("metadata.name") => pod.to_string(),
+                Some("metadata.namespace") => ns.to_string(),
+                _ => panic!("the test cannot resolve env {var}: teach kubelet_env"),
+            }
+        };
+        env.push((name, value));
+    }
+    env
+}
+
+/// The log lines of a denied API call (kube reports them as `... is forbidden: ...`, code 403).
+fn forbidden_lines(log: &str) -> Vec<&str> {
+    log.lines()
+        .filter(|l| {
+            let l = l.to_ascii_lowercase();
+            l.contains("forbidden") || l.contains("code: 403") || l.contains("\"code\":403")
+        })
+        .collect()
+}
+
+/// The sum over every series of `rostersync_reconcile_errors_total` (0 while it has none).
+fn reconcile_errors(metrics: &str) -> f64 {
+    metrics
+        .lines()
+        .filter(|l| l.starts_with("rostersync_reconcile_errors_total"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// The controller as the test runs it: its process and its admin server.
+struct Operator {
+    process: common::Proc,
+    http: reqwest::Client,
+    base: String,
+}
+
+impl Operator {
+    async fn get(&self, path: &str) -> Option<(u16, String)> {
+        let resp = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .ok()?;
+        let code = resp.status().as_u16();
+        Some((code, resp.text().await.ok()?))
+    }
+
+    /// Fails when the controller has logged a denied API call or counted a reconcile error;
+    /// returns `/metrics`.
+    async fn assert_healthy(&self, when: &str) -> String {
+        let log = self.process.log_text();
+        let forbidden = forbidden_lines(&log);
+        assert!(
+            forbidden.is_empty(),
+            "{when}: the controller was denied API calls ({} log lines), e.g.:\n{}",
+            forbidden.len(),
+            forbidden
+                .iter()
+                .take(3)
+                .copied()
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
+        let (code, metrics) = self.get("/metrics").await.expect("/metrics answers");
+        assert_eq!(code, 200);
+        let errors = reconcile_errors(&metrics);
+        assert!(
+            errors == 0.0,
+            "{when}: rostersync_reconcile_errors_total is {errors}:\n{}",
+            metrics
+                .lines()
+                .filter(|l| l.starts_with("rostersync_reconcile_errors_total"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
+        metrics
+    }
+
+    /// [`Operator::assert_healthy`] over and over until `window` has passed.
+    async fn stays_healthy(&self, when: &str, window: std::time::Duration) {
+        let deadline = tokio::time::Instant::now() + window;
+        loop {
+            self.assert_healthy(when).await;
+            if tokio::time::Instant::now() >= deadline {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        }
+    }
+}
+
+/// `helm install` of the district chart for one district, from the example values: its own
+/// namespace (created by helm), credentials Secret, database Secret and sync ServiceAccount.
+fn install_district(
+    cluster: &OwnCluster,
+    dir: &std::path::Path,
+    release: &str,
+    ns: &str,
+    emulator: &rostersync::emulator::EmulatorHandle,
+    database_url: &str,
+) {
+    let overrides = json!({
+        "fullnameOverride": release,
+        "districtId": emulator.district_id(),
+        "apiBaseUrl": emulator.base_url().as_str().trim_end_matches('/'),
+        "credentials": {"secretName": format!("{release}-clever"), "create": true, "token": emulator.token()},
+        "database": {"createSecret": true, "url": database_url},
+    });
+    let file = dir.join(format!("{release}.values.json"));
+    std::fs::write(&file, overrides.to_string()).expect("write values");
+    cluster.helm(&[
+        "install",
+        release,
+        &chart("rostersync-district"),
+        "--namespace",
+        ns,
+        "--create-namespace",
+        "-f",
+        &example("district-values.yaml"),
+        "-f",
+        &file.to_string_lossy(),
+    ]);
+}
+
+/// Sync Now on schedule `ns/name` with `token`; waits for its run to finish and returns it.
+async fn sync_now(
+    client: &kube::Client,
+    ns: &str,
+    name: &str,
+    token: &str,
+) -> rostersync::api::RunStatus {
+    use kube::api::{Patch, PatchParams};
+    let api: Api<SyncSchedule> = Api::namespaced(client.clone(), ns);
+    let wait = |what: String, check: Box<dyn Fn(&SyncSchedule) -> bool>| {
+        let api = api.clone();
+        async move {
+            common::wait_for(&what, env::TIMEOUT, || {
+                let api = api.clone();
+                let check = &check;
+                async move { api.get(name).await.ok().filter(|s| check(s)) }
+            })
+            .await
+        }
+    };
+    wait(
+        format!("Sync Now to be available on {ns}/{name}"),
+        Box::new(env::sync_now_available),
+    )
+    .await;
+    let patch = json!({"metadata": {"annotations": {rostersync::api::SYNC_NOW_ANNOTATION: token}}});
+    api.patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .expect("annotate the schedule");
+    let token = token.to_string();
+    let s = wait(
+        format!("the run of Sync Now {token} on {ns}/{name} to finish"),
+        Box::new(move |s| {
+            env::handled_token(s) == Some(token.as_str())
+                && env::last_run(s).is_some_and(|r| {
+                    r.result
+                        .is_some_and(|res| res != rostersync::api::RunResult::Running)
+                })
+        }),
+    )
+    .await;
+    env::last_run(&s).cloned().expect("last run")
+}
+
+/// The database roles of docs/operations.md ("Database role and grants"): `{role}` owns the schema
+/// (the controller and the sync Jobs migrate and write it), `{reader}` may only read it. The docs
+/// show it with `{db}` = roster, `{role}` = rostersync and `{reader}` = roster_reader.
+const DB_ROLE_SQL: &str = "\
+CREATE ROLE {role} LOGIN PASSWORD 'change-me';
+GRANT CONNECT, TEMPORARY ON DATABASE {db} TO {role};
+CREATE SCHEMA {role} AUTHORIZATION {role};
+ALTER ROLE {role} IN DATABASE {db} SET search_path = {role};
+CREATE ROLE {reader} LOGIN PASSWORD 'change-me';
+GRANT CONNECT ON DATABASE {db} TO {reader};
+GRANT USAGE ON SCHEMA {role} TO {reader};
+ALTER DEFAULT PRIVILEGES FOR ROLE {role} IN SCHEMA {role} GRANT SELECT ON TABLES TO {reader};
+ALTER ROLE {reader} IN DATABASE {db} SET search_path = {role};
+";
+
+fn db_role_sql(db: &str, role: &str, reader: &str) -> String {
+    DB_ROLE_SQL
+        .replace("{db}", db)
+        .replace("{reader}", reader)
+        .replace("{role}", role)
+}
+
+/// `url` with another user (and the password of [`DB_ROLE_SQL`]).
+fn as_user(url: &str, user: &str) -> String {
+    let mut url = url::Url::parse(url).expect("database URL");
+    url.set_username(user).expect("username");
+    url.set_password(Some("change-me")).expect("password");
+    url.to_string()
+}
+
+#[test]
+fn operations_doc_shows_the_tested_database_roles() {
+    let doc = std::fs::read_to_string(common::repo_path("docs/operations.md")).expect("docs");
+    let sql = db_role_sql("roster", "rostersync", "roster_reader");
+    assert!(
+        doc.contains(&sql),
+        "docs/operations.md must show the database roles the platform test uses:\n{sql}"
+    );
+}
+
+/// The path a platform team takes, on a control plane of its own: `helm install` of the operator
+/// chart; the controller run with exactly the arguments and environment the chart's Deployment
+/// renders, as the chart's ServiceAccount (a TokenRequest token); `helm install` of the district
+/// chart; Sync Now succeeds, and for 30 s after it the controller is denied nothing and counts no
+/// reconcile error (a finished Job is patched as reported: without `patch` on Jobs in the chart this
+/// fails). Then a second district in another namespace becomes ready beside the first, and after
+/// `helm uninstall` of the first its Sync Now succeeds, still without a denied call or an error.
+/// Both connect to Postgres as the role docs/operations.md recommends.
+#[tokio::test]
+async fn platform_team_path_helm_install_to_synced_districts() {
+    use kube::ResourceExt;
+    use rostersync::api::RunResult;
+    use rostersync::emulator::{DataSource, Emulator, EmulatorConfig};
+    // Skipped (or failed under hack/test.sh) without the test servers and helm.
+    if common::kube_client().await.is_none() || !helm_available() {
+        return;
+    }
+    let Some(db) = common::fresh_db().await else {
+        return;
+    };
+    // The operator and the districts connect as the role docs/operations.md recommends.
+    let role = format!("rs_{}", common::unique_suffix());
+    let reader = format!("{role}_reader");
+    for statement in db_role_sql(&db.name, &role, &reader).lines() {
+        sqlx::query(statement)
+            .execute(&db.pool)
+            .await
+            .unwrap_or_else(|e| panic!("{statement}: {e}"));
+    }
+    let database_url = as_user(&db.url, &role);
+    let cluster = OwnCluster::start();
+    let client = cluster.client().await;
+    let work = tempfile::tempdir().expect("tempdir");
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        l.local_addr().expect("addr").port()
+    };
+
+    // 1. The operator chart, as its NOTES say: install, then the database Secret.
+    let ops = "rostersync";
+    cluster.helm(&[
+        "install",
+        "rostersync",
+        &chart("rostersync"),
+        "--namespace",
+        ops,
+        "--create-namespace",
+        "--set",
+        &format!("controller.metricsPort={port}"),
+    ]);
+    {
+        use k8s_openapi::api::core::v1::Secret;
+        let secret: Secret = serde_json::from_value(json!({
+            "metadata": {"name": "rostersync-database"}, "stringData": {"url": database_url}
+        }))
+        .expect("secret");
+        Api::<Secret>::namespaced(client.clone(), ops)
+            .create(&Default::default(), &secret)
+            .await
+            .expect("create the database Secret");
+    }
+
+    // 2. The controller exactly as the rendered Deployment runs it.
+    let manifest = parse_docs(&cluster.helm(&["get", "manifest", "rostersync", "-n", ops]));
+    let deployment = get(&manifest, "Deployment", "rostersync");
+    let pod_spec = &deployment["spec"]["template"]["spec"];
+    let container = &pod_spec["containers"][0];
+    assert!(
+        container["command"].is_null(),
+        "the container runs the image's entrypoint (rostersync); the test runs the binary the same way"
+    );
+    let mut args = args_of(deployment);
+    // The one change: the pod's address is the loopback interface here.
+    let listen = format!("--metrics-addr=0.0.0.0:{port}");
+    let at = args
+        .iter()
+        .position(|a| *a == listen)
+        .unwrap_or_else(|| panic!("{listen} not in the rendered args {args:?}"));
+    args[at] = format!("--metrics-addr=127.0.0.1:{port}");
+    let pod_name = "rostersync-5d8f7c9b4-x2x7q";
+    let mut env = kubelet_env(&client, ops, pod_name, container).await;
+    assert!(env.iter().any(|(k, _)| k == "DATABASE_URL"), "{env:?}");
+    // In a pod, the client finds the ServiceAccount token; here a kubeconfig holds it.
+    let service_account = pod_spec["serviceAccountName"]
+        .as_str()
+        .expect("serviceAccountName");
+    let kubeconfig = work.path().join("controller.kubeconfig");
+    cluster
+        .service_account_kubeconfig(&client, ops, service_account, &kubeconfig)
+        .await;
+    env.push((
+        "KUBECONFIG".into(),
+        kubeconfig.to_string_lossy().into_owned(),
+    ));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let env_refs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let operator = Operator {
+        process: common::Proc::start_env_only("platform-controller", &args, &env_refs),
+        http: reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(5))
+            .build()
+            .expect("http client"),
+        base: format!("http://127.0.0.1:{port}"),
+    };
+    common::wait_for(
+        "the controller's /readyz to answer 200",
+        env::TIMEOUT,
+        || async {
+            operator
+                .get("/readyz")
+                .await
+                .filter(|(code, _)| *code == 200)
+        },
+    )
+    .await;
+
+    // Sync Jobs' pods run as local processes (as their ServiceAccount) by the pod runner.
+    let binary = format!("rostersync={}", env!("CARGO_BIN_EXE_rostersync"));
+    let pod_logs = work.path().join("pods");
+    let kubeconfig_admin = cluster.kubeconfig.to_string_lossy().into_owned();
+    let _runner = common::Proc::start(
+        "platform-pod-runner",
+        &[
+            "pod-runner",
+            "--binary",
+            &binary,
+            "--log-dir",
+            &pod_logs.to_string_lossy(),
+            "--grace-seconds",
+            "3",
+        ],
+        &[("KUBECONFIG", &kubeconfig_admin)],
+    );
+
+    // 3. The first district: its own chart release, its own sync ServiceAccount.
+    let emulator = |seed: u64, district: &str| {
+        let mut config = EmulatorConfig::generated(seed, 30);
+        if let DataSource::Generate(g) = &mut config.data {
+            g.district_id = district.to_string();
+        }
+        Emulator::start(config)
+    };
+    let springfield = emulator(7, "5e8f0c1a2b3c4d5e6f708192")
+        .await
+        .expect("emulator");
+    install_district(
+        &cluster,
+        work.path(),
+        "springfield",
+        "district-springfield",
+        &springfield,
+        &database_url,
+    );
+    let run = sync_now(&client, "district-springfield", "springfield", "platform-1").await;
+    assert_eq!(run.result, Some(RunResult::Succeeded), "{run:?}");
+
+    // 4. For 30 s after the run: nothing denied, no reconcile error. The finished Job gets marked
+    //    reported (a patch) within that time.
+    let jobs: Api<k8s_openapi::api::batch::v1::Job> =
+        Api::namespaced(client.clone(), "district-springfield");
+    let quiet = std::time::Duration::from_secs(30);
+    let (_, reported) = futures::join!(
+        operator.stays_healthy("after the first run", quiet),
+        common::wait_for(
+            "the finished Job to be marked reported",
+            env::TIMEOUT,
+            || async {
+                let job = jobs.get(&run.job).await.ok()?;
+                job.annotations()
+                    .get(rostersync::controller::job::REPORTED_ANNOTATION)
+                    .cloned()
+            }
+        )
+    );
+    assert_eq!(reported, "Succeeded");
+    let metrics = operator.assert_healthy("after the first run").await;
+    assert!(
+        metrics.contains("rostersync_reconciles_total{kind=\"SyncSchedule\"}"),
+        "the controller reconciled no SyncSchedule:\n{metrics}"
+    );
+
+    // 5. A second district in another namespace, ready beside the first.
+    let lincoln = emulator(11, "6a7b8c9d0e1f2a3b4c5d6e7f")
+        .await
+        .expect("emulator");
+    install_district(
+        &cluster,
+        work.path(),
+        "lincoln",
+        "district-lincoln",
+        &lincoln,
+        &database_url,
+    );
+    for (ns, name) in [
+        ("district-lincoln", "lincoln"),
+        ("district-springfield", "springfield"),
+    ] {
+        let api: Api<RosterConnection> = Api::namespaced(client.clone(), ns);
+        common::wait_for(
+            &format!("{ns}/{name} to be Ready"),
+            env::TIMEOUT,
+            || async {
+                let c = api.get(name).await.ok()?;
+                c.status?
+                    .conditions
+                    .iter()
+                    .any(|c| c.type_ == "Ready" && c.status == "True")
+                    .then_some(())
+            },
+        )
+        .await;
+    }
+
+    // 6. Uninstalling the first district leaves the second working: its Sync Now (Sync Now is
+    //    available once per scheduled run, so this is the second district's first) succeeds.
+    cluster.helm(&["uninstall", "springfield", "-n", "district-springfield"]);
+    let connections: Api<RosterConnection> =
+        Api::namespaced(client.clone(), "district-springfield");
+    common::wait_for(
+        "the uninstalled district's RosterConnection to be gone",
+        env::TIMEOUT,
+        || async { matches!(connections.get_opt("springfield").await, Ok(None)).then_some(()) },
+    )
+    .await;
+    let run = sync_now(&client, "district-lincoln", "lincoln", "platform-2").await;
+    assert_eq!(run.result, Some(RunResult::Succeeded), "{run:?}");
+    let jobs: Api<k8s_openapi::api::batch::v1::Job> =
+        Api::namespaced(client.clone(), "district-lincoln");
+    common::wait_for(
+        "the second district's Job to be marked reported",
+        env::TIMEOUT,
+        || async {
+            let job = jobs.get(&run.job).await.ok()?;
+            job.annotations()
+                .get(rostersync::controller::job::REPORTED_ANNOTATION)
+                .cloned()
+        },
+    )
+    .await;
+    operator
+        .assert_healthy("after uninstalling a district and syncing the other")
+        .await;
+
+    // The read-only role reads the history (both runs: an uninstall leaves the data) and cannot
+    // change it.
+    let reader_pool = sqlx::PgPool::connect(&as_user(&db.url, &reader))
+        .await
+        .expect("connect as the reader");
+    let runs: i64 = sqlx::query_scalar("SELECT count(*) FROM sync_runs")
+        .fetch_one(&reader_pool)
+        .await
+        .expect("the reader reads sync_runs");
+    assert_eq!(runs, 2);
+    let denied = sqlx::query("DELETE FROM sync_runs")
+        .execute(&reader_pool)
+        .await;
+    assert!(
+        denied
+            .as_ref()
+            .is_err_and(|e| e.to_string().contains("permission denied")),
+        "the reader could delete: {denied:?}"
+    );
 }
 
 // ------------------------------------------------------------------------------------------------

@@ -13,7 +13,9 @@ use super::error::{Error, Result};
 /// The one field manager of every status the controller writes.
 pub const FIELD_MANAGER: &str = "rostersync-controller";
 
-/// Applies `status` as the object's whole status.
+/// Applies `status` as the object's whole status. An object deleted meanwhile (a reconcile that
+/// started from the cache just before, e.g. while `helm uninstall` removes a district) has no status
+/// left to write: that is not an error.
 pub async fn apply_status<K>(api: &Api<K>, name: &str, status: &impl Serialize) -> Result<()>
 where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug,
@@ -24,14 +26,18 @@ where
         "status": status,
     });
     // Forcing is right here: the status belongs to the controller alone.
-    api.patch_status(
-        name,
-        &PatchParams::apply(FIELD_MANAGER).force(),
-        &Patch::Apply(&patch),
-    )
-    .await
-    .map_err(Error::kube("writing status"))?;
-    Ok(())
+    match api
+        .patch_status(
+            name,
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(&patch),
+        )
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
+        Err(e) => Err(Error::kube("writing status")(e)),
+    }
 }
 
 /// A condition stamped with `now` (the controller's clock).

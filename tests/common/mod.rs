@@ -209,9 +209,22 @@ pub struct Proc {
 impl Proc {
     /// Starts `rostersync ARGS` with `env` added to the test's environment.
     pub fn start(name: &str, args: &[&str], env: &[(&str, &str)]) -> Proc {
+        Proc::spawn(name, args, env, false)
+    }
+
+    /// Starts `rostersync ARGS` with exactly `env` and nothing inherited from the test, as a
+    /// container gets only the environment its manifest gives it.
+    pub fn start_env_only(name: &str, args: &[&str], env: &[(&str, &str)]) -> Proc {
+        Proc::spawn(name, args, env, true)
+    }
+
+    fn spawn(name: &str, args: &[&str], env: &[(&str, &str)], clear: bool) -> Proc {
         let log = std::env::temp_dir().join(format!("rostersync-{name}-{}.log", unique_suffix()));
         let file = std::fs::File::create(&log).expect("cannot create a log file");
         let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_rostersync"));
+        if clear {
+            cmd.env_clear();
+        }
         cmd.args(args)
             .envs(env.iter().copied())
             .stdin(std::process::Stdio::null())

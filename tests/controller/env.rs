@@ -1,7 +1,8 @@
 //! One e2e environment per test: a fresh namespace and database, an in-process Clever emulator,
-//! RBAC from `deploy/rbac/`, the pod runner, and the controller as a subprocess of the real binary
-//! running with its ServiceAccount's token (never as admin). Also the status readers and waits the
-//! scenarios share. Each test binary uses only part of it.
+//! the RBAC the Helm charts render (`hack/rbac/render.sh`, run at test time: the chart is the one
+//! source, and `deploy/rbac/` is checked against it), the pod runner, and the controller as a
+//! subprocess of the real binary running with its ServiceAccount's token (never as admin). Also
+//! the status readers and waits the scenarios share. Each test binary uses only part of it.
 #![allow(dead_code)]
 use std::time::Duration;
 
@@ -59,12 +60,32 @@ pub struct Env {
     _dir: tempfile::TempDir,
 }
 
-fn manifests(file: &str) -> Vec<serde_json::Value> {
-    let text = std::fs::read_to_string(common::repo_path(file)).expect("rbac manifest");
-    serde_yaml_ng::Deserializer::from_str(&text)
-        .map(|doc| {
-            let v: serde_yaml_ng::Value = serde::Deserialize::deserialize(doc).expect("yaml");
-            serde_json::to_value(v).expect("json")
+/// The RBAC manifests as the charts render them now (`hack/rbac/render.sh --out DIR`, with `helm`
+/// from PATH): `controller.yaml` and `sync.yaml`, each parsed into its documents.
+pub fn chart_rbac(dir: &std::path::Path) -> Vec<serde_json::Value> {
+    let script = common::repo_path("hack/rbac/render.sh");
+    let out = std::process::Command::new(&script)
+        .arg("--out")
+        .arg(dir)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", script.display()));
+    assert!(
+        out.status.success(),
+        "hack/rbac/render.sh failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    ["controller.yaml", "sync.yaml"]
+        .iter()
+        .flat_map(|file| {
+            let text = std::fs::read_to_string(dir.join(file)).expect("rendered RBAC");
+            serde_yaml_ng::Deserializer::from_str(&text)
+                .map(|doc| {
+                    let v: serde_yaml_ng::Value =
+                        serde::Deserialize::deserialize(doc).expect("yaml");
+                    serde_json::to_value(v).expect("json")
+                })
+                .filter(|v| !v.is_null())
+                .collect::<Vec<_>>()
         })
         .collect()
 }
@@ -76,7 +97,7 @@ fn object_name(value: &serde_json::Value) -> String {
         .to_string()
 }
 
-/// Applies an object of the shipped RBAC manifests in namespace `ns` (its subjects too).
+/// Applies an object of the chart-rendered RBAC in namespace `ns` (its subjects too).
 async fn apply_in<K>(client: &Client, ns: &str, mut value: serde_json::Value)
 where
     K: kube::Resource<Scope = kube::core::NamespaceResourceScope>
@@ -106,11 +127,9 @@ impl Env {
             .await
             .expect("emulator");
 
-        // RBAC exactly as shipped, bound in the test namespace.
-        for doc in manifests("deploy/rbac/controller.yaml")
-            .into_iter()
-            .chain(manifests("deploy/rbac/sync.yaml"))
-        {
+        // RBAC exactly as the charts render it, bound in the test namespace.
+        let dir = tempfile::tempdir().expect("tempdir");
+        for doc in chart_rbac(dir.path()) {
             match doc["kind"].as_str() {
                 Some("ClusterRole") => {
                     let api = Api::<ClusterRole>::all(client.clone());
@@ -142,7 +161,6 @@ impl Env {
                 .await
                 .expect("create secret");
         }
-        let dir = tempfile::tempdir().expect("tempdir");
         let controller_kubeconfig = dir.path().join("controller.kubeconfig");
         common::wait_for("a controller token", TIMEOUT, || {
             let (client, ns, path) = (client.clone(), ns.clone(), controller_kubeconfig.clone());

@@ -1,27 +1,42 @@
+{{/*
+The name of the RosterConnection, SyncSchedule and JourneyPolicy (and the base of the credentials
+Secret's default name): `fullnameOverride`, else `name`, else the release name.
+*/}}
 {{- define "district.name" -}}
-{{- default .Release.Name .Values.name | trunc 63 | trimSuffix "-" -}}
+{{- .Values.fullnameOverride | default .Values.name | default .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/* The chart's name in `app.kubernetes.io/name` (`nameOverride` replaces it). */}}
+{{- define "district.chartName" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" -}}
 {{- end -}}
 
 {{- define "district.secretName" -}}
 {{- default (printf "%s-clever" (include "district.name" .)) .Values.credentials.secretName -}}
 {{- end -}}
 
+{{/*
+Labels with exactly one `app.kubernetes.io/component`. Call with (list . "COMPONENT"): `district`
+(the three custom resources), `credentials`, `database` (the Secrets) or `sync-job` (what the sync
+Jobs run as). The user's `labels` are added but never replace these.
+*/}}
 {{- define "district.labels" -}}
-helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
-app.kubernetes.io/name: rostersync-district
-app.kubernetes.io/instance: {{ .Release.Name }}
-app.kubernetes.io/managed-by: {{ .Release.Service }}
-app.kubernetes.io/part-of: rostersync
-{{- with .Values.labels }}
-{{ toYaml . }}
-{{- end }}
+{{- $ctx := index . 0 -}}
+{{- $own := dict
+  "helm.sh/chart" (printf "%s-%s" $ctx.Chart.Name $ctx.Chart.Version | replace "+" "_")
+  "app.kubernetes.io/name" (include "district.chartName" $ctx)
+  "app.kubernetes.io/instance" $ctx.Release.Name
+  "app.kubernetes.io/managed-by" $ctx.Release.Service
+  "app.kubernetes.io/part-of" "rostersync"
+  "app.kubernetes.io/component" (index . 1) -}}
+{{- toYaml (merge $own $ctx.Values.labels) -}}
 {{- end -}}
 
 {{- define "district.metadata" -}}
 name: {{ include "district.name" . }}
 namespace: {{ .Release.Namespace }}
 labels:
-  {{- include "district.labels" . | nindent 2 }}
+  {{- include "district.labels" (list . "district") | nindent 2 }}
 {{- with .Values.annotations }}
 annotations:
   {{- toYaml . | nindent 2 }}

@@ -1,25 +1,56 @@
-{{/* The chart's name. */}}
+{{/* The chart's name (`nameOverride` replaces it in names and in `app.kubernetes.io/name`). */}}
 {{- define "rostersync.name" -}}
-{{- .Chart.Name | trunc 63 | trimSuffix "-" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" -}}
 {{- end -}}
 
-{{/* The full name: the release name, prefixed with the chart name unless it already contains it. */}}
+{{/*
+The full name of the release's objects: `fullnameOverride` when set, else the release name, prefixed
+with the chart name unless it already contains it.
+*/}}
 {{- define "rostersync.fullname" -}}
-{{- if contains .Chart.Name .Release.Name -}}
+{{- if .Values.fullnameOverride -}}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- $name := include "rostersync.name" . -}}
+{{- if contains $name .Release.Name -}}
 {{- .Release.Name | trunc 63 | trimSuffix "-" -}}
 {{- else -}}
-{{- printf "%s-%s" .Release.Name .Chart.Name | trunc 63 | trimSuffix "-" -}}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
 {{- end -}}
 {{- end -}}
 
-{{- define "rostersync.labels" -}}
+{{/* The labels every object of the release has, except `app.kubernetes.io/component`. */}}
+{{- define "rostersync.commonLabels" -}}
 helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
-{{ include "rostersync.selectorLabels" . }}
+app.kubernetes.io/name: {{ include "rostersync.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
 app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
 app.kubernetes.io/managed-by: {{ .Release.Service }}
 app.kubernetes.io/part-of: rostersync
 {{- end -}}
 
+{{/*
+Labels of an object, with exactly one `app.kubernetes.io/component`: `controller` (the Deployment,
+its Service, ServiceAccount and RBAC), `sync-job` (what the sync Jobs run as) or `test` (the
+`helm test` Pod, which must not match the controller's selector).
+*/}}
+{{- define "rostersync.labels" -}}
+{{ include "rostersync.commonLabels" . }}
+app.kubernetes.io/component: controller
+{{- end -}}
+
+{{- define "rostersync.syncJobLabels" -}}
+{{ include "rostersync.commonLabels" . }}
+app.kubernetes.io/component: sync-job
+{{- end -}}
+
+{{- define "rostersync.testLabels" -}}
+{{ include "rostersync.commonLabels" . }}
+app.kubernetes.io/component: test
+{{- end -}}
+
+{{/* The controller pods' selector (immutable in a Deployment: never change it). */}}
 {{- define "rostersync.selectorLabels" -}}
 app.kubernetes.io/name: {{ include "rostersync.name" . }}
 app.kubernetes.io/instance: {{ .Release.Name }}
@@ -98,30 +129,32 @@ names can be reconciled with the controller in one spot.
 {{- end -}}
 
 {{/*
-The controller's rules, in the namespaces it watches (least privilege; docs/security.md explains each).
-No rule grants access to Secrets' contents outside the watched namespaces, and nothing can write CR specs.
+The controller's rules in the namespaces it watches: exactly the calls the controller makes
+(least privilege; docs/security.md explains each, and tests/helm.rs checks them against the list of
+what the controller needs). Nothing can write a custom resource's spec.
 */}}
 {{- define "rostersync.controllerRules" -}}
+# The three kinds are watched (list, watch); a SyncSchedule's RosterConnection is also read directly.
 - apiGroups: [rostersync.io]
-  resources: [rosterconnections, syncschedules, journeypolicies]
+  resources: [rosterconnections]
   verbs: [get, list, watch]
 - apiGroups: [rostersync.io]
+  resources: [syncschedules, journeypolicies]
+  verbs: [list, watch]
+# Status is written with server-side apply (a PATCH of /status).
+- apiGroups: [rostersync.io]
   resources: [rosterconnections/status, syncschedules/status, journeypolicies/status]
-  verbs: [get, patch, update]
+  verbs: [patch]
+# Sync Jobs: watched, created per run, marked reported when finished (patch), pruned (delete).
 - apiGroups: [batch]
   resources: [jobs]
-  verbs: [create, delete, get, list, watch]
-- apiGroups: [""]
-  resources: [pods]
-  verbs: [list]
+  verbs: [create, delete, list, patch, watch]
 # Credentials Secrets (RosterConnection.spec.credentialsSecretRef), re-verified when they change.
 - apiGroups: [""]
   resources: [secrets]
   verbs: [get, list, watch]
+# Events (events.k8s.io/v1); a repeated Event is patched into a series.
 - apiGroups: [events.k8s.io]
-  resources: [events]
-  verbs: [create, patch]
-- apiGroups: [""]
   resources: [events]
   verbs: [create, patch]
 {{- end -}}
