@@ -1819,7 +1819,7 @@ fn install_district(
     dir: &std::path::Path,
     release: &str,
     ns: &str,
-    emulator: &rostersync::emulator::EmulatorHandle,
+    emulator: &rostersync::devtools::emulator::EmulatorHandle,
     database_url: &str,
 ) {
     let overrides = json!({
@@ -1941,7 +1941,7 @@ fn operations_doc_shows_the_tested_database_roles() {
 async fn platform_team_path_helm_install_to_synced_districts() {
     use kube::ResourceExt;
     use rostersync::api::RunResult;
-    use rostersync::emulator::{DataSource, Emulator, EmulatorConfig};
+    use rostersync::devtools::emulator::{DataSource, Emulator, EmulatorConfig};
     // Skipped (or failed under hack/test.sh) without the test servers and helm.
     if common::kube_client().await.is_none() || !helm_available() {
         return;
