@@ -2,13 +2,15 @@
 //! `status.district` and the latest finished run (`status.lastSync`, from Postgres).
 //!
 //! Verification runs when the spec or the Secret changed and every `recheck_interval`; other
-//! reconciles (a sync finished) only refresh `lastSync`.
+//! reconciles (a sync finished) only refresh `lastSync`. A change of the Secret is noticed from
+//! its metadata (resourceVersion); its data is read with a targeted get only to verify.
 use std::sync::Arc;
 use std::time::Duration;
 
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::core::PartialObjectMeta;
 use kube::runtime::controller::Action;
 use kube::runtime::events::Recorder;
 use kube::{Api, ResourceExt};
@@ -147,11 +149,13 @@ pub async fn reconcile(conn: &RosterConnection, ctx: &Arc<Context>) -> Result<Ac
     let key = ConnectionKey::new(&ns, &name).map_err(|e| Error::InvalidObject(e.to_string()))?;
     let now = ctx.clock.now();
     let generation = conn.metadata.generation;
-    let secret = Api::<Secret>::namespaced(ctx.client.clone(), &ns)
-        .get_opt(&conn.spec.credentials_secret_ref.name)
+    let secret_name = &conn.spec.credentials_secret_ref.name;
+    // Metadata only, to notice a rotation; the data is read below, only to verify.
+    let secret_version = Api::<PartialObjectMeta<Secret>>::namespaced(ctx.client.clone(), &ns)
+        .get_opt(secret_name)
         .await
-        .map_err(Error::kube("reading the credentials Secret"))?;
-    let secret_version = secret.as_ref().and_then(|s| s.resource_version());
+        .map_err(Error::kube("reading the credentials Secret's metadata"))?
+        .and_then(|s| s.resource_version());
     let old = conn.status.clone().unwrap_or_default();
     let memo = ctx
         .verified
@@ -166,7 +170,15 @@ pub async fn reconcile(conn: &RosterConnection, ctx: &Arc<Context>) -> Result<Ac
     let mut status = old.clone();
     let mut next_check = memo.map_or(now, |m| m.next_check);
     if due {
+        // A targeted get of the one Secret this connection names; its data lives only for the
+        // verification.
+        let secret = Api::<Secret>::namespaced(ctx.client.clone(), &ns)
+            .get_opt(secret_name)
+            .await
+            .map_err(Error::kube("reading the credentials Secret"))?;
+        let secret_version = secret.as_ref().and_then(|s| s.resource_version());
         let v = verify(conn, secret.as_ref()).await;
+        drop(secret);
         let wait = v.retry.unwrap_or(ctx.recheck_interval);
         next_check = now + jiff::SignedDuration::try_from(wait).unwrap_or_default();
         record(&mut status, &v, generation, now);

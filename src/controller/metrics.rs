@@ -1,7 +1,12 @@
 //! Prometheus metrics and the admin HTTP server (`/metrics`, `/healthz`, `/readyz`).
+//!
+//! `/readyz` means "can serve and take over": the first list of everything the controller watches
+//! succeeded (the API server is reachable and the RBAC complete) and the database answers. It does
+//! not depend on leadership: a standby replica is Ready; `rostersync_leader` tells which acts.
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use axum::Router;
 use axum::extract::State;
@@ -14,6 +19,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
+use sqlx::PgPool;
 use std::sync::atomic::AtomicU64;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -47,7 +53,9 @@ pub struct Metrics {
     pub sync_duration: Histogram,
     pub last_success: Family<ScheduleLabels, Gauge<f64, AtomicU64>>,
     pub next_sync: Family<ScheduleLabels, Gauge<f64, AtomicU64>>,
-    /// Set once every watch delivered its first events.
+    /// 1 while this replica acts (holds the Lease, or runs without leader election).
+    pub leader: Gauge,
+    /// Set once every watched kind was listed in every watched namespace.
     pub ready: AtomicBool,
 }
 
@@ -84,6 +92,13 @@ impl Default for Metrics {
             "The next scheduled sync of a schedule (unix seconds)",
             next_sync.clone(),
         );
+        let leader = Gauge::default();
+        registry.register(
+            "leader",
+            "1 while this replica acts (holds the leader Lease, or runs without leader election), \
+             0 while it stands by",
+            leader.clone(),
+        );
         Metrics {
             registry,
             reconciles,
@@ -92,12 +107,18 @@ impl Default for Metrics {
             sync_duration,
             last_success,
             next_sync,
+            leader,
             ready: AtomicBool::new(false),
         }
     }
 }
 
 impl Metrics {
+    /// Records whether this replica acts.
+    pub fn set_leader(&self, acting: bool) {
+        self.leader.set(i64::from(acting));
+    }
+
     pub fn reconciled(&self, kind: &str) {
         self.reconciles
             .get_or_create(&KindLabels { kind: kind.into() })
@@ -155,8 +176,18 @@ impl Metrics {
     }
 }
 
-async fn metrics(State(m): State<Arc<Metrics>>) -> impl IntoResponse {
-    match m.encode() {
+/// What the admin server reads.
+#[derive(Clone)]
+struct Admin {
+    metrics: Arc<Metrics>,
+    db: PgPool,
+}
+
+/// How long `/readyz` waits for the database (below the chart's probe timeout).
+const DB_CHECK_TIMEOUT: Duration = Duration::from_secs(2);
+
+async fn metrics_handler(State(a): State<Admin>) -> impl IntoResponse {
+    match a.metrics.encode() {
         Ok(body) => (
             StatusCode::OK,
             [(
@@ -170,14 +201,24 @@ async fn metrics(State(m): State<Arc<Metrics>>) -> impl IntoResponse {
     }
 }
 
-async fn readyz(State(m): State<Arc<Metrics>>) -> impl IntoResponse {
-    if m.ready.load(Ordering::Relaxed) {
-        (StatusCode::OK, "ok")
-    } else {
-        (
+async fn readyz(State(a): State<Admin>) -> impl IntoResponse {
+    if !a.metrics.ready.load(Ordering::Relaxed) {
+        return (
             StatusCode::SERVICE_UNAVAILABLE,
-            "waiting for the first watch events",
-        )
+            "waiting for the first list of every watched kind".to_string(),
+        );
+    }
+    let ping = sqlx::query("SELECT 1").execute(&a.db);
+    match tokio::time::timeout(DB_CHECK_TIMEOUT, ping).await {
+        Ok(Ok(_)) => (StatusCode::OK, "ok".to_string()),
+        Ok(Err(err)) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("the database does not answer: {err}"),
+        ),
+        Err(_) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("the database did not answer within {DB_CHECK_TIMEOUT:?}"),
+        ),
     }
 }
 
@@ -185,6 +226,7 @@ async fn readyz(State(m): State<Arc<Metrics>>) -> impl IntoResponse {
 pub async fn serve(
     addr: SocketAddr,
     metrics: Arc<Metrics>,
+    db: PgPool,
 ) -> std::io::Result<(
     SocketAddr,
     impl std::future::Future<Output = std::io::Result<()>>,
@@ -193,12 +235,8 @@ pub async fn serve(
         .route("/metrics", get(metrics_handler))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
-        .with_state(metrics);
+        .with_state(Admin { metrics, db });
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let bound = listener.local_addr()?;
     Ok((bound, async move { axum::serve(listener, app).await }))
-}
-
-async fn metrics_handler(state: State<Arc<Metrics>>) -> impl IntoResponse {
-    metrics(state).await
 }

@@ -1,6 +1,8 @@
 //! `rostersync controller`: the operator. Three kube-runtime Controllers (RosterConnection,
-//! SyncSchedule, JourneyPolicy) run concurrently with one shared [`Context`]; an admin server
-//! serves `/metrics`, `/healthz` and `/readyz`; with `--leader-elect` only the Lease holder acts.
+//! SyncSchedule, JourneyPolicy) per watched namespace (or one set for all namespaces) run
+//! concurrently with one shared [`Context`]; an admin server serves `/metrics`, `/healthz` and
+//! `/readyz`; with `--leader-elect` only the Lease holder acts, and a standby is Ready (it can
+//! serve and take over) while it waits for the Lease.
 //!
 //! - [`connection`]: Secret + Clever verification, `lastSync` from Postgres.
 //! - [`schedule`]: slots, Sync Now, approvals, Jobs, history (pure parts in [`job`], [`history`]).
@@ -56,9 +58,11 @@ pub struct ControllerArgs {
     /// The ServiceAccount of the sync Jobs (in each Job's namespace).
     #[arg(long, default_value = "rostersync-sync")]
     pub sync_service_account: String,
-    /// Watch only this namespace (default: all namespaces).
-    #[arg(long)]
-    pub namespace: Option<String>,
+    /// Watch only these namespaces: repeat the flag or give a comma-separated list (default: all
+    /// namespaces). One set of watches runs per namespace, so the controller needs permissions in
+    /// the listed namespaces only (a Role per namespace instead of a ClusterRole).
+    #[arg(long = "namespace", value_name = "NS", value_delimiter = ',', value_parser = namespace_name)]
+    pub namespaces: Vec<String>,
     /// Address of `/metrics`, `/healthz` and `/readyz`.
     #[arg(long, default_value = "0.0.0.0:8080")]
     pub metrics_addr: SocketAddr,
@@ -141,22 +145,31 @@ pub async fn run(args: ControllerArgs) -> anyhow::Result<u8> {
         }
     };
     let identity = args.identity.clone().unwrap_or_else(default_identity);
+    let mut namespaces = args.namespaces.clone();
+    namespaces.sort();
+    namespaces.dedup();
     let metrics = Arc::new(Metrics::default());
-    let (addr, server) = metrics::serve(args.metrics_addr, metrics.clone())
+    let (addr, server) = metrics::serve(args.metrics_addr, metrics.clone(), db.clone())
         .await
         .with_context(|| format!("cannot listen on {}", args.metrics_addr))?;
     info!(%addr, "admin server listening (/metrics, /healthz, /readyz)");
     tokio::spawn(server);
+    // Readiness means "can serve and take over", not "is the leader": every replica, a standby
+    // too, proves that it can list everything it would watch (API reachable, RBAC complete);
+    // /readyz checks the database on each probe.
+    watch::spawn_readiness(&client, &namespaces, metrics.clone());
 
     let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
     tokio::spawn(watch::shutdown_on_signals(shutdown_tx.clone()));
-    let mut lost_lease = None;
+    let mut leadership = None;
     if args.leader_elect {
+        metrics.set_leader(false);
         match leader::acquire(&client, &args, &identity, shutdown_rx.clone()).await? {
-            Some(lost) => lost_lease = Some(lost),
+            Some(held) => leadership = Some(held),
             None => return Ok(0),
         }
     }
+    metrics.set_leader(true);
     let ctx = Arc::new(Context {
         client: client.clone(),
         recorder: Recorder::new(
@@ -166,7 +179,7 @@ pub async fn run(args: ControllerArgs) -> anyhow::Result<u8> {
                 instance: Some(identity.clone()),
             },
         ),
-        metrics,
+        metrics: metrics.clone(),
         clock: Clock::with_offset(jiff::SignedDuration::from_secs(args.clock_offset_seconds)),
         db,
         job_config: JobConfig {
@@ -182,30 +195,70 @@ pub async fn run(args: ControllerArgs) -> anyhow::Result<u8> {
         email_repeat_interval: args.notify.email_repeat_interval,
     });
     let lease_lost = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    if let Some(mut lost) = lost_lease {
-        let (tx, flag) = (shutdown_tx.clone(), lease_lost.clone());
+    if let Some(held) = &leadership {
+        let mut lost = held.subscribe();
+        let mut stopping = shutdown_rx.clone();
+        let (tx, flag, metrics) = (shutdown_tx.clone(), lease_lost.clone(), metrics.clone());
         tokio::spawn(async move {
-            // An error means the Lease task ended: that is a loss too.
-            let _ = lost.wait_for(|held| !*held).await;
-            tracing::error!("lost the leader Lease: stopping so that only the holder acts");
-            flag.store(true, std::sync::atomic::Ordering::Relaxed);
-            let _ = tx.send(true);
+            tokio::select! {
+                // An error means the Lease task ended: that is a loss too.
+                _ = lost.wait_for(|held| !*held) => {
+                    tracing::error!("lost the leader Lease: stopping so that only the holder acts");
+                    metrics.set_leader(false);
+                    flag.store(true, std::sync::atomic::Ordering::Relaxed);
+                    let _ = tx.send(true);
+                }
+                // Shutting down: drop the receiver, so that the Lease can be released.
+                _ = stopping.wait_for(|stop| *stop) => {}
+            }
         });
     }
-    info!(namespace = ?args.namespace, %identity, "controller starting");
+    let watched = if namespaces.is_empty() {
+        "all".to_string()
+    } else {
+        namespaces.join(",")
+    };
+    info!(namespaces = %watched, %identity, leader_elect = args.leader_elect, "controller starting");
     // Only the acting replica (the Lease holder with --leader-elect) sends; several senders would
     // be safe too (each message is claimed with FOR UPDATE SKIP LOCKED), e.g. during a handover.
     let sender = sender.map(|s| tokio::spawn(s.run(watch::shutdown_future(shutdown_rx.clone()))));
-    watch::run_controllers(ctx, args.namespace.as_deref(), shutdown_rx).await;
+    watch::run_controllers(ctx, &namespaces, shutdown_rx).await;
     if let Some(sender) = sender {
         let _ = shutdown_tx.send(true);
         // It finishes the message in flight (bounded by the SMTP timeout), then stops.
         let _ = sender.await;
     }
+    if let Some(held) = leadership {
+        // Every in-flight reconcile has finished: free the Lease, so that a standby takes it at
+        // its next check instead of waiting for the last renewal to expire.
+        metrics.set_leader(false);
+        held.release().await;
+    }
     info!("controller stopped");
     Ok(u8::from(
         lease_lost.load(std::sync::atomic::Ordering::Relaxed),
     ))
+}
+
+/// Parses one `--namespace` value (a DNS-1123 label, as Kubernetes requires of namespace names).
+fn namespace_name(value: &str) -> Result<String, String> {
+    let valid = !value.is_empty()
+        && value.len() <= 63
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !value.starts_with('-')
+        && !value.ends_with('-');
+    if valid {
+        Ok(value.to_string())
+    } else if value.is_empty() {
+        Err("a namespace name cannot be empty (look for a stray comma)".into())
+    } else {
+        Err(format!(
+            "{value:?} is not a namespace name: use lowercase letters, digits and '-', at most 63 \
+             characters, starting and ending with a letter or digit"
+        ))
+    }
 }
 
 fn default_identity() -> String {

@@ -1,14 +1,15 @@
-//! Wiring: the three Controllers, their watches, the DeserializeGuard wrappers (one malformed
-//! object is reported and skipped, never stopping a watch), error backoff and shutdown.
+//! Wiring: the three Controllers (per watched namespace), their watches, readiness, the
+//! DeserializeGuard wrappers (one malformed object is reported and skipped, never stopping a
+//! watch), error backoff and shutdown.
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{ObjectReference, Secret};
-use kube::core::DeserializeGuard;
 use kube::core::error_boundary::InvalidObject;
+use kube::core::{DeserializeGuard, PartialObjectMeta};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::{Event, EventType};
 use kube::runtime::reflector::ObjectRef;
@@ -20,6 +21,7 @@ use tracing::{info, warn};
 use super::Context;
 use super::error::{Error, Result};
 use super::job::{CONNECTION_LABEL, MANAGED_BY, MANAGED_BY_LABEL};
+use super::metrics::Metrics;
 use crate::api::{JourneyPolicy, RosterConnection, SyncSchedule};
 
 fn api<K>(client: &Client, namespace: Option<&str>) -> Api<K>
@@ -65,15 +67,39 @@ pub(super) fn shutdown_future(
     }
 }
 
-/// Runs the three Controllers until shutdown is requested; each finishes its in-flight reconciles.
+/// Runs the three Controllers in each namespace of `namespaces` (all namespaces when it is empty)
+/// until shutdown is requested; each finishes its in-flight reconciles.
+///
+/// One set of Controllers per namespace, each on `Api::namespaced`: the controller then needs
+/// permissions in the listed namespaces only, and the reconcile code is the same in both modes (a
+/// reconcile only ever looks at its own namespace).
 pub async fn run_controllers(
     ctx: Arc<Context>,
-    namespace: Option<&str>,
+    namespaces: &[String],
     shutdown: channel::Receiver<bool>,
 ) {
+    futures::future::join_all(
+        scopes(namespaces)
+            .into_iter()
+            .map(|ns| run_in(ctx.clone(), ns, shutdown.clone())),
+    )
+    .await;
+}
+
+/// One scope per namespace, or the single scope `None` (all namespaces) when there is none.
+fn scopes(namespaces: &[String]) -> Vec<Option<&str>> {
+    if namespaces.is_empty() {
+        vec![None]
+    } else {
+        namespaces.iter().map(|ns| Some(ns.as_str())).collect()
+    }
+}
+
+/// The three Controllers of one namespace (`None`: all namespaces).
+async fn run_in(ctx: Arc<Context>, namespace: Option<&str>, shutdown: channel::Receiver<bool>) {
     let client = ctx.client.clone();
     let wc = watcher::Config::default().any_semantic();
-    let jobs_wc = watcher::Config::default().labels(&format!("{MANAGED_BY_LABEL}={MANAGED_BY}"));
+    let jobs_wc = jobs_config();
 
     let connections = Controller::new(
         api::<DeserializeGuard<RosterConnection>>(&client, namespace),
@@ -81,8 +107,11 @@ pub async fn run_controllers(
     );
     let conn_store = connections.store();
     let connections = connections
+        // Credentials Secrets: metadata only (names and resourceVersions, never their data), to
+        // re-verify a connection when its Secret changes; the reconcile reads the one Secret it
+        // verifies with a targeted get.
         .watches(
-            api::<Secret>(&client, namespace),
+            api::<PartialObjectMeta<Secret>>(&client, namespace),
             wc.clone(),
             move |secret| {
                 let ns = secret.namespace();
@@ -133,35 +162,8 @@ pub async fn run_controllers(
 
     let policies = Controller::new(
         api::<DeserializeGuard<JourneyPolicy>>(&client, namespace),
-        wc.clone(),
+        wc,
     );
-
-    // Readiness from watches of its own: waiting on the Controllers' stores
-    // (`Store::wait_until_ready`) beside the Controllers themselves loses a wake-up (kube's
-    // DelayedInit keeps a single waker), which left /readyz at 503 for good and could stall a
-    // Controller's start.
-    let metrics = ctx.metrics.clone();
-    let (a, b, c) = (
-        initial_list_done(
-            api::<DeserializeGuard<RosterConnection>>(&client, namespace),
-            wc.clone(),
-        ),
-        initial_list_done(
-            api::<DeserializeGuard<SyncSchedule>>(&client, namespace),
-            wc.clone(),
-        ),
-        initial_list_done(
-            api::<DeserializeGuard<JourneyPolicy>>(&client, namespace),
-            wc,
-        ),
-    );
-    tokio::spawn(async move {
-        let ready = futures::future::join3(a, b, c).await;
-        if ready.0 && ready.1 && ready.2 {
-            metrics.ready.store(true, Ordering::Relaxed);
-            info!("watches synced; ready");
-        }
-    });
 
     let c = connections
         .graceful_shutdown_on(shutdown_future(shutdown.clone()))
@@ -178,16 +180,76 @@ pub async fn run_controllers(
     futures::future::join3(c, s, p).await;
 }
 
-/// Whether a watch of `api` delivered its initial list (the watch then ends).
+/// The sync Jobs the controller created (by label).
+fn jobs_config() -> watcher::Config {
+    watcher::Config::default().labels(&format!("{MANAGED_BY_LABEL}={MANAGED_BY}"))
+}
+
+/// Sets `metrics.ready` once everything the Controllers watch was listed once in every namespace
+/// of `namespaces` (all when empty), with the same selectors. It runs on every replica, the
+/// leader and a standby alike, and does not wait for the Lease: it answers "could this replica
+/// serve and take over", not "does it act".
+///
+/// Separate watches, not the Controllers' stores: waiting on those (`Store::wait_until_ready`)
+/// beside the Controllers themselves loses a wake-up (kube's DelayedInit keeps a single waker),
+/// which left /readyz at 503 for good and could stall a Controller's start; and a standby has no
+/// Controllers.
+pub fn spawn_readiness(client: &Client, namespaces: &[String], metrics: Arc<Metrics>) {
+    let wc = watcher::Config::default().any_semantic();
+    let mut lists = Vec::new();
+    for ns in scopes(namespaces) {
+        lists.push(
+            initial_list_done(
+                api::<DeserializeGuard<RosterConnection>>(client, ns),
+                wc.clone(),
+            )
+            .boxed(),
+        );
+        lists.push(
+            initial_list_done(
+                api::<DeserializeGuard<SyncSchedule>>(client, ns),
+                wc.clone(),
+            )
+            .boxed(),
+        );
+        lists.push(
+            initial_list_done(
+                api::<DeserializeGuard<JourneyPolicy>>(client, ns),
+                wc.clone(),
+            )
+            .boxed(),
+        );
+        lists.push(
+            initial_list_done(api::<PartialObjectMeta<Secret>>(client, ns), wc.clone()).boxed(),
+        );
+        lists.push(initial_list_done(api::<Job>(client, ns), jobs_config()).boxed());
+    }
+    tokio::spawn(async move {
+        let done = futures::future::join_all(lists).await;
+        if done.iter().all(|ok| *ok) {
+            metrics.ready.store(true, Ordering::Relaxed);
+            info!("every watched kind listed; ready");
+        }
+    });
+}
+
+/// Whether a watch of `api` delivered its initial list (the watch then ends). Failures are retried
+/// with backoff (and logged), so a missing permission shows in the log while /readyz stays 503.
 async fn initial_list_done<K>(api: Api<K>, wc: watcher::Config) -> bool
 where
     K: Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + 'static,
+    K::DynamicType: Default,
 {
     use kube::runtime::WatchStreamExt;
+    let kind = K::kind(&K::DynamicType::default()).to_string();
     let mut events = std::pin::pin!(watcher(api, wc).default_backoff());
     while let Some(event) = events.next().await {
-        if matches!(event, Ok(watcher::Event::InitDone)) {
-            return true;
+        match event {
+            Ok(watcher::Event::InitDone) => return true,
+            Ok(_) => {}
+            Err(err) => {
+                warn!(%kind, error = %err, "cannot list what the controller watches; not ready")
+            }
         }
     }
     false
