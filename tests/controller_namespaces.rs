@@ -836,6 +836,9 @@ async fn chart_without_watch_namespaces_uses_a_cluster_role() {
             "{verb} secrets cluster-wide"
         );
         assert!(can_i(&sa, verb, "secrets", Some(&anywhere)));
+    }
+    // The controller lists and watches SyncSchedules (it never gets one by name).
+    for verb in ["list", "watch"] {
         assert!(can_i(
             &sa,
             verb,
