@@ -801,3 +801,240 @@ async fn status_and_spec_are_written_through_their_own_endpoints_only() {
     assert_eq!(after.data["spec"]["settings"]["allowRemoval"], true);
     assert_eq!(after.data["status"]["district"]["name"], "Springfield");
 }
+
+// ------------------------------------------------------------------------------------------------
+// SyncSchedule `spec.job`: the sync pod's settings
+
+/// A schedule that sets every pod setting of `spec.job`.
+fn schedule_with_every_job_knob() -> Value {
+    let mut v = valid_schedule();
+    v["spec"]["job"] = json!({
+        "backoffLimit": 2, "activeDeadlineSeconds": 3600, "ttlSecondsAfterFinished": 86400,
+        "resources": {"requests": {"cpu": "100m", "memory": "256Mi"}, "limits": {"cpu": "1", "memory": "1Gi"}},
+        "imagePullSecrets": [{"name": "regcred"}],
+        "nodeSelector": {"kubernetes.io/os": "linux"},
+        "tolerations": [{"key": "dedicated", "operator": "Equal", "value": "batch", "effect": "NoSchedule"},
+                        {"key": "spot", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 60}],
+        "affinity": {
+            "nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
+                {"matchExpressions": [{"key": "pool", "operator": "In", "values": ["batch"]}]}]}},
+            "podAntiAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [{"weight": 10,
+                "podAffinityTerm": {"topologyKey": "kubernetes.io/hostname",
+                    "labelSelector": {"matchLabels": {"app.kubernetes.io/managed-by": "rostersync"}}}}]}
+        },
+        "priorityClassName": "batch-low",
+        "podLabels": {"team": "data", "example.com/cost-center": "42"},
+        "podAnnotations": {"sidecar.istio.io/inject": "false", "example.com/note": "any text: here"},
+        "extraEnv": [
+            {"name": "HTTPS_PROXY", "value": "http://proxy.corp.example:3128"},
+            {"name": "NO_PROXY", "value": ".svc,.cluster.local"},
+            {"name": "PGSSLROOTCERT", "value": "/etc/rostersync/ca/ca.crt"},
+            {"name": "PROXY_PASSWORD", "valueFrom": {"secretKeyRef": {"name": "proxy", "key": "password"}}}
+        ],
+        "extraVolumes": [
+            {"name": "corp-ca", "configMap": {"name": "corp-ca", "items": [{"key": "ca.crt", "path": "ca.crt"}]}},
+            {"name": "scratch", "emptyDir": {"sizeLimit": "64Mi"}}
+        ],
+        "extraVolumeMounts": [
+            {"name": "corp-ca", "mountPath": "/etc/rostersync/ca", "readOnly": true},
+            {"name": "scratch", "mountPath": "/tmp"}
+        ]
+    });
+    v
+}
+
+#[tokio::test]
+async fn a_schedule_with_every_job_knob_is_accepted_and_kept_as_written() {
+    let Some(client) = common::kube_client().await else {
+        return;
+    };
+    common::install_crds(&client).await;
+    let ns = common::fresh_namespace(&client, "api-job-knobs").await;
+    let manifest = schedule_with_every_job_knob();
+    dynamic(&client, &ns, "SyncSchedule")
+        .create(&PostParams::default(), &object(manifest.clone()))
+        .await
+        .expect("a SyncSchedule with every job knob is accepted");
+    // Nothing pruned, nested Pod API content (affinity, volume sources) included.
+    let raw = dynamic(&client, &ns, "SyncSchedule")
+        .get("s")
+        .await
+        .unwrap();
+    assert_eq!(raw.data["spec"]["job"], manifest["spec"]["job"]);
+    let typed = Api::<SyncSchedule>::namespaced(client.clone(), &ns)
+        .get("s")
+        .await
+        .unwrap();
+    let expected: rostersync::api::JobSettings =
+        serde_json::from_value(manifest["spec"]["job"].clone()).unwrap();
+    assert_eq!(typed.spec.job, expected);
+    assert_eq!(
+        typed.spec.job.pod.pod_annotations["sidecar.istio.io/inject"],
+        "false"
+    );
+    // A SyncSchedule that mounts a volume only the operator's defaults have is accepted (the
+    // controller checks the merged settings).
+    let mut mounts_only = valid_schedule();
+    mounts_only["metadata"]["name"] = json!("mounts-only");
+    mounts_only["spec"]["job"] =
+        json!({"extraVolumeMounts": [{"name": "corp-ca", "mountPath": "/etc/rostersync/ca"}]});
+    dynamic(&client, &ns, "SyncSchedule")
+        .create(&PostParams::default(), &object(mounts_only))
+        .await
+        .expect("mounts of the defaults' volumes are accepted");
+}
+
+#[tokio::test]
+async fn job_knob_rules_reject_controller_owned_env_and_labels_with_the_field_path() {
+    let Some(client) = common::kube_client().await else {
+        return;
+    };
+    common::install_crds(&client).await;
+    let ns = common::fresh_namespace(&client, "api-job-rules").await;
+    type Edit = fn(&mut Value);
+    let cases: Vec<(&str, Edit, &str, &str)> = vec![
+        (
+            "CLEVER_TOKEN in extraEnv",
+            |v| v["spec"]["job"]["extraEnv"][1] = json!({"name": "CLEVER_TOKEN", "value": "x"}),
+            "spec.job.extraEnv[1].name",
+            "CLEVER_TOKEN is set by the controller",
+        ),
+        (
+            "DATABASE_URL from another Secret",
+            |v| {
+                v["spec"]["job"]["extraEnv"] = json!([{"name": "DATABASE_URL",
+                    "valueFrom": {"secretKeyRef": {"name": "other", "key": "url"}}}])
+            },
+            "spec.job.extraEnv[0].name",
+            "DATABASE_URL is set by the controller",
+        ),
+        (
+            "CLEVER_CLIENT_SECRET in extraEnv",
+            |v| v["spec"]["job"]["extraEnv"][0]["name"] = json!("CLEVER_CLIENT_SECRET"),
+            "spec.job.extraEnv[0].name",
+            "cannot be set in extraEnv",
+        ),
+        (
+            "the managed-by label",
+            |v| v["spec"]["job"]["podLabels"]["app.kubernetes.io/managed-by"] = json!("someone"),
+            "spec.job.podLabels",
+            "podLabels cannot set app.kubernetes.io/managed-by or rostersync.io/*",
+        ),
+        (
+            "a rostersync.io label",
+            |v| v["spec"]["job"]["podLabels"]["rostersync.io/run-id"] = json!("forged"),
+            "spec.job.podLabels",
+            "podLabels cannot set",
+        ),
+        (
+            "a Job controller label",
+            |v| v["spec"]["job"]["podLabels"]["batch.kubernetes.io/job-name"] = json!("x"),
+            "spec.job.podLabels",
+            "the Job controller's",
+        ),
+        (
+            "a mount of no volume",
+            |v| {
+                v["spec"]["job"]["extraVolumeMounts"][1] =
+                    json!({"name": "cache", "mountPath": "/var/cache"})
+            },
+            "spec.job.extraVolumeMounts",
+            "must be the name of a volume in extraVolumes",
+        ),
+        (
+            "two volumes of one name",
+            |v| v["spec"]["job"]["extraVolumes"][1]["name"] = json!("corp-ca"),
+            "spec.job.extraVolumes[1]",
+            "Duplicate value",
+        ),
+        (
+            "two mounts at one path",
+            |v| v["spec"]["job"]["extraVolumeMounts"][1]["mountPath"] = json!("/etc/rostersync/ca"),
+            "spec.job.extraVolumeMounts[1]",
+            "Duplicate value",
+        ),
+        (
+            "a volume name that is no DNS label",
+            |v| {
+                v["spec"]["job"]["extraVolumes"][0]["name"] = json!("Corp_CA");
+                v["spec"]["job"]["extraVolumeMounts"][0]["name"] = json!("Corp_CA");
+            },
+            "spec.job.extraVolumes[0].name",
+            "should match",
+        ),
+        (
+            "a label value with a space",
+            |v| v["spec"]["job"]["podLabels"]["team"] = json!("data team"),
+            "spec.job.podLabels.team",
+            "should match",
+        ),
+        (
+            "an empty priority class",
+            |v| v["spec"]["job"]["priorityClassName"] = json!(""),
+            "spec.job.priorityClassName",
+            "at least 1",
+        ),
+    ];
+    let mut failures = Vec::new();
+    for (name, edit, field, message) in &cases {
+        let mut manifest = schedule_with_every_job_knob();
+        edit(&mut manifest);
+        let result = dynamic(&client, &ns, "SyncSchedule")
+            .create(
+                &PostParams {
+                    dry_run: true,
+                    ..Default::default()
+                },
+                &object(manifest),
+            )
+            .await;
+        match result {
+            Ok(_) => failures.push(format!("{name}: accepted")),
+            Err(kube::Error::Api(status))
+                if status.code == 422
+                    && status.message.contains(field)
+                    && status.message.contains(message) => {}
+            Err(other) => failures.push(format!(
+                "{name}: expected 422 mentioning `{field}` and `{message}`, got {other}"
+            )),
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {} cases wrong:\n{}",
+        failures.len(),
+        cases.len(),
+        failures.join("\n")
+    );
+
+    // A misspelled volume source or affinity kind is an unknown field (kubectl validates strictly).
+    for (edit, unknown) in [
+        (
+            json!({"extraVolumes": [{"name": "ca", "secrett": {"secretName": "ca"}}]}),
+            "spec.job.extraVolumes[0].secrett",
+        ),
+        (
+            json!({"affinity": {"nodeAfinity": {}}}),
+            "spec.job.affinity.nodeAfinity",
+        ),
+    ] {
+        let mut manifest = valid_schedule();
+        manifest["spec"]["job"] = edit;
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("s.json");
+        std::fs::write(&file, manifest.to_string()).unwrap();
+        let (ok, out, err) = common::kubectl(&[
+            "apply",
+            "--dry-run=server",
+            "-n",
+            &ns,
+            "-f",
+            file.to_str().unwrap(),
+        ]);
+        assert!(!ok, "accepted: {out}");
+        assert!(
+            err.contains(&format!("unknown field \"{unknown}\"")),
+            "{unknown}: {err}"
+        );
+    }
+}

@@ -1298,6 +1298,347 @@ fn collect_leaves(prefix: &str, v: &serde_yaml_ng::Value, out: &mut Vec<(String,
 }
 
 // ------------------------------------------------------------------------------------------------
+// sync Job pod settings: the district's `schedule.job`, the operator's `syncJob.defaults`
+
+/// Values setting every pod knob of the district chart's `schedule.job`.
+const DISTRICT_JOB_KNOBS: &str = r#"
+schedule:
+  job:
+    resources:
+      requests: {cpu: 50m, memory: 128Mi}
+      limits: {cpu: 500m, memory: 512Mi}
+    imagePullSecrets: [{name: regcred}]
+    nodeSelector: {pool: batch}
+    tolerations: [{key: dedicated, operator: Equal, value: batch, effect: NoSchedule}]
+    affinity:
+      nodeAffinity:
+        requiredDuringSchedulingIgnoredDuringExecution:
+          nodeSelectorTerms: [{matchExpressions: [{key: zone, operator: In, values: [a]}]}]
+    priorityClassName: batch-low
+    podLabels: {team: district-a}
+    podAnnotations: {sidecar.istio.io/inject: "false"}
+    extraEnv: [{name: HTTPS_PROXY, value: "http://proxy.corp.example:3128"}]
+    extraVolumes: [{name: corp-ca, configMap: {name: corp-ca}}]
+    extraVolumeMounts: [{name: corp-ca, mountPath: /etc/rostersync/ca, readOnly: true}]
+"#;
+
+/// Writes `text` to a values file in `dir` and returns its path.
+fn values_file(dir: &tempfile::TempDir, name: &str, text: &str) -> String {
+    let path = dir.path().join(name);
+    std::fs::write(&path, text).expect("write values");
+    path.to_string_lossy().into_owned()
+}
+
+#[test]
+fn district_chart_renders_every_job_knob_into_the_syncschedule() {
+    if !helm_available() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let knobs = values_file(&dir, "knobs.yaml", DISTRICT_JOB_KNOBS);
+    let docs = render(
+        "rostersync-district",
+        &["-f", &example("district-values.yaml"), "-f", &knobs],
+    );
+    let job = &get(&docs, "SyncSchedule", "springfield")["spec"]["job"];
+    assert_eq!(
+        *job,
+        json!({
+            "backoffLimit": 1, "activeDeadlineSeconds": 3600, "ttlSecondsAfterFinished": 86400,
+            "resources": {"requests": {"cpu": "50m", "memory": "128Mi"}, "limits": {"cpu": "500m", "memory": "512Mi"}},
+            "imagePullSecrets": [{"name": "regcred"}],
+            "nodeSelector": {"pool": "batch"},
+            "tolerations": [{"key": "dedicated", "operator": "Equal", "value": "batch", "effect": "NoSchedule"}],
+            "affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
+                "nodeSelectorTerms": [{"matchExpressions": [{"key": "zone", "operator": "In", "values": ["a"]}]}]}}},
+            "priorityClassName": "batch-low",
+            "podLabels": {"team": "district-a"},
+            "podAnnotations": {"sidecar.istio.io/inject": "false"},
+            "extraEnv": [{"name": "HTTPS_PROXY", "value": "http://proxy.corp.example:3128"}],
+            "extraVolumes": [{"name": "corp-ca", "configMap": {"name": "corp-ca"}}],
+            "extraVolumeMounts": [{"name": "corp-ca", "mountPath": "/etc/rostersync/ca", "readOnly": true}]
+        })
+    );
+    // The rendered object is a valid SyncSchedule whose Job the controller can build.
+    let sched: SyncSchedule =
+        serde_json::from_value(get(&docs, "SyncSchedule", "springfield").clone())
+            .expect("typed SyncSchedule");
+    let problems = rostersync::controller::job::template_problems(
+        &sched.spec.job.pod,
+        &rostersync::api::JobPodSettings::default(),
+    );
+    assert!(problems.is_empty(), "{problems:?}");
+
+    // Unset lists are left out (the operator's defaults apply); an empty list is rendered, so that
+    // it replaces them.
+    let cleared = values_file(
+        &dir,
+        "cleared.yaml",
+        "schedule:\n  job:\n    tolerations: []\n",
+    );
+    let docs = render(
+        "rostersync-district",
+        &["-f", &example("district-values.yaml"), "-f", &cleared],
+    );
+    let job = &get(&docs, "SyncSchedule", "springfield")["spec"]["job"];
+    assert_eq!(
+        *job,
+        json!({"backoffLimit": 1, "activeDeadlineSeconds": 3600, "ttlSecondsAfterFinished": 86400,
+               "tolerations": []})
+    );
+}
+
+#[test]
+fn district_chart_refuses_controller_owned_env_labels_and_dangling_mounts() {
+    if !helm_available() {
+        return;
+    }
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &["--set", "schedule.job.extraEnv[0].name=CLEVER_TOKEN"],
+            "schedule.job.extraEnv sets CLEVER_TOKEN, which the controller sets",
+        ),
+        (
+            &["--set", "schedule.job.extraEnv[0].name=DATABASE_URL"],
+            "schedule.job.extraEnv sets DATABASE_URL",
+        ),
+        (
+            &[
+                "--set-string",
+                "schedule.job.podLabels.app\\.kubernetes\\.io/managed-by=me",
+            ],
+            "schedule.job.podLabels sets app.kubernetes.io/managed-by",
+        ),
+        (
+            &[
+                "--set-string",
+                "schedule.job.podLabels.rostersync\\.io/run-id=x",
+            ],
+            "schedule.job.podLabels sets rostersync.io/run-id",
+        ),
+        (
+            &[
+                "--set",
+                "schedule.job.extraVolumes[0].name=cache",
+                "--set",
+                "schedule.job.extraVolumes[0].emptyDir.medium=Memory",
+                "--set",
+                "schedule.job.extraVolumeMounts[0].name=ca",
+                "--set",
+                "schedule.job.extraVolumeMounts[0].mountPath=/etc/ca",
+            ],
+            "schedule.job.extraVolumeMounts mounts volume \"ca\" at /etc/ca, but schedule.job.extraVolumes has no volume of that name",
+        ),
+        (
+            &["--set", "schedule.job.extraVolumes[0].name=Not_A_Label"],
+            "/schedule/job/extraVolumes/0/name",
+        ),
+        (
+            &["--set", "schedule.job.podAnnotations.inject=false"],
+            "/schedule/job/podAnnotations/inject",
+        ),
+        (
+            &["--set", "schedule.job.extraEnv[0].value=x"],
+            "/schedule/job/extraEnv/0",
+        ),
+        (
+            &["--set", "schedule.job.affinity.nodeAfinity.x=y"],
+            "'nodeAfinity' not allowed",
+        ),
+    ];
+    for (extra, expected) in cases {
+        let mut args = district_args();
+        args.extend_from_slice(extra);
+        let err = render_err("rostersync-district", &args);
+        assert!(
+            err.contains(expected),
+            "helm template {extra:?}: expected {expected:?} in the error, got: {err}"
+        );
+    }
+    // A mount of a volume the operator's defaults hold renders: the controller checks the merge.
+    let mut args = district_args();
+    args.extend_from_slice(&[
+        "--set",
+        "schedule.job.extraVolumeMounts[0].name=corp-ca",
+        "--set",
+        "schedule.job.extraVolumeMounts[0].mountPath=/etc/ca",
+    ]);
+    let docs = render("rostersync-district", &args);
+    let job = &get(&docs, "SyncSchedule", "t")["spec"]["job"];
+    assert_eq!(job["extraVolumeMounts"][0]["name"], "corp-ca");
+    assert!(job.get("extraVolumes").is_none());
+}
+
+/// The `--sync-job-defaults` value among the controller's arguments.
+fn sync_job_defaults_arg(docs: &[Value]) -> Option<String> {
+    args_of(get(docs, "Deployment", "t-rostersync"))
+        .into_iter()
+        .find_map(|a| a.strip_prefix("--sync-job-defaults=").map(str::to_string))
+}
+
+#[test]
+fn operator_chart_passes_sync_job_defaults_to_the_controller() {
+    if !helm_available() {
+        return;
+    }
+    // By default: the resources (the same as the controller's built-in ones), nothing else.
+    let docs = render("rostersync", &[]);
+    let arg = sync_job_defaults_arg(&docs).expect("--sync-job-defaults by default");
+    let defaults = rostersync::controller::job::parse_defaults(&arg).expect("valid defaults");
+    assert_eq!(
+        defaults,
+        rostersync::api::JobPodSettings {
+            resources: Some(rostersync::controller::job::default_resources()),
+            ..Default::default()
+        }
+    );
+
+    // Every knob, as a platform team would set it.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let values = values_file(
+        &dir,
+        "platform.yaml",
+        r#"
+syncJob:
+  defaults:
+    resources: {requests: {cpu: 200m}}
+    imagePullSecrets: [{name: platform-registry}]
+    nodeSelector: {pool: batch}
+    tolerations: [{key: dedicated, operator: Exists}]
+    affinity: {nodeAffinity: {preferredDuringSchedulingIgnoredDuringExecution: [{weight: 1, preference: {matchExpressions: [{key: zone, operator: In, values: [a]}]}}]}}
+    priorityClassName: batch-low
+    podLabels: {team: platform}
+    podAnnotations: {sidecar.istio.io/inject: "false"}
+    extraEnv:
+      - {name: HTTPS_PROXY, value: "http://proxy.corp.example:3128"}
+      - {name: PGSSLROOTCERT, value: /etc/rostersync/ca/ca.crt}
+    extraVolumes: [{name: corp-ca, configMap: {name: corp-ca}}]
+    extraVolumeMounts: [{name: corp-ca, mountPath: /etc/rostersync/ca, readOnly: true}]
+"#,
+    );
+    let docs = render("rostersync", &["-f", &values]);
+    let arg = sync_job_defaults_arg(&docs).expect("--sync-job-defaults");
+    let d = rostersync::controller::job::parse_defaults(&arg).expect("valid defaults");
+    // Helm merges the values: the chart's limits stay, the request is the platform's.
+    let resources = d.resources.clone().expect("resources");
+    assert_eq!(resources.requests.expect("requests")["cpu"].0, "200m");
+    assert_eq!(resources.limits.expect("limits")["memory"].0, "1Gi");
+    assert_eq!(
+        d.image_pull_secrets.as_ref().map(|s| s[0].name.as_str()),
+        Some("platform-registry")
+    );
+    assert_eq!(d.node_selector["pool"], "batch");
+    assert_eq!(d.tolerations.as_ref().map(Vec::len), Some(1));
+    assert!(
+        d.affinity
+            .as_ref()
+            .and_then(|a| a.node_affinity.as_ref())
+            .is_some()
+    );
+    assert_eq!(d.priority_class_name.as_deref(), Some("batch-low"));
+    assert_eq!(d.pod_labels["team"], "platform");
+    assert_eq!(d.pod_annotations["sidecar.istio.io/inject"], "false");
+    let env: Vec<&str> = d
+        .extra_env
+        .iter()
+        .flatten()
+        .map(|e| e.name.as_str())
+        .collect();
+    assert_eq!(env, ["HTTPS_PROXY", "PGSSLROOTCERT"]);
+    assert_eq!(
+        d.extra_volumes.as_ref().map(|v| v[0].name.as_str()),
+        Some("corp-ca")
+    );
+    assert_eq!(
+        d.extra_volume_mounts
+            .as_ref()
+            .map(|m| m[0].mount_path.as_str()),
+        Some("/etc/rostersync/ca")
+    );
+
+    // The binary takes the rendered arguments as they are.
+    let mut args = args_of(get(&docs, "Deployment", "t-rostersync"));
+    args.push("--help".into());
+    let out = Command::new(env!("CARGO_BIN_EXE_rostersync"))
+        .args(&args)
+        .output()
+        .expect("run rostersync");
+    assert!(
+        out.status.success(),
+        "the binary rejects the chart's arguments {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // All empty: no flag at all.
+    let docs = render("rostersync", &["--set", "syncJob.defaults.resources=null"]);
+    assert_eq!(sync_job_defaults_arg(&docs), None);
+}
+
+#[test]
+fn operator_chart_refuses_sync_job_defaults_the_controller_would_refuse() {
+    if !helm_available() {
+        return;
+    }
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &[
+                "--set",
+                "syncJob.defaults.extraEnv[0].name=CLEVER_CLIENT_SECRET",
+            ],
+            "syncJob.defaults.extraEnv sets CLEVER_CLIENT_SECRET, which the controller sets",
+        ),
+        (
+            &[
+                "--set-string",
+                "syncJob.defaults.podLabels.rostersync\\.io/schedule=x",
+            ],
+            "syncJob.defaults.podLabels sets rostersync.io/schedule",
+        ),
+        (
+            &[
+                "--set",
+                "syncJob.defaults.extraVolumeMounts[0].name=ca",
+                "--set",
+                "syncJob.defaults.extraVolumeMounts[0].mountPath=/etc/ca",
+            ],
+            "syncJob.defaults.extraVolumeMounts mounts volume \"ca\" at /etc/ca, but syncJob.defaults.extraVolumes has no volume of that name",
+        ),
+        (
+            &["--set", "syncJob.defaults.podLabel.team=x"],
+            "'podLabel' not allowed",
+        ),
+        (
+            &["--set", "syncJob.defaults.tolerations=all"],
+            "/syncJob/defaults/tolerations",
+        ),
+    ];
+    for (args, expected) in cases {
+        let err = render_err("rostersync", args);
+        assert!(
+            err.contains(expected),
+            "helm template {args:?}: expected {expected:?} in the error, got: {err}"
+        );
+    }
+    // And the controller refuses the same at start, should the chart be bypassed.
+    let out = Command::new(env!("CARGO_BIN_EXE_rostersync"))
+        .args([
+            "controller",
+            "--sync-job-defaults",
+            r#"{"extraEnv": [{"name": "CLEVER_TOKEN", "value": "x"}]}"#,
+            "--help",
+        ])
+        .output()
+        .expect("run rostersync");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("--sync-job-defaults")
+            && stderr.contains("extraEnv (the operator's sync Job defaults) sets CLEVER_TOKEN"),
+        "{stderr}"
+    );
+}
+
+// ------------------------------------------------------------------------------------------------
 // real installs
 
 fn can_i(sa: &str, verb: &str, resource: &str, ns: &str) -> bool {

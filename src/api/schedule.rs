@@ -1,5 +1,9 @@
 //! `SyncSchedule`: when a connection syncs, and the Sync Now / approval requests.
-use k8s_openapi::api::core::v1::ResourceRequirements;
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::{
+    Affinity, EnvVar, ResourceRequirements, Toleration, Volume, VolumeMount,
+};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::CustomResource;
 use schemars::JsonSchema;
@@ -199,6 +203,12 @@ fn default_window_end() -> String {
 /// Settings of the Job that runs each sync.
 #[derive(Clone, Debug, Deserialize, Serialize, JsonSchema, PartialEq)]
 #[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [{
+    "rule": "!has(self.extraVolumeMounts) || !has(self.extraVolumes) || self.extraVolumeMounts.all(m, self.extraVolumes.exists(v, v.name == m.name))",
+    "message": "every extraVolumeMounts[].name must be the name of a volume in extraVolumes",
+    "fieldPath": ".extraVolumeMounts",
+    "reason": "FieldValueInvalid"
+}]))]
 pub struct JobSettings {
     /// Retries of a failed sync pod (0 to 6). Failures that a retry cannot fix (bad credentials,
     /// invalid config, a held run) fail the Job at once.
@@ -213,9 +223,9 @@ pub struct JobSettings {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 0))]
     pub ttl_seconds_after_finished: Option<i32>,
-    /// CPU and memory of the sync container.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub resources: Option<ResourceRequirements>,
+    /// The sync pod's scheduling, labels, env, volumes and resources.
+    #[serde(flatten)]
+    pub pod: JobPodSettings,
 }
 
 impl Default for JobSettings {
@@ -224,9 +234,286 @@ impl Default for JobSettings {
             backoff_limit: default_backoff_limit(),
             active_deadline_seconds: default_active_deadline(),
             ttl_seconds_after_finished: None,
-            resources: None,
+            pod: JobPodSettings::default(),
         }
     }
+}
+
+/// Environment variables the controller sets in every sync container (from the connection's
+/// credentials Secret and the database Secret); `extraEnv` cannot set them.
+pub const RESERVED_ENV: [&str; 4] = [
+    "CLEVER_TOKEN",
+    "CLEVER_CLIENT_ID",
+    "CLEVER_CLIENT_SECRET",
+    "DATABASE_URL",
+];
+/// Pod label keys `podLabels` cannot set: the controller's (`app.kubernetes.io/managed-by`) and the
+/// Job controller's (`job-name`, `controller-uid`), which select the Job's pods.
+pub const RESERVED_LABELS: [&str; 3] =
+    ["app.kubernetes.io/managed-by", "job-name", "controller-uid"];
+/// Pod label key prefixes `podLabels` cannot use: the controller's and the Job controller's.
+pub const RESERVED_LABEL_PREFIXES: [&str; 2] = ["rostersync.io/", "batch.kubernetes.io/"];
+
+/// Whether `podLabels` may not set the label `key` (it belongs to the controller or the Job
+/// controller).
+pub fn is_reserved_label(key: &str) -> bool {
+    RESERVED_LABELS.contains(&key) || RESERVED_LABEL_PREFIXES.iter().any(|p| key.starts_with(p))
+}
+
+/// Whether `extraEnv` may not set the variable `name` (the controller sets it).
+pub fn is_reserved_env(name: &str) -> bool {
+    RESERVED_ENV.contains(&name)
+}
+
+/// What the sync Job's pod gets besides what the controller sets: resources, image pull secrets,
+/// scheduling (node selector, tolerations, affinity, priority class), labels and annotations, extra
+/// env and extra volumes. A SyncSchedule sets it in `spec.job`; the operator's defaults
+/// (`--sync-job-defaults`, chart value `syncJob.defaults`) have the same shape. A field set on the
+/// SyncSchedule replaces the default as a whole (an empty list too: `tolerations: []` drops the
+/// default tolerations); `podLabels`, `podAnnotations` and `nodeSelector` merge key by key with the
+/// SyncSchedule's value winning; empty `resources` or `affinity` count as unset.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct JobPodSettings {
+    /// CPU and memory of the sync container. Unset: the operator default, else requests
+    /// `cpu: 100m, memory: 256Mi` and limits `cpu: 1, memory: 1Gi` (so sync pods run in namespaces
+    /// with a ResourceQuota and are never BestEffort).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<ResourceRequirements>,
+    /// Secrets (in the Job's namespace) for pulling the sync image from a private registry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "image_pull_secrets_schema")]
+    pub image_pull_secrets: Option<Vec<LocalObjectReference>>,
+    /// Node labels the sync pod must run on (merged key by key with the operator default).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(schema_with = "node_selector_schema")]
+    pub node_selector: BTreeMap<String, String>,
+    /// Tolerations of the sync pod (core/v1 Toleration, as in a Pod spec).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "tolerations_schema")]
+    pub tolerations: Option<Vec<Toleration>>,
+    /// Affinity of the sync pod: `nodeAffinity`, `podAffinity` and `podAntiAffinity` as in a Pod spec
+    /// (`kubectl explain pod.spec.affinity`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "affinity_schema")]
+    pub affinity: Option<Affinity>,
+    /// PriorityClass of the sync pod.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "priority_class_schema")]
+    pub priority_class_name: Option<String>,
+    /// Extra labels on the sync pod (merged key by key with the operator default). Cannot set
+    /// `app.kubernetes.io/managed-by`, `rostersync.io/*`, `job-name`, `controller-uid` or
+    /// `batch.kubernetes.io/*`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(schema_with = "pod_labels_schema")]
+    pub pod_labels: BTreeMap<String, String>,
+    /// Extra annotations on the sync pod (merged key by key with the operator default), e.g.
+    /// `sidecar.istio.io/inject: "false"` so that a service mesh sidecar does not keep the pod from
+    /// completing.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(schema_with = "pod_annotations_schema")]
+    pub pod_annotations: BTreeMap<String, String>,
+    /// Extra environment variables of the sync container (core/v1 EnvVar: `value` or `valueFrom`),
+    /// e.g. `HTTPS_PROXY` for egress to Clever. Cannot set CLEVER_TOKEN, CLEVER_CLIENT_ID,
+    /// CLEVER_CLIENT_SECRET or DATABASE_URL (the controller sets them from Secrets).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "extra_env_schema")]
+    pub extra_env: Option<Vec<EnvVar>>,
+    /// Extra volumes of the sync pod (core/v1 Volume, as in a Pod spec: `secret`, `configMap`,
+    /// `projected`, `emptyDir`, `csi`, ...), e.g. a CA bundle for `sslmode=verify-full`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "extra_volumes_schema")]
+    pub extra_volumes: Option<Vec<Volume>>,
+    /// Where the sync container mounts volumes of `extraVolumes` (core/v1 VolumeMount; `name` must
+    /// be the name of one of them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "extra_volume_mounts_schema")]
+    pub extra_volume_mounts: Option<Vec<VolumeMount>>,
+}
+
+impl JobPodSettings {
+    /// The JSON names of the fields, for checking a defaults document for unknown keys.
+    pub const FIELDS: [&'static str; 11] = [
+        "resources",
+        "imagePullSecrets",
+        "nodeSelector",
+        "tolerations",
+        "affinity",
+        "priorityClassName",
+        "podLabels",
+        "podAnnotations",
+        "extraEnv",
+        "extraVolumes",
+        "extraVolumeMounts",
+    ];
+}
+
+// Schemas of the pod settings. The k8s-openapi schemas are used as they are for the small types
+// (EnvVar, VolumeMount, Toleration); Volume and Affinity keep their first level (so a misspelled
+// volume source or affinity kind is an unknown field) and leave what is below to the Pod API, so
+// that the CRD stays small. Lists and maps have bounds, which the API server needs to estimate the
+// cost of the CEL rules.
+
+/// A DNS-1123 label (names of volumes).
+const DNS_LABEL: &str = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$";
+/// A DNS-1123 subdomain (names of Secrets and PriorityClasses).
+const DNS_SUBDOMAIN: &str = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$";
+/// A label value.
+const LABEL_VALUE: &str = r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$";
+
+fn object_of(schema: schemars::Schema) -> serde_json::Map<String, serde_json::Value> {
+    match schema.to_value() {
+        serde_json::Value::Object(map) => map,
+        _ => serde_json::Map::new(),
+    }
+}
+
+fn schema_of(value: serde_json::Value) -> schemars::Schema {
+    schemars::Schema::try_from(value).unwrap_or_default()
+}
+
+/// A bounded list of `item`, with map semantics on `keys` (a duplicate key is rejected) when given.
+fn list(item: serde_json::Value, max_items: u32, keys: &[&str]) -> schemars::Schema {
+    let mut schema = serde_json::json!({"type": "array", "maxItems": max_items, "items": item});
+    if !keys.is_empty() {
+        schema["x-kubernetes-list-type"] = "map".into();
+        schema["x-kubernetes-list-map-keys"] = keys.into();
+    }
+    schema_of(schema)
+}
+
+/// A bounded map of strings.
+fn string_map(
+    max_properties: u32,
+    value: serde_json::Value,
+    rules: serde_json::Value,
+) -> schemars::Schema {
+    let mut schema = serde_json::json!({
+        "type": "object", "maxProperties": max_properties, "additionalProperties": value
+    });
+    if rules.as_array().is_some_and(|r| !r.is_empty()) {
+        schema["x-kubernetes-validations"] = rules;
+    }
+    schema_of(schema)
+}
+
+/// `T`'s schema with every property below the first level left to the Pod API: objects become
+/// objects that keep unknown fields, lists of objects lists of such objects.
+fn first_level<T: JsonSchema>(generator: &mut schemars::SchemaGenerator) -> serde_json::Value {
+    let mut schema = object_of(T::json_schema(generator));
+    if let Some(serde_json::Value::Object(props)) = schema.get_mut("properties") {
+        for prop in props.values_mut() {
+            let open =
+                serde_json::json!({"type": "object", "x-kubernetes-preserve-unknown-fields": true});
+            let description = prop.get("description").cloned();
+            let replacement = match prop.get("type").and_then(|t| t.as_str()) {
+                Some("object") => Some(open),
+                Some("array") if prop["items"]["type"] == "object" => {
+                    Some(serde_json::json!({"type": "array", "items": open}))
+                }
+                _ => None,
+            };
+            if let Some(mut replacement) = replacement {
+                if let Some(d) = description {
+                    replacement["description"] = d;
+                }
+                *prop = replacement;
+            }
+        }
+    }
+    serde_json::Value::Object(schema)
+}
+
+fn image_pull_secrets_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    let item = object_of(LocalObjectReference::json_schema(generator));
+    list(serde_json::Value::Object(item), 16, &["name"])
+}
+
+fn node_selector_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    string_map(
+        32,
+        serde_json::json!({"type": "string", "maxLength": 63}),
+        serde_json::json!([]),
+    )
+}
+
+fn tolerations_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    list(Toleration::json_schema(generator).to_value(), 32, &[])
+}
+
+fn affinity_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schema_of(first_level::<Affinity>(generator))
+}
+
+fn priority_class_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schema_of(serde_json::json!({
+        "type": "string", "minLength": 1, "maxLength": 253, "pattern": DNS_SUBDOMAIN
+    }))
+}
+
+fn pod_labels_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    let mut keys: Vec<String> = RESERVED_LABELS
+        .iter()
+        .map(|k| format!("k != '{k}'"))
+        .collect();
+    keys.extend(
+        RESERVED_LABEL_PREFIXES
+            .iter()
+            .map(|p| format!("!k.startsWith('{p}')")),
+    );
+    let allowed = keys.join(" && ");
+    string_map(
+        64,
+        serde_json::json!({"type": "string", "maxLength": 63, "pattern": LABEL_VALUE}),
+        serde_json::json!([{
+            "rule": format!("self.all(k, {allowed})"),
+            "message": "podLabels cannot set app.kubernetes.io/managed-by or rostersync.io/* (the \
+                        controller's labels), nor job-name, controller-uid or batch.kubernetes.io/* (the Job \
+                        controller's)",
+            "reason": "FieldValueForbidden"
+        }]),
+    )
+}
+
+fn pod_annotations_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    string_map(
+        64,
+        serde_json::json!({"type": "string"}),
+        serde_json::json!([]),
+    )
+}
+
+fn extra_env_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    let mut item = EnvVar::json_schema(generator).to_value();
+    item["properties"]["name"]["maxLength"] = 256.into();
+    item["properties"]["name"]["minLength"] = 1.into();
+    let reserved: Vec<String> = RESERVED_ENV.iter().map(|n| format!("'{n}'")).collect();
+    item["x-kubernetes-validations"] = serde_json::json!([{
+        "rule": format!("!(self.name in [{}])", reserved.join(", ")),
+        "messageExpression": format!(
+            "self.name + ' is set by the controller (from the RosterConnection\\'s credentials Secret \
+             or the database Secret) and cannot be set in extraEnv; the reserved names are {}'",
+            RESERVED_ENV.join(", ")
+        ),
+        "fieldPath": ".name",
+        "reason": "FieldValueForbidden"
+    }]);
+    list(item, 64, &["name"])
+}
+
+fn extra_volumes_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    let mut item = first_level::<Volume>(generator);
+    item["properties"]["name"]["maxLength"] = 63.into();
+    item["properties"]["name"]["pattern"] = DNS_LABEL.into();
+    list(item, 32, &["name"])
+}
+
+fn extra_volume_mounts_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    let mut item = VolumeMount::json_schema(generator).to_value();
+    item["properties"]["name"]["maxLength"] = 63.into();
+    item["properties"]["mountPath"]["minLength"] = 1.into();
+    item["properties"]["mountPath"]["maxLength"] = 4096.into();
+    list(item, 32, &["mountPath"])
 }
 
 fn default_backoff_limit() -> i32 {

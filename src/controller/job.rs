@@ -1,5 +1,6 @@
-//! The sync Job: its deterministic name, run id, labels and spec. Pure (no client), so every field
-//! is asserted in unit tests.
+//! The sync Job: its deterministic name, run id, labels and spec, and the pod settings it gets (a
+//! SyncSchedule's `spec.job` over the operator's defaults, [`merge_pod_settings`], checked by
+//! [`template_problems`]). Pure (no client), so every field is asserted in unit tests.
 //!
 //! Names are derived from what triggered the run (a slot, a Sync Now token, an approval), never
 //! from the clock or a random value, so one slot or one token can never produce two runs, even
@@ -10,13 +11,17 @@ use k8s_openapi::api::batch::v1::{
     Job, JobSpec, PodFailurePolicy, PodFailurePolicyOnExitCodesRequirement, PodFailurePolicyRule,
 };
 use k8s_openapi::api::core::v1::{
-    Capabilities, Container, EnvVar, EnvVarSource, PodSecurityContext, PodSpec, PodTemplateSpec,
-    SeccompProfile, SecretKeySelector, SecurityContext,
+    Affinity, Capabilities, Container, EnvVar, EnvVarSource, LocalObjectReference,
+    PodSecurityContext, PodSpec, PodTemplateSpec, ResourceRequirements, SeccompProfile,
+    SecretKeySelector, SecurityContext,
 };
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use kube::{Resource, ResourceExt};
 
-use crate::api::{RosterConnection, SyncSchedule, Trigger};
+use crate::api::{
+    JobPodSettings, RosterConnection, SyncSchedule, Trigger, is_reserved_env, is_reserved_label,
+};
 
 pub const MANAGED_BY_LABEL: &str = "app.kubernetes.io/managed-by";
 pub const MANAGED_BY: &str = "rostersync";
@@ -126,6 +131,205 @@ pub struct JobConfig {
     /// The Secret (in the Job's namespace) and key holding the database URL.
     pub database_secret: String,
     pub database_secret_key: String,
+    /// The operator's defaults of the pod settings (`--sync-job-defaults`); a SyncSchedule's
+    /// `spec.job` overrides them (see [`merge_pod_settings`]).
+    pub defaults: JobPodSettings,
+}
+
+/// The sync container's resources when neither the SyncSchedule nor the operator's defaults set
+/// any: requests and limits, so that the pod runs in a namespace with a ResourceQuota and is not
+/// BestEffort.
+pub fn default_resources() -> ResourceRequirements {
+    let quantities = |cpu: &str, memory: &str| {
+        Some(BTreeMap::from([
+            ("cpu".to_string(), Quantity(cpu.into())),
+            ("memory".to_string(), Quantity(memory.into())),
+        ]))
+    };
+    ResourceRequirements {
+        requests: quantities("100m", "256Mi"),
+        limits: quantities("1", "1Gi"),
+        claims: None,
+    }
+}
+
+fn is_empty_resources(r: &ResourceRequirements) -> bool {
+    r.requests.as_ref().is_none_or(BTreeMap::is_empty)
+        && r.limits.as_ref().is_none_or(BTreeMap::is_empty)
+        && r.claims.as_ref().is_none_or(Vec::is_empty)
+}
+
+fn is_empty_affinity(a: &Affinity) -> bool {
+    a.node_affinity.is_none() && a.pod_affinity.is_none() && a.pod_anti_affinity.is_none()
+}
+
+/// The pod settings a sync Job gets: the SyncSchedule's (`schedule`) over the operator's
+/// (`defaults`).
+///
+/// - A field the SyncSchedule sets wins as a whole: its lists replace the default lists (an empty
+///   list too, which drops the default), `affinity`, `resources` and `priorityClassName` replace
+///   the default ones.
+/// - `podLabels`, `podAnnotations` and `nodeSelector` merge key by key; on the same key the
+///   SyncSchedule wins.
+/// - Empty `resources` or `affinity` and an empty `priorityClassName` count as unset.
+/// - Without resources from either, the sync container gets [`default_resources`].
+pub fn merge_pod_settings(schedule: &JobPodSettings, defaults: &JobPodSettings) -> JobPodSettings {
+    fn pick<T: Clone>(own: &Option<T>, default: &Option<T>, set: impl Fn(&T) -> bool) -> Option<T> {
+        own.as_ref()
+            .filter(|v| set(v))
+            .or(default.as_ref().filter(|v| set(v)))
+            .cloned()
+    }
+    fn merged(
+        own: &BTreeMap<String, String>,
+        default: &BTreeMap<String, String>,
+    ) -> BTreeMap<String, String> {
+        let mut out = default.clone();
+        out.extend(own.iter().map(|(k, v)| (k.clone(), v.clone())));
+        out
+    }
+    fn any<T>(_: &T) -> bool {
+        true
+    }
+    JobPodSettings {
+        resources: pick(&schedule.resources, &defaults.resources, |r| {
+            !is_empty_resources(r)
+        })
+        .or_else(|| Some(default_resources())),
+        image_pull_secrets: pick(
+            &schedule.image_pull_secrets,
+            &defaults.image_pull_secrets,
+            any,
+        ),
+        node_selector: merged(&schedule.node_selector, &defaults.node_selector),
+        tolerations: pick(&schedule.tolerations, &defaults.tolerations, any),
+        affinity: pick(&schedule.affinity, &defaults.affinity, |a| {
+            !is_empty_affinity(a)
+        }),
+        priority_class_name: pick(
+            &schedule.priority_class_name,
+            &defaults.priority_class_name,
+            |p: &String| !p.is_empty(),
+        ),
+        pod_labels: merged(&schedule.pod_labels, &defaults.pod_labels),
+        pod_annotations: merged(&schedule.pod_annotations, &defaults.pod_annotations),
+        extra_env: pick(&schedule.extra_env, &defaults.extra_env, any),
+        extra_volumes: pick(&schedule.extra_volumes, &defaults.extra_volumes, any),
+        extra_volume_mounts: pick(
+            &schedule.extra_volume_mounts,
+            &defaults.extra_volume_mounts,
+            any,
+        ),
+    }
+}
+
+/// Where a merged field came from, for messages.
+fn origin(from_schedule: bool) -> &'static str {
+    if from_schedule {
+        "spec.job"
+    } else {
+        "the operator's sync Job defaults"
+    }
+}
+
+/// What is wrong with the pod settings a sync Job would get from `schedule` over `defaults`, one
+/// message per problem naming the field and where it was set; empty when the Job can be built.
+/// The CRD's rules reject most of these on the SyncSchedule already; this also covers the
+/// operator's defaults and the two combined (a mount of the SyncSchedule naming a default volume
+/// the SyncSchedule's `extraVolumes` replaced).
+pub fn template_problems(schedule: &JobPodSettings, defaults: &JobPodSettings) -> Vec<String> {
+    let pod = merge_pod_settings(schedule, defaults);
+    let mut problems = Vec::new();
+    let env_origin = origin(schedule.extra_env.is_some());
+    for var in pod.extra_env.iter().flatten() {
+        if is_reserved_env(&var.name) {
+            problems.push(format!(
+                "extraEnv ({env_origin}) sets {}, which the controller sets from the RosterConnection's \
+                 credentials Secret or the database Secret; remove it",
+                var.name
+            ));
+        }
+    }
+    for key in pod.pod_labels.keys().filter(|k| is_reserved_label(k)) {
+        let from = origin(schedule.pod_labels.contains_key(key));
+        let owner = if key == MANAGED_BY_LABEL || key.starts_with("rostersync.io/") {
+            "the rostersync controller"
+        } else {
+            "the Job controller"
+        };
+        problems.push(format!(
+            "podLabels ({from}) sets {key}, a label of {owner}; remove it"
+        ));
+    }
+    let volumes_origin = origin(schedule.extra_volumes.is_some());
+    let mounts_origin = origin(schedule.extra_volume_mounts.is_some());
+    let volumes: Vec<&str> = pod
+        .extra_volumes
+        .iter()
+        .flatten()
+        .map(|v| v.name.as_str())
+        .collect();
+    for (i, name) in volumes.iter().enumerate() {
+        if volumes[..i].contains(name) {
+            problems.push(format!(
+                "extraVolumes ({volumes_origin}) has two volumes named {name:?}"
+            ));
+        }
+    }
+    let mounts = pod.extra_volume_mounts.as_deref().unwrap_or_default();
+    for (i, mount) in mounts.iter().enumerate() {
+        if !volumes.contains(&mount.name.as_str()) {
+            let have = if volumes.is_empty() {
+                "there are none".to_string()
+            } else {
+                format!("extraVolumes ({volumes_origin}) has {}", volumes.join(", "))
+            };
+            problems.push(format!(
+                "extraVolumeMounts ({mounts_origin}) mounts volume {:?} at {}, but no volume has \
+                 that name ({have}); when a SyncSchedule sets extraVolumes, they replace the \
+                 default volumes",
+                mount.name, mount.mount_path
+            ));
+        }
+        if mounts[..i].iter().any(|m| m.mount_path == mount.mount_path) {
+            problems.push(format!(
+                "extraVolumeMounts ({mounts_origin}) mounts two volumes at {}",
+                mount.mount_path
+            ));
+        }
+    }
+    problems
+}
+
+/// Parses and checks the operator's defaults (`--sync-job-defaults`): a JSON object with the
+/// fields of a SyncSchedule's `spec.job` pod settings. Unknown fields and problems that would
+/// make every sync Job invalid are errors.
+pub fn parse_defaults(json: &str) -> Result<JobPodSettings, String> {
+    let value: serde_json::Value =
+        serde_json::from_str(json).map_err(|e| format!("not valid JSON: {e}"))?;
+    let Some(fields) = value.as_object() else {
+        return Err("expected a JSON object such as {\"podAnnotations\": {...}}".into());
+    };
+    let unknown: Vec<&str> = fields
+        .keys()
+        .map(String::as_str)
+        .filter(|k| !JobPodSettings::FIELDS.contains(k))
+        .collect();
+    if !unknown.is_empty() {
+        return Err(format!(
+            "unknown field(s) {}; the fields are {}",
+            unknown.join(", "),
+            JobPodSettings::FIELDS.join(", ")
+        ));
+    }
+    let defaults: JobPodSettings = serde_path_to_error::deserialize(&value)
+        .map_err(|e| format!("at {}: {}", e.path(), e.inner()))?;
+    let problems = template_problems(&JobPodSettings::default(), &defaults);
+    if problems.is_empty() {
+        Ok(defaults)
+    } else {
+        Err(problems.join("; "))
+    }
 }
 
 pub use crate::clever::CredentialKeys;
@@ -211,13 +415,29 @@ pub fn build_job(input: &JobInput<'_>) -> Option<Job> {
         &input.config.database_secret_key,
     ));
     let job_settings = &schedule.spec.job;
+    let pod = merge_pod_settings(&job_settings.pod, &input.config.defaults);
+    // The CRD's rules and the schedule's check keep these out; dropped here too, so that the
+    // controller's variables and labels always win.
+    env.extend(
+        pod.extra_env
+            .into_iter()
+            .flatten()
+            .filter(|var| !is_reserved_env(&var.name)),
+    );
+    let mut pod_labels: BTreeMap<String, String> = pod
+        .pod_labels
+        .into_iter()
+        .filter(|(key, _)| !is_reserved_label(key))
+        .collect();
+    pod_labels.extend(labels.clone());
     let container = Container {
         name: CONTAINER.into(),
         image: Some(input.config.image.clone()),
         command: Some(vec![input.config.command.clone()]),
         args: Some(args),
         env: Some(env),
-        resources: job_settings.resources.clone(),
+        resources: pod.resources,
+        volume_mounts: pod.extra_volume_mounts,
         security_context: Some(SecurityContext {
             run_as_non_root: Some(true),
             read_only_root_filesystem: Some(true),
@@ -231,7 +451,7 @@ pub fn build_job(input: &JobInput<'_>) -> Option<Job> {
         }),
         ..Default::default()
     };
-    let pod_labels = labels.clone();
+    let non_empty = |map: BTreeMap<String, String>| (!map.is_empty()).then_some(map);
     Some(Job {
         metadata: ObjectMeta {
             name: Some(name),
@@ -258,6 +478,7 @@ pub fn build_job(input: &JobInput<'_>) -> Option<Job> {
             template: PodTemplateSpec {
                 metadata: Some(ObjectMeta {
                     labels: Some(pod_labels),
+                    annotations: non_empty(pod.pod_annotations),
                     ..Default::default()
                 }),
                 spec: Some(PodSpec {
@@ -270,6 +491,17 @@ pub fn build_job(input: &JobInput<'_>) -> Option<Job> {
                         ..Default::default()
                     }),
                     containers: vec![container],
+                    image_pull_secrets: pod.image_pull_secrets.map(|secrets| {
+                        secrets
+                            .into_iter()
+                            .map(|s| LocalObjectReference { name: s.name })
+                            .collect()
+                    }),
+                    node_selector: non_empty(pod.node_selector),
+                    tolerations: pod.tolerations,
+                    affinity: pod.affinity,
+                    priority_class_name: pod.priority_class_name,
+                    volumes: pod.extra_volumes,
                     ..Default::default()
                 }),
             },

@@ -1,5 +1,6 @@
 use super::*;
-use crate::api::{RosterConnection, SyncSchedule};
+use crate::api::{JobPodSettings, RosterConnection, SyncSchedule};
+use serde_json::json;
 
 fn schedule(name: &str) -> SyncSchedule {
     serde_json::from_value(serde_json::json!({
@@ -30,6 +31,7 @@ fn config() -> JobConfig {
         service_account: "rostersync-sync".into(),
         database_secret: "rostersync-db".into(),
         database_secret_key: "url".into(),
+        defaults: JobPodSettings::default(),
     }
 }
 
@@ -241,4 +243,430 @@ fn sync_now_is_manual_and_approval_adds_the_flag() {
         .clone()
         .unwrap_or_default();
     assert_eq!(args.last().map(String::as_str), Some("--approve-removals"));
+}
+
+// ------------------------------------------------------------------------------------------------
+// Pod settings: SyncSchedule `spec.job` over the operator's defaults.
+
+/// A schedule whose `spec.job` is `job` (as the API server would store it).
+fn schedule_with_job(job: serde_json::Value) -> SyncSchedule {
+    let mut s = schedule("nightly");
+    s.spec.job = serde_json::from_value(job).expect("spec.job");
+    s
+}
+
+fn pod_settings(value: serde_json::Value) -> JobPodSettings {
+    serde_json::from_value(value).expect("pod settings")
+}
+
+/// Builds a Job of `s` with the operator `defaults`.
+fn build_with(s: &SyncSchedule, defaults: JobPodSettings) -> Job {
+    let (c, mut cfg) = (connection(), config());
+    cfg.defaults = defaults;
+    build_job(&JobInput {
+        schedule: s,
+        connection: &c,
+        request: &slot_request(),
+        credentials: CredentialKeys::Token,
+        config: &cfg,
+    })
+    .expect("a job")
+}
+
+fn template(job: &Job) -> (ObjectMeta, PodSpec) {
+    let t = job.spec.clone().expect("job spec").template;
+    (t.metadata.unwrap_or_default(), t.spec.expect("pod spec"))
+}
+
+fn every_knob() -> serde_json::Value {
+    json!({
+        "backoffLimit": 1, "activeDeadlineSeconds": 600,
+        "resources": {"requests": {"cpu": "50m", "memory": "128Mi"}, "limits": {"cpu": "500m", "memory": "512Mi"}},
+        "imagePullSecrets": [{"name": "regcred"}],
+        "nodeSelector": {"kubernetes.io/os": "linux", "pool": "batch"},
+        "tolerations": [{"key": "dedicated", "operator": "Equal", "value": "batch", "effect": "NoSchedule"}],
+        "affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
+            "nodeSelectorTerms": [{"matchExpressions": [{"key": "zone", "operator": "In", "values": ["a"]}]}]}}},
+        "priorityClassName": "batch-low",
+        "podLabels": {"team": "data"},
+        "podAnnotations": {"sidecar.istio.io/inject": "false"},
+        "extraEnv": [{"name": "HTTPS_PROXY", "value": "http://proxy.corp:3128"},
+                     {"name": "PGSSLROOTCERT", "value": "/etc/rostersync/ca/ca.crt"}],
+        "extraVolumes": [{"name": "ca", "secret": {"secretName": "corp-ca"}}],
+        "extraVolumeMounts": [{"name": "ca", "mountPath": "/etc/rostersync/ca", "readOnly": true}]
+    })
+}
+
+#[test]
+fn every_knob_of_spec_job_lands_in_the_pod_spec() {
+    let job = build_with(&schedule_with_job(every_knob()), JobPodSettings::default());
+    let (meta, pod) = template(&job);
+    let annotations = meta.annotations.unwrap_or_default();
+    // The Istio case: without this the sidecar keeps the pod from ever completing.
+    assert_eq!(annotations["sidecar.istio.io/inject"], "false");
+    let labels = meta.labels.unwrap_or_default();
+    assert_eq!(labels["team"], "data");
+    assert_eq!(labels[MANAGED_BY_LABEL], MANAGED_BY);
+    assert_eq!(labels[SCHEDULE_LABEL], "nightly");
+    // Pod labels are on the pod only; the Job keeps the controller's.
+    assert!(!job.metadata.labels.unwrap_or_default().contains_key("team"));
+    assert_eq!(
+        pod.image_pull_secrets,
+        Some(vec![LocalObjectReference {
+            name: "regcred".into()
+        }])
+    );
+    let selector = pod.node_selector.unwrap_or_default();
+    assert_eq!(
+        (
+            selector["kubernetes.io/os"].as_str(),
+            selector["pool"].as_str()
+        ),
+        ("linux", "batch")
+    );
+    let tolerations = pod.tolerations.unwrap_or_default();
+    assert_eq!(tolerations.len(), 1);
+    assert_eq!(
+        (
+            tolerations[0].key.as_deref(),
+            tolerations[0].effect.as_deref()
+        ),
+        (Some("dedicated"), Some("NoSchedule"))
+    );
+    let terms = pod
+        .affinity
+        .and_then(|a| a.node_affinity)
+        .and_then(|n| n.required_during_scheduling_ignored_during_execution)
+        .expect("required node affinity")
+        .node_selector_terms;
+    assert_eq!(
+        terms[0].match_expressions.as_ref().expect("expr")[0].key,
+        "zone"
+    );
+    assert_eq!(pod.priority_class_name.as_deref(), Some("batch-low"));
+    let volumes = pod.volumes.unwrap_or_default();
+    assert_eq!(volumes.len(), 1);
+    assert_eq!(
+        volumes[0]
+            .secret
+            .as_ref()
+            .and_then(|s| s.secret_name.as_deref()),
+        Some("corp-ca")
+    );
+    let c = &pod.containers[0];
+    let mounts = c.volume_mounts.clone().unwrap_or_default();
+    assert_eq!(
+        (
+            mounts[0].name.as_str(),
+            mounts[0].mount_path.as_str(),
+            mounts[0].read_only
+        ),
+        ("ca", "/etc/rostersync/ca", Some(true))
+    );
+    let env: Vec<(&str, Option<&str>)> = c
+        .env
+        .iter()
+        .flatten()
+        .map(|e| (e.name.as_str(), e.value.as_deref()))
+        .collect();
+    assert_eq!(
+        env,
+        [
+            ("CLEVER_TOKEN", None),
+            ("DATABASE_URL", None),
+            ("HTTPS_PROXY", Some("http://proxy.corp:3128")),
+            ("PGSSLROOTCERT", Some("/etc/rostersync/ca/ca.crt")),
+        ]
+    );
+    let resources = c.resources.clone().expect("resources");
+    assert_eq!(resources.requests.expect("requests")["cpu"].0, "50m");
+    assert_eq!(resources.limits.expect("limits")["memory"].0, "512Mi");
+    // What the controller owns is untouched by the knobs.
+    assert_eq!(pod.restart_policy.as_deref(), Some("Never"));
+    assert_eq!(pod.service_account_name.as_deref(), Some("rostersync-sync"));
+    assert_eq!(
+        c.security_context
+            .as_ref()
+            .and_then(|s| s.read_only_root_filesystem),
+        Some(true)
+    );
+}
+
+#[test]
+fn without_resources_the_sync_container_is_burstable_with_requests_and_limits() {
+    for job in [json!({}), json!({"resources": {}})] {
+        let built = build_with(&schedule_with_job(job.clone()), JobPodSettings::default());
+        let (meta, pod) = template(&built);
+        let r = pod.containers[0].resources.clone().expect("resources");
+        for (what, map) in [("requests", r.requests), ("limits", r.limits)] {
+            let map = map.unwrap_or_default();
+            assert!(
+                map.contains_key("cpu") && map.contains_key("memory"),
+                "{job}: {what} {map:?}"
+            );
+        }
+        assert_eq!(pod.containers[0].resources, Some(default_resources()));
+        // Nothing else appears when nothing is set.
+        assert!(meta.annotations.is_none());
+        assert!(pod.volumes.is_none() && pod.containers[0].volume_mounts.is_none());
+        assert!(pod.node_selector.is_none() && pod.tolerations.is_none());
+        assert!(pod.affinity.is_none() && pod.priority_class_name.is_none());
+        assert!(pod.image_pull_secrets.is_none());
+        assert_eq!(pod.containers[0].env.as_ref().map(Vec::len), Some(2));
+    }
+}
+
+#[test]
+fn controller_env_and_labels_cannot_be_overridden() {
+    // As if the CRD's rules had been bypassed (an old CRD, or the operator's defaults).
+    let job = json!({
+        "extraEnv": [{"name": "CLEVER_TOKEN", "value": "stolen"},
+                     {"name": "DATABASE_URL", "value": "postgres://elsewhere"},
+                     {"name": "HTTPS_PROXY", "value": "http://proxy:3128"}],
+        "podLabels": {"app.kubernetes.io/managed-by": "someone-else", "rostersync.io/run-id": "forged",
+                      "rostersync.io/schedule": "other", "job-name": "x", "team": "data"}
+    });
+    let defaults = pod_settings(json!({
+        "extraEnv": [{"name": "CLEVER_CLIENT_SECRET", "value": "x"}],
+        "podLabels": {"batch.kubernetes.io/job-name": "x"}
+    }));
+    let s = schedule_with_job(job);
+    let built = build_with(&s, defaults.clone());
+    let (meta, pod) = template(&built);
+    let env = pod.containers[0].env.clone().unwrap_or_default();
+    let names: Vec<&str> = env.iter().map(|e| e.name.as_str()).collect();
+    assert_eq!(names, ["CLEVER_TOKEN", "DATABASE_URL", "HTTPS_PROXY"]);
+    for var in env.iter().filter(|e| e.name != "HTTPS_PROXY") {
+        assert!(var.value.is_none(), "{} has a literal value", var.name);
+        assert!(
+            var.value_from
+                .as_ref()
+                .and_then(|f| f.secret_key_ref.as_ref())
+                .is_some()
+        );
+    }
+    let labels = meta.labels.unwrap_or_default();
+    assert_eq!(labels[MANAGED_BY_LABEL], MANAGED_BY);
+    assert_eq!(labels[SCHEDULE_LABEL], "nightly");
+    assert!(labels[RUN_ID_LABEL].starts_with("nightly-29540640-"));
+    assert!(
+        !labels.contains_key("job-name") && !labels.contains_key("batch.kubernetes.io/job-name")
+    );
+    assert_eq!(labels["team"], "data");
+    assert_eq!(labels, {
+        let mut own = built.metadata.labels.clone().unwrap_or_default();
+        own.insert("team".into(), "data".into());
+        own
+    });
+    // And the schedule's check says so, naming where each came from.
+    let problems = template_problems(&s.spec.job.pod, &defaults);
+    let text = problems.join("\n");
+    for expected in [
+        "extraEnv (spec.job) sets CLEVER_TOKEN",
+        "extraEnv (spec.job) sets DATABASE_URL",
+        "podLabels (spec.job) sets app.kubernetes.io/managed-by",
+        "podLabels (spec.job) sets rostersync.io/run-id",
+        "podLabels (spec.job) sets job-name",
+        "podLabels (the operator's sync Job defaults) sets batch.kubernetes.io/job-name",
+    ] {
+        assert!(text.contains(expected), "missing {expected:?} in:\n{text}");
+    }
+    // The schedule's extraEnv replaced the defaults' (with CLEVER_CLIENT_SECRET) as a whole.
+    assert!(!text.contains("CLEVER_CLIENT_SECRET"), "{text}");
+    assert_eq!(problems.len(), 7, "{text}");
+    assert!(
+        text.contains(
+            "podLabels (spec.job) sets rostersync.io/schedule, a label of the rostersync controller; \
+             remove it"
+        ) && text.contains("sets job-name, a label of the Job controller; remove it"),
+        "{text}"
+    );
+}
+
+#[test]
+fn merge_rule_fields_win_as_a_whole_and_maps_merge_key_by_key() {
+    let defaults = pod_settings(json!({
+        "resources": {"requests": {"cpu": "10m"}},
+        "imagePullSecrets": [{"name": "platform-registry"}],
+        "nodeSelector": {"pool": "batch", "kubernetes.io/os": "linux"},
+        "tolerations": [{"key": "dedicated", "operator": "Exists"}],
+        "affinity": {"nodeAffinity": {}},
+        "priorityClassName": "platform-low",
+        "podLabels": {"team": "platform", "cost-center": "42"},
+        "podAnnotations": {"sidecar.istio.io/inject": "false"},
+        "extraEnv": [{"name": "HTTPS_PROXY", "value": "http://proxy:3128"}],
+        "extraVolumes": [{"name": "ca", "configMap": {"name": "corp-ca"}}],
+        "extraVolumeMounts": [{"name": "ca", "mountPath": "/etc/ca"}]
+    }));
+
+    // Nothing set on the schedule: the defaults as they are.
+    assert_eq!(
+        merge_pod_settings(&JobPodSettings::default(), &defaults),
+        defaults
+    );
+
+    // Set on the schedule: lists (an empty one too), objects and scalars replace the default;
+    // maps merge key by key with the schedule winning.
+    let own = pod_settings(json!({
+        "resources": {"limits": {"memory": "2Gi"}},
+        "imagePullSecrets": [{"name": "district-registry"}],
+        "nodeSelector": {"pool": "district"},
+        "tolerations": [],
+        "priorityClassName": "district-high",
+        "podLabels": {"team": "district-a"},
+        "podAnnotations": {"example.com/owner": "district-a"},
+        "extraEnv": [{"name": "NO_PROXY", "value": ".svc"}]
+    }));
+    let m = merge_pod_settings(&own, &defaults);
+    assert_eq!(m.resources, own.resources);
+    assert_eq!(m.image_pull_secrets, own.image_pull_secrets);
+    assert_eq!(m.tolerations, Some(vec![]));
+    assert_eq!(m.priority_class_name.as_deref(), Some("district-high"));
+    assert_eq!(m.extra_env, own.extra_env);
+    assert_eq!(
+        m.node_selector,
+        BTreeMap::from([
+            ("kubernetes.io/os".to_string(), "linux".to_string()),
+            ("pool".to_string(), "district".to_string())
+        ])
+    );
+    assert_eq!(
+        m.pod_labels,
+        BTreeMap::from([
+            ("cost-center".to_string(), "42".to_string()),
+            ("team".to_string(), "district-a".to_string())
+        ])
+    );
+    assert_eq!(m.pod_annotations.len(), 2);
+    // Not set on the schedule: the defaults.
+    assert_eq!(m.affinity, defaults.affinity);
+    assert_eq!(m.extra_volumes, defaults.extra_volumes);
+    assert_eq!(m.extra_volume_mounts, defaults.extra_volume_mounts);
+
+    // Empty resources, affinity and priorityClassName count as unset; without resources
+    // anywhere, the built-in ones.
+    let empty = pod_settings(json!({"resources": {}, "affinity": {}}));
+    let m = merge_pod_settings(&empty, &defaults);
+    assert_eq!(
+        (m.resources, m.affinity),
+        (defaults.resources.clone(), defaults.affinity.clone())
+    );
+    let no_prio = JobPodSettings {
+        priority_class_name: Some(String::new()),
+        ..Default::default()
+    };
+    assert_eq!(
+        merge_pod_settings(&no_prio, &defaults)
+            .priority_class_name
+            .as_deref(),
+        Some("platform-low")
+    );
+    let m = merge_pod_settings(&empty, &JobPodSettings::default());
+    assert_eq!((m.resources, m.affinity), (Some(default_resources()), None));
+}
+
+#[test]
+fn operator_defaults_reach_the_job_and_the_schedule_overrides_them() {
+    let defaults = pod_settings(json!({
+        "podAnnotations": {"sidecar.istio.io/inject": "false", "example.com/tier": "platform"},
+        "podLabels": {"team": "platform"},
+        "extraEnv": [{"name": "HTTPS_PROXY", "value": "http://proxy:3128"}],
+        "resources": {"requests": {"cpu": "20m", "memory": "64Mi"}, "limits": {"memory": "128Mi"}},
+        "tolerations": [{"key": "dedicated", "operator": "Exists"}]
+    }));
+    let s = schedule_with_job(json!({
+        "podAnnotations": {"example.com/tier": "district"},
+        "tolerations": []
+    }));
+    let (meta, pod) = template(&build_with(&s, defaults));
+    let annotations = meta.annotations.unwrap_or_default();
+    assert_eq!(annotations["sidecar.istio.io/inject"], "false");
+    assert_eq!(annotations["example.com/tier"], "district");
+    assert_eq!(meta.labels.unwrap_or_default()["team"], "platform");
+    assert_eq!(pod.tolerations, Some(vec![]));
+    let c = &pod.containers[0];
+    assert_eq!(c.env.as_ref().map(Vec::len), Some(3));
+    assert_eq!(
+        c.resources
+            .as_ref()
+            .and_then(|r| r.limits.as_ref())
+            .map(|l| l["memory"].0.as_str()),
+        Some("128Mi")
+    );
+}
+
+#[test]
+fn volume_mounts_must_name_a_volume_of_the_merged_template() {
+    let defaults = pod_settings(json!({
+        "extraVolumes": [{"name": "ca", "secret": {"secretName": "corp-ca"}}],
+        "extraVolumeMounts": [{"name": "ca", "mountPath": "/etc/ca"}]
+    }));
+    // The schedule's mounts may name the defaults' volumes.
+    let own =
+        pod_settings(json!({"extraVolumeMounts": [{"name": "ca", "mountPath": "/etc/ssl/corp"}]}));
+    assert_eq!(template_problems(&own, &defaults), Vec::<String>::new());
+    // The schedule's volumes replace the defaults', so the default mount names nothing.
+    let own = pod_settings(json!({"extraVolumes": [{"name": "cache", "emptyDir": {}}]}));
+    let problems = template_problems(&own, &defaults);
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert!(
+        problems[0].starts_with(
+            "extraVolumeMounts (the operator's sync Job defaults) mounts volume \"ca\" at /etc/ca, \
+             but no volume has that name (extraVolumes (spec.job) has cache)"
+        ),
+        "{}",
+        problems[0]
+    );
+    // Duplicates within one list.
+    let own = pod_settings(json!({
+        "extraVolumes": [{"name": "a", "emptyDir": {}}, {"name": "a", "emptyDir": {}}],
+        "extraVolumeMounts": [{"name": "a", "mountPath": "/x"}, {"name": "a", "mountPath": "/x"}]
+    }));
+    assert_eq!(
+        template_problems(&own, &JobPodSettings::default()),
+        [
+            "extraVolumes (spec.job) has two volumes named \"a\"",
+            "extraVolumeMounts (spec.job) mounts two volumes at /x"
+        ]
+    );
+    // No volumes at all.
+    let own = pod_settings(json!({"extraVolumeMounts": [{"name": "ca", "mountPath": "/etc/ca"}]}));
+    assert!(template_problems(&own, &JobPodSettings::default())[0].contains("(there are none)"));
+}
+
+#[test]
+fn operator_defaults_parse_from_json_and_are_checked() {
+    let d = parse_defaults(
+        r#"{"podAnnotations": {"sidecar.istio.io/inject": "false"},
+            "extraEnv": [{"name": "HTTPS_PROXY", "value": "http://proxy:3128"}],
+            "resources": {"requests": {"cpu": "100m"}, "limits": {"memory": "1Gi"}}}"#,
+    )
+    .expect("valid defaults");
+    assert_eq!(d.pod_annotations["sidecar.istio.io/inject"], "false");
+    assert_eq!(d.extra_env.as_ref().map(Vec::len), Some(1));
+    assert_eq!(parse_defaults("{}"), Ok(JobPodSettings::default()));
+    for (json, expected) in [
+        ("{", "not valid JSON"),
+        ("[]", "expected a JSON object"),
+        (
+            r#"{"podLabel": {}}"#,
+            "unknown field(s) podLabel; the fields are resources, ",
+        ),
+        (r#"{"tolerations": "all"}"#, "at tolerations: invalid type"),
+        (
+            r#"{"extraEnv": [{"name": "DATABASE_URL", "value": "x"}]}"#,
+            "extraEnv (the operator's sync Job defaults) sets DATABASE_URL",
+        ),
+        (
+            r#"{"podLabels": {"rostersync.io/connection": "x"}}"#,
+            "podLabels (the operator's sync Job defaults) sets rostersync.io/connection",
+        ),
+        (
+            r#"{"extraVolumeMounts": [{"name": "ca", "mountPath": "/etc/ca"}]}"#,
+            "mounts volume \"ca\" at /etc/ca, but no volume has that name",
+        ),
+    ] {
+        let err = parse_defaults(json).expect_err(json);
+        assert!(err.contains(expected), "{json}: {err}");
+    }
 }

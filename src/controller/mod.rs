@@ -58,6 +58,13 @@ pub struct ControllerArgs {
     /// The ServiceAccount of the sync Jobs (in each Job's namespace).
     #[arg(long, default_value = "rostersync-sync")]
     pub sync_service_account: String,
+    /// Defaults of the sync pods' settings: a JSON object with the fields of a SyncSchedule's
+    /// `spec.job` (resources, imagePullSecrets, nodeSelector, tolerations, affinity,
+    /// priorityClassName, podLabels, podAnnotations, extraEnv, extraVolumes, extraVolumeMounts). A
+    /// field a SyncSchedule sets wins as a whole; podLabels, podAnnotations and nodeSelector merge
+    /// key by key, the SyncSchedule's value winning.
+    #[arg(long, value_name = "JSON", default_value = "{}", value_parser = job::parse_defaults)]
+    pub sync_job_defaults: crate::api::JobPodSettings,
     /// Watch only these namespaces: repeat the flag or give a comma-separated list (default: all
     /// namespaces). One set of watches runs per namespace, so the controller needs permissions in
     /// the listed namespaces only (a Role per namespace instead of a ClusterRole).
@@ -188,6 +195,7 @@ pub async fn run(args: ControllerArgs) -> anyhow::Result<u8> {
             service_account: args.sync_service_account.clone(),
             database_secret: args.database_secret.clone(),
             database_secret_key: args.database_secret_key.clone(),
+            defaults: args.sync_job_defaults.clone(),
         },
         recheck_interval: Duration::from_secs(args.recheck_interval_seconds.max(1)),
         verified: Mutex::default(),

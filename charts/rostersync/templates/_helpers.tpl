@@ -106,6 +106,9 @@ names can be reconciled with the controller in one spot.
 - --database-secret-key={{ .Values.database.secretKey }}
 - --sync-image={{ include "rostersync.jobImage" . }}
 - --sync-service-account={{ .Values.syncJob.serviceAccountName }}
+{{- with include "rostersync.syncJobDefaults" . }}
+- {{ printf "--sync-job-defaults=%s" . | toJson }}
+{{- end }}
 {{- if .Values.smtp.secretName }}
 - --smtp-secret={{ .Values.smtp.secretName }}
 {{- end }}
@@ -119,6 +122,42 @@ names can be reconciled with the controller in one spot.
 {{- range .Values.controller.extraArgs }}
 - {{ . | quote }}
 {{- end }}
+{{- end -}}
+
+{{/*
+`syncJob.defaults` as JSON without its empty fields (nothing when all are empty). Fails on what the
+controller would refuse at start (it checks the same), with the value's path.
+*/}}
+{{- define "rostersync.syncJobDefaults" -}}
+{{- $d := .Values.syncJob.defaults -}}
+{{- range $d.extraEnv -}}
+{{- if has .name (list "CLEVER_TOKEN" "CLEVER_CLIENT_ID" "CLEVER_CLIENT_SECRET" "DATABASE_URL") -}}
+{{- fail (printf "syncJob.defaults.extraEnv sets %s, which the controller sets from the RosterConnection's credentials Secret or the database Secret; remove it" .name) -}}
+{{- end -}}
+{{- end -}}
+{{- range $key, $_ := $d.podLabels -}}
+{{- if or (has $key (list "app.kubernetes.io/managed-by" "job-name" "controller-uid")) (hasPrefix "rostersync.io/" $key) (hasPrefix "batch.kubernetes.io/" $key) -}}
+{{- fail (printf "syncJob.defaults.podLabels sets %s, a label of the rostersync controller (app.kubernetes.io/managed-by, rostersync.io/*) or of the Job controller (job-name, controller-uid, batch.kubernetes.io/*); remove it" $key) -}}
+{{- end -}}
+{{- end -}}
+{{- $volumes := list -}}
+{{- range $d.extraVolumes -}}
+{{- $volumes = append $volumes .name -}}
+{{- end -}}
+{{- range $d.extraVolumeMounts -}}
+{{- if not (has .name $volumes) -}}
+{{- fail (printf "syncJob.defaults.extraVolumeMounts mounts volume %q at %s, but syncJob.defaults.extraVolumes has no volume of that name" .name .mountPath) -}}
+{{- end -}}
+{{- end -}}
+{{- $set := dict -}}
+{{- range $key, $value := .Values.syncJob.defaults -}}
+{{- if $value -}}
+{{- $_ := set $set $key $value -}}
+{{- end -}}
+{{- end -}}
+{{- if $set -}}
+{{- toJson $set -}}
+{{- end -}}
 {{- end -}}
 
 {{/* Cross-field checks the JSON schema cannot express, with messages a person can act on. */}}

@@ -127,6 +127,25 @@ async fn create_job(
     match jobs.create(&PostParams::default(), &job).await {
         Ok(_) => Ok(()),
         Err(kube::Error::Api(s)) if s.code == 409 => Ok(()),
+        Err(kube::Error::Api(s)) if s.code == 422 => {
+            // Something in spec.job the schedule's check cannot see (the Pod API validates more
+            // than the CRD): say so where the district looks, then retry with the error backoff.
+            let note = format!(
+                "the API server rejected the sync Job: {}; fix spec.job (or the operator's sync Job \
+                 defaults)",
+                s.message
+            );
+            publish(
+                &ctx.recorder,
+                &o.schedule,
+                true,
+                "JobRejected",
+                "CreateJob",
+                note,
+            )
+            .await;
+            Err(Error::kube("creating a sync Job")(kube::Error::Api(s)))
+        }
         Err(e) => Err(Error::kube("creating a sync Job")(e)),
     }
 }

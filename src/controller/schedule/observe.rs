@@ -10,7 +10,9 @@ use super::plan::owned_by;
 use crate::api::{RosterConnection, SyncSchedule};
 use crate::controller::Context;
 use crate::controller::error::{Error, Result};
-use crate::controller::job::{CONNECTION_LABEL, MANAGED_BY, MANAGED_BY_LABEL, REPORTED_ANNOTATION};
+use crate::controller::job::{
+    self, CONNECTION_LABEL, MANAGED_BY, MANAGED_BY_LABEL, REPORTED_ANNOTATION,
+};
 use crate::controller::runs;
 use crate::run::{ConnectionKey, RunRecord};
 use crate::store::StoreError;
@@ -27,6 +29,9 @@ pub struct Observed {
     /// This schedule's finished Jobs not reported yet, oldest first, with their run records.
     pub finished: Vec<FinishedRun>,
     pub config: PlanConfig,
+    /// What is wrong with the sync Job's pod settings (`spec.job` over the operator's defaults);
+    /// empty when a Job can be built.
+    pub job_problems: Vec<String>,
 }
 
 /// A finished Job and what it ran.
@@ -68,6 +73,7 @@ pub async fn observe(sched: &SyncSchedule, ctx: &Arc<Context>) -> Result<Observe
         config: PlanConfig {
             email_repeat_interval: ctx.email_repeat_interval,
         },
+        job_problems: job::template_problems(&sched.spec.job.pod, &ctx.job_config.defaults),
     })
 }
 

@@ -64,6 +64,9 @@ pub fn plan(o: &Observed, now: Timestamp) -> Plan {
             return p;
         }
     };
+    if !o.job_problems.is_empty() {
+        return invalid_job_template(o, old, st, now);
+    }
     let mut p = Plan::new(SyncScheduleStatus::default());
     let conn_ready = o.connection.as_ref().is_some_and(|c| {
         c.status
@@ -271,6 +274,46 @@ pub fn plan(o: &Observed, now: Timestamp) -> Plan {
     p.requeue = Requeue::At(wake);
     p.write_status = st != old;
     p.status = st;
+    p
+}
+
+/// The Ready condition's reason while the sync Job's pod settings are invalid.
+pub const INVALID_JOB_TEMPLATE: &str = "InvalidJobTemplate";
+
+/// The plan while the sync Job's pod settings are invalid: Ready False with what is wrong (and a
+/// Warning Event when that is new), no run starts and nothing else changes until they are fixed
+/// (a spec change or a controller restart with other defaults wakes the schedule). Slots due
+/// meanwhile are handled after the fix, like after a controller outage.
+fn invalid_job_template(
+    o: &Observed,
+    old: SyncScheduleStatus,
+    mut st: SyncScheduleStatus,
+    now: Timestamp,
+) -> Plan {
+    let message = format!(
+        "no sync can start until the sync Job's pod settings are fixed: {}",
+        o.job_problems.join("; ")
+    );
+    let known = old.conditions.iter().any(|c| {
+        c.type_ == cond::READY && c.reason == INVALID_JOB_TEMPLATE && c.message == message
+    });
+    set_condition(
+        &mut st.conditions,
+        condition_at(
+            cond::READY,
+            false,
+            INVALID_JOB_TEMPLATE,
+            message.clone(),
+            o.schedule.metadata.generation,
+            now,
+        ),
+    );
+    st.next_sync_time = None;
+    let mut p = Plan::new(st);
+    if !known {
+        p.note(true, INVALID_JOB_TEMPLATE, "Validate", message);
+    }
+    p.write_status = p.status != old;
     p
 }
 

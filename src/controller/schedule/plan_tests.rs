@@ -6,7 +6,7 @@ use k8s_openapi::api::batch::v1::Job;
 use super::model::{Plan, PlanConfig, Requeue};
 use super::observe::{FinishedRun, Observed};
 use super::plan::{BLOCKED_RETRY, plan};
-use crate::api::{RosterConnection, RunStatus, SyncSchedule};
+use crate::api::{JobPodSettings, RosterConnection, RunStatus, SyncSchedule};
 use crate::controller::job::{self, RunRequest};
 use crate::notify::Notice;
 use crate::run::{ConnectionKey, Counts, RunRecord, RunResult, Trigger};
@@ -147,6 +147,8 @@ struct World {
     connection: Option<RosterConnection>,
     jobs: Vec<Job>,
     finished: Vec<FinishedRun>,
+    /// The operator's sync Job defaults.
+    defaults: JobPodSettings,
 }
 
 impl World {
@@ -156,6 +158,7 @@ impl World {
             connection: Some(connection(true)),
             jobs: Vec::new(),
             finished: Vec::new(),
+            defaults: JobPodSettings::default(),
         }
     }
 
@@ -195,6 +198,7 @@ impl World {
             config: PlanConfig {
                 email_repeat_interval: chrono::Duration::hours(24),
             },
+            job_problems: job::template_problems(&self.schedule.spec.job.pod, &self.defaults),
         };
         plan(&observed, ts(now))
     }
@@ -617,4 +621,48 @@ fn an_invalid_schedule_is_reported_and_waits_for_a_change() {
     assert!(p.starts.is_empty() && p.events.is_empty());
     assert_eq!(p.requeue, Requeue::AwaitChange);
     assert!(p.write_status);
+}
+
+#[test]
+fn an_invalid_job_template_starts_nothing_and_says_why_once() {
+    // The operator's defaults mount a CA bundle; the schedule replaces the volumes (its own cache)
+    // but not the mounts, so the default mount names a volume that is gone.
+    let mut w = World::new().annotate("rostersync.io/sync-now", "t1");
+    w.defaults = yaml(
+        "extraVolumes: [{name: ca, secret: {secretName: corp-ca}}]\n\
+         extraVolumeMounts: [{name: ca, mountPath: /etc/ca}]",
+    );
+    w.schedule.spec.job.pod = yaml("extraVolumes: [{name: cache, emptyDir: {}}]");
+    let p = w.plan("2026-01-01T02:00:30Z");
+    assert!(p.starts.is_empty(), "{:?}", p.starts);
+    let (status, reason, message) = condition(&p, "Ready");
+    assert_eq!((status, reason), ("False", "InvalidJobTemplate"));
+    assert!(
+        message.contains("mounts volume \"ca\" at /etc/ca")
+            && message.contains("the operator's sync Job defaults")
+            && message.contains("extraVolumes (spec.job) has cache"),
+        "{message}"
+    );
+    assert_eq!(reasons(&p), ["InvalidJobTemplate"]);
+    assert!(p.write_status && p.status.next_sync_time.is_none());
+    assert_eq!(p.requeue, Requeue::AwaitChange);
+    // The slot and the Sync Now token stay pending: nothing is recorded as handled.
+    assert_eq!(p.status.last_schedule_time, None);
+    assert!(p.status.sync_now.is_none());
+
+    // Looked at again: the same problem is not announced again.
+    w.schedule.status = Some(p.status.clone());
+    let again = w.plan("2026-01-01T02:01:00Z");
+    assert!(again.events.is_empty() && !again.write_status);
+
+    // Fixed (the schedule mounts its own volume): the due slot runs.
+    w.schedule.spec.job.pod = yaml(
+        "extraVolumes: [{name: cache, emptyDir: {}}]\n\
+         extraVolumeMounts: [{name: cache, mountPath: /var/cache/rostersync}]",
+    );
+    let fixed = w.plan("2026-01-01T02:02:00Z");
+    assert_eq!(fixed.starts, [RunRequest::SyncNow { token: "t1".into() }]);
+    // The slot missed meanwhile is not lost: it waits for that run.
+    assert_eq!(condition(&fixed, "Ready").0, "True");
+    assert_eq!(condition(&fixed, "Ready").1, "SlotWaiting");
 }
