@@ -51,7 +51,8 @@ pub struct LostPod<'a> {
     pub message: &'a str,
 }
 
-/// A `sync_runs` row as stored.
+/// A `sync_runs` row as stored: every column, so `SELECT *` decodes into it and a new column that
+/// is not added here fails the build (the compile-time checked queries see the schema).
 struct Row {
     run_id: String,
     connection: String,
@@ -276,17 +277,10 @@ pub async fn by_id(
     executor: impl PgExecutor<'_>,
     run_id: &str,
 ) -> Result<Option<RunRecord>, StoreError> {
-    let row = sqlx::query_as!(
-        Row,
-        "SELECT run_id, connection, schedule, trigger, job, dry_run, started_at, finished_at, result,
-                retriable, counts, problems, problem_codes, reason, message, timings, notified_at,
-                attempts
-         FROM sync_runs WHERE run_id = $1",
-        run_id,
-    )
-    .fetch_optional(executor)
-    .await
-    .map_err(StoreError::query("reading a sync run"))?;
+    let row = sqlx::query_as!(Row, "SELECT * FROM sync_runs WHERE run_id = $1", run_id,)
+        .fetch_optional(executor)
+        .await
+        .map_err(StoreError::query("reading a sync run"))?;
     row.map(RunRecord::try_from).transpose()
 }
 
@@ -298,10 +292,7 @@ pub async fn latest_finished(
 ) -> Result<Option<RunRecord>, StoreError> {
     let row = sqlx::query_as!(
         Row,
-        "SELECT run_id, connection, schedule, trigger, job, dry_run, started_at, finished_at, result,
-                retriable, counts, problems, problem_codes, reason, message, timings, notified_at,
-                attempts
-         FROM sync_runs WHERE connection = $1 AND result <> 'Running' AND NOT dry_run
+        "SELECT * FROM sync_runs WHERE connection = $1 AND result <> 'Running' AND NOT dry_run
          ORDER BY finished_at DESC NULLS LAST, started_at DESC LIMIT 1",
         connection.as_str(),
     )
@@ -319,10 +310,7 @@ pub async fn list(
 ) -> Result<Vec<RunRecord>, StoreError> {
     let rows = sqlx::query_as!(
         Row,
-        "SELECT run_id, connection, schedule, trigger, job, dry_run, started_at, finished_at, result,
-                retriable, counts, problems, problem_codes, reason, message, timings, notified_at,
-                attempts
-         FROM sync_runs WHERE ($1::text IS NULL OR connection = $1)
+        "SELECT * FROM sync_runs WHERE ($1::text IS NULL OR connection = $1)
          ORDER BY started_at DESC, run_id DESC LIMIT $2",
         connection.map(ConnectionKey::as_str),
         limit.max(0),
