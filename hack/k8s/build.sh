@@ -18,6 +18,10 @@ want=(kube-apiserver kube-controller-manager kubectl etcd helm)
 complete() { for b in "${want[@]}"; do [ -x "$bin/$b" ] || return 1; done; }
 if complete; then echo "$bin"; exit 0; fi
 mkdir -p "$bin"
+# A private Go build cache, deleted once every binary is built: the shared one would keep ~5 GB of
+# compiled Kubernetes packages that nothing reads again (the binaries themselves are the cache).
+# Kept after a failed build, so that a retry resumes.
+export GOCACHE="$cache/go-build"
 
 log() { echo "build.sh: $*" >&2; }
 build_date="$(date -u +%Y-%m-%dT%H:%M:%SZ)"
@@ -48,4 +52,5 @@ for cmd in kube-apiserver kube-controller-manager kubectl; do
 done
 
 complete || { log "some binaries are missing in $bin"; exit 1; }
+rm -rf "$GOCACHE"
 echo "$bin"
