@@ -5,59 +5,15 @@ mod common;
 use std::collections::HashSet;
 use std::time::Duration;
 
-use rostersync::api::{Grade, RosterConnectionSpec, RunResult, Trigger};
-use rostersync::clever::CleverCredentials;
-use rostersync::clever::{Section, Token, User};
-use rostersync::devtools::emulator::{
-    Emulator, EmulatorConfig, EmulatorHandle, Fault, FaultKind, Kind,
+use common::{
+    clever_emulator as emulator, clever_source as source, clever_spec as spec,
+    sync_request as request, write_connection_manifest as write_manifest,
 };
-use rostersync::sync::clever_source::CleverSource;
-use rostersync::sync::{SyncRequest, run_sync};
+use rostersync::api::{Grade, RunResult};
+use rostersync::clever::{Section, User};
+use rostersync::devtools::emulator::{EmulatorHandle, Fault, FaultKind, Kind};
+use rostersync::sync::run_sync;
 use sqlx::PgPool;
-
-const CONN: &str = "default/district";
-
-async fn emulator(students: u32) -> EmulatorHandle {
-    Emulator::start(EmulatorConfig::generated(7, students))
-        .await
-        .expect("emulator starts")
-}
-
-fn spec(emu: &EmulatorHandle) -> RosterConnectionSpec {
-    serde_json::from_value(serde_json::json!({
-        "districtId": emu.district_id(),
-        "apiBaseUrl": emu.base_url().as_str().trim_end_matches('/'),
-        "credentialsSecretRef": {"name": "clever"},
-    }))
-    .expect("spec")
-}
-
-fn source(emu: &EmulatorHandle, page_limit: u32) -> CleverSource {
-    let mut s = CleverSource::new(
-        emu.base_url().clone(),
-        CleverCredentials::Token(Token::new(emu.token())),
-    );
-    s.config.page_limit = page_limit;
-    s.config.max_attempts = 2;
-    s.config.min_backoff = Duration::from_millis(5);
-    s.config.max_backoff = Duration::from_millis(20);
-    s
-}
-
-fn request(spec: RosterConnectionSpec) -> SyncRequest {
-    SyncRequest {
-        connection: CONN.parse().expect("connection key"),
-        spec,
-        policy: None,
-        run_id: format!("run-{}", common::unique_suffix()),
-        trigger: Trigger::Manual,
-        schedule: None,
-        job: None,
-        dry_run: false,
-        approve_removals: false,
-        today: jiff::civil::date(2025, 10, 1),
-    }
-}
 
 /// Students of the emulator's sections with a shared (early) grade.
 fn kept_students(emu: &EmulatorHandle) -> (HashSet<String>, usize) {
@@ -218,16 +174,6 @@ async fn a_clever_failure_mid_stream_leaves_the_roster_exactly_as_before() {
         .expect("report");
     assert_eq!(emu.requests().len(), requests_before);
     assert_eq!((again.result, again.attempts), (RunResult::Succeeded, 2));
-}
-
-fn write_manifest(dir: &std::path::Path, spec: &RosterConnectionSpec) -> std::path::PathBuf {
-    let doc = serde_json::json!({
-        "apiVersion": "rostersync.io/v1alpha1", "kind": "RosterConnection",
-        "metadata": {"name": "district"}, "spec": spec,
-    });
-    let path = dir.join("connection.yaml");
-    std::fs::write(&path, serde_yaml_ng::to_string(&doc).expect("yaml")).expect("write");
-    path
 }
 
 async fn run_binary(

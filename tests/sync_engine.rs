@@ -342,6 +342,127 @@ async fn the_removal_guard_holds_then_an_approval_applies_once() {
     );
 }
 
+/// Delete mode: the guard decides before anything is deleted (a held run deletes nothing). An
+/// approval is bound to the held run: after a hold, a broken response (every child and classroom
+/// gone) with an approval is held again, both figures in the message, nothing deleted; the removals
+/// the held run showed, approved, are applied.
+#[tokio::test]
+async fn in_delete_mode_a_hold_deletes_nothing_and_an_approval_is_bound_to_the_held_run() {
+    let Some(pool) = db().await else { return };
+    let mut s = spec();
+    s.settings.allow_removal = true;
+    s.settings.removal_guard_percent = 10;
+    s.settings.removal_mode = RemovalMode::Delete;
+    // Thirteen children: a, b and d, and ten more in c1.
+    let mut full = roster();
+    let more: Vec<String> = (0..10).map(|i| format!("k{i}")).collect();
+    for id in &more {
+        full.children
+            .push(child(id, "Kay", Some(Grade::PreKindergarten)));
+        full.classrooms[1].students.push(id.clone());
+    }
+    sync(&pool, &request(s.clone()), &full).await;
+    // b and d leave, and with them classroom c2.
+    let mut shrunk = full.clone();
+    shrunk
+        .children
+        .retain(|c| c.clever_id != "b" && c.clever_id != "d");
+    shrunk.classrooms.retain(|c| c.clever_id == "c1");
+    shrunk.classrooms[0].students.retain(|id| id != "b");
+    let before = roster_versions(&pool).await;
+    let held = sync(&pool, &request(s.clone()), &shrunk).await;
+    assert_eq!(held.result, RunResult::Held, "{:?}", held.message);
+    assert_eq!(held.counts.children.removed, 2);
+    assert_eq!(held.counts.classrooms.removed, 1);
+    assert_eq!(
+        roster_versions(&pool).await,
+        before,
+        "a held run deletes nothing"
+    );
+    assert_eq!(scalar(&pool, "SELECT count(*) FROM children").await, 13);
+
+    // A broken response: no children at all (and no classrooms).
+    let mut broken = full.clone();
+    broken.children.clear();
+    broken.classrooms.clear();
+    let mut approved = request(s.clone());
+    approved.approve_removals = true;
+    let refused = sync(&pool, &approved, &broken).await;
+    assert_eq!(refused.result, RunResult::Held, "{:?}", refused.message);
+    assert_eq!(refused.exit_code(), 3);
+    let message = refused.message.clone().unwrap_or_default();
+    assert!(
+        message.contains(&format!(
+            "the held run {} would have removed 2 children",
+            held.run_id
+        )),
+        "{message}"
+    );
+    assert!(message.contains("this run would remove 13"), "{message}");
+    assert_eq!(
+        roster_versions(&pool).await,
+        before,
+        "a refused approval deletes nothing"
+    );
+
+    let mut approved = request(s.clone());
+    approved.approve_removals = true;
+    let out = sync(&pool, &approved, &shrunk).await;
+    assert_eq!(out.result, RunResult::Succeeded, "{:?}", out.message);
+    assert_eq!(out.counts.children.removed, 2);
+    assert_eq!(scalar(&pool, "SELECT count(*) FROM children").await, 11);
+}
+
+/// An approval with no held run on record (never held, or the hold was followed by a successful
+/// run) does not lift the guard: the run is held as without one, and says why.
+#[tokio::test]
+async fn an_approval_without_a_held_run_on_record_leaves_the_guard_in_place() {
+    let Some(pool) = db().await else { return };
+    let mut s = spec();
+    s.settings.allow_removal = true;
+    s.settings.removal_guard_percent = 10;
+    sync(&pool, &request(s.clone()), &roster()).await;
+    let mut shrunk = roster();
+    shrunk.children.retain(|c| c.clever_id == "a");
+    shrunk.classrooms = vec![classroom("c1", "homeroom", &["a"])];
+    let before = roster_versions(&pool).await;
+    let mut approved = request(s.clone());
+    approved.approve_removals = true;
+    let out = sync(&pool, &approved, &shrunk).await;
+    assert_eq!(out.result, RunResult::Held);
+    assert!(
+        out.message
+            .as_deref()
+            .is_some_and(|m| m.contains("no held run on record")),
+        "{:?}",
+        out.message
+    );
+    assert_eq!(roster_versions(&pool).await, before);
+
+    // That run is now the held one; approved, and applied: the hold is resolved.
+    let mut approved = request(s.clone());
+    approved.approve_removals = true;
+    assert_eq!(
+        sync(&pool, &approved, &shrunk).await.result,
+        RunResult::Succeeded
+    );
+    // A later approval refers to no hold (a success followed it): guarded as usual.
+    let mut broken = shrunk.clone();
+    broken.children.clear();
+    broken.classrooms[0].students.clear();
+    let mut approved = request(s);
+    approved.approve_removals = true;
+    let out = sync(&pool, &approved, &broken).await;
+    assert_eq!(out.result, RunResult::Held);
+    assert!(
+        out.message
+            .as_deref()
+            .is_some_and(|m| m.contains("no held run on record")),
+        "{:?}",
+        out.message
+    );
+}
+
 #[tokio::test]
 async fn dry_run_reports_the_real_counts_and_writes_only_its_history_row() {
     let Some(pool) = db().await else { return };

@@ -52,6 +52,12 @@ pub struct SessionLimits {
     pub idle_in_transaction_timeout: Duration,
     /// TCP keepalive idle time; a dead peer is dropped after it plus 3 probes 10 s apart.
     pub keepalive_idle: Duration,
+    /// The client's own bound (not a session parameter): the longest the sync waits for Postgres
+    /// to answer. A run whose database stops answering (a frozen server or network path, where TCP
+    /// keepalives are still acknowledged) gives up after about this long, instead of waiting for
+    /// a reply that never comes: its session is watched from a second connection, and every wait
+    /// for a fresh connection is bounded by it.
+    pub client_timeout: Duration,
 }
 
 impl Default for SessionLimits {
@@ -61,6 +67,7 @@ impl Default for SessionLimits {
             lock_timeout: Duration::from_secs(60),
             idle_in_transaction_timeout: Duration::from_secs(120),
             keepalive_idle: Duration::from_secs(30),
+            client_timeout: Duration::from_secs(60),
         }
     }
 }

@@ -202,17 +202,19 @@ pub async fn record_problems(
         .collect())
 }
 
-/// Writes the run's outcome.
+/// Writes the run's outcome, only while the run is still `Running`: a row another party finished
+/// meanwhile (the controller recording a lost pod, or the run's own commit whose acknowledgement
+/// was lost) is never overwritten. Returns whether the row was updated.
 pub async fn finish(
     conn: &mut PgConnection,
     run_id: &str,
     f: &Finish<'_>,
-) -> Result<(), StoreError> {
+) -> Result<bool, StoreError> {
     let problems: u64 = f.problem_codes.values().sum();
-    sqlx::query!(
+    let r = sqlx::query!(
         "UPDATE sync_runs SET result = $2, retriable = $3, finished_at = now(), counts = $4, problems = $5,
                 problem_codes = $6, reason = $7, message = $8, timings = $9
-         WHERE run_id = $1",
+         WHERE run_id = $1 AND result = 'Running'",
         run_id,
         f.result.as_str(),
         f.retriable,
@@ -226,7 +228,7 @@ pub async fn finish(
     .execute(&mut *conn)
     .await
     .map_err(StoreError::query("recording the run outcome"))?;
-    Ok(())
+    Ok(r.rows_affected() == 1)
 }
 
 /// Records a run whose pod stopped without an outcome as Failed (retriable): inserted when the pod
@@ -281,6 +283,27 @@ pub async fn by_id(
         .fetch_optional(executor)
         .await
         .map_err(StoreError::query("reading a sync run"))?;
+    row.map(RunRecord::try_from).transpose()
+}
+
+/// The held run an approval of the connection's removals is weighed against: its latest Held run
+/// (not a dry run) that no successful run (not a dry run) has followed. A success after the hold
+/// means the hold is resolved, and an approval then has nothing to refer to.
+pub async fn pending_held(
+    executor: impl PgExecutor<'_>,
+    connection: &ConnectionKey,
+) -> Result<Option<RunRecord>, StoreError> {
+    let row = sqlx::query_as!(
+        Row,
+        "SELECT h.* FROM sync_runs h WHERE h.connection = $1 AND h.result = 'Held' AND NOT h.dry_run
+           AND NOT EXISTS (SELECT 1 FROM sync_runs s WHERE s.connection = h.connection
+                             AND s.result = 'Succeeded' AND NOT s.dry_run AND s.started_at > h.started_at)
+         ORDER BY h.started_at DESC, h.run_id DESC LIMIT 1",
+        connection.as_str(),
+    )
+    .fetch_optional(executor)
+    .await
+    .map_err(StoreError::query("reading the held run"))?;
     row.map(RunRecord::try_from).transpose()
 }
 

@@ -187,7 +187,6 @@ impl Keyed {
             "creating records",
         )
         .await?;
-        analyze_if_grown(conn, table, created).await?;
         let reactivate = format!(
             "UPDATE {table} t SET {sets}, active = true, updated_at = now() FROM {staging} s
              WHERE t.connection = $1 AND t.clever_id = s.clever_id AND NOT t.active"
@@ -297,19 +296,21 @@ async fn removal(
     Ok(0)
 }
 
-/// After a bulk insert (a first sync), refresh the table's statistics inside the transaction:
-/// otherwise the planner still believes the table is (nearly) empty and picks nested loops over
-/// it for the statements that follow. Small inserts keep the existing statistics.
-pub(super) async fn analyze_if_grown(
+/// After a bulk insert into a staging table (TEMP, private to the run's session), refresh its
+/// statistics inside the transaction: otherwise the planner still believes the table is (nearly)
+/// empty and picks nested loops over it for the statements that follow. Shared roster tables are
+/// analyzed after the commit instead (`engine::refresh_statistics`): an ANALYZE here would hold
+/// their statistics lock until the commit, and every other district's run waits behind it.
+pub(super) async fn analyze_staging_if_grown(
     conn: &mut PgConnection,
-    table: &str,
+    staging: &str,
     inserted: u64,
 ) -> Result<(), SyncError> {
-    if inserted >= 1000 {
-        sqlx::query(&format!("ANALYZE {table}"))
+    if inserted >= 1000 && staging.starts_with("stg_") {
+        sqlx::query(&format!("ANALYZE {staging}"))
             .execute(&mut *conn)
             .await
-            .map_err(SyncError::db("analyzing a grown table"))?;
+            .map_err(SyncError::db("analyzing a grown staging table"))?;
     }
     Ok(())
 }

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use anyhow::Context as _;
 
 use super::clever_source::CleverSource;
-use super::{SyncError, SyncRequest, run_sync};
+use super::{SyncError, SyncRequest, run_sync_with};
 use crate::api::{JourneyPolicy, JourneyPolicySpec, RosterConnection, RosterConnectionSpec};
 use crate::clever::CleverCredentials;
 use crate::run::{ConnectionKey, RunRecord, Trigger, parse_trigger};
@@ -76,6 +76,12 @@ pub struct SyncArgs {
     /// seconds, releasing its locks.
     #[arg(long, default_value_t = 120, value_parser = clap::value_parser!(u64).range(1..))]
     pub db_idle_in_transaction_timeout: u64,
+    /// Postgres, the client's own bound, in seconds: a run whose database stops answering (a
+    /// frozen server or network path) fails after about this long instead of waiting for a reply
+    /// that never comes. Its session is checked from a second connection, so a long statement is
+    /// not cut short by it.
+    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
+    pub db_client_timeout: u64,
     /// The largest Clever response body accepted, in bytes; a larger one fails the run.
     #[arg(long, default_value_t = 256 * 1024 * 1024, value_parser = clap::value_parser!(u64).range(1..))]
     pub clever_max_body_bytes: u64,
@@ -111,6 +117,7 @@ pub async fn run(args: SyncArgs) -> anyhow::Result<u8> {
         idle_in_transaction_timeout: std::time::Duration::from_secs(
             args.db_idle_in_transaction_timeout,
         ),
+        client_timeout: std::time::Duration::from_secs(args.db_client_timeout),
         ..Default::default()
     };
     let pool = match crate::store::connect_with(&args.database_url, 3, &limits).await {
@@ -139,7 +146,7 @@ pub async fn run(args: SyncArgs) -> anyhow::Result<u8> {
     let mut source = CleverSource::new(base_url, loaded.credentials);
     source.config.max_pages = args.clever_max_pages;
     source.config.max_body_bytes = args.clever_max_body_bytes;
-    match run_sync(&pool, &req, &source).await {
+    match run_sync_with(&pool, &req, &source, &limits).await {
         Ok(run) => {
             print_outcome(&run, args.output)?;
             Ok(run.exit_code())

@@ -1,16 +1,18 @@
 //! One sync run, end to end: lock, record, stage, plan, apply in one transaction, record.
 use std::future::Future;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use sqlx::{Acquire, Connection, PgConnection, PgPool};
 
 use super::SyncError;
 use super::apply::{ApplySettings, active_before, apply};
 use super::model::{Counts, ProblemCodes, code};
+use super::session::{Session, bounded};
 use super::stage::{self, Stager};
 use super::{plan, resolve};
 use crate::api::{Grade, JourneyPolicySpec, RosterConnectionSpec};
 use crate::run::{ConnectionKey, RunRecord, RunResult, Trigger};
+use crate::store::SessionLimits;
 use crate::store::runs::{self, Finish, RunStart};
 
 /// Everything a run needs besides the data source.
@@ -52,92 +54,209 @@ pub trait RosterSource {
     ) -> impl Future<Output = Result<(), SyncError>> + Send;
 }
 
-/// Runs one sync. Errors before the run is recorded (invalid config, lock held) are returned;
-/// failures after it are recorded as a Failed run and returned as an outcome.
+/// Runs one sync with the default [`SessionLimits`] as the client's bounds; see [`run_sync_with`].
 pub async fn run_sync(
     pool: &PgPool,
     req: &SyncRequest,
     source: &impl RosterSource,
 ) -> Result<RunRecord, SyncError> {
+    run_sync_with(pool, req, source, &SessionLimits::default()).await
+}
+
+/// Runs one sync. Errors before the run is recorded (invalid config, lock held) are returned;
+/// failures after it are recorded as a Failed run and returned as an outcome.
+///
+/// The client never waits for Postgres longer than `limits.client_timeout` (the pool's session
+/// parameters are set where the pool is made, [`crate::store::connect_with`]): the run's session
+/// is watched from a second connection, and a session that is gone or unanswered fails the run.
+/// After a database error the run's session is ended (never reused) before the outcome is
+/// recorded, so the row read back is final: a commit whose acknowledgement was lost is reported
+/// as what the row says (the outcome is written in the roster's transaction), never guessed.
+pub async fn run_sync_with(
+    pool: &PgPool,
+    req: &SyncRequest,
+    source: &impl RosterSource,
+    limits: &SessionLimits,
+) -> Result<RunRecord, SyncError> {
     let started = Instant::now();
     let ctx = stage_context(req)?;
     let settings = apply_settings(req);
+    let bound = limits.client_timeout;
     // A dedicated connection: the session lock and the TEMP tables die with it.
-    let mut conn = pool
-        .acquire()
-        .await
-        .map_err(SyncError::db("connecting"))?
-        .detach();
+    let mut conn = bounded(bound, "connecting", async {
+        pool.acquire().await.map_err(SyncError::db("connecting"))
+    })
+    .await?
+    .detach();
     // The session's advisory lock on the connection (key: 'rostersync:sync:' || connection).
-    let locked = sqlx::query_scalar!(
-        r#"SELECT pg_try_advisory_lock(hashtextextended('rostersync:sync:' || $1, 0)) AS "locked!""#,
-        req.connection.as_str(),
-    )
-    .fetch_one(&mut conn)
-    .await
-    .map_err(SyncError::db("taking the lock"))?;
+    let locked = bounded(bound, "taking the lock", async {
+        sqlx::query_scalar!(
+            r#"SELECT pg_try_advisory_lock(hashtextextended('rostersync:sync:' || $1, 0)) AS "locked!""#,
+            req.connection.as_str(),
+        )
+        .fetch_one(&mut conn)
+        .await
+        .map_err(SyncError::db("taking the lock"))
+    })
+    .await?;
     if !locked {
         conn.close().await.ok();
         return Err(SyncError::Locked {
             connection: req.connection.to_string(),
         });
     }
-    let result = run_locked(pool, &mut conn, req, &ctx, &settings, source, started).await;
-    // Release explicitly: a closed session's locks are freed only once its backend has exited.
-    if let Err(err) = sqlx::query_scalar!(
-        "SELECT pg_advisory_unlock(hashtextextended('rostersync:sync:' || $1, 0))",
-        req.connection.as_str(),
-    )
-    .fetch_one(&mut conn)
-    .await
-    {
-        tracing::warn!(
-            "cannot release the sync lock (it is freed when the connection closes): {err}"
-        );
+    let session = bounded(bound, "reading the session", Session::of(&mut conn)).await?;
+    let run = Run {
+        pool,
+        req,
+        ctx: &ctx,
+        settings: &settings,
+        session,
+        started,
+        bound,
+    };
+    let (result, reusable) = run.locked(&mut conn, source).await;
+    if !reusable {
+        // Ended after a database error (or unusable): its advisory lock went with it.
+        return result;
     }
-    conn.close().await.ok();
+    // Release explicitly: a closed session's locks are freed only once its backend has exited.
+    let unlocked = bounded(bound, "releasing the lock", async {
+        sqlx::query_scalar!(
+            "SELECT pg_advisory_unlock(hashtextextended('rostersync:sync:' || $1, 0))",
+            req.connection.as_str(),
+        )
+        .fetch_one(&mut conn)
+        .await
+        .map_err(SyncError::db("releasing the lock"))
+    })
+    .await;
+    if let Err(err) = unlocked {
+        tracing::warn!("cannot release the sync lock (it is freed when the session ends): {err}");
+        return result;
+    }
+    tokio::time::timeout(bound, conn.close()).await.ok();
     result
 }
 
-async fn run_locked(
-    pool: &PgPool,
-    conn: &mut PgConnection,
-    req: &SyncRequest,
-    ctx: &StageContext,
-    settings: &ApplySettings,
-    source: &impl RosterSource,
+/// One locked run: what it needs besides the connection and the source.
+struct Run<'a> {
+    pool: &'a PgPool,
+    req: &'a SyncRequest,
+    ctx: &'a StageContext,
+    settings: &'a ApplySettings,
+    session: Session,
     started: Instant,
-) -> Result<RunRecord, SyncError> {
-    // Job retries: a run that failed with a retriable error runs again (its next attempt);
-    // any other finished run is reported, not run again.
-    if let Some(run) = runs::by_id(&mut *conn, &req.run_id).await? {
-        if run.is_finished() && !run.runs_again() {
-            tracing::info!(run_id = %req.run_id, result = run.result.as_str(), "run already finished; reporting its outcome");
-            return Ok(run);
-        }
-        if run.runs_again() {
-            tracing::info!(run_id = %req.run_id, attempt = run.attempts + 1, reason = ?run.reason, "retrying a run that failed with a retriable error");
+    bound: Duration,
+}
+
+impl Run<'_> {
+    /// Runs (or reports) the run under the lock. Returns the outcome and whether the session can
+    /// still be used (false after a database error: it was ended).
+    async fn locked(
+        &self,
+        conn: &mut PgConnection,
+        source: &impl RosterSource,
+    ) -> (Result<RunRecord, SyncError>, bool) {
+        let mut recorded = false;
+        let attempt = tokio::select! {
+            result = self.attempt(conn, source, &mut recorded) => result,
+            lost = self.session.watch(self.pool, self.bound) => Err(lost),
+        };
+        match attempt {
+            Ok(Some(reported)) => (Ok(reported), true),
+            Err(err) if !recorded => {
+                let reusable = !err.is_session_fault();
+                (Err(err), reusable)
+            }
+            Ok(None) => (self.conclude(None).await, true),
+            Err(err) => {
+                let reusable = !err.is_session_fault();
+                (self.conclude(Some(err)).await, reusable)
+            }
         }
     }
-    let id = RunStart {
-        run_id: req.run_id.clone(),
-        connection: req.connection.clone(),
-        trigger: req.trigger,
-        schedule: req.schedule.clone(),
-        job: req.job.clone(),
-        dry_run: req.dry_run,
-    };
-    runs::fail_interrupted(&mut *conn, &req.connection, &req.run_id).await?;
-    runs::start(&mut *conn, &id).await?;
-    tracing::info!(run_id = %req.run_id, connection = %req.connection, dry_run = req.dry_run, "sync started");
 
-    let result = run_recorded(conn, req, ctx, settings, source, started).await;
-    match result {
-        Ok(()) => {}
-        Err(err) => {
+    /// A finished run is reported (`Some`); otherwise the run is recorded (`recorded` set) and run.
+    async fn attempt(
+        &self,
+        conn: &mut PgConnection,
+        source: &impl RosterSource,
+        recorded: &mut bool,
+    ) -> Result<Option<RunRecord>, SyncError> {
+        let req = self.req;
+        // Job retries: a run that failed with a retriable error runs again (its next attempt);
+        // any other finished run is reported, not run again.
+        if let Some(run) = runs::by_id(&mut *conn, &req.run_id).await? {
+            if run.is_finished() && !run.runs_again() {
+                tracing::info!(run_id = %req.run_id, result = run.result.as_str(), "run already finished; reporting its outcome");
+                return Ok(Some(run));
+            }
+            if run.runs_again() {
+                tracing::info!(run_id = %req.run_id, attempt = run.attempts + 1, reason = ?run.reason, "retrying a run that failed with a retriable error");
+            }
+        }
+        let id = RunStart {
+            run_id: req.run_id.clone(),
+            connection: req.connection.clone(),
+            trigger: req.trigger,
+            schedule: req.schedule.clone(),
+            job: req.job.clone(),
+            dry_run: req.dry_run,
+        };
+        runs::fail_interrupted(&mut *conn, &req.connection, &req.run_id).await?;
+        runs::start(&mut *conn, &id).await?;
+        *recorded = true;
+        tracing::info!(run_id = %req.run_id, connection = %req.connection, dry_run = req.dry_run, "sync started");
+        run_recorded(conn, req, self.ctx, self.settings, source, self.started).await?;
+        Ok(None)
+    }
+
+    /// Records a failure (conditionally: only a row still `Running`) and returns the run as
+    /// stored: the same value history and the controller read.
+    async fn conclude(&self, failure: Option<SyncError>) -> Result<RunRecord, SyncError> {
+        let (req, bound) = (self.req, self.bound);
+        if let Some(err @ SyncError::FinishedElsewhere { .. }) = failure {
+            tracing::error!(run_id = %req.run_id, "{err}");
+            return Err(err);
+        }
+        let mut rec = bounded(bound, "connecting to record the outcome", async {
+            self.pool
+                .acquire()
+                .await
+                .map_err(SyncError::db("connecting to record the outcome"))
+        })
+        .await
+        .inspect_err(|e| {
+            if let Some(err) = &failure {
+                tracing::error!(run_id = %req.run_id, "the run failed ({err:#}) and its outcome cannot be recorded ({e}); the next run of the connection records it as Interrupted");
+            }
+        })?;
+        if let Some(err) = failure {
             let message = format!("{err:#}");
             tracing::warn!(run_id = %req.run_id, reason = err.reason(), "sync failed: {message}");
-            let timings = serde_json::json!({ "totalMs": started.elapsed().as_millis() as u64 });
+            if err.is_session_fault() {
+                // End the run's session first, and wait for its backend to exit: its transaction
+                // (and the COMMIT it may have sent) is then settled, so what is read back below
+                // is the truth.
+                let gone = bounded(
+                    bound + Duration::from_secs(1),
+                    "ending the run's session",
+                    self.session.end(&mut rec, bound),
+                )
+                .await?;
+                if !gone {
+                    return Err(SyncError::SessionLost {
+                        detail: format!(
+                            "the run's backend {} did not exit within {}s; its outcome is unknown until it does                              (see `rostersync history`)",
+                            self.session.pid,
+                            bound.as_secs()
+                        ),
+                    });
+                }
+            }
+            let timings =
+                serde_json::json!({ "totalMs": self.started.elapsed().as_millis() as u64 });
             let counts = Counts::default();
             let codes = ProblemCodes::new();
             let finish = Finish {
@@ -149,21 +268,34 @@ async fn run_locked(
                 message: &message,
                 timings,
             };
-            // The sync connection may be broken (that may be the failure): record via the pool.
-            let mut rec = pool
-                .acquire()
-                .await
-                .map_err(SyncError::db("connecting to record the failure"))?;
-            runs::finish(&mut rec, &req.run_id, &finish).await?;
+            let updated = bounded(bound, "recording the failure", async {
+                Ok(runs::finish(&mut rec, &req.run_id, &finish).await?)
+            })
+            .await?;
+            if !updated {
+                // Already finished: by this run's own commit, whose acknowledgement was lost with
+                // the connection, or by another party. What is stored stands.
+                let run = self.read_back(&mut rec).await?;
+                tracing::warn!(
+                    run_id = %req.run_id,
+                    result = run.result.as_str(),
+                    "the run's record was already finished when its failure was to be recorded: \
+                     reporting the stored outcome ({}), not the failure ({message})",
+                    run.result.as_str()
+                );
+                return Ok(run);
+            }
         }
+        self.read_back(&mut rec).await
     }
-    // The record as stored is the outcome: the same value history and the controller read.
-    let mut rec = pool
-        .acquire()
-        .await
-        .map_err(SyncError::db("connecting to read the run"))?;
-    let run = runs::by_id(&mut *rec, &req.run_id).await?;
-    Ok(run.ok_or_else(|| crate::store::StoreError::RunMissing(req.run_id.clone()))?)
+
+    async fn read_back(&self, rec: &mut PgConnection) -> Result<RunRecord, SyncError> {
+        let run = bounded(self.bound, "reading the run", async {
+            Ok(runs::by_id(&mut *rec, &self.req.run_id).await?)
+        })
+        .await?;
+        Ok(run.ok_or_else(|| crate::store::StoreError::RunMissing(self.req.run_id.clone()))?)
+    }
 }
 
 fn stage_context(req: &SyncRequest) -> Result<StageContext, SyncError> {
@@ -230,22 +362,8 @@ async fn run_recorded(
     tracing::info!(?totals, "roster staged");
 
     // Fresh statistics for the roster tables (a previous run may have just filled them), taken
-    // outside the transaction so its lock is not held until commit. Statistics are a nicety: when
-    // another district's run holds the tables' statistics lock, skip them rather than wait.
-    sqlx::query!("SET lock_timeout = '2s'")
-        .execute(&mut *conn)
-        .await
-        .map_err(SyncError::db("limiting the statistics lock wait"))?;
-    let analyzed = sqlx::query!("ANALYZE schools, classrooms, educators, children, enrollments")
-        .execute(&mut *conn)
-        .await;
-    sqlx::query!("RESET lock_timeout")
-        .execute(&mut *conn)
-        .await
-        .map_err(SyncError::db("restoring the lock timeout"))?;
-    if let Err(err) = analyzed {
-        tracing::warn!("roster statistics not refreshed (another run holds them): {err}");
-    }
+    // outside the transaction so its lock is not held until commit.
+    refresh_statistics(conn, &ROSTER_TABLES).await?;
     let mut tx = Connection::begin(&mut *conn)
         .await
         .map_err(SyncError::db("starting the transaction"))?;
@@ -266,17 +384,39 @@ async fn run_recorded(
         .await
         .map_err(SyncError::db("starting the apply savepoint"))?;
     let (counts, stale) = apply(&mut savepoint, settings).await?;
-    let trip = if req.approve_removals {
-        None
-    } else {
-        plan::removal_guard(
-            &counts,
-            &before,
-            u8::try_from(req.spec.settings.removal_guard_percent.clamp(0, 100)).unwrap_or(100),
-            settings.allow_removal,
-        )
+    let trip = plan::removal_guard(
+        &counts,
+        &before,
+        u8::try_from(req.spec.settings.removal_guard_percent.clamp(0, 100)).unwrap_or(100),
+        settings.allow_removal,
+    );
+    // An approval is bound to the held run it was given for: it lifts the guard only when this
+    // plan removes no more than that run reported (plan::approval_lifts_guard).
+    let held = match (&trip, req.approve_removals) {
+        (Some(_), true) => runs::pending_held(&mut *savepoint, &req.connection)
+            .await?
+            .map(|run| plan::HeldRemovals {
+                run_id: run.run_id,
+                counts: run.counts,
+            }),
+        _ => None,
     };
-    if req.dry_run || trip.is_some() {
+    let hold = match plan::approval_lifts_guard(
+        trip.as_ref(),
+        req.approve_removals,
+        held.as_ref(),
+        &counts,
+    ) {
+        Ok(()) => {
+            if let (Some(trip), Some(held)) = (&trip, &held) {
+                tracing::info!(run_id = %req.run_id, held_run = %held.run_id, entity = trip.entity, "removals approved: within what the held run reported");
+            }
+            None
+        }
+        Err(None) => trip.as_ref().map(ToString::to_string),
+        Err(Some(refused)) => Some(refused.to_string()),
+    };
+    if req.dry_run || hold.is_some() {
         savepoint
             .rollback()
             .await
@@ -299,11 +439,11 @@ async fn run_recorded(
             .map_err(SyncError::db("recording stale records"))?;
     }
     let codes = runs::record_problems(&mut tx, &req.run_id).await?;
-    let (result, reason, message) = match (&trip, req.dry_run) {
-        (Some(t), dry) => (
+    let (result, reason, message) = match (&hold, req.dry_run) {
+        (Some(h), dry) => (
             RunResult::Held,
             "RemovalGuard",
-            format!("{}{t}", if dry { "dry run: " } else { "" }),
+            format!("{}{h}", if dry { "dry run: " } else { "" }),
         ),
         (None, true) => (
             RunResult::Succeeded,
@@ -328,10 +468,76 @@ async fn run_recorded(
         message: &message,
         timings,
     };
-    runs::finish(&mut tx, &req.run_id, &finish).await?;
+    // Only a row still Running is finished: another party's outcome (the controller recording a
+    // lost pod) is never overwritten; the roster changes are rolled back instead.
+    if !runs::finish(&mut tx, &req.run_id, &finish).await? {
+        let stored = runs::by_id(&mut *tx, &req.run_id).await?;
+        tx.rollback()
+            .await
+            .map_err(SyncError::db("rolling the roster back"))?;
+        return Err(SyncError::FinishedElsewhere {
+            run_id: req.run_id.clone(),
+            result: stored.map_or("missing".into(), |r| r.result.as_str().to_string()),
+        });
+    }
+    // The outcome commits with the roster: a COMMIT whose acknowledgement is lost is resolved
+    // by reading the row back (Run::conclude).
     tx.commit()
         .await
         .map_err(SyncError::db("committing the run"))?;
     tracing::info!(run_id = %req.run_id, result = result.as_str(), "sync finished: {message}");
+    // Tables a bulk insert grew (a first sync) get fresh statistics now, after the commit: an
+    // ANALYZE in the transaction would hold their statistics lock, which every other district's
+    // run needs, until the commit.
+    if !req.dry_run && hold.is_none() {
+        let grown: Vec<&str> = counts
+            .entities()
+            .into_iter()
+            .filter(|(_, c)| c.created >= GROWN_ROWS)
+            .map(|(entity, _)| entity)
+            .collect();
+        refresh_statistics(conn, &grown).await?;
+    }
+    Ok(())
+}
+
+/// The roster tables, shared by every district's runs (each entity's table has its name).
+const ROSTER_TABLES: [&str; 5] = [
+    "schools",
+    "classrooms",
+    "educators",
+    "children",
+    "enrollments",
+];
+
+/// Rows a run must create in a table for its statistics to be refreshed after the commit.
+const GROWN_ROWS: u64 = 1000;
+
+/// `ANALYZE` of roster tables outside any transaction. Statistics are a nicety: when another
+/// district's run holds a table's statistics lock, they are skipped after 2 s rather than waited
+/// for.
+async fn refresh_statistics(conn: &mut PgConnection, tables: &[&str]) -> Result<(), SyncError> {
+    let tables: Vec<&str> = tables
+        .iter()
+        .copied()
+        .filter(|t| ROSTER_TABLES.contains(t))
+        .collect();
+    if tables.is_empty() {
+        return Ok(());
+    }
+    sqlx::query!("SET lock_timeout = '2s'")
+        .execute(&mut *conn)
+        .await
+        .map_err(SyncError::db("limiting the statistics lock wait"))?;
+    let analyzed = sqlx::query(&format!("ANALYZE {}", tables.join(", ")))
+        .execute(&mut *conn)
+        .await;
+    sqlx::query!("RESET lock_timeout")
+        .execute(&mut *conn)
+        .await
+        .map_err(SyncError::db("restoring the lock timeout"))?;
+    if let Err(err) = analyzed {
+        tracing::warn!(tables = %tables.join(", "), "roster statistics not refreshed (another run holds them): {err}");
+    }
     Ok(())
 }

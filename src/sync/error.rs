@@ -24,6 +24,18 @@ pub enum SyncError {
     },
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
+    /// The sync's database session is gone or Postgres stopped answering (a cut connection, a
+    /// terminated backend, a frozen server or network path).
+    #[error("lost the database session: {detail}")]
+    SessionLost { detail: String },
+    /// Another party (the controller recording a lost pod) finished the run's row while it ran:
+    /// the run rolled its roster changes back rather than overwrite that outcome.
+    #[error(
+        "run {run_id} was already recorded as {result} by another party while it ran (the controller \
+         decided its pod was lost?); this run's roster changes were rolled back and that record was left \
+         as it is: see `rostersync history`"
+    )]
+    FinishedElsewhere { run_id: String, result: String },
 }
 
 impl SyncError {
@@ -37,7 +49,10 @@ impl SyncError {
             SyncError::Config(_) => "InvalidConfig",
             SyncError::Locked { .. } => "RunInProgress",
             SyncError::Source { reason, .. } => reason,
-            SyncError::Database { .. } | SyncError::Store(_) => "DatabaseError",
+            SyncError::Database { .. } | SyncError::Store(_) | SyncError::SessionLost { .. } => {
+                "DatabaseError"
+            }
+            SyncError::FinishedElsewhere { .. } => "FinishedElsewhere",
         }
     }
 
@@ -46,8 +61,21 @@ impl SyncError {
         match self {
             SyncError::Config(_) => false,
             SyncError::Source { retriable, .. } => *retriable,
-            SyncError::Locked { .. } | SyncError::Database { .. } | SyncError::Store(_) => true,
+            SyncError::Locked { .. }
+            | SyncError::Database { .. }
+            | SyncError::Store(_)
+            | SyncError::SessionLost { .. }
+            | SyncError::FinishedElsewhere { .. } => true,
         }
+    }
+
+    /// Whether the failure may have left the run's database session unusable or its transaction
+    /// in an unknown state (any database error): the session is then ended, never reused.
+    pub fn is_session_fault(&self) -> bool {
+        matches!(
+            self,
+            SyncError::Database { .. } | SyncError::Store(_) | SyncError::SessionLost { .. }
+        )
     }
 
     /// The process exit code: 1 retriable, 2 not retriable.

@@ -40,8 +40,9 @@ pub mod fetch;
 pub mod model;
 pub mod plan;
 pub mod resolve;
+pub mod session;
 pub mod stage;
 
-pub use engine::{RosterSource, StageContext, SyncRequest, run_sync};
+pub use engine::{RosterSource, StageContext, SyncRequest, run_sync, run_sync_with};
 pub use error::SyncError;
 pub use model::{Counts, EntityCounts, Problem};

@@ -167,6 +167,102 @@ pub fn removal_guard(
         })
 }
 
+/// Records an approval tolerates above what the held run reported, per entity: roster churn between
+/// the hold and the approval (a child leaving in the meantime) is fine, a different roster is not.
+/// `max(2, 1 % of the held run's removals, rounded up)`.
+pub fn approval_tolerance(held_removals: u64) -> u64 {
+    held_removals.div_ceil(100).max(2)
+}
+
+/// An approval (`--approve-removals`) that does not lift the guard, and why.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ApprovalRefused {
+    /// No held run on record to compare with (none, or the last one was followed by a successful
+    /// run): the guard applies as without an approval.
+    NoHeldRun(GuardTrip),
+    /// The plan removes more of `entity` than the held run did, beyond the tolerance.
+    Exceeds {
+        held_run_id: String,
+        entity: &'static str,
+        held: u64,
+        now: u64,
+        tolerance: u64,
+    },
+}
+
+impl std::fmt::Display for ApprovalRefused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ApprovalRefused::NoHeldRun(trip) => write!(
+                f,
+                "the approval was not applied: there is no held run on record to compare it with. {trip}"
+            ),
+            ApprovalRefused::Exceeds {
+                held_run_id,
+                entity,
+                held,
+                now,
+                tolerance,
+            } => write!(
+                f,
+                "the approval was not applied: the held run {held_run_id} would have removed {held} {entity}, \
+                 this run would remove {now} (more than {tolerance} above what was approved); nothing was \
+                 applied: review the roster in Clever, then approve this run's removals if they are intended"
+            ),
+        }
+    }
+}
+
+/// The removals a held run reported, as an approval is weighed against them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HeldRemovals {
+    pub run_id: String,
+    pub counts: Counts,
+}
+
+/// Whether an approval lifts the guard that `trip` (the plain guard's verdict) would apply.
+///
+/// - no trip: nothing to lift, the run applies (`Ok`), approved or not;
+/// - a trip without approval: held as usual (`Err(None)` — the caller reports `trip`);
+/// - a trip with approval and no held run on record: held, the approval not applied;
+/// - a trip with approval: lifted only if, for every entity, the removals now do not exceed the
+///   held run's by more than [`approval_tolerance`]; otherwise held again, with both figures.
+pub fn approval_lifts_guard(
+    trip: Option<&GuardTrip>,
+    approve: bool,
+    held: Option<&HeldRemovals>,
+    now: &Counts,
+) -> Result<(), Option<ApprovalRefused>> {
+    let Some(trip) = trip else {
+        return Ok(());
+    };
+    if !approve {
+        return Err(None);
+    }
+    let Some(held) = held else {
+        return Err(Some(ApprovalRefused::NoHeldRun(trip.clone())));
+    };
+    let exceeded = now
+        .entities()
+        .into_iter()
+        .zip(held.counts.entities())
+        .find_map(|((entity, c), (_, h))| {
+            let (now, held) = (c.removals(), h.removals());
+            let tolerance = approval_tolerance(held);
+            (now > held.saturating_add(tolerance)).then_some((entity, held, now, tolerance))
+        });
+    match exceeded {
+        None => Ok(()),
+        Some((entity, held_n, now_n, tolerance)) => Err(Some(ApprovalRefused::Exceeds {
+            held_run_id: held.run_id.clone(),
+            entity,
+            held: held_n,
+            now: now_n,
+            tolerance,
+        })),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -311,5 +407,155 @@ mod tests {
         assert_eq!(removal_guard(&counts, &before, 10, false), None);
         assert!(removal_guard(&counts, &before, 0, true).is_some());
         assert!(removal_guard(&counts, &before, 100, true).is_none());
+    }
+
+    #[test]
+    fn an_approval_lifts_the_guard_only_within_what_the_held_run_reported() {
+        fn counts(children: u64, classrooms: u64) -> Counts {
+            let mut c = Counts::default();
+            c.children.deactivated = children;
+            c.classrooms.removed = classrooms;
+            c
+        }
+        let trip = GuardTrip {
+            entity: "children",
+            removals: 50,
+            active: 100,
+            percent: 10,
+        };
+        let held = |children, classrooms| HeldRemovals {
+            run_id: "held-1".into(),
+            counts: counts(children, classrooms),
+        };
+        struct Case {
+            name: &'static str,
+            trip: bool,
+            approve: bool,
+            held: Option<HeldRemovals>,
+            now: Counts,
+            want: Result<(), Option<&'static str>>,
+        }
+        let cases = [
+            Case {
+                name: "no trip, no approval",
+                trip: false,
+                approve: false,
+                held: None,
+                now: counts(1, 0),
+                want: Ok(()),
+            },
+            Case {
+                name: "no trip, approval unused",
+                trip: false,
+                approve: true,
+                held: None,
+                now: counts(1, 0),
+                want: Ok(()),
+            },
+            Case {
+                name: "trip without approval",
+                trip: true,
+                approve: false,
+                held: Some(held(50, 0)),
+                now: counts(50, 0),
+                want: Err(None),
+            },
+            Case {
+                name: "approval without a held run",
+                trip: true,
+                approve: true,
+                held: None,
+                now: counts(50, 0),
+                want: Err(Some("no-held-run")),
+            },
+            Case {
+                name: "same removals",
+                trip: true,
+                approve: true,
+                held: Some(held(50, 1)),
+                now: counts(50, 1),
+                want: Ok(()),
+            },
+            Case {
+                name: "fewer removals",
+                trip: true,
+                approve: true,
+                held: Some(held(50, 1)),
+                now: counts(10, 0),
+                want: Ok(()),
+            },
+            Case {
+                name: "within the tolerance of 2",
+                trip: true,
+                approve: true,
+                held: Some(held(50, 0)),
+                now: counts(52, 2),
+                want: Ok(()),
+            },
+            Case {
+                name: "3 more children",
+                trip: true,
+                approve: true,
+                held: Some(held(50, 0)),
+                now: counts(53, 0),
+                want: Err(Some("children")),
+            },
+            Case {
+                name: "classrooms the held run kept",
+                trip: true,
+                approve: true,
+                held: Some(held(50, 0)),
+                now: counts(50, 3),
+                want: Err(Some("classrooms")),
+            },
+            Case {
+                name: "1 % of a large hold",
+                trip: true,
+                approve: true,
+                held: Some(held(1000, 0)),
+                now: counts(1010, 0),
+                want: Ok(()),
+            },
+            Case {
+                name: "over 1 % of a large hold",
+                trip: true,
+                approve: true,
+                held: Some(held(1000, 0)),
+                now: counts(1011, 0),
+                want: Err(Some("children")),
+            },
+            Case {
+                name: "everything after a broken response",
+                trip: true,
+                approve: true,
+                held: Some(held(2, 0)),
+                now: counts(126, 9),
+                want: Err(Some("classrooms")),
+            },
+        ];
+        for case in cases {
+            let trip = case.trip.then_some(&trip);
+            let got = approval_lifts_guard(trip, case.approve, case.held.as_ref(), &case.now);
+            let got = got.map_err(|refused| {
+                refused.map(|r| match r {
+                    ApprovalRefused::NoHeldRun(_) => "no-held-run",
+                    ApprovalRefused::Exceeds { entity, .. } => entity,
+                })
+            });
+            assert_eq!(got, case.want, "{}", case.name);
+        }
+        assert_eq!(approval_tolerance(0), 2);
+        assert_eq!(approval_tolerance(250), 3);
+        let refused = approval_lifts_guard(Some(&trip), true, Some(&held(2, 0)), &counts(126, 0));
+        let message = refused
+            .err()
+            .flatten()
+            .map(|r| r.to_string())
+            .unwrap_or_default();
+        assert!(
+            message.contains("held run held-1 would have removed 2 children"),
+            "{message}"
+        );
+        assert!(message.contains("this run would remove 126"), "{message}");
     }
 }

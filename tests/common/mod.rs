@@ -6,6 +6,8 @@
 //! `hack/test.sh` (`ROSTERSYNC_REQUIRE_SERVERS=1`) a missing server is a failure, never a skip.
 #![allow(dead_code)]
 
+pub mod faultproxy;
+
 use std::future::Future;
 use std::time::Duration;
 
@@ -448,4 +450,93 @@ impl SmtpSink {
         )
         .await
     }
+}
+
+/// The Clever emulator with a generated district of `students` (seed 7).
+pub async fn clever_emulator(students: u32) -> rostersync::devtools::emulator::EmulatorHandle {
+    use rostersync::devtools::emulator::{Emulator, EmulatorConfig};
+    Emulator::start(EmulatorConfig::generated(7, students))
+        .await
+        .expect("emulator starts")
+}
+
+/// A RosterConnection spec for the emulator's district.
+pub fn clever_spec(
+    emu: &rostersync::devtools::emulator::EmulatorHandle,
+) -> rostersync::api::RosterConnectionSpec {
+    serde_json::from_value(serde_json::json!({
+        "districtId": emu.district_id(),
+        "apiBaseUrl": emu.base_url().as_str().trim_end_matches('/'),
+        "credentialsSecretRef": {"name": "clever"},
+    }))
+    .expect("spec")
+}
+
+/// A Clever source for the emulator: `page_limit` records a page, quick retries.
+pub fn clever_source(
+    emu: &rostersync::devtools::emulator::EmulatorHandle,
+    page_limit: u32,
+) -> rostersync::sync::clever_source::CleverSource {
+    use rostersync::clever::{CleverCredentials, Token};
+    let mut s = rostersync::sync::clever_source::CleverSource::new(
+        emu.base_url().clone(),
+        CleverCredentials::Token(Token::new(emu.token())),
+    );
+    s.config.page_limit = page_limit;
+    s.config.max_attempts = 2;
+    s.config.min_backoff = Duration::from_millis(5);
+    s.config.max_backoff = Duration::from_millis(20);
+    s
+}
+
+/// The connection key of [`sync_request`]'s runs (and of [`write_connection_manifest`]'s).
+pub const SYNC_CONNECTION: &str = "default/district";
+
+/// A manual run of `spec` for [`SYNC_CONNECTION`], with a fresh run id.
+pub fn sync_request(spec: rostersync::api::RosterConnectionSpec) -> rostersync::sync::SyncRequest {
+    rostersync::sync::SyncRequest {
+        connection: SYNC_CONNECTION.parse().expect("connection key"),
+        spec,
+        policy: None,
+        run_id: format!("run-{}", unique_suffix()),
+        trigger: rostersync::api::Trigger::Manual,
+        schedule: None,
+        job: None,
+        dry_run: false,
+        approve_removals: false,
+        today: jiff::civil::date(2025, 10, 1),
+    }
+}
+
+/// Writes `spec` as the RosterConnection manifest `default/district` for `rostersync sync
+/// --connection-file`.
+pub fn write_connection_manifest(
+    dir: &std::path::Path,
+    spec: &rostersync::api::RosterConnectionSpec,
+) -> std::path::PathBuf {
+    let doc = serde_json::json!({
+        "apiVersion": "rostersync.io/v1alpha1", "kind": "RosterConnection",
+        "metadata": {"name": "district"}, "spec": spec,
+    });
+    let path = dir.join("connection.yaml");
+    std::fs::write(&path, serde_yaml_ng::to_string(&doc).expect("yaml")).expect("write");
+    path
+}
+
+/// Every roster row of `connection`, whole (every column, as JSON), sorted: equal dumps mean the
+/// roster is byte-for-byte the same.
+pub async fn roster_dump(pool: &PgPool, connection: &str) -> Vec<String> {
+    sqlx::query_scalar(
+        "SELECT v FROM (
+            SELECT 'schools ' || row_to_json(t)::text v FROM schools t WHERE connection = $1 UNION ALL
+            SELECT 'classrooms ' || row_to_json(t)::text FROM classrooms t WHERE connection = $1 UNION ALL
+            SELECT 'educators ' || row_to_json(t)::text FROM educators t WHERE connection = $1 UNION ALL
+            SELECT 'children ' || row_to_json(t)::text FROM children t WHERE connection = $1 UNION ALL
+            SELECT 'enrollments ' || row_to_json(t)::text FROM enrollments t WHERE connection = $1) x
+         ORDER BY v",
+    )
+    .bind(connection)
+    .fetch_all(pool)
+    .await
+    .expect("roster dump")
 }
