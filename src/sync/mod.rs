@@ -26,7 +26,12 @@
 //!   enrollment is removed with it. Stale records without `allowRemoval` are one
 //!   `StaleNotRemoved` problem per entity with the count.
 //! - The removal guard weighs deactivated + removed against the records active before the run,
-//!   per entity; a dry run reports `Held` (exit 3) when the real run would be held.
+//!   per entity; a dry run reports `Held` (exit 3) when the real run would be held. The writes run in
+//!   a savepoint that a hold rolls back, so in `Delete` mode nothing is deleted by a held run.
+//! - An approval is bound to the held run (the connection's latest Held run that no success
+//!   followed): it lifts the guard only while the plan removes, per entity, no more than that run
+//!   reported plus `max(2, 1 %)` ([`plan::approval_lifts_guard`]); otherwise the run is held again
+//!   with both figures. With no held run on record the guard applies as usual.
 //! - Existing children keep their journey and placement level; their grade follows the roster.
 //! - Problems hold ids, codes and counts only. The JSON `problems` is the total; `problemCodes`
 //!   breaks it down by code.
