@@ -57,6 +57,9 @@ struct Verification {
     retry: Option<Duration>,
     /// How long Clever asked us to wait (a 429's rate-limit reset).
     retry_after: Option<Duration>,
+    /// Clever was unavailable (429, 5xx, timeout, no connection): a re-verification of a Ready
+    /// connection is deferred rather than flipping it to not Ready.
+    unavailable: bool,
 }
 
 impl Verification {
@@ -67,6 +70,7 @@ impl Verification {
             found: None,
             retry: None,
             retry_after: None,
+            unavailable: false,
         }
     }
 }
@@ -183,6 +187,7 @@ async fn verify(conn: &RosterConnection, secret: Option<&Secret>) -> Verificatio
             }),
             retry: None,
             retry_after: None,
+            unavailable: false,
         },
         Err(err) => from_error(&spec.district_id, err),
     }
@@ -204,11 +209,13 @@ fn from_error(district_id: &str, err: CleverError) -> Verification {
             found: None,
             retry: None,
             retry_after: None,
+            unavailable: false,
         },
         "CredentialsInvalid" => Verification::both("CredentialsInvalid", err.to_string()),
         // Clever down, slow or rate-limiting: try again later, keep what is known.
         reason if err.is_retriable() => Verification {
             retry: Some(UNREACHABLE_RETRY),
+            unavailable: true,
             retry_after: match &err {
                 CleverError::RateLimited { wait, .. } if !wait.is_zero() => Some(*wait),
                 _ => None,
@@ -290,7 +297,7 @@ pub async fn reconcile(conn: &RosterConnection, ctx: &Arc<Context>) -> Result<Ac
             .as_ref()
             .is_some_and(|m| m.generation == generation && m.secret_version == secret_version)
             || old.observed_generation == generation;
-        let deferrals = if v.retry.is_some() && is_ready(&old) && same_spec {
+        let deferrals = if v.unavailable && is_ready(&old) && same_spec {
             memo.as_ref().map_or(0, |m| m.deferrals).saturating_add(1)
         } else {
             0

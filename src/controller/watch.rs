@@ -290,6 +290,9 @@ where
     Fut: std::future::Future<Output = Result<Action>>,
 {
     ctx.metrics.reconciled(kind);
+    // Not even reads (nor calls to Clever) once this replica may not act; every write checks
+    // again right before it.
+    ctx.acting.check()?;
     if let Err(invalid) = &obj.0 {
         report_invalid::<K>(&ctx, invalid).await;
         return Ok(Action::await_change());
