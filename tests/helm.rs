@@ -413,7 +413,7 @@ fn controller_rbac_grants_exactly_what_the_controller_uses() {
                 "verbs": ["get"]}])
     );
 
-    // With leader election and SMTP: the Lease (kube-lease-manager: get, create, patch; only
+    // With leader election and SMTP: the Lease (src/controller/leader.rs: get, create, patch; only
     // create cannot be limited to the name) and the SMTP Secret, by name, in the release namespace.
     let docs = render(
         "rostersync",

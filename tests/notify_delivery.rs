@@ -276,3 +276,42 @@ async fn a_row_being_sent_is_skipped_by_other_senders_and_released_by_a_crash() 
     assert_eq!(env.sink.messages().len(), 1);
     assert_eq!(sender.send_one().await.expect("db"), None);
 }
+
+#[tokio::test]
+async fn a_gated_sender_sends_nothing_while_its_gate_says_no() {
+    let Some(env) = Env::start().await else {
+        return;
+    };
+    let id = env
+        .enqueue(&on(), &failed(&env.connection, "CleverUnavailable"), t0())
+        .await
+        .expect("queued");
+    // The controller's gate: "this replica still holds the leader Lease".
+    let acting = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let gate = acting.clone();
+    let sender = Sender::new(env.db.pool.clone(), &env.smtp(), fast())
+        .expect("sender")
+        .with_gate(std::sync::Arc::new(move || {
+            gate.load(std::sync::atomic::Ordering::SeqCst)
+        }));
+    assert_eq!(sender.send_one().await.expect("send_one"), None);
+    assert_eq!(
+        row(&env, id).await,
+        (0, None, false),
+        "untouched, still due"
+    );
+    assert!(env.sink.messages().is_empty());
+
+    acting.store(true, std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(
+        sender.send_one().await.expect("send_one"),
+        Some(Delivery::Sent { id })
+    );
+    assert_eq!(
+        env.sink
+            .wait_for_messages(1, Duration::from_secs(30))
+            .await
+            .len(),
+        1
+    );
+}

@@ -74,6 +74,7 @@ fn on_time_within_one_minute_is_scheduled() {
                 missed: MissedSlots::default(),
                 handled_through: Some(ts("2026-01-02T02:00:00Z")),
                 next_wake: ts("2026-01-03T02:00:00Z"),
+                skipped_at_peak: None,
             }
         );
     }
@@ -121,6 +122,7 @@ fn outage_of_days_runs_only_the_latest_slot() {
             missed: missed(&["2026-01-02T02:00:00Z", "2026-01-03T02:00:00Z"]),
             handled_through: Some(ts("2026-01-04T02:00:00Z")),
             next_wake: ts("2026-01-05T02:00:00Z"),
+            skipped_at_peak: None,
         }
     );
     // Beyond the deadline: nothing runs, all three are missed.
@@ -222,6 +224,7 @@ fn deciding_again_after_acting_runs_nothing() {
             missed: MissedSlots::default(),
             handled_through: first.handled_through,
             next_wake: ts("2026-01-05T02:00:00Z"),
+            skipped_at_peak: None,
         }
     );
 }
@@ -244,6 +247,7 @@ fn slots_before_the_anchor_never_count() {
             missed: MissedSlots::default(),
             handled_through: None,
             next_wake: ts("2026-01-04T02:00:00Z"),
+            skipped_at_peak: None,
         }
     );
     // Controller down from creation over two slots: one missed, the latest runs.
@@ -304,6 +308,7 @@ fn suspended_runs_nothing_misses_nothing_and_skips_past_slots() {
             missed: MissedSlots::default(),
             handled_through: Some(ts("2026-01-10T02:00:00Z")),
             next_wake: ts("2026-01-11T02:00:00Z"),
+            skipped_at_peak: None,
         }
     );
     // Resumed later that day: the suspended slots were handled, nothing to catch up.
@@ -372,4 +377,86 @@ fn outage_of_ten_years_counts_every_slot_exactly() {
     assert_eq!(d.missed.total, 3652);
     assert_eq!(d.missed.listed.len(), MAX_LISTED_MISSED);
     assert_eq!(d.missed.listed.last(), Some(&ts("2036-01-01T02:00:00Z")));
+}
+
+/// Daily at `at` (UTC) in an off-peak window `start`-`end`, deadline 180 minutes.
+fn daily_in_window(at: &str, start: &str, end: &str) -> ScheduleRule {
+    let spec = SyncScheduleSpec {
+        connection_ref: LocalObjectReference {
+            name: "district".into(),
+        },
+        suspend: false,
+        frequency: Frequency::Daily,
+        at: at.into(),
+        day_of_week: None,
+        day_of_month: None,
+        time_zone: "UTC".into(),
+        off_peak_window: rostersync::api::OffPeakWindow {
+            start: start.into(),
+            end: end.into(),
+        },
+        starting_deadline_minutes: 180,
+        job: Default::default(),
+        history: Default::default(),
+    };
+    ScheduleRule::from_spec(&spec).expect("valid rule")
+}
+
+#[test]
+fn a_daily_catch_up_outside_the_off_peak_window_is_missed_not_run_at_peak_time() {
+    let r = daily_in_window("05:30", "20:00", "06:00");
+    let last = Some(ts("2026-01-01T05:30:00Z"));
+    let slot = ts("2026-01-02T05:30:00Z");
+    // (now, runs as, skipped at peak)
+    let cases = [
+        // On time: runs (the slot itself is inside the window).
+        ("2026-01-02T05:30:30Z", Some(Trigger::Scheduled), false),
+        // Late, still inside the window: caught up.
+        ("2026-01-02T05:59:59Z", Some(Trigger::CatchUp), false),
+        // Late and outside the window (06:00 is the exclusive end), within the deadline: missed.
+        ("2026-01-02T06:00:00Z", None, true),
+        ("2026-01-02T08:29:00Z", None, true),
+        // Past the deadline: missed, as always (not a peak-time skip).
+        ("2026-01-02T08:31:00Z", None, false),
+    ];
+    for (now, runs_as, at_peak) in cases {
+        let d = decide(&r, ts(now), last, ts(CREATED), false);
+        assert_eq!(d.run.map(|run| run.trigger), runs_as, "{now}");
+        assert_eq!(d.skipped_at_peak, at_peak.then_some(slot), "{now}");
+        assert_eq!(d.handled_through, Some(slot), "{now}");
+        if runs_as.is_none() {
+            assert_eq!(d.missed, missed(&["2026-01-02T05:30:00Z"]), "{now}");
+        } else {
+            assert!(d.missed.is_empty(), "{now}");
+        }
+    }
+    // A window that does not wrap midnight: 01:00-05:00, at 04:00; back at 04:30 runs, at 05:10
+    // does not.
+    let r = daily_in_window("04:00", "01:00", "05:00");
+    let last = Some(ts("2026-01-01T04:00:00Z"));
+    let d = decide(&r, ts("2026-01-02T04:30:00Z"), last, ts(CREATED), false);
+    assert_eq!(d.run.map(|run| run.trigger), Some(Trigger::CatchUp));
+    let d = decide(&r, ts("2026-01-02T05:10:00Z"), last, ts(CREATED), false);
+    assert_eq!(d.run, None);
+    assert_eq!(d.skipped_at_peak, Some(ts("2026-01-02T04:00:00Z")));
+}
+
+#[test]
+fn weekly_and_monthly_catch_ups_have_no_window_to_keep() {
+    // The default window is 20:00-06:00; a weekly slot at 05:30 caught up at 07:00 still runs.
+    let r = rule(Frequency::Weekly, "05:30", "UTC", 180);
+    // 2026-01-05 is a Monday.
+    let d = decide(
+        &r,
+        ts("2026-01-05T07:00:00Z"),
+        Some(ts("2025-12-29T05:30:00Z")),
+        ts(CREATED),
+        false,
+    );
+    assert_eq!(d.run.map(|run| run.trigger), Some(Trigger::CatchUp));
+    assert_eq!(d.skipped_at_peak, None);
+    assert!(rostersync::schedule::catch_up_allowed(
+        &r,
+        ts("2026-01-05T12:00:00Z")
+    ));
 }

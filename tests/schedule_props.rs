@@ -316,8 +316,22 @@ proptest! {
             prop_assert!(run.late_by <= rule.starting_deadline());
             prop_assert_eq!(run.trigger == Trigger::Scheduled, run.late_by <= ON_TIME_GRACE);
             prop_assert!(!d.missed.listed.contains(&run.slot));
+            // A catch-up of a Daily schedule only runs inside its off-peak window.
+            prop_assert!(
+                run.trigger == Trigger::Scheduled || rostersync::schedule::catch_up_allowed(&rule, now)
+            );
+            prop_assert_eq!(d.skipped_at_peak, None);
         } else if let Some(&latest) = due.last() {
-            prop_assert!(now.duration_since(latest) > rule.starting_deadline());
+            // Late past the deadline, or a catch-up that would start at peak time.
+            let late = now.duration_since(latest);
+            prop_assert!(
+                late > rule.starting_deadline()
+                    || (late > ON_TIME_GRACE && !rostersync::schedule::catch_up_allowed(&rule, now))
+            );
+            prop_assert_eq!(
+                d.skipped_at_peak.is_some(),
+                late > ON_TIME_GRACE && late <= rule.starting_deadline()
+            );
             prop_assert_eq!(d.missed.listed.last(), Some(&latest));
         }
         // Carrying the decision out and deciding again never starts a second run.

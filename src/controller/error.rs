@@ -20,6 +20,11 @@ pub enum Error {
     MissingField(&'static str),
     #[error("{0}")]
     Notify(#[from] crate::notify::NotifyError),
+    #[error(
+        "this replica may not act: it does not hold the leader Lease, or could not renew it within \
+         the renew deadline"
+    )]
+    NotLeader,
 }
 
 impl Error {
@@ -42,6 +47,7 @@ impl Error {
             Error::Schedule(_) => "invalid_schedule",
             Error::MissingField(_) => "missing_field",
             Error::Notify(_) => "notify",
+            Error::NotLeader => "not_leader",
         }
     }
 }

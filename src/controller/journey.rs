@@ -59,7 +59,7 @@ pub async fn reconcile(policy: &JourneyPolicy, ctx: &Arc<Context>) -> Result<Act
     status.observed_generation = generation;
     if status != old {
         let api: Api<JourneyPolicy> = Api::namespaced(ctx.client.clone(), &ns);
-        apply_status(&api, &policy.name_any(), &status).await?;
+        apply_status(&ctx.acting, &api, &policy.name_any(), &status).await?;
     }
     Ok(Action::await_change())
 }

@@ -14,7 +14,7 @@ pub mod error;
 pub mod history;
 pub mod job;
 pub mod journey;
-mod leader;
+pub mod leader;
 pub mod metrics;
 pub mod runs;
 pub mod schedule;
@@ -88,6 +88,31 @@ pub struct ControllerArgs {
     /// This replica's identity in the Lease (default: the host name and process id).
     #[arg(long, env = "POD_NAME")]
     pub identity: Option<String>,
+    /// Leader election: a standby takes the Lease this long after it last saw the Lease renewed.
+    #[arg(long, default_value_t = 15)]
+    pub lease_duration_seconds: u64,
+    /// Leader election: the leader stops acting (no Jobs, status writes, Events or emails) and
+    /// exits with status 1 when no renewal succeeded for this long; shorter than
+    /// `--lease-duration-seconds`, so that it stops before its Lease can expire for the others.
+    #[arg(long, default_value_t = 10)]
+    pub lease_renew_deadline_seconds: u64,
+    /// Leader election: how often the leader renews the Lease and a standby tries to take it.
+    #[arg(long, default_value_t = 2)]
+    pub lease_retry_period_seconds: u64,
+    /// At most this many reconciles at once per kind (RosterConnection, SyncSchedule,
+    /// JourneyPolicy) and watched namespace; more wait in the queue.
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..))]
+    pub max_concurrent_reconciles: u16,
+    /// After a start, each connection already verified is verified again against Clever after a
+    /// delay within this window, fixed per connection (a hash of its name), so that a restart with
+    /// many connections does not call Clever all at once. New connections and changed specs or
+    /// Secrets are verified at once. 0: all at once.
+    #[arg(long, default_value_t = 120)]
+    pub verify_startup_jitter_seconds: u64,
+    /// A run still `Running` in the database whose Job no longer exists is recorded Failed
+    /// (`JobLost`) and reported once it started at least this long ago.
+    #[arg(long, default_value_t = 300)]
+    pub lost_run_grace_seconds: u64,
     /// Tests only: shift the controller's clock by this many seconds.
     #[arg(long, default_value_t = 0, hide = true, allow_hyphen_values = true)]
     pub clock_offset_seconds: i64,
@@ -113,7 +138,22 @@ pub struct Context {
     pub failures: Mutex<HashMap<String, u32>>,
     /// Repeats of the same problem are emailed at most once per this interval.
     pub email_repeat_interval: chrono::Duration,
+    /// Whether this replica may write now (the leader Lease is held and renewed in time); checked
+    /// right before every Job creation, status write, Event, report and email.
+    pub acting: leader::Acting,
+    /// When the controller started acting (for the start-up verification delays).
+    pub started: jiff::Timestamp,
+    /// `--verify-startup-jitter-seconds`.
+    pub verify_jitter: Duration,
+    /// `--lost-run-grace-seconds`.
+    pub lost_run_grace: Duration,
+    /// `--max-concurrent-reconciles`.
+    pub max_concurrent_reconciles: u16,
 }
+
+/// How long a replica that lost the Lease waits for its in-flight reconciles (which cannot write
+/// anything any more) before it exits anyway.
+const STEP_DOWN_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Runs the controller until SIGTERM/Ctrl-C (exit 0) or a lost Lease (exit 1).
 pub async fn run(args: ControllerArgs) -> anyhow::Result<u8> {
@@ -169,14 +209,35 @@ pub async fn run(args: ControllerArgs) -> anyhow::Result<u8> {
     let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
     tokio::spawn(watch::shutdown_on_signals(shutdown_tx.clone()));
     let mut leadership = None;
-    if args.leader_elect {
+    let acting = if args.leader_elect {
+        let timing = leader::LeaseTiming::new(
+            args.lease_duration_seconds,
+            args.lease_renew_deadline_seconds,
+            args.lease_retry_period_seconds,
+        )
+        .map_err(anyhow::Error::msg)?;
         metrics.set_leader(false);
-        match leader::acquire(&client, &args, &identity, shutdown_rx.clone()).await? {
-            Some(held) => leadership = Some(held),
+        let held = match leader::acquire(
+            &client,
+            &args.lease_name,
+            &args.lease_namespace,
+            &identity,
+            timing,
+            shutdown_rx.clone(),
+        )
+        .await?
+        {
+            Some(held) => held,
             None => return Ok(0),
-        }
-    }
+        };
+        let acting = held.acting();
+        leadership = Some(held);
+        acting
+    } else {
+        leader::Acting::always()
+    };
     metrics.set_leader(true);
+    let clock = Clock::with_offset(jiff::SignedDuration::from_secs(args.clock_offset_seconds));
     let ctx = Arc::new(Context {
         client: client.clone(),
         recorder: Recorder::new(
@@ -187,7 +248,7 @@ pub async fn run(args: ControllerArgs) -> anyhow::Result<u8> {
             },
         ),
         metrics: metrics.clone(),
-        clock: Clock::with_offset(jiff::SignedDuration::from_secs(args.clock_offset_seconds)),
+        clock,
         db,
         job_config: JobConfig {
             image: args.sync_image.clone(),
@@ -201,6 +262,11 @@ pub async fn run(args: ControllerArgs) -> anyhow::Result<u8> {
         verified: Mutex::default(),
         failures: Mutex::default(),
         email_repeat_interval: args.notify.email_repeat_interval,
+        acting: acting.clone(),
+        started: clock.now(),
+        verify_jitter: Duration::from_secs(args.verify_startup_jitter_seconds),
+        lost_run_grace: Duration::from_secs(args.lost_run_grace_seconds),
+        max_concurrent_reconciles: args.max_concurrent_reconciles,
     });
     let lease_lost = Arc::new(std::sync::atomic::AtomicBool::new(false));
     if let Some(held) = &leadership {
@@ -208,16 +274,24 @@ pub async fn run(args: ControllerArgs) -> anyhow::Result<u8> {
         let mut stopping = shutdown_rx.clone();
         let (tx, flag, metrics) = (shutdown_tx.clone(), lease_lost.clone(), metrics.clone());
         tokio::spawn(async move {
-            tokio::select! {
-                // An error means the Lease task ended: that is a loss too.
-                _ = lost.wait_for(|held| !*held) => {
-                    tracing::error!("lost the leader Lease: stopping so that only the holder acts");
-                    metrics.set_leader(false);
-                    flag.store(true, std::sync::atomic::Ordering::Relaxed);
-                    let _ = tx.send(true);
-                }
-                // Shutting down: drop the receiver, so that the Lease can be released.
-                _ = stopping.wait_for(|stop| *stop) => {}
+            let lost = tokio::select! {
+                // An error means the renewing task ended: that is a loss too.
+                r = lost.wait_for(Option::is_some) => { drop(r); true }
+                // Shutting down: the Lease is released below.
+                _ = stopping.wait_for(|stop| *stop) => false,
+            };
+            if lost {
+                // The token is revoked already (nothing is written from here on); stop the
+                // controllers, and exit even if an in-flight reconcile hangs.
+                metrics.set_leader(false);
+                flag.store(true, std::sync::atomic::Ordering::Relaxed);
+                let _ = tx.send(true);
+                tokio::time::sleep(STEP_DOWN_TIMEOUT).await;
+                tracing::error!(
+                    timeout = ?STEP_DOWN_TIMEOUT,
+                    "in-flight reconciles did not finish after the Lease was lost; exiting now"
+                );
+                std::process::exit(1);
             }
         });
     }
@@ -229,7 +303,13 @@ pub async fn run(args: ControllerArgs) -> anyhow::Result<u8> {
     info!(namespaces = %watched, %identity, leader_elect = args.leader_elect, "controller starting");
     // Only the acting replica (the Lease holder with --leader-elect) sends; several senders would
     // be safe too (each message is claimed with FOR UPDATE SKIP LOCKED), e.g. during a handover.
-    let sender = sender.map(|s| tokio::spawn(s.run(watch::shutdown_future(shutdown_rx.clone()))));
+    let sender = sender.map(|s| {
+        let gate = acting.clone();
+        tokio::spawn(
+            s.with_gate(Arc::new(move || gate.may_act()))
+                .run(watch::shutdown_future(shutdown_rx.clone())),
+        )
+    });
     watch::run_controllers(ctx, &namespaces, shutdown_rx).await;
     if let Some(sender) = sender {
         let _ = shutdown_tx.send(true);

@@ -146,9 +146,210 @@ pub fn lost_pod_message(reason: &str, detail: &str) -> String {
     )
 }
 
+/// The reason of a run recorded Failed because it stayed `Running` after its Job was gone.
+pub const JOB_LOST: &str = "JobLost";
+
+/// How far back a schedule looks in `sync_runs` for runs nobody reported.
+pub const REPORT_LOOKBACK: jiff::SignedDuration = jiff::SignedDuration::from_hours(7 * 24);
+
+/// What a schedule does with a run of its own found unreported in `sync_runs`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Unreported {
+    /// Its Job still exists: the Job reports it once it finishes (a retriable failure may be
+    /// followed by the Job's next attempt under the same run id).
+    FromJob,
+    /// Finished and its Job is gone: report it now.
+    Report,
+    /// Still `Running`, its Job gone for longer than the grace period: record it Failed
+    /// ([`JOB_LOST`]), then report it.
+    RecordLost,
+    /// Still `Running`, its Job gone, but started within the grace period (a pod orphaned by a
+    /// deletion may still finish it): look again at this time.
+    WaitUntil(Timestamp),
+}
+
+/// The rule for a run found unreported in `sync_runs` (pure).
+pub fn unreported_action(
+    run: &RunRecord,
+    job_exists: bool,
+    now: Timestamp,
+    grace: std::time::Duration,
+) -> Unreported {
+    if job_exists {
+        return Unreported::FromJob;
+    }
+    if run.is_finished() {
+        return Unreported::Report;
+    }
+    let grace = jiff::SignedDuration::try_from(grace).unwrap_or(jiff::SignedDuration::MAX);
+    let lost_at = run.started_at.checked_add(grace).unwrap_or(Timestamp::MAX);
+    if now >= lost_at {
+        Unreported::RecordLost
+    } else {
+        Unreported::WaitUntil(lost_at)
+    }
+}
+
+/// What history says of a run whose Job was gone while it was still `Running`.
+pub fn job_lost_message(job: &str, grace: std::time::Duration) -> String {
+    format!(
+        "the run's Job {job} no longer exists and the run recorded no outcome within {}s of its \
+         start (the Job was deleted, or the node lost); its roster changes, if any, were rolled \
+         back",
+        grace.as_secs()
+    )
+}
+
+/// Records a run whose Job is gone as Failed ([`JOB_LOST`]) on `tx` and returns its record (the
+/// run's own outcome when it recorded one meanwhile).
+pub async fn record_job_lost(
+    tx: &mut PgConnection,
+    run: &RunRecord,
+    schedule: &str,
+    grace: std::time::Duration,
+) -> Result<RunRecord> {
+    let job = run.job.clone().unwrap_or_default();
+    let message = job_lost_message(&job, grace);
+    let lost = LostPod {
+        run_id: &run.run_id,
+        connection: &run.connection,
+        schedule,
+        trigger: run.trigger,
+        job: &job,
+        started_at: run.started_at,
+        reason: JOB_LOST,
+        message: &message,
+    };
+    runs::record_lost_pod(&mut *tx, &lost).await?;
+    Ok(runs::by_id(&mut *tx, &run.run_id)
+        .await?
+        .ok_or_else(|| crate::store::StoreError::RunMissing(run.run_id.clone()))?)
+}
+
 /// The latest finished run of a connection, as its `status.lastSync`.
 pub async fn last_sync(pool: &PgPool, connection: &ConnectionKey) -> Result<Option<LastSync>> {
     Ok(runs::latest_finished(pool, connection)
         .await?
         .map(|r| r.last_sync()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn ts(s: &str) -> Timestamp {
+        s.parse().expect("timestamp")
+    }
+
+    fn run(result: RunResult, started: &str) -> RunRecord {
+        RunRecord {
+            run_id: "nightly-now-1-abcd".into(),
+            connection: ConnectionKey::new("ns", "springfield").expect("key"),
+            schedule: Some("nightly".into()),
+            trigger: Trigger::Manual,
+            job: Some("nightly-now-1".into()),
+            dry_run: false,
+            started_at: ts(started),
+            finished_at: (result != RunResult::Running).then(|| ts(started)),
+            result,
+            retriable: false,
+            counts: Default::default(),
+            problems: 0,
+            problem_codes: Default::default(),
+            reason: None,
+            message: None,
+            timings: serde_json::json!({}),
+            duration_ms: None,
+            notified: false,
+            attempts: 1,
+        }
+    }
+
+    #[test]
+    fn unreported_runs_are_reported_from_the_database_only_when_their_job_is_gone() {
+        let grace = Duration::from_secs(300);
+        let now = ts("2026-01-01T02:10:00Z");
+        let cases = [
+            // (result, started, job exists, expected)
+            (
+                RunResult::Succeeded,
+                "2026-01-01T02:00:00Z",
+                true,
+                Unreported::FromJob,
+            ),
+            // A retriable failure whose Job runs its next attempt: the Job reports it.
+            (
+                RunResult::Failed,
+                "2026-01-01T02:00:00Z",
+                true,
+                Unreported::FromJob,
+            ),
+            (
+                RunResult::Running,
+                "2026-01-01T01:00:00Z",
+                true,
+                Unreported::FromJob,
+            ),
+            (
+                RunResult::Succeeded,
+                "2026-01-01T02:00:00Z",
+                false,
+                Unreported::Report,
+            ),
+            (
+                RunResult::Failed,
+                "2026-01-01T02:09:59Z",
+                false,
+                Unreported::Report,
+            ),
+            (
+                RunResult::Held,
+                "2026-01-01T02:00:00Z",
+                false,
+                Unreported::Report,
+            ),
+            (
+                RunResult::Running,
+                "2026-01-01T02:05:00Z",
+                false,
+                Unreported::RecordLost,
+            ),
+            (
+                RunResult::Running,
+                "2026-01-01T01:00:00Z",
+                false,
+                Unreported::RecordLost,
+            ),
+            (
+                RunResult::Running,
+                "2026-01-01T02:05:01Z",
+                false,
+                Unreported::WaitUntil(ts("2026-01-01T02:10:01Z")),
+            ),
+        ];
+        for (result, started, exists, expected) in cases {
+            assert_eq!(
+                unreported_action(&run(result, started), exists, now, grace),
+                expected,
+                "{result:?} started {started}, job exists: {exists}"
+            );
+        }
+        // No grace: a Running row without its Job is lost at once.
+        assert_eq!(
+            unreported_action(
+                &run(RunResult::Running, "2026-01-01T02:10:00Z"),
+                false,
+                now,
+                Duration::ZERO
+            ),
+            Unreported::RecordLost
+        );
+    }
+
+    #[test]
+    fn a_lost_run_says_what_happened_without_guessing() {
+        let m = job_lost_message("nightly-now-1", Duration::from_secs(300));
+        assert!(m.contains("nightly-now-1") && m.contains("300s"), "{m}");
+    }
 }

@@ -9,6 +9,7 @@ use serde::de::DeserializeOwned;
 use tracing::warn;
 
 use super::error::{Error, Result};
+use super::leader::Acting;
 
 /// The one field manager of every status the controller writes.
 pub const FIELD_MANAGER: &str = "rostersync-controller";
@@ -16,7 +17,14 @@ pub const FIELD_MANAGER: &str = "rostersync-controller";
 /// Applies `status` as the object's whole status. An object deleted meanwhile (a reconcile that
 /// started from the cache just before, e.g. while `helm uninstall` removes a district) has no status
 /// left to write: that is not an error.
-pub async fn apply_status<K>(api: &Api<K>, name: &str, status: &impl Serialize) -> Result<()>
+///
+/// Written only while `acting` says this replica may act (checked right before the write).
+pub async fn apply_status<K>(
+    acting: &Acting,
+    api: &Api<K>,
+    name: &str,
+    status: &impl Serialize,
+) -> Result<()>
 where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug,
 {
@@ -25,6 +33,7 @@ where
         "kind": K::kind(&()),
         "status": status,
     });
+    acting.check()?;
     // Forcing is right here: the status belongs to the controller alone.
     match api
         .patch_status(
@@ -62,8 +71,10 @@ pub fn is_true(conditions: &[Condition], type_: &str) -> bool {
 }
 
 /// Publishes an Event about `obj`; a failure is logged, never fatal (Events are best effort).
+/// Nothing is published when `acting` says this replica may not act.
 pub async fn publish<K>(
     recorder: &Recorder,
+    acting: &Acting,
     obj: &K,
     warning: bool,
     reason: &str,
@@ -83,6 +94,10 @@ pub async fn publish<K>(
         action: action.into(),
         secondary: None,
     };
+    if !acting.may_act() {
+        warn!(reason, "not publishing an Event: this replica may not act");
+        return;
+    }
     if let Err(err) = recorder.publish(&event, &obj.object_ref(&())).await {
         warn!(reason, error = %err, "cannot publish an Event");
     }

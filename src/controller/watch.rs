@@ -10,7 +10,7 @@ use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{ObjectReference, Secret};
 use kube::core::error_boundary::InvalidObject;
 use kube::core::{DeserializeGuard, PartialObjectMeta};
-use kube::runtime::controller::{Action, Controller};
+use kube::runtime::controller::{self, Action, Controller};
 use kube::runtime::events::{Event, EventType};
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
@@ -165,15 +165,22 @@ async fn run_in(ctx: Arc<Context>, namespace: Option<&str>, shutdown: channel::R
         wc,
     );
 
+    // Bounded: a restart queues every object at once; at most this many reconcile at a time
+    // (per kind and namespace), the rest wait their turn.
+    let concurrency = ctx.max_concurrent_reconciles;
+    let config = move || controller::Config::default().concurrency(concurrency);
     let c = connections
+        .with_config(config())
         .graceful_shutdown_on(shutdown_future(shutdown.clone()))
         .run(reconcile_connection, error_policy, ctx.clone())
         .for_each(log_result);
     let s = schedules
+        .with_config(config())
         .graceful_shutdown_on(shutdown_future(shutdown.clone()))
         .run(reconcile_schedule, error_policy, ctx.clone())
         .for_each(log_result);
     let p = policies
+        .with_config(config())
         .graceful_shutdown_on(shutdown_future(shutdown))
         .run(reconcile_policy, error_policy, ctx)
         .for_each(log_result);
@@ -283,6 +290,9 @@ where
     Fut: std::future::Future<Output = Result<Action>>,
 {
     ctx.metrics.reconciled(kind);
+    // Not even reads (nor calls to Clever) once this replica may not act; every write checks
+    // again right before it.
+    ctx.acting.check()?;
     if let Err(invalid) = &obj.0 {
         report_invalid::<K>(&ctx, invalid).await;
         return Ok(Action::await_change());
@@ -383,6 +393,9 @@ async fn report_invalid<K: Resource<DynamicType = ()>>(ctx: &Context, invalid: &
         action: "Read".into(),
         secondary: None,
     };
+    if !ctx.acting.may_act() {
+        return;
+    }
     if let Err(err) = ctx.recorder.publish(&event, &reference).await {
         warn!(error = %err, "cannot publish an Event");
     }

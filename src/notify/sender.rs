@@ -83,7 +83,13 @@ pub struct Sender {
     options: SenderOptions,
     /// The longest one message's SMTP exchange may take.
     deadline: Duration,
+    /// Asked right before each message is claimed and sent: `false` sends nothing (the controller
+    /// passes "this replica still holds the leader Lease").
+    gate: Option<Gate>,
 }
+
+/// See [`Sender::with_gate`].
+pub type Gate = std::sync::Arc<dyn Fn() -> bool + Send + Sync>;
 
 impl Sender {
     pub fn new(
@@ -97,7 +103,19 @@ impl Sender {
             from: config.from.clone(),
             options,
             deadline: config.timeout.saturating_mul(2),
+            gate: None,
         })
+    }
+
+    /// Sends only while `gate` says yes, asked right before each message (the message stays due
+    /// otherwise, for whoever may send).
+    pub fn with_gate(mut self, gate: Gate) -> Sender {
+        self.gate = Some(gate);
+        self
+    }
+
+    fn may_send(&self) -> bool {
+        self.gate.as_ref().is_none_or(|g| g())
     }
 
     /// Delivers due messages until `shutdown` completes. A message being sent when shutdown is
@@ -150,6 +168,10 @@ impl Sender {
         else {
             return Ok(None);
         };
+        if !self.may_send() {
+            // Not ours to send any more (the transaction rolls back: the row stays due).
+            return Ok(None);
+        }
         let (id, connection, kind) = (row.id, row.connection.as_str(), row.kind.as_str());
         let attempts = row.attempts + 1;
 

@@ -11,6 +11,10 @@
 //!   Later but within the deadline (inclusive) it is `Trigger::CatchUp`.
 //! - Missed slots: `total` counts all of them exactly; `listed` holds the most recent
 //!   [`MAX_LISTED_MISSED`] (oldest first), enough for Events and history without unbounded memory.
+//! - Off-peak: a Daily schedule runs only in its off-peak window (admission rejects an `at`
+//!   outside it). A catch-up of a Daily slot that would start outside the window (the controller
+//!   came back at peak time, still within `startingDeadlineMinutes`) is recorded as missed, not
+//!   run at peak time ([`catch_up_allowed`]). Weekly and Monthly schedules have no window to keep.
 //! - Suspended: nothing runs and nothing is missed (suspending is a decision, not a failure), but
 //!   `handled_through` still advances past the slots that pass, so resuming never catches up on a
 //!   slot from the suspension; `next_wake` is still the next slot, because Sync Now availability
@@ -19,7 +23,7 @@ use std::collections::VecDeque;
 
 use jiff::{SignedDuration, Timestamp};
 
-use super::rule::ScheduleRule;
+use super::rule::{Cadence, ScheduleRule};
 use crate::api::Trigger;
 
 /// How late a slot may start and still count as on time (`Trigger::Scheduled`).
@@ -67,6 +71,15 @@ pub struct SlotDecision {
     pub handled_through: Option<Timestamp>,
     /// When to look again: the next slot after `now` (not before the anchor).
     pub next_wake: Timestamp,
+    /// A slot that was due for a catch-up, recorded as missed instead because `now` is outside
+    /// the schedule's off-peak window (it is also in `missed`).
+    pub skipped_at_peak: Option<Timestamp>,
+}
+
+/// Whether a late (catch-up) run of `rule` may start at `now`: a Daily schedule's only inside its
+/// off-peak window, others always.
+pub fn catch_up_allowed(rule: &ScheduleRule, now: Timestamp) -> bool {
+    rule.cadence() != Cadence::Daily || rule.is_off_peak_at(now)
 }
 
 /// Decides what to do at `now`.
@@ -97,6 +110,7 @@ pub fn decide(
             missed: MissedSlots::default(),
             handled_through: last_handled_slot,
             next_wake,
+            skipped_at_peak: None,
         };
     };
     if suspended {
@@ -105,14 +119,21 @@ pub fn decide(
             missed: MissedSlots::default(),
             handled_through: Some(latest),
             next_wake,
+            skipped_at_peak: None,
         };
     }
 
     let late_by = now.duration_since(latest);
+    let mut skipped_at_peak = None;
     let trigger = if late_by <= ON_TIME_GRACE {
         Some(Trigger::Scheduled)
     } else if late_by <= rule.starting_deadline() {
-        Some(Trigger::CatchUp)
+        if catch_up_allowed(rule, now) {
+            Some(Trigger::CatchUp)
+        } else {
+            skipped_at_peak = Some(latest);
+            None
+        }
     } else {
         None
     };
@@ -131,6 +152,7 @@ pub fn decide(
         missed,
         handled_through: Some(latest),
         next_wake,
+        skipped_at_peak,
     }
 }
 

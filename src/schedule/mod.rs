@@ -17,7 +17,9 @@ mod slots;
 mod sync_now;
 mod window;
 
-pub use catchup::{DueRun, MAX_LISTED_MISSED, MissedSlots, ON_TIME_GRACE, SlotDecision, decide};
+pub use catchup::{
+    DueRun, MAX_LISTED_MISSED, MissedSlots, ON_TIME_GRACE, SlotDecision, catch_up_allowed, decide,
+};
 pub use preview::ScheduleCommand;
 pub use rule::{Cadence, ScheduleError, ScheduleRule, parse_hhmm};
 pub use sync_now::{SyncNowAvailability, SyncNowInput, SyncNowReason, sync_now_availability};

@@ -358,3 +358,29 @@ pub async fn problems(
     .await
     .map_err(StoreError::query("reading sync_problems"))
 }
+
+/// Runs of `schedule` (on `connection`) started by a Job since `since` that nobody reported yet
+/// (`notified_at` is NULL), finished or still `Running`, oldest first. The controller reports
+/// from here the runs whose Job is gone (deleted, or removed by its TTL while the controller was
+/// down); a run whose Job still exists is reported from the Job. `since` keeps runs from before
+/// `notified_at` existed (which stayed NULL) out.
+pub async fn unreported(
+    executor: impl PgExecutor<'_>,
+    connection: &ConnectionKey,
+    schedule: &str,
+    since: Timestamp,
+) -> Result<Vec<RunRecord>, StoreError> {
+    let rows = sqlx::query_as!(
+        Row,
+        "SELECT * FROM sync_runs WHERE connection = $1 AND schedule = $2 AND job IS NOT NULL
+             AND notified_at IS NULL AND started_at >= $3
+         ORDER BY started_at, run_id LIMIT 100",
+        connection.as_str(),
+        schedule,
+        chrono_of(since),
+    )
+    .fetch_all(executor)
+    .await
+    .map_err(StoreError::query("reading unreported runs"))?;
+    records(rows)
+}

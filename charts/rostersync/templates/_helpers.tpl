@@ -115,9 +115,15 @@ names can be reconciled with the controller in one spot.
 {{- range .Values.watch.namespaces }}
 - --namespace={{ . }}
 {{- end }}
+- --max-concurrent-reconciles={{ .Values.controller.maxConcurrentReconciles }}
+- --verify-startup-jitter-seconds={{ .Values.controller.verifyStartupJitterSeconds }}
+- --lost-run-grace-seconds={{ .Values.controller.lostRunGraceSeconds }}
 {{- if eq (include "rostersync.leaderElect" .) "true" }}
 - --leader-elect
 - --lease-name={{ include "rostersync.leaseName" . }}
+- --lease-duration-seconds={{ .Values.controller.leaseDurationSeconds }}
+- --lease-renew-deadline-seconds={{ .Values.controller.leaseRenewDeadlineSeconds }}
+- --lease-retry-period-seconds={{ .Values.controller.leaseRetryPeriodSeconds }}
 {{- end }}
 {{- range .Values.controller.extraArgs }}
 - {{ . | quote }}
@@ -164,6 +170,13 @@ controller would refuse at start (it checks the same), with the value's path.
 {{- define "rostersync.validate" -}}
 {{- if and (eq (toString .Values.controller.leaderElection) "false") (gt (int .Values.replicaCount) 1) -}}
 {{- fail (printf "replicaCount is %d but controller.leaderElection is false: two controllers would both act. Set controller.leaderElection to auto (or true), or replicaCount to 1." (int .Values.replicaCount)) -}}
+{{- end -}}
+{{- $c := .Values.controller -}}
+{{- if ge (int $c.leaseRenewDeadlineSeconds) (int $c.leaseDurationSeconds) -}}
+{{- fail (printf "controller.leaseRenewDeadlineSeconds (%d) must be shorter than controller.leaseDurationSeconds (%d): the leader must stop acting before its Lease can expire for the other replicas" (int $c.leaseRenewDeadlineSeconds) (int $c.leaseDurationSeconds)) -}}
+{{- end -}}
+{{- if ge (int $c.leaseRetryPeriodSeconds) (int $c.leaseRenewDeadlineSeconds) -}}
+{{- fail (printf "controller.leaseRetryPeriodSeconds (%d) must be shorter than controller.leaseRenewDeadlineSeconds (%d), so that a failed renewal is tried again before the deadline" (int $c.leaseRetryPeriodSeconds) (int $c.leaseRenewDeadlineSeconds)) -}}
 {{- end -}}
 {{- end -}}
 

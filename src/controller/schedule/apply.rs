@@ -18,6 +18,12 @@ use crate::controller::job::{self, JobInput, REPORTED_ANNOTATION};
 use crate::controller::status::{apply_status, publish};
 use crate::store::{StoreError, runs};
 
+/// Carries out `plan`. Every write is preceded by a check that this replica may still act.
+///
+/// The order makes each report happen once even across a crash between two steps: Events and
+/// the status first (a repeat finds the run final in status and announces nothing again), then
+/// the run's `notified` mark with its email in one transaction (at most once), then the Job's
+/// reported mark (a Job found again unmarked is reported without a second Event or email).
 pub async fn apply(ctx: &Arc<Context>, o: &Observed, plan: &Plan) -> Result<()> {
     let sched = &o.schedule;
     let ns = sched.namespace().ok_or(Error::MissingField("namespace"))?;
@@ -25,6 +31,36 @@ pub async fn apply(ctx: &Arc<Context>, o: &Observed, plan: &Plan) -> Result<()> 
     let now = ctx.clock.now();
     let jobs: Api<Job> = Api::namespaced(ctx.client.clone(), &ns);
 
+    if !plan.starts.is_empty() {
+        let keys = credential_keys(ctx, o, &ns).await?;
+        for request in &plan.starts {
+            create_job(ctx, o, &jobs, request, keys).await?;
+            info!(schedule = %name, job = %job::job_name(&name, request), "sync started");
+        }
+    }
+    for email in &plan.emails {
+        ctx.acting.check()?;
+        emails::enqueue_alone(&ctx.db, &email.settings, &email.notice, now).await?;
+    }
+    for (result, seconds) in &plan.finished_metrics {
+        ctx.metrics.sync_finished(result.as_str(), *seconds);
+    }
+    for note in &plan.events {
+        publish(
+            &ctx.recorder,
+            &ctx.acting,
+            sched,
+            note.warning,
+            note.reason,
+            note.action,
+            note.message.clone(),
+        )
+        .await;
+    }
+    if plan.write_status {
+        let api: Api<SyncSchedule> = Api::namespaced(ctx.client.clone(), &ns);
+        apply_status(&ctx.acting, &api, &name, &plan.status).await?;
+    }
     // Each run is marked notified and its email queued in one transaction: at most once.
     for report in &plan.reports {
         let mut tx = ctx
@@ -37,45 +73,26 @@ pub async fn apply(ctx: &Arc<Context>, o: &Observed, plan: &Plan) -> Result<()> 
         {
             emails::enqueue_in(&mut tx, &email.settings, &email.notice, now).await?;
         }
+        ctx.acting.check()?;
         tx.commit()
             .await
             .map_err(StoreError::query("committing a run's report"))?;
     }
-    if !plan.starts.is_empty() {
-        let keys = credential_keys(ctx, o, &ns).await?;
-        for request in &plan.starts {
-            create_job(ctx, o, &jobs, request, keys).await?;
-            info!(schedule = %name, job = %job::job_name(&name, request), "sync started");
+    for report in plan.reports.iter().filter(|r| r.mark_job) {
+        let patch = serde_json::json!({"metadata": {"annotations": {REPORTED_ANNOTATION: report.result.as_str()}}});
+        ctx.acting.check()?;
+        match jobs
+            .patch(&report.job, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+        {
+            Ok(_) => {}
+            // Deleted meanwhile: its run is marked notified already.
+            Err(kube::Error::Api(s)) if s.code == 404 => {}
+            Err(e) => return Err(Error::kube("marking a Job reported")(e)),
         }
     }
-    for email in &plan.emails {
-        emails::enqueue_alone(&ctx.db, &email.settings, &email.notice, now).await?;
-    }
-    for (result, seconds) in &plan.finished_metrics {
-        ctx.metrics.sync_finished(result.as_str(), *seconds);
-    }
-    for note in &plan.events {
-        publish(
-            &ctx.recorder,
-            sched,
-            note.warning,
-            note.reason,
-            note.action,
-            note.message.clone(),
-        )
-        .await;
-    }
-    if plan.write_status {
-        let api: Api<SyncSchedule> = Api::namespaced(ctx.client.clone(), &ns);
-        apply_status(&api, &name, &plan.status).await?;
-    }
-    for report in &plan.reports {
-        let patch = serde_json::json!({"metadata": {"annotations": {REPORTED_ANNOTATION: report.result.as_str()}}});
-        jobs.patch(&report.job, &PatchParams::default(), &Patch::Merge(&patch))
-            .await
-            .map_err(Error::kube("marking a Job reported"))?;
-    }
     for job_name in &plan.prune {
+        ctx.acting.check()?;
         match jobs.delete(job_name, &DeleteParams::background()).await {
             Ok(_) => {}
             Err(kube::Error::Api(s)) if s.code == 404 => {}
@@ -124,6 +141,8 @@ async fn create_job(
         config: &ctx.job_config,
     })
     .ok_or(Error::MissingField("metadata.uid"))?;
+    // Right before the write: a replica that lost the Lease meanwhile starts nothing.
+    ctx.acting.check()?;
     match jobs.create(&PostParams::default(), &job).await {
         Ok(_) => Ok(()),
         Err(kube::Error::Api(s)) if s.code == 409 => Ok(()),
@@ -137,6 +156,7 @@ async fn create_job(
             );
             publish(
                 &ctx.recorder,
+                &ctx.acting,
                 &o.schedule,
                 true,
                 "JobRejected",

@@ -41,6 +41,9 @@ pub struct Plan {
 #[derive(Clone, Debug, PartialEq)]
 pub struct Report {
     pub job: String,
+    /// Whether the Job exists to be marked reported (not for a run found in `sync_runs` whose Job
+    /// is gone).
+    pub mark_job: bool,
     pub run_id: String,
     pub result: RunResult,
     /// Queued in the same transaction that marks the run notified (so at most once).

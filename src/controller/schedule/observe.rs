@@ -26,8 +26,12 @@ pub struct Observed {
     /// Every rostersync Job in the namespace (a run of another schedule of the same connection
     /// blocks this one too).
     pub jobs: Vec<Job>,
-    /// This schedule's finished Jobs not reported yet, oldest first, with their run records.
+    /// This schedule's finished runs not reported yet, oldest first, with their run records:
+    /// finished Jobs not marked reported, then runs found unreported in `sync_runs` whose Job is
+    /// gone (see [`crate::controller::runs::unreported_action`]).
     pub finished: Vec<FinishedRun>,
+    /// When a run still `Running` without its Job is to be recorded lost (look again then).
+    pub lost_check_at: Option<jiff::Timestamp>,
     pub config: PlanConfig,
     /// What is wrong with the sync Job's pod settings (`spec.job` over the operator's defaults);
     /// empty when a Job can be built.
@@ -41,6 +45,8 @@ pub struct FinishedRun {
     pub run: RunRecord,
     /// The connection the Job ran for (whose settings decide the email), if it still exists.
     pub connection: Option<RosterConnection>,
+    /// Found in `sync_runs` with its Job gone: there is no Job to mark reported.
+    pub job_gone: bool,
 }
 
 pub async fn observe(sched: &SyncSchedule, ctx: &Arc<Context>) -> Result<Observed> {
@@ -65,11 +71,14 @@ pub async fn observe(sched: &SyncSchedule, ctx: &Arc<Context>) -> Result<Observe
     for job in unreported {
         finished.push(settle(ctx, sched, &ns, connection.as_ref(), job).await?);
     }
+    let lost_check_at =
+        from_database(ctx, sched, &ns, connection.as_ref(), &jobs, &mut finished).await?;
     Ok(Observed {
         schedule: sched.clone(),
         connection,
         jobs,
         finished,
+        lost_check_at,
         config: PlanConfig {
             email_repeat_interval: ctx.email_repeat_interval,
         },
@@ -108,10 +117,77 @@ async fn settle(
         .acquire()
         .await
         .map_err(StoreError::query("connecting to read a run"))?;
+    // It may record a Failed run for a pod that died: a write.
+    ctx.acting.check()?;
     let run = runs::outcome(&mut conn, job, &key, &sched.name_any()).await?;
     Ok(FinishedRun {
         job: job.name_any(),
         run,
         connection,
+        job_gone: false,
     })
+}
+
+/// Adds to `finished` this schedule's runs that nobody reported and whose Job is gone (deleted,
+/// or removed by `ttlSecondsAfterFinished` while the controller was down), recording a run still
+/// `Running` as Failed (`JobLost`) once the grace period passed. Returns when to look again for a
+/// run within its grace period.
+async fn from_database(
+    ctx: &Context,
+    sched: &SyncSchedule,
+    ns: &str,
+    connection: Option<&RosterConnection>,
+    jobs: &[Job],
+    finished: &mut Vec<FinishedRun>,
+) -> Result<Option<jiff::Timestamp>> {
+    let key = ConnectionKey::new(ns, &sched.spec.connection_ref.name)
+        .map_err(|e| Error::InvalidObject(e.to_string()))?;
+    let name = sched.name_any();
+    let now = ctx.clock.now();
+    let since = now
+        .checked_sub(runs::REPORT_LOOKBACK)
+        .unwrap_or(jiff::Timestamp::UNIX_EPOCH);
+    let rows = crate::store::runs::unreported(&ctx.db, &key, &name, since).await?;
+    // Only this schedule's runs: the run id ends with the hash of its uid (not those of a
+    // schedule deleted and created again under the same name).
+    let suffix = job::run_id("", &sched.uid().unwrap_or_default(), ns);
+    let connection = connection.filter(|c| c.name_any() == key.name()).cloned();
+    let mut wake: Option<jiff::Timestamp> = None;
+    for row in rows {
+        if !row.run_id.ends_with(&suffix) || finished.iter().any(|f| f.run.run_id == row.run_id) {
+            continue;
+        }
+        let job_name = row.job.clone().unwrap_or_default();
+        let exists = jobs.iter().any(|j| j.name_any() == job_name);
+        let run = match runs::unreported_action(&row, exists, now, ctx.lost_run_grace) {
+            runs::Unreported::FromJob => continue,
+            runs::Unreported::WaitUntil(t) => {
+                wake = Some(wake.map_or(t, |w| w.min(t)));
+                continue;
+            }
+            runs::Unreported::Report => row,
+            runs::Unreported::RecordLost => {
+                let mut tx = ctx
+                    .db
+                    .begin()
+                    .await
+                    .map_err(StoreError::query("starting a transaction"))?;
+                let run = runs::record_job_lost(&mut tx, &row, &name, ctx.lost_run_grace).await?;
+                ctx.acting.check()?;
+                tx.commit()
+                    .await
+                    .map_err(StoreError::query("recording a run whose Job is gone"))?;
+                tracing::warn!(schedule = %name, run = %run.run_id, job = %job_name, "a run's Job is gone and the run recorded no outcome: recorded Failed (JobLost)");
+                run
+            }
+        };
+        finished.push(FinishedRun {
+            job: job_name,
+            run,
+            connection: connection.clone(),
+            job_gone: true,
+        });
+    }
+    finished.sort_by_key(|f| f.run.finished_at);
+    Ok(wake)
 }

@@ -212,11 +212,22 @@ pub fn plan(o: &Observed, now: Timestamp) -> Plan {
                 .last()
                 .map(|t| t.to_string())
                 .unwrap_or_default();
-            let note = format!(
-                "{} scheduled sync(s) missed (latest slot {latest}): the connection was not Ready, a run \
-                 was active, or the controller was down for longer than startingDeadlineMinutes",
-                decision.missed.total
-            );
+            let note = if decision.skipped_at_peak.is_some() {
+                format!(
+                    "{} scheduled sync(s) missed (latest slot {latest}): its catch-up would start at \
+                     {now}, outside the off-peak window {}, so it does not run at peak time; the next \
+                     slot runs as usual",
+                    decision.missed.total,
+                    rule.off_peak_window()
+                )
+            } else {
+                format!(
+                    "{} scheduled sync(s) missed (latest slot {latest}): the connection was not Ready, \
+                     a run was active, or the controller was down for longer than \
+                     startingDeadlineMinutes",
+                    decision.missed.total
+                )
+            };
             p.note(true, "SyncMissed", "Schedule", note.clone());
             if let (Some(conn), Some(slot)) = (o.connection.as_ref(), decision.missed.listed.last())
                 && let Ok(key) =
@@ -269,6 +280,9 @@ pub fn plan(o: &Observed, now: Timestamp) -> Plan {
         .as_ref()
         .map(|t| t.0.as_second() as f64);
     if let Some(t) = avail.available_after {
+        wake = wake.min(t);
+    }
+    if let Some(t) = o.lost_check_at {
         wake = wake.min(t);
     }
     p.requeue = Requeue::At(wake);
@@ -367,6 +381,7 @@ fn report(
     });
     p.reports.push(Report {
         job: f.job.clone(),
+        mark_job: !f.job_gone,
         run_id: run.run_id.clone(),
         result: run.result,
         email,

@@ -147,6 +147,7 @@ struct World {
     connection: Option<RosterConnection>,
     jobs: Vec<Job>,
     finished: Vec<FinishedRun>,
+    lost_check_at: Option<Timestamp>,
     /// The operator's sync Job defaults.
     defaults: JobPodSettings,
 }
@@ -158,6 +159,7 @@ impl World {
             connection: Some(connection(true)),
             jobs: Vec::new(),
             finished: Vec::new(),
+            lost_check_at: None,
             defaults: JobPodSettings::default(),
         }
     }
@@ -195,6 +197,7 @@ impl World {
             connection: self.connection.clone(),
             jobs: self.jobs.clone(),
             finished: self.finished.clone(),
+            lost_check_at: self.lost_check_at,
             config: PlanConfig {
                 email_repeat_interval: chrono::Duration::hours(24),
             },
@@ -528,6 +531,7 @@ fn a_finished_job_is_reported_once() {
         job: "nightly-done".into(),
         run: record("r-done", RunResult::Succeeded),
         connection: w.connection.clone(),
+        job_gone: false,
     });
     let p = w.plan("2026-01-01T02:05:00Z");
     assert_eq!(p.reports.len(), 1);
@@ -575,6 +579,7 @@ fn held_and_failed_runs_count_as_failures_with_their_events() {
             job: "nightly-done".into(),
             run: record("r-bad", result),
             connection: None,
+            job_gone: false,
         });
         let p = w.plan("2026-01-01T02:05:00Z");
         assert_eq!(reasons(&p), [reason]);
@@ -665,4 +670,73 @@ fn an_invalid_job_template_starts_nothing_and_says_why_once() {
     // The slot missed meanwhile is not lost: it waits for that run.
     assert_eq!(condition(&fixed, "Ready").0, "True");
     assert_eq!(condition(&fixed, "Ready").1, "SlotWaiting");
+}
+
+#[test]
+fn a_run_whose_job_is_gone_is_reported_once_without_marking_a_job() {
+    let mut w = World::new().handled_through(SLOT);
+    let mut lost = record("r-lost", RunResult::Failed);
+    lost.reason = Some("JobLost".into());
+    w.finished.push(FinishedRun {
+        job: "nightly-gone".into(),
+        run: lost,
+        connection: w.connection.clone(),
+        job_gone: true,
+    });
+    let p = w.plan("2026-01-01T02:05:00Z");
+    assert_eq!(p.reports.len(), 1);
+    assert!(!p.reports[0].mark_job, "there is no Job to mark");
+    assert!(matches!(
+        p.reports[0].email.as_ref().map(|e| &e.notice),
+        Some(Notice::RunFailed { .. })
+    ));
+    assert_eq!(reasons(&p), ["SyncFailed"]);
+    let entry = &p.status.recent_runs[0];
+    assert_eq!(
+        (entry.run_id.as_str(), entry.result),
+        ("r-lost", Some(RunResult::Failed))
+    );
+    assert!(p.status.active.is_empty(), "{:?}", p.status.active);
+    // Status already has it (a crash before the database mark): no second Event.
+    w.schedule.status = Some(p.status.clone());
+    let again = w.plan("2026-01-01T02:06:00Z");
+    assert!(again.events.is_empty(), "{:?}", again.events);
+}
+
+#[test]
+fn a_running_run_without_its_job_is_looked_at_again_when_its_grace_ends() {
+    let mut w = World::new().handled_through(SLOT);
+    w.lost_check_at = Some(ts("2026-01-01T02:07:00Z"));
+    let p = w.plan("2026-01-01T02:05:00Z");
+    assert_eq!(p.requeue, Requeue::At(ts("2026-01-01T02:07:00Z")));
+}
+
+#[test]
+fn a_catch_up_at_peak_time_is_recorded_missed_and_says_why() {
+    // Back at 05:30 (the window ends at 05:00), within a 4-hour deadline of the 02:00 slot.
+    let mut w = World::new().handled_through("2025-12-31T02:00:00Z");
+    w.schedule.spec.starting_deadline_minutes = 240;
+    let p = w.plan("2026-01-01T05:30:00Z");
+    assert!(p.starts.is_empty(), "{:?}", p.starts);
+    assert_eq!(reasons(&p), ["SyncMissed"]);
+    assert!(
+        p.events[0]
+            .message
+            .contains("outside the off-peak window 01:00-05:00"),
+        "{:?}",
+        p.events[0]
+    );
+    assert_eq!(p.status.missed_slots, 1);
+    assert_eq!(
+        p.status.last_schedule_time.as_ref().map(|t| t.0),
+        Some(ts("2026-01-01T02:00:00Z"))
+    );
+    assert_eq!(
+        p.emails.len(),
+        1,
+        "the missed slot is emailed like any other"
+    );
+    // At 04:30 (inside the window) the same slot is caught up.
+    let p = w.plan("2026-01-01T04:30:00Z");
+    assert_eq!(p.starts.len(), 1, "{:?}", p.events);
 }
