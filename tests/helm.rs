@@ -460,7 +460,7 @@ fn deploy_rbac_is_what_the_charts_render() {
     }
     let dir = tempfile::tempdir().expect("tempdir");
     let rendered = env::chart_rbac(dir.path());
-    for file in ["controller.yaml", "sync.yaml"] {
+    for file in ["controller.yaml", "sync.yaml", "people.yaml"] {
         let committed = std::fs::read_to_string(common::repo_path("deploy/rbac").join(file))
             .unwrap_or_default();
         let now = std::fs::read_to_string(dir.path().join(file)).expect("rendered file");
@@ -2321,6 +2321,29 @@ async fn platform_team_path_helm_install_to_synced_districts() {
         l.local_addr().expect("addr").port()
     };
 
+    // The two districts' "Clever": the operator allows exactly their host:port.
+    let emulator = |seed: u64, district: &str| {
+        let mut config = EmulatorConfig::generated(seed, 30);
+        if let DataSource::Generate(g) = &mut config.data {
+            g.district_id = district.to_string();
+        }
+        Emulator::start(config)
+    };
+    let springfield = emulator(7, "5e8f0c1a2b3c4d5e6f708192")
+        .await
+        .expect("emulator");
+    let lincoln = emulator(11, "6a7b8c9d0e1f2a3b4c5d6e7f")
+        .await
+        .expect("emulator");
+    let host_port = |e: &rostersync::devtools::emulator::EmulatorHandle| {
+        let url = e.base_url();
+        format!(
+            "{}:{}",
+            url.host_str().expect("host"),
+            url.port_or_known_default().expect("port")
+        )
+    };
+
     // 1. The operator chart, as its NOTES say: install, then the database Secret.
     let ops = "rostersync";
     cluster.helm(&[
@@ -2332,6 +2355,12 @@ async fn platform_team_path_helm_install_to_synced_districts() {
         "--create-namespace",
         "--set",
         &format!("controller.metricsPort={port}"),
+        "--set",
+        &format!(
+            "clever.allowedApiHosts={{{},{}}}",
+            host_port(&springfield),
+            host_port(&lincoln)
+        ),
     ]);
     {
         use k8s_openapi::api::core::v1::Secret;
@@ -2418,16 +2447,6 @@ async fn platform_team_path_helm_install_to_synced_districts() {
     );
 
     // 3. The first district: its own chart release, its own sync ServiceAccount.
-    let emulator = |seed: u64, district: &str| {
-        let mut config = EmulatorConfig::generated(seed, 30);
-        if let DataSource::Generate(g) = &mut config.data {
-            g.district_id = district.to_string();
-        }
-        Emulator::start(config)
-    };
-    let springfield = emulator(7, "5e8f0c1a2b3c4d5e6f708192")
-        .await
-        .expect("emulator");
     install_district(
         &cluster,
         work.path(),
@@ -2465,9 +2484,6 @@ async fn platform_team_path_helm_install_to_synced_districts() {
     );
 
     // 5. A second district in another namespace, ready beside the first.
-    let lincoln = emulator(11, "6a7b8c9d0e1f2a3b4c5d6e7f")
-        .await
-        .expect("emulator");
     install_district(
         &cluster,
         work.path(),

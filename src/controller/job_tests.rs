@@ -32,6 +32,7 @@ fn config() -> JobConfig {
         database_secret: "rostersync-db".into(),
         database_secret_key: "url".into(),
         defaults: JobPodSettings::default(),
+        allowed_api_hosts: crate::clever::AllowedApiHosts::clever(),
     }
 }
 
@@ -137,7 +138,9 @@ fn job_has_labels_owner_command_and_limits() {
             "--schedule",
             "nightly",
             "--job",
-            "nightly-29540640"
+            "nightly-29540640",
+            "--allowed-api-host=api.clever.com",
+            "--allowed-api-host=clever.com",
         ]
     );
     assert!(

@@ -110,7 +110,7 @@ async fn run_locked(
 ) -> Result<RunRecord, SyncError> {
     // Job retries: a run that failed with a retriable error runs again (its next attempt);
     // any other finished run is reported, not run again.
-    if let Some(run) = runs::by_id(&mut *conn, &req.run_id).await? {
+    if let Some(run) = runs::by_id(&mut *conn, &req.connection, &req.run_id).await? {
         if run.is_finished() && !run.runs_again() {
             tracing::info!(run_id = %req.run_id, result = run.result.as_str(), "run already finished; reporting its outcome");
             return Ok(run);
@@ -154,7 +154,7 @@ async fn run_locked(
                 .acquire()
                 .await
                 .map_err(SyncError::db("connecting to record the failure"))?;
-            runs::finish(&mut rec, &req.run_id, &finish).await?;
+            runs::finish(&mut rec, &req.connection, &req.run_id, &finish).await?;
         }
     }
     // The record as stored is the outcome: the same value history and the controller read.
@@ -162,7 +162,7 @@ async fn run_locked(
         .acquire()
         .await
         .map_err(SyncError::db("connecting to read the run"))?;
-    let run = runs::by_id(&mut *rec, &req.run_id).await?;
+    let run = runs::by_id(&mut *rec, &req.connection, &req.run_id).await?;
     Ok(run.ok_or_else(|| crate::store::StoreError::RunMissing(req.run_id.clone()))?)
 }
 
@@ -298,7 +298,7 @@ async fn run_recorded(
             .await
             .map_err(SyncError::db("recording stale records"))?;
     }
-    let codes = runs::record_problems(&mut tx, &req.run_id).await?;
+    let codes = runs::record_problems(&mut tx, &req.connection, &req.run_id).await?;
     let (result, reason, message) = match (&trip, req.dry_run) {
         (Some(t), dry) => (
             RunResult::Held,
@@ -328,7 +328,7 @@ async fn run_recorded(
         message: &message,
         timings,
     };
-    runs::finish(&mut tx, &req.run_id, &finish).await?;
+    runs::finish(&mut tx, &req.connection, &req.run_id, &finish).await?;
     tx.commit()
         .await
         .map_err(SyncError::db("committing the run"))?;

@@ -41,6 +41,8 @@ pub struct Plan {
 #[derive(Clone, Debug, PartialEq)]
 pub struct Report {
     pub job: String,
+    /// The run's connection: a run id is only used with it (see `store::runs`).
+    pub connection: crate::run::ConnectionKey,
     pub run_id: String,
     pub result: RunResult,
     /// Queued in the same transaction that marks the run notified (so at most once).
