@@ -259,7 +259,8 @@ mod tests {
     #[test]
     fn credentials_over_plain_smtp_only_to_loopback() {
         // (host, tls, username, password, accepted)
-        let cases: &[(&str, &str, Option<&str>, Option<&str>, bool)] = &[
+        type Case<'a> = (&'a str, &'a str, Option<&'a str>, Option<&'a str>, bool);
+        let cases: &[Case] = &[
             ("smtp.example.org", "none", Some("bot"), Some("pw"), false),
             ("smtp.example.org", "none", Some("bot"), None, false),
             ("smtp.example.org", "none", None, None, true),
