@@ -104,6 +104,7 @@ async fn a_run_id_is_checked_with_its_connection_on_every_read_and_write() {
         job: Some("nightly-now-1".into()),
         dry_run: false,
     };
+    rostersync::store::migrate(&db.pool).await.expect("migrate");
     let mut conn = db.pool.acquire().await.expect("acquire");
     runs::start(&mut conn, &start(&a)).await.expect("a starts");
     let counts = Counts::default();

@@ -89,9 +89,14 @@ async fn bind(env: &Env, role: &str, user: &str) {
         .expect("create the RoleBinding");
 }
 
-/// `kubectl auth can-i VERB RESOURCE -n NS --as USER`.
+/// `kubectl auth can-i VERB RESOURCE -n NS --as USER` (`RESOURCE/SUB`: `--subresource SUB`).
 fn can_i(user: &str, verb: &str, resource: &str, ns: &str) -> bool {
-    let (_, out, err) = common::kubectl(&["auth", "can-i", verb, resource, "-n", ns, "--as", user]);
+    let mut args = vec!["auth", "can-i", verb, "-n", ns, "--as", user];
+    match resource.split_once('/') {
+        Some((kind, sub)) => args.extend([kind, "--subresource", sub]),
+        None => args.push(resource),
+    }
+    let (_, out, err) = common::kubectl(&args);
     match out.trim() {
         "yes" => true,
         "no" => false,
@@ -298,6 +303,9 @@ async fn a_sync_job_refuses_a_host_the_operator_does_not_allow() {
         assert!(!stderr.contains("app-secret") && !stderr.contains("district-token"));
     }
     assert_eq!(trap.count(), 0, "the refused host received a connection");
+    rostersync::store::migrate(&env.db.pool)
+        .await
+        .expect("migrate");
     assert_eq!(
         env.count("SELECT count(*) FROM sync_runs WHERE run_id = 'refused'")
             .await,
