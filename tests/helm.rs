@@ -504,6 +504,93 @@ fn deploy_rbac_is_what_the_charts_render() {
     }
 }
 
+/// `clever.allowedApiHosts` becomes one `--allowed-api-host` each (default: Clever's own hosts),
+/// the schema refuses a URL in their place, and the people's ClusterRoles grant the three kinds
+/// only (no Secrets), aggregated into view / edit / admin unless turned off.
+#[test]
+fn allowed_api_hosts_and_people_roles() {
+    if !helm_available() {
+        return;
+    }
+    let hosts = |docs: &[Value]| -> Vec<String> {
+        args_of(get(docs, "Deployment", "t-rostersync"))
+            .into_iter()
+            .filter(|a| a.starts_with("--allowed-api-host="))
+            .collect()
+    };
+    let docs = render("rostersync", &[]);
+    assert_eq!(
+        hosts(&docs),
+        [
+            "--allowed-api-host=api.clever.com",
+            "--allowed-api-host=clever.com"
+        ]
+    );
+    let docs = render(
+        "rostersync",
+        &[
+            "--set",
+            "clever.allowedApiHosts={127.0.0.1:8080,[::1]:9090}",
+        ],
+    );
+    assert_eq!(
+        hosts(&docs),
+        [
+            "--allowed-api-host=127.0.0.1:8080",
+            "--allowed-api-host=[::1]:9090"
+        ]
+    );
+    let err = render_err(
+        "rostersync",
+        &["--set", "clever.allowedApiHosts={https://api.clever.com}"],
+    );
+    assert!(err.contains("allowedApiHosts"), "{err}");
+
+    let viewer = get(&docs, "ClusterRole", "t-rostersync-district-viewer");
+    let editor = get(&docs, "ClusterRole", "t-rostersync-district-editor");
+    for (role, verbs, aggregate) in [
+        (
+            viewer,
+            json!(["get", "list", "watch"]),
+            vec!["aggregate-to-view"],
+        ),
+        (
+            editor,
+            json!([
+                "get", "list", "watch", "create", "update", "patch", "delete"
+            ]),
+            vec!["aggregate-to-edit", "aggregate-to-admin"],
+        ),
+    ] {
+        assert_eq!(role["rules"].as_array().map(Vec::len), Some(1), "{role}");
+        let rule = &role["rules"][0];
+        assert_eq!(rule["apiGroups"], json!(["rostersync.io"]));
+        assert_eq!(
+            rule["resources"],
+            json!(["rosterconnections", "syncschedules", "journeypolicies"])
+        );
+        assert_eq!(rule["verbs"], verbs);
+        for label in aggregate {
+            assert_eq!(
+                role["metadata"]["labels"][format!("rbac.authorization.k8s.io/{label}")],
+                "true"
+            );
+        }
+    }
+    let docs = render(
+        "rostersync",
+        &["--set", "rbac.districtRoles.aggregate=false"],
+    );
+    let viewer = get(&docs, "ClusterRole", "t-rostersync-district-viewer");
+    assert!(
+        !viewer["metadata"]["labels"]
+            .to_string()
+            .contains("aggregate")
+    );
+    let docs = render("rostersync", &["--set", "rbac.districtRoles.create=false"]);
+    assert!(find(&docs, "ClusterRole", "t-rostersync-district-editor").is_none());
+}
+
 #[test]
 fn watch_namespaces_use_roles_per_namespace() {
     if !helm_available() {
