@@ -69,7 +69,11 @@ sed "s#http://127.0.0.1:0#${api_base}#" examples/demo/connection.yaml | kubectl 
 log "starting the pod runner and the controller"
 "$bin" pod-runner --binary "rostersync=$bin" --log-dir "$state/pods" 2>"$state/pod-runner.log" &
 pids+=($!)
-"$bin" controller --metrics-addr 127.0.0.1:0 --sync-image rostersync:demo 2>"$state/controller.log" &
+# Credentials go only to allowed hosts: the emulator's exact host:port (instead of Clever's).
+api_host="${api_base#*://}"
+api_host="${api_host%%/*}"
+"$bin" controller --metrics-addr 127.0.0.1:0 --sync-image rostersync:demo \
+  --allowed-api-host "$api_host" 2>"$state/controller.log" &
 pids+=($!)
 
 kubectl -n district-a wait --for=condition=Ready --timeout=120s rosterconnection/springfield >&2

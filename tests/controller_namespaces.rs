@@ -351,10 +351,12 @@ async fn a_controller_watches_only_the_listed_namespaces_and_reads_secrets_by_na
     let proxied = dir.path().join("proxied.kubeconfig");
     let seen = recording_proxy(&env.controller_kubeconfig, &proxied).await;
     let kubeconfig = proxied.display().to_string();
+    let allowed = env.allowed_api_host_arg();
     let _controller = common::Proc::start(
         "controller-ns",
         &[
             "controller",
+            &allowed,
             "--namespace",
             &env.ns,
             "--namespace",

@@ -460,7 +460,7 @@ fn deploy_rbac_is_what_the_charts_render() {
     }
     let dir = tempfile::tempdir().expect("tempdir");
     let rendered = env::chart_rbac(dir.path());
-    for file in ["controller.yaml", "sync.yaml"] {
+    for file in ["controller.yaml", "sync.yaml", "people.yaml"] {
         let committed = std::fs::read_to_string(common::repo_path("deploy/rbac").join(file))
             .unwrap_or_default();
         let now = std::fs::read_to_string(dir.path().join(file)).expect("rendered file");
@@ -502,6 +502,93 @@ fn deploy_rbac_is_what_the_charts_render() {
             "deploy/rbac/ has no {kind} {name}"
         );
     }
+}
+
+/// `clever.allowedApiHosts` becomes one `--allowed-api-host` each (default: Clever's own hosts),
+/// the schema refuses a URL in their place, and the people's ClusterRoles grant the three kinds
+/// only (no Secrets), aggregated into view / edit / admin unless turned off.
+#[test]
+fn allowed_api_hosts_and_people_roles() {
+    if !helm_available() {
+        return;
+    }
+    let hosts = |docs: &[Value]| -> Vec<String> {
+        args_of(get(docs, "Deployment", "t-rostersync"))
+            .into_iter()
+            .filter(|a| a.starts_with("--allowed-api-host="))
+            .collect()
+    };
+    let docs = render("rostersync", &[]);
+    assert_eq!(
+        hosts(&docs),
+        [
+            "--allowed-api-host=api.clever.com",
+            "--allowed-api-host=clever.com"
+        ]
+    );
+    let docs = render(
+        "rostersync",
+        &[
+            "--set",
+            "clever.allowedApiHosts={127.0.0.1:8080,[::1]:9090}",
+        ],
+    );
+    assert_eq!(
+        hosts(&docs),
+        [
+            "--allowed-api-host=127.0.0.1:8080",
+            "--allowed-api-host=[::1]:9090"
+        ]
+    );
+    let err = render_err(
+        "rostersync",
+        &["--set", "clever.allowedApiHosts={https://api.clever.com}"],
+    );
+    assert!(err.contains("allowedApiHosts"), "{err}");
+
+    let viewer = get(&docs, "ClusterRole", "t-rostersync-district-viewer");
+    let editor = get(&docs, "ClusterRole", "t-rostersync-district-editor");
+    for (role, verbs, aggregate) in [
+        (
+            viewer,
+            json!(["get", "list", "watch"]),
+            vec!["aggregate-to-view"],
+        ),
+        (
+            editor,
+            json!([
+                "get", "list", "watch", "create", "update", "patch", "delete"
+            ]),
+            vec!["aggregate-to-edit", "aggregate-to-admin"],
+        ),
+    ] {
+        assert_eq!(role["rules"].as_array().map(Vec::len), Some(1), "{role}");
+        let rule = &role["rules"][0];
+        assert_eq!(rule["apiGroups"], json!(["rostersync.io"]));
+        assert_eq!(
+            rule["resources"],
+            json!(["rosterconnections", "syncschedules", "journeypolicies"])
+        );
+        assert_eq!(rule["verbs"], verbs);
+        for label in aggregate {
+            assert_eq!(
+                role["metadata"]["labels"][format!("rbac.authorization.k8s.io/{label}")],
+                "true"
+            );
+        }
+    }
+    let docs = render(
+        "rostersync",
+        &["--set", "rbac.districtRoles.aggregate=false"],
+    );
+    let viewer = get(&docs, "ClusterRole", "t-rostersync-district-viewer");
+    assert!(
+        !viewer["metadata"]["labels"]
+            .to_string()
+            .contains("aggregate")
+    );
+    let docs = render("rostersync", &["--set", "rbac.districtRoles.create=false"]);
+    assert!(find(&docs, "ClusterRole", "t-rostersync-district-editor").is_none());
 }
 
 #[test]
@@ -2321,6 +2408,29 @@ async fn platform_team_path_helm_install_to_synced_districts() {
         l.local_addr().expect("addr").port()
     };
 
+    // The two districts' "Clever": the operator allows exactly their host:port.
+    let emulator = |seed: u64, district: &str| {
+        let mut config = EmulatorConfig::generated(seed, 30);
+        if let DataSource::Generate(g) = &mut config.data {
+            g.district_id = district.to_string();
+        }
+        Emulator::start(config)
+    };
+    let springfield = emulator(7, "5e8f0c1a2b3c4d5e6f708192")
+        .await
+        .expect("emulator");
+    let lincoln = emulator(11, "6a7b8c9d0e1f2a3b4c5d6e7f")
+        .await
+        .expect("emulator");
+    let host_port = |e: &rostersync::devtools::emulator::EmulatorHandle| {
+        let url = e.base_url();
+        format!(
+            "{}:{}",
+            url.host_str().expect("host"),
+            url.port_or_known_default().expect("port")
+        )
+    };
+
     // 1. The operator chart, as its NOTES say: install, then the database Secret.
     let ops = "rostersync";
     cluster.helm(&[
@@ -2332,6 +2442,12 @@ async fn platform_team_path_helm_install_to_synced_districts() {
         "--create-namespace",
         "--set",
         &format!("controller.metricsPort={port}"),
+        "--set",
+        &format!(
+            "clever.allowedApiHosts={{{},{}}}",
+            host_port(&springfield),
+            host_port(&lincoln)
+        ),
     ]);
     {
         use k8s_openapi::api::core::v1::Secret;
@@ -2418,16 +2534,6 @@ async fn platform_team_path_helm_install_to_synced_districts() {
     );
 
     // 3. The first district: its own chart release, its own sync ServiceAccount.
-    let emulator = |seed: u64, district: &str| {
-        let mut config = EmulatorConfig::generated(seed, 30);
-        if let DataSource::Generate(g) = &mut config.data {
-            g.district_id = district.to_string();
-        }
-        Emulator::start(config)
-    };
-    let springfield = emulator(7, "5e8f0c1a2b3c4d5e6f708192")
-        .await
-        .expect("emulator");
     install_district(
         &cluster,
         work.path(),
@@ -2465,9 +2571,6 @@ async fn platform_team_path_helm_install_to_synced_districts() {
     );
 
     // 5. A second district in another namespace, ready beside the first.
-    let lincoln = emulator(11, "6a7b8c9d0e1f2a3b4c5d6e7f")
-        .await
-        .expect("emulator");
     install_district(
         &cluster,
         work.path(),

@@ -82,3 +82,110 @@ async fn migrations_apply_twice_and_history_lists_runs_as_table_and_json() {
     assert_eq!(table.lines().count(), 3, "header + 2 runs: {table}");
     assert!(table.contains("RemovalGuard: held"), "{table}");
 }
+
+/// A run id is only used with its connection: another connection can neither read, finish, mark
+/// nor restart it (starting it is refused, `RunIdTaken`, and nothing of the first run changes), and
+/// a lost-pod record under another connection leaves it alone.
+#[tokio::test]
+async fn a_run_id_is_checked_with_its_connection_on_every_read_and_write() {
+    use rostersync::run::{ConnectionKey, Counts, ProblemCodes, RunResult, Trigger};
+    use rostersync::store::StoreError;
+    use rostersync::store::runs::{self, Finish, LostPod, RunStart};
+    let Some(db) = common::fresh_db().await else {
+        return;
+    };
+    let a = ConnectionKey::new("district-a", "springfield").expect("key");
+    let b = ConnectionKey::new("district-b", "shelbyville").expect("key");
+    let start = |connection: &ConnectionKey| RunStart {
+        run_id: "shared-id".into(),
+        connection: connection.clone(),
+        trigger: Trigger::Manual,
+        schedule: Some("nightly".into()),
+        job: Some("nightly-now-1".into()),
+        dry_run: false,
+    };
+    rostersync::store::migrate(&db.pool).await.expect("migrate");
+    let mut conn = db.pool.acquire().await.expect("acquire");
+    runs::start(&mut conn, &start(&a)).await.expect("a starts");
+    let counts = Counts::default();
+    let codes = ProblemCodes::new();
+    let finish = Finish {
+        result: RunResult::Succeeded,
+        retriable: false,
+        counts: &counts,
+        problem_codes: &codes,
+        reason: "Synced",
+        message: "ok",
+        timings: serde_json::json!({}),
+    };
+    runs::finish(&mut conn, &a, "shared-id", &finish)
+        .await
+        .expect("a finishes");
+    let before = runs::by_id(&mut *conn, &a, "shared-id")
+        .await
+        .expect("read")
+        .expect("a's run");
+
+    // B: reads nothing, writes nothing.
+    assert!(
+        runs::by_id(&mut *conn, &b, "shared-id")
+            .await
+            .expect("read")
+            .is_none()
+    );
+    assert!(
+        runs::problems(&mut *conn, &b, "shared-id")
+            .await
+            .expect("read")
+            .is_empty()
+    );
+    let taken = runs::start(&mut conn, &start(&b)).await;
+    assert!(
+        matches!(taken, Err(StoreError::RunIdTaken { .. })),
+        "{taken:?}"
+    );
+    assert!(matches!(
+        runs::finish(&mut conn, &b, "shared-id", &finish).await,
+        Err(StoreError::RunMissing(_))
+    ));
+    assert!(
+        !runs::mark_notified(&mut conn, &b, "shared-id")
+            .await
+            .expect("mark")
+    );
+    runs::record_lost_pod(
+        &mut conn,
+        &LostPod {
+            run_id: "shared-id",
+            connection: &b,
+            schedule: "nightly",
+            trigger: Trigger::Manual,
+            job: "x",
+            started_at: jiff::Timestamp::now(),
+            reason: "DeadlineExceeded",
+            message: "lost",
+        },
+    )
+    .await
+    .expect("record lost pod");
+    let after = runs::by_id(&mut *conn, &a, "shared-id")
+        .await
+        .expect("read")
+        .expect("a's run");
+    assert_eq!(
+        (
+            after.result,
+            after.attempts,
+            after.notified,
+            &after.connection
+        ),
+        (before.result, before.attempts, false, &a)
+    );
+    assert_eq!(after.message, before.message);
+    // A itself still can.
+    assert!(
+        runs::mark_notified(&mut conn, &a, "shared-id")
+            .await
+            .expect("mark")
+    );
+}

@@ -138,7 +138,7 @@ async fn a_clever_failure_mid_stream_leaves_the_roster_exactly_as_before() {
         before,
         "nothing of the failed run is applied"
     );
-    let row = rostersync::store::runs::by_id(&pool, &out.run_id)
+    let row = rostersync::store::runs::by_id(&pool, &out_key(), &out.run_id)
         .await
         .expect("row")
         .expect("exists");
@@ -434,6 +434,14 @@ async fn broken_clever_responses_fail_the_run_and_change_nothing() {
             out.message
         );
         let message = out.message.unwrap_or_default();
+        if name == "a redirect" {
+            // The status and the target host are named, so a person sees where it pointed.
+            let target = format!("{}", trap.local_addr().expect("trap address"));
+            assert!(
+                message.contains("redirect (3") && message.contains(&target),
+                "{name}: {message}"
+            );
+        }
         assert!(
             !message.contains(emu.token()),
             "{name}: the token leaked: {message}"
@@ -515,4 +523,9 @@ async fn a_run_blocked_on_a_lock_fails_within_the_lock_timeout_and_changes_nothi
     );
     blocker.rollback().await.expect("release");
     assert_eq!(roster_snapshot(&pool).await, before);
+}
+
+/// The connection key of the runs these tests make.
+fn out_key() -> rostersync::run::ConnectionKey {
+    common::SYNC_CONNECTION.parse().expect("connection key")
 }

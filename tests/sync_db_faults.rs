@@ -111,7 +111,8 @@ impl Setup {
 
     /// The run's row, read directly (not through the proxy).
     async fn row(&self, run_id: &str) -> RunRecord {
-        runs::by_id(&self.db.pool, run_id)
+        let connection = CONN.parse().expect("connection key");
+        runs::by_id(&self.db.pool, &connection, run_id)
             .await
             .expect("read the run")
             .expect("the run is recorded")

@@ -185,7 +185,7 @@ async fn a_child_in_several_sections_goes_to_the_homeroom_and_is_reported() {
     let room = text(&pool, "SELECT e.classroom_clever_id FROM enrollments e JOIN children c ON c.id = e.child_id WHERE c.clever_id = 'b'").await;
     assert_eq!(room.as_deref(), Some("c1"));
     assert_eq!(out.problem_codes.get("MultipleSections"), Some(&1));
-    let p = rostersync::store::runs::problems(&pool, &out.run_id)
+    let p = rostersync::store::runs::problems(&pool, &out_key(), &out.run_id)
         .await
         .expect("problems");
     let multi: Vec<_> = p.iter().filter(|p| p.code == "MultipleSections").collect();
@@ -316,7 +316,7 @@ async fn the_removal_guard_holds_then_an_approval_applies_once() {
         before,
         "a held run applies nothing"
     );
-    let row = rostersync::store::runs::by_id(&pool, &held.run_id)
+    let row = rostersync::store::runs::by_id(&pool, &out_key(), &held.run_id)
         .await
         .expect("row")
         .expect("exists");
@@ -482,7 +482,7 @@ async fn dry_run_reports_the_real_counts_and_writes_only_its_history_row() {
         before,
         "a dry run writes no roster row"
     );
-    let row = rostersync::store::runs::by_id(&pool, &d.run_id)
+    let row = rostersync::store::runs::by_id(&pool, &out_key(), &d.run_id)
         .await
         .expect("row")
         .expect("exists");
@@ -778,7 +778,7 @@ async fn a_run_left_running_by_a_crash_is_marked_failed_by_the_next_run() {
         .expect("crashed run");
     let out = sync(&pool, &request(spec()), &roster()).await;
     assert_eq!(out.result, RunResult::Succeeded);
-    let row = rostersync::store::runs::by_id(&pool, "crashed")
+    let row = rostersync::store::runs::by_id(&pool, &out_key(), "crashed")
         .await
         .expect("row")
         .expect("exists");
@@ -839,7 +839,7 @@ async fn duplicate_ids_are_kept_once_with_a_problem() {
     let out = sync(&pool, &request(spec()), &src).await;
     assert_eq!(out.result, RunResult::Succeeded, "{:?}", out.message);
     assert_eq!(out.problem_codes.get("DuplicateRecord"), Some(&2));
-    let p = rostersync::store::runs::problems(&pool, &out.run_id)
+    let p = rostersync::store::runs::problems(&pool, &out_key(), &out.run_id)
         .await
         .expect("problems");
     let mut dups: Vec<(String, Option<String>)> = p
@@ -870,4 +870,9 @@ async fn duplicate_ids_are_kept_once_with_a_problem() {
     let reference = db().await.expect("second database");
     let plain = sync(&reference, &request(spec()), &roster()).await;
     assert_eq!(out.counts, plain.counts);
+}
+
+/// The connection key of the runs these tests make.
+fn out_key() -> rostersync::run::ConnectionKey {
+    CONN.parse().expect("connection key")
 }

@@ -4,7 +4,7 @@
 # controller ServiceAccount, ClusterRole, leader-election Role and SMTP-Secret Role, and its sync Job
 # ClusterRole, plus the district chart's sync ServiceAccount and RoleBinding, rendered with the fixed
 # values below (`helm template --show-only`). Run it after changing the charts' RBAC and commit the output.
-#   (none)     write deploy/rbac/controller.yaml and deploy/rbac/sync.yaml
+#   (none)     write deploy/rbac/controller.yaml, deploy/rbac/sync.yaml and deploy/rbac/people.yaml
 #   --out DIR  write them into DIR instead (the controller end-to-end tests render them this way)
 #   --check    verify that deploy/rbac/ is what the charts render; exits 1 with the diff when not
 # Uses `helm` from PATH, or the one hack/k8s/build.sh builds.
@@ -61,9 +61,20 @@ mv "$out/controller.yaml.tmp" "$out/controller.yaml"
 } | cat -s >"$out/sync.yaml.tmp"
 mv "$out/sync.yaml.tmp" "$out/sync.yaml"
 
+# People: the district viewer and editor ClusterRoles (bind them with a RoleBinding per district
+# namespace), aggregated into the built-in view / edit / admin roles.
+{
+  header "charts/rostersync" \
+    "People's roles: rostersync-district-viewer and rostersync-district-editor (no Secrets)."
+  helm template rostersync "$root/charts/rostersync" --namespace rostersync-system \
+    --show-only templates/rbac-people.yaml
+} | cat -s >"$out/people.yaml.tmp"
+mv "$out/people.yaml.tmp" "$out/people.yaml"
+
 if [ -n "$check" ]; then
   if ! diff -u "$root/deploy/rbac/controller.yaml" "$out/controller.yaml" ||
-    ! diff -u "$root/deploy/rbac/sync.yaml" "$out/sync.yaml"; then
+    ! diff -u "$root/deploy/rbac/sync.yaml" "$out/sync.yaml" ||
+    ! diff -u "$root/deploy/rbac/people.yaml" "$out/people.yaml"; then
     echo "rbac/render.sh: deploy/rbac/ differs from what the charts render: run hack/rbac/render.sh and commit deploy/rbac/" >&2
     exit 1
   fi

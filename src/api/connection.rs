@@ -36,7 +36,10 @@ pub struct RosterConnectionSpec {
     pub district_id: String,
 
     /// Base URL of the Clever API. Must be https; plain http is accepted only for a loopback host
-    /// (127.0.0.1, localhost or [::1]), for tests and local emulators.
+    /// (127.0.0.1, localhost or [::1]), for tests and local emulators. Its host (and, with app
+    /// credentials, the oauth tokens host derived from it) must be one the operator allows
+    /// (`--allowed-api-host`, default api.clever.com and clever.com); otherwise the connection is
+    /// not Ready (`ApiHostNotAllowed`) and no request is sent.
     #[serde(default = "default_api_base_url")]
     #[schemars(length(max = 2048), extend("x-kubernetes-validations" = [{
         "rule": "self.startsWith('https://') || self.matches('^http://(127\\\\.0\\\\.0\\\\.1|localhost|\\\\[::1\\\\])(:[0-9]+)?(/.*)?$')",

@@ -9,6 +9,7 @@ mod credentials;
 mod decode;
 mod error;
 mod grade;
+mod hosts;
 pub mod models;
 mod oauth;
 mod paging;
@@ -21,6 +22,9 @@ pub use credentials::{CleverCredentials, CredentialKeys, SecretKeysMissing};
 pub use decode::{Decoded, RecordProblem, decode_page};
 pub use error::CleverError;
 pub use grade::CleverGrade;
+pub use hosts::{
+    AllowedApiHosts, AllowedHost, CLEVER_API_HOSTS, HostNotAllowed, parse_allowed_host,
+};
 pub use models::*;
 pub use oauth::{AppCredentials, lookup_district_token};
 pub use paging::Paging;

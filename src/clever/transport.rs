@@ -225,16 +225,43 @@ async fn read_capped(
     Ok(Some(body.freeze()))
 }
 
-/// Where a redirect points, for the error: scheme and host only (a Location's path or query could
-/// carry anything); a relative Location stays on the same host.
+/// Where a redirect points, for the error: scheme, host and port only (a Location's path or query
+/// could carry anything); a relative Location stays on the same host.
 fn redirect_target(location: &str) -> String {
     match Url::parse(location) {
-        Ok(url) => format!(
-            "{}://{}",
-            url.scheme(),
-            url.host_str().unwrap_or("(no host)")
-        ),
+        Ok(url) => {
+            let port = url.port().map(|p| format!(":{p}")).unwrap_or_default();
+            format!(
+                "{}://{}{port}",
+                url.scheme(),
+                url.host_str().unwrap_or("(no host)")
+            )
+        }
         Err(_) => "a path on the same host".to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod redirect_tests {
+    use super::redirect_target;
+
+    #[test]
+    fn a_redirect_names_the_target_host_and_port_only() {
+        let cases = [
+            (
+                "https://evil.example/steal?token=abc",
+                "https://evil.example",
+            ),
+            ("http://127.0.0.1:9999/v3.0/users", "http://127.0.0.1:9999"),
+            (
+                "https://user:pw@evil.example:8443/x",
+                "https://evil.example:8443",
+            ),
+            ("/v3.0/users?page=2", "a path on the same host"),
+        ];
+        for (location, want) in cases {
+            assert_eq!(redirect_target(location), want, "{location}");
+        }
     }
 }
 

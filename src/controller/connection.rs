@@ -22,7 +22,8 @@ use crate::api::{
     DistrictStatus, RosterConnection, RosterConnectionStatus, condition as cond, set_condition,
 };
 use crate::clever::{
-    CleverClient, CleverCredentials, CleverError, ClientConfig, Token, lookup_district_token,
+    AllowedApiHosts, CleverClient, CleverCredentials, CleverError, ClientConfig, Token,
+    lookup_district_token,
 };
 use crate::run::ConnectionKey;
 
@@ -129,8 +130,26 @@ fn is_ready(status: &RosterConnectionStatus) -> bool {
         .any(|c| c.type_ == cond::READY && c.status == "True")
 }
 
-async fn verify(conn: &RosterConnection, secret: Option<&Secret>) -> Verification {
+async fn verify(
+    conn: &RosterConnection,
+    secret: Option<&Secret>,
+    allowed: &AllowedApiHosts,
+) -> Verification {
     let spec = &conn.spec;
+    let base = match url::Url::parse(&spec.api_base_url) {
+        Ok(u) => u,
+        Err(err) => {
+            return Verification::both(
+                "InvalidApiBaseUrl",
+                format!("apiBaseUrl {:?} is not a URL: {err}", spec.api_base_url),
+            );
+        }
+    };
+    // Before anything else, and before any HTTP client exists: credentials go only to hosts the
+    // operator allows, whatever the connection says.
+    if let Err(err) = allowed.check_api_base(&base) {
+        return Verification::both("ApiHostNotAllowed", err.message);
+    }
     let secret_name = &spec.credentials_secret_ref.name;
     let Some(secret) = secret else {
         return Verification::both(
@@ -144,15 +163,6 @@ async fn verify(conn: &RosterConnection, secret: Option<&Secret>) -> Verificatio
     let credentials = match CleverCredentials::from_secret(secret) {
         Ok(c) => c,
         Err(err) => return Verification::both("SecretKeyMissing", err.to_string()),
-    };
-    let base = match url::Url::parse(&spec.api_base_url) {
-        Ok(u) => u,
-        Err(err) => {
-            return Verification::both(
-                "InvalidApiBaseUrl",
-                format!("apiBaseUrl {:?} is not a URL: {err}", spec.api_base_url),
-            );
-        }
     };
     let mut cfg = ClientConfig::new(base, Token::new(String::new()));
     cfg.timeout = Duration::from_secs(15);
@@ -289,7 +299,7 @@ pub async fn reconcile(conn: &RosterConnection, ctx: &Arc<Context>) -> Result<Ac
             .await
             .map_err(Error::kube("reading the credentials Secret"))?;
         let secret_version = secret.as_ref().and_then(|s| s.resource_version());
-        let v = verify(conn, secret.as_ref()).await;
+        let v = verify(conn, secret.as_ref(), &ctx.job_config.allowed_api_hosts).await;
         drop(secret);
         // Clever could not answer a re-verification of a Ready connection: it stays Ready (the
         // last verified state), says the check is deferred, and tries again with backoff.

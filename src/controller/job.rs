@@ -71,16 +71,9 @@ impl RunRequest {
     }
 }
 
-/// FNV-1a: stable across Rust versions and machines (std's hashers are not guaranteed to be).
-fn fnv1a(data: &str) -> u64 {
-    data.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
-    })
-}
-
-/// 8 hex characters of a stable hash.
+/// 8 hex characters of a stable hash (FNV-1a, [`super::names::fnv1a64`]).
 pub fn short_hash(data: &str) -> String {
-    format!("{:08x}", fnv1a(data) & 0xffff_ffff)
+    format!("{:08x}", super::names::fnv1a64(data) & 0xffff_ffff)
 }
 
 /// The prefix of every Job name of a schedule: its name, truncated (with a hash of the full name
@@ -110,13 +103,21 @@ pub fn is_sync_now_job(schedule: &str, job: &str) -> bool {
     job.starts_with(&format!("{}-now-", job_prefix(schedule)))
 }
 
-/// The run id: the Job name plus a hash of the schedule's uid, unique across namespaces and
-/// across a schedule deleted and created again with the same name.
+/// The run id: the Job name (its first 46 characters) plus 16 hex characters (64 bits) of a hash
+/// of the namespace, the schedule's uid and the whole Job name, so unique across namespaces,
+/// connections and a schedule deleted and created again with the same name, and at most 63
+/// characters (it is also a label value). The store checks it with its connection anyway.
 pub fn run_id(job_name: &str, schedule_uid: &str, namespace: &str) -> String {
-    format!(
-        "{job_name}-{}",
-        short_hash(&format!("{namespace}/{schedule_uid}"))
-    )
+    use super::names::{MAX_LABEL_VALUE, hash16};
+    const ROOM: usize = MAX_LABEL_VALUE - 16 - 1;
+    let hash = hash16(&format!("{namespace}/{schedule_uid}/{job_name}"));
+    let head: String = job_name.chars().take(ROOM).collect();
+    let head = head.trim_end_matches(['-', '.']);
+    if head.is_empty() {
+        hash
+    } else {
+        format!("{head}-{hash}")
+    }
 }
 
 /// Operator settings that go into every Job.
@@ -134,6 +135,9 @@ pub struct JobConfig {
     /// The operator's defaults of the pod settings (`--sync-job-defaults`); a SyncSchedule's
     /// `spec.job` overrides them (see [`merge_pod_settings`]).
     pub defaults: JobPodSettings,
+    /// The hosts Clever credentials may go to (`--allowed-api-host`): the controller checks a
+    /// connection against them, and every sync Job gets them as `--allowed-api-host` arguments.
+    pub allowed_api_hosts: crate::clever::AllowedApiHosts,
 }
 
 /// The sync container's resources when neither the SyncSchedule nor the operator's defaults set
@@ -372,12 +376,15 @@ pub fn build_job(input: &JobInput<'_>) -> Option<Job> {
     let run_id = run_id(&name, &uid, &ns);
     let trigger = input.request.trigger();
     let connection = input.connection.name_any();
+    // Names of up to 253 characters: a label holds at most 63 (a hashed form beyond that), the
+    // annotations hold the full names the controller reads back.
+    use super::names::{CONNECTION_ANNOTATION, SCHEDULE_ANNOTATION, label_value};
     let labels: BTreeMap<String, String> = [
         (MANAGED_BY_LABEL, MANAGED_BY.to_string()),
-        (CONNECTION_LABEL, connection.clone()),
-        (SCHEDULE_LABEL, schedule.name_any()),
+        (CONNECTION_LABEL, label_value(&connection)),
+        (SCHEDULE_LABEL, label_value(&schedule.name_any())),
         (TRIGGER_LABEL, trigger.as_str().to_string()),
-        (RUN_ID_LABEL, run_id.clone()),
+        (RUN_ID_LABEL, label_value(&run_id)),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))
@@ -398,6 +405,15 @@ pub fn build_job(input: &JobInput<'_>) -> Option<Job> {
         "--job".to_string(),
         name.clone(),
     ];
+    // Always passed (the controller's list is never empty): the Job refuses other hosts too.
+    args.extend(
+        input
+            .config
+            .allowed_api_hosts
+            .to_args()
+            .into_iter()
+            .map(|host| format!("--allowed-api-host={host}")),
+    );
     if matches!(input.request, RunRequest::Approval { .. }) {
         args.push("--approve-removals".to_string());
     }
@@ -457,6 +473,10 @@ pub fn build_job(input: &JobInput<'_>) -> Option<Job> {
             name: Some(name),
             namespace: Some(ns),
             labels: Some(labels),
+            annotations: Some(BTreeMap::from([
+                (CONNECTION_ANNOTATION.to_string(), connection.clone()),
+                (SCHEDULE_ANNOTATION.to_string(), schedule.name_any()),
+            ])),
             owner_references: Some(vec![owner]),
             ..Default::default()
         },

@@ -32,6 +32,7 @@ fn config() -> JobConfig {
         database_secret: "rostersync-db".into(),
         database_secret_key: "url".into(),
         defaults: JobPodSettings::default(),
+        allowed_api_hosts: crate::clever::AllowedApiHosts::clever(),
     }
 }
 
@@ -92,6 +93,65 @@ fn long_schedule_names_are_truncated_and_stay_distinct() {
     assert!(!na.contains("--"));
 }
 
+/// Names of 200 characters (a connection and a schedule): every label value is valid (hashed
+/// beyond 63), the annotations keep the full names, the run id is at most 63 characters with 64
+/// bits of hash, and it differs across namespaces and schedule uids.
+#[test]
+fn long_names_give_valid_labels_and_full_names_in_annotations() {
+    use crate::controller::names::{is_label_value, label_value};
+    let long_conn = format!("{}.{}", "c".repeat(100), "d".repeat(99));
+    let long_sched = format!("{}.{}", "s".repeat(100), "t".repeat(99));
+    let mut s = schedule(&long_sched);
+    s.spec.connection_ref.name = long_conn.clone();
+    let mut c = connection();
+    c.metadata.name = Some(long_conn.clone());
+    let cfg = config();
+    let job = build_job(&JobInput {
+        schedule: &s,
+        connection: &c,
+        request: &slot_request(),
+        credentials: CredentialKeys::Token,
+        config: &cfg,
+    })
+    .expect("a job");
+    let labels = job.metadata.labels.clone().unwrap_or_default();
+    for (key, value) in &labels {
+        assert!(is_label_value(value), "{key}={value}");
+    }
+    assert_eq!(labels[CONNECTION_LABEL], label_value(&long_conn));
+    assert_eq!(labels[SCHEDULE_LABEL], label_value(&long_sched));
+    assert!(labels[CONNECTION_LABEL].starts_with("cccc"));
+    let annotations = job.metadata.annotations.clone().unwrap_or_default();
+    assert_eq!(annotations["rostersync.io/connection"], long_conn);
+    assert_eq!(annotations["rostersync.io/schedule"], long_sched);
+    assert_eq!(
+        crate::controller::names::connection_of(&job).as_deref(),
+        Some(long_conn.as_str())
+    );
+    let run = labels[RUN_ID_LABEL].clone();
+    assert!(run.len() <= 63, "{run}");
+    let hash = run.rsplit('-').next().unwrap_or_default();
+    assert_eq!(hash.len(), 16, "{run}");
+    assert!(hash.bytes().all(|b| b.is_ascii_hexdigit()), "{run}");
+    // The same Job name in another namespace or under a recreated schedule: another run id.
+    let name = job.metadata.name.clone().unwrap_or_default();
+    assert_ne!(run_id(&name, "uid-1", "a"), run_id(&name, "uid-1", "b"));
+    assert_ne!(run_id(&name, "uid-1", "a"), run_id(&name, "uid-2", "a"));
+    // The pod's container args carry the full names (no label limit there).
+    let args = job
+        .spec
+        .and_then(|s| s.template.spec)
+        .expect("pod")
+        .containers[0]
+        .args
+        .clone()
+        .unwrap_or_default();
+    assert!(
+        args.contains(&format!("district-a/{long_conn}")),
+        "{args:?}"
+    );
+}
+
 #[test]
 fn job_has_labels_owner_command_and_limits() {
     let job = build(&slot_request(), CredentialKeys::Token);
@@ -137,7 +197,9 @@ fn job_has_labels_owner_command_and_limits() {
             "--schedule",
             "nightly",
             "--job",
-            "nightly-29540640"
+            "nightly-29540640",
+            "--allowed-api-host=api.clever.com",
+            "--allowed-api-host=clever.com",
         ]
     );
     assert!(

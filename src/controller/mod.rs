@@ -16,6 +16,7 @@ pub mod job;
 pub mod journey;
 pub mod leader;
 pub mod metrics;
+pub mod names;
 pub mod runs;
 pub mod schedule;
 pub mod status;
@@ -65,6 +66,20 @@ pub struct ControllerArgs {
     /// key by key, the SyncSchedule's value winning.
     #[arg(long, value_name = "JSON", default_value = "{}", value_parser = job::parse_defaults)]
     pub sync_job_defaults: crate::api::JobPodSettings,
+    /// The hosts (`HOST[:PORT]`) Clever credentials may be sent to: a RosterConnection whose
+    /// apiBaseUrl (or the oauth tokens URL derived from it) is elsewhere is not Ready
+    /// (`ApiHostNotAllowed`) and gets no request; its sync Jobs get this list and refuse too.
+    /// Repeat the flag or give a comma-separated list; giving it replaces the default (Clever's
+    /// own hosts), so list them too if they stay allowed. A port-less host allows the scheme's
+    /// default port only.
+    #[arg(
+        long = "allowed-api-host",
+        value_name = "HOST[:PORT]",
+        value_delimiter = ',',
+        value_parser = crate::clever::parse_allowed_host,
+        default_values = crate::clever::CLEVER_API_HOSTS
+    )]
+    pub allowed_api_hosts: Vec<crate::clever::AllowedHost>,
     /// Watch only these namespaces: repeat the flag or give a comma-separated list (default: all
     /// namespaces). One set of watches runs per namespace, so the controller needs permissions in
     /// the listed namespaces only (a Role per namespace instead of a ClusterRole).
@@ -257,6 +272,7 @@ pub async fn run(args: ControllerArgs) -> anyhow::Result<u8> {
             database_secret: args.database_secret.clone(),
             database_secret_key: args.database_secret_key.clone(),
             defaults: args.sync_job_defaults.clone(),
+            allowed_api_hosts: crate::clever::AllowedApiHosts::new(args.allowed_api_hosts.clone()),
         },
         recheck_interval: Duration::from_secs(args.recheck_interval_seconds.max(1)),
         verified: Mutex::default(),

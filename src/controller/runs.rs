@@ -98,7 +98,7 @@ pub async fn outcome(
     schedule: &str,
 ) -> Result<RunRecord> {
     let run_id = run_id_of(job);
-    if let Some(run) = runs::by_id(&mut *tx, &run_id).await?
+    if let Some(run) = runs::by_id(&mut *tx, connection, &run_id).await?
         && run.is_finished()
     {
         return Ok(run);
@@ -128,7 +128,7 @@ pub async fn outcome(
         message: &message,
     };
     runs::record_lost_pod(&mut *tx, &lost).await?;
-    Ok(runs::by_id(&mut *tx, &run_id)
+    Ok(runs::by_id(&mut *tx, connection, &run_id)
         .await?
         .ok_or(crate::store::StoreError::RunMissing(run_id))?)
 }
@@ -221,7 +221,7 @@ pub async fn record_job_lost(
         message: &message,
     };
     runs::record_lost_pod(&mut *tx, &lost).await?;
-    Ok(runs::by_id(&mut *tx, &run.run_id)
+    Ok(runs::by_id(&mut *tx, &run.connection, &run.run_id)
         .await?
         .ok_or_else(|| crate::store::StoreError::RunMissing(run.run_id.clone()))?)
 }

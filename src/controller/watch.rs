@@ -20,7 +20,7 @@ use tracing::{info, warn};
 
 use super::Context;
 use super::error::{Error, Result};
-use super::job::{CONNECTION_LABEL, MANAGED_BY, MANAGED_BY_LABEL};
+use super::job::{MANAGED_BY, MANAGED_BY_LABEL};
 use super::metrics::Metrics;
 use crate::api::{JourneyPolicy, RosterConnection, SyncSchedule};
 
@@ -130,7 +130,8 @@ async fn run_in(ctx: Arc<Context>, namespace: Option<&str>, shutdown: channel::R
         )
         .watches(api::<Job>(&client, namespace), jobs_wc.clone(), |job| {
             let ns = job.namespace()?;
-            let conn = job.labels().get(CONNECTION_LABEL)?.clone();
+            // The full name (a label holds a hashed form of a long one).
+            let conn = super::names::connection_of(&job)?;
             Some(ObjectRef::new(&conn).within(&ns))
         });
 

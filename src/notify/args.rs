@@ -84,6 +84,20 @@ impl SmtpArgs {
                 why: "a password is set without a username".into(),
             });
         }
+        if tls == TlsMode::None
+            && (self.smtp_username.is_some() || self.smtp_password.is_some())
+            && !is_loopback_host(&host)
+        {
+            return Err(ConfigError::Invalid {
+                key: "tls",
+                why: format!(
+                    "`none` would send the SMTP username and password to {host} in clear text; \
+                     use `starttls` (port 587) or `tls` (port 465), or remove the credentials \
+                     (plain SMTP with credentials is allowed only to a loopback host: localhost, \
+                     127.0.0.0/8, [::1])"
+                ),
+            });
+        }
         Ok(SmtpConfig {
             host,
             port,
@@ -94,6 +108,20 @@ impl SmtpArgs {
             timeout: Duration::from_secs(self.smtp_timeout_seconds.unwrap_or(30).max(1)),
         })
     }
+}
+
+/// Whether `host` (an SMTP host setting) is this machine: `localhost`, 127.0.0.0/8 or `::1`
+/// (bracketed or not). Only there may credentials travel over plain SMTP.
+pub fn is_loopback_host(host: &str) -> bool {
+    let host = host.trim().trim_end_matches('.');
+    let bare = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
+    bare.eq_ignore_ascii_case("localhost")
+        || bare
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 /// The operator's email options, to flatten into `rostersync controller`'s arguments.

@@ -257,6 +257,67 @@ mod tests {
     }
 
     #[test]
+    fn credentials_over_plain_smtp_only_to_loopback() {
+        // (host, tls, username, password, accepted)
+        type Case<'a> = (&'a str, &'a str, Option<&'a str>, Option<&'a str>, bool);
+        let cases: &[Case] = &[
+            ("smtp.example.org", "none", Some("bot"), Some("pw"), false),
+            ("smtp.example.org", "none", Some("bot"), None, false),
+            ("smtp.example.org", "none", None, None, true),
+            (
+                "smtp.example.org",
+                "starttls",
+                Some("bot"),
+                Some("pw"),
+                true,
+            ),
+            ("smtp.example.org", "tls", Some("bot"), Some("pw"), true),
+            ("10.0.0.5", "none", Some("bot"), Some("pw"), false),
+            ("127.0.0.1", "none", Some("bot"), Some("pw"), true),
+            ("127.8.9.10", "none", Some("bot"), Some("pw"), true),
+            ("localhost", "none", Some("bot"), Some("pw"), true),
+            ("LocalHost.", "none", Some("bot"), Some("pw"), true),
+            ("[::1]", "none", Some("bot"), Some("pw"), true),
+            (
+                "localhost.evil.example",
+                "none",
+                Some("bot"),
+                Some("pw"),
+                false,
+            ),
+            ("127.0.0.1.nip.io", "none", Some("bot"), Some("pw"), false),
+            ("[::ffff:10.0.0.1]", "none", Some("bot"), Some("pw"), false),
+            ("0.0.0.0", "none", Some("bot"), Some("pw"), false),
+        ];
+        for (host, tls, user, password, accepted) in cases {
+            let mut values: BTreeMap<String, String> = [
+                ("host", *host),
+                ("tls", *tls),
+                ("from", "noreply@example.org"),
+            ]
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+            if let Some(u) = user {
+                values.insert("username".into(), u.to_string());
+            }
+            if let Some(p) = password {
+                values.insert("password".into(), p.to_string());
+            }
+            let got = SmtpConfig::from_map(&values);
+            assert_eq!(got.is_ok(), *accepted, "{host} {tls} {user:?}: {got:?}");
+            if let Err(e) = got {
+                let e = e.to_string();
+                assert!(
+                    e.contains("`tls`") && e.contains("starttls") && e.contains(host),
+                    "{e}"
+                );
+                assert!(!e.contains("pw"), "the password leaked: {e}");
+            }
+        }
+    }
+
+    #[test]
     fn errors_name_the_key_and_never_the_password() {
         let err = |pairs: &[(&str, &str)]| {
             SmtpConfig::from_map(

@@ -28,6 +28,13 @@ pub enum StoreError {
     },
     #[error("run {0} is not in sync_runs (was the history pruned or the database reset?)")]
     RunMissing(String),
+    /// A run id of another connection: run ids are checked with their connection, never trusted
+    /// alone.
+    #[error(
+        "run id {run_id} already belongs to another connection than {connection}: nothing was \
+         recorded; start the run with a new run id"
+    )]
+    RunIdTaken { run_id: String, connection: String },
     #[error("database error while {doing}: {source}")]
     Query {
         doing: &'static str,

@@ -4,6 +4,11 @@
 //! its transaction; [`fail_interrupted`] by the next run of the connection for a process that
 //! died; [`record_lost_pod`] by the controller for a pod that stopped without an outcome, and
 //! [`mark_notified`] once the controller has reported it. Readers get [`RunRecord`]s.
+//!
+//! A run id is only ever used together with its connection: every statement keyed by a run id
+//! also filters on the connection, so a run id from elsewhere (a Job label, a manifest, another
+//! district's history) can neither read nor change another connection's run, and a run id taken
+//! by another connection is refused ([`StoreError::RunIdTaken`]) instead of overwritten.
 use chrono::{DateTime, Utc};
 use jiff::Timestamp;
 use sqlx::{PgConnection, PgExecutor};
@@ -152,14 +157,16 @@ pub async fn fail_interrupted(
 }
 
 /// Records the run as Running. A run id started again (the Job's next attempt after a retriable
-/// failure, or after its process died) starts over as its next attempt, its problems cleared.
+/// failure, or after its process died) starts over as its next attempt, its problems cleared. A
+/// run id another connection already has is refused ([`StoreError::RunIdTaken`]).
 pub async fn start(conn: &mut PgConnection, run: &RunStart) -> Result<(), StoreError> {
-    sqlx::query!(
+    let started = sqlx::query!(
         "INSERT INTO sync_runs (run_id, connection, schedule, trigger, job, dry_run, started_at, result)
          VALUES ($1, $2, $3, $4, $5, $6, now(), 'Running')
          ON CONFLICT (run_id) DO UPDATE SET started_at = now(), result = 'Running', finished_at = NULL,
              reason = NULL, message = NULL, counts = '{}', problems = 0, problem_codes = '{}', timings = '{}',
-             retriable = false, attempts = sync_runs.attempts + 1",
+             retriable = false, attempts = sync_runs.attempts + 1
+         WHERE sync_runs.connection = EXCLUDED.connection",
         run.run_id,
         run.connection.as_str(),
         run.schedule,
@@ -170,10 +177,21 @@ pub async fn start(conn: &mut PgConnection, run: &RunStart) -> Result<(), StoreE
     .execute(&mut *conn)
     .await
     .map_err(StoreError::query("recording the run start"))?;
-    sqlx::query!("DELETE FROM sync_problems WHERE run_id = $1", run.run_id)
-        .execute(&mut *conn)
-        .await
-        .map_err(StoreError::query("clearing a retried run's problems"))?;
+    if started.rows_affected() == 0 {
+        return Err(StoreError::RunIdTaken {
+            run_id: run.run_id.clone(),
+            connection: run.connection.to_string(),
+        });
+    }
+    sqlx::query!(
+        "DELETE FROM sync_problems WHERE run_id = $1
+           AND run_id IN (SELECT run_id FROM sync_runs WHERE run_id = $1 AND connection = $2)",
+        run.run_id,
+        run.connection.as_str(),
+    )
+    .execute(&mut *conn)
+    .await
+    .map_err(StoreError::query("clearing a retried run's problems"))?;
     Ok(())
 }
 
@@ -181,13 +199,17 @@ pub async fn start(conn: &mut PgConnection, run: &RunStart) -> Result<(), StoreE
 /// the totals by code.
 pub async fn record_problems(
     conn: &mut PgConnection,
+    connection: &ConnectionKey,
     run_id: &str,
 ) -> Result<ProblemCodes, StoreError> {
     sqlx::query(
         "INSERT INTO sync_problems (run_id, record_kind, clever_id, code, message)
-         SELECT $1, record_kind, clever_id, code, message FROM stg_problems ORDER BY id",
+         SELECT $1, record_kind, clever_id, code, message FROM stg_problems
+         WHERE EXISTS (SELECT 1 FROM sync_runs WHERE run_id = $1 AND connection = $2)
+         ORDER BY id",
     )
     .bind(run_id)
+    .bind(connection.as_str())
     .execute(&mut *conn)
     .await
     .map_err(StoreError::query("recording problems"))?;
@@ -207,6 +229,7 @@ pub async fn record_problems(
 /// was lost) is never overwritten. Returns whether the row was updated.
 pub async fn finish(
     conn: &mut PgConnection,
+    connection: &ConnectionKey,
     run_id: &str,
     f: &Finish<'_>,
 ) -> Result<bool, StoreError> {
@@ -214,7 +237,7 @@ pub async fn finish(
     let r = sqlx::query!(
         "UPDATE sync_runs SET result = $2, retriable = $3, finished_at = now(), counts = $4, problems = $5,
                 problem_codes = $6, reason = $7, message = $8, timings = $9
-         WHERE run_id = $1 AND result = 'Running'",
+         WHERE run_id = $1 AND connection = $10 AND result = 'Running'",
         run_id,
         f.result.as_str(),
         f.retriable,
@@ -224,6 +247,7 @@ pub async fn finish(
         f.reason,
         f.message,
         f.timings,
+        connection.as_str(),
     )
     .execute(&mut *conn)
     .await
@@ -232,7 +256,8 @@ pub async fn finish(
 }
 
 /// Records a run whose pod stopped without an outcome as Failed (retriable): inserted when the pod
-/// never started it, completed when it is still `Running`, left alone when it has an outcome.
+/// never started it, completed when it is still `Running`, left alone when it has an outcome or
+/// belongs to another connection.
 pub async fn record_lost_pod(
     conn: &mut PgConnection,
     lost: &LostPod<'_>,
@@ -243,7 +268,7 @@ pub async fn record_lost_pod(
          VALUES ($1, $2, $3, $4, $5, $6, now(), 'Failed', true, $7, $8)
          ON CONFLICT (run_id) DO UPDATE SET result = 'Failed', retriable = true, finished_at = now(),
              reason = EXCLUDED.reason, message = EXCLUDED.message
-         WHERE sync_runs.result = 'Running'",
+         WHERE sync_runs.result = 'Running' AND sync_runs.connection = EXCLUDED.connection",
         lost.run_id,
         lost.connection.as_str(),
         lost.schedule,
@@ -262,11 +287,17 @@ pub async fn record_lost_pod(
 /// Marks a finished run as reported. True the first time only: the caller queues the run's email
 /// in the same transaction, so each run is emailed at most once, even across restarts and
 /// replicas (a concurrent caller waits on the row lock, then gets false).
-pub async fn mark_notified(conn: &mut PgConnection, run_id: &str) -> Result<bool, StoreError> {
+pub async fn mark_notified(
+    conn: &mut PgConnection,
+    connection: &ConnectionKey,
+    run_id: &str,
+) -> Result<bool, StoreError> {
     let marked = sqlx::query_scalar!(
         "UPDATE sync_runs SET notified_at = now() \
-         WHERE run_id = $1 AND notified_at IS NULL AND result <> 'Running' RETURNING run_id",
+         WHERE run_id = $1 AND connection = $2 AND notified_at IS NULL AND result <> 'Running' \
+         RETURNING run_id",
         run_id,
+        connection.as_str(),
     )
     .fetch_optional(&mut *conn)
     .await
@@ -274,15 +305,21 @@ pub async fn mark_notified(conn: &mut PgConnection, run_id: &str) -> Result<bool
     Ok(marked.is_some())
 }
 
-/// The run with this id, if any.
+/// The run of `connection` with this id, if any (a run of another connection is `None`).
 pub async fn by_id(
     executor: impl PgExecutor<'_>,
+    connection: &ConnectionKey,
     run_id: &str,
 ) -> Result<Option<RunRecord>, StoreError> {
-    let row = sqlx::query_as!(Row, "SELECT * FROM sync_runs WHERE run_id = $1", run_id,)
-        .fetch_optional(executor)
-        .await
-        .map_err(StoreError::query("reading a sync run"))?;
+    let row = sqlx::query_as!(
+        Row,
+        "SELECT * FROM sync_runs WHERE run_id = $1 AND connection = $2",
+        run_id,
+        connection.as_str(),
+    )
+    .fetch_optional(executor)
+    .await
+    .map_err(StoreError::query("reading a sync run"))?;
     row.map(RunRecord::try_from).transpose()
 }
 
@@ -344,15 +381,19 @@ pub async fn list(
     records(rows)
 }
 
-/// The problems recorded for a run, in recording order.
+/// The problems recorded for a run of `connection`, in recording order.
 pub async fn problems(
     executor: impl PgExecutor<'_>,
+    connection: &ConnectionKey,
     run_id: &str,
 ) -> Result<Vec<Problem>, StoreError> {
     sqlx::query_as!(
         Problem,
-        "SELECT record_kind, clever_id, code, message FROM sync_problems WHERE run_id = $1 ORDER BY id",
+        "SELECT p.record_kind, p.clever_id, p.code, p.message FROM sync_problems p
+         JOIN sync_runs r ON r.run_id = p.run_id
+         WHERE p.run_id = $1 AND r.connection = $2 ORDER BY p.id",
         run_id,
+        connection.as_str(),
     )
     .fetch_all(executor)
     .await

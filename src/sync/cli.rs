@@ -82,6 +82,12 @@ pub struct SyncArgs {
     /// not cut short by it.
     #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
     pub db_client_timeout: u64,
+    /// The hosts (`HOST[:PORT]`) Clever credentials may be sent to; apiBaseUrl (and the oauth
+    /// tokens URL derived from it) elsewhere fails the run before any request, not retriable.
+    /// The controller passes its `--allowed-api-host` list to every sync Job. Without the flag
+    /// (a person running a sync with credentials of their own) any host is allowed.
+    #[arg(long = "allowed-api-host", value_name = "HOST[:PORT]", value_delimiter = ',', value_parser = crate::clever::parse_allowed_host)]
+    pub allowed_api_hosts: Vec<crate::clever::AllowedHost>,
     /// The largest Clever response body accepted, in bytes; a larger one fails the run.
     #[arg(long, default_value_t = 256 * 1024 * 1024, value_parser = clap::value_parser!(u64).range(1..))]
     pub clever_max_body_bytes: u64,
@@ -111,6 +117,16 @@ pub async fn run(args: SyncArgs) -> anyhow::Result<u8> {
             return Ok(err.exit_code());
         }
     };
+    let allowed = crate::clever::AllowedApiHosts::new(args.allowed_api_hosts.clone());
+    if let Err(err) = allowed.check_api_base(&base_url) {
+        let err = SyncError::Source {
+            reason: "ApiHostNotAllowed",
+            message: err.message,
+            retriable: false,
+        };
+        eprintln!("error: {err}");
+        return Ok(err.exit_code());
+    }
     let limits = crate::store::SessionLimits {
         statement_timeout: std::time::Duration::from_secs(args.db_statement_timeout),
         lock_timeout: std::time::Duration::from_secs(args.db_lock_timeout),
@@ -158,12 +174,12 @@ pub async fn run(args: SyncArgs) -> anyhow::Result<u8> {
     }
 }
 
-/// A run id for a standalone run: `<name>-<UTC time>-<random>`.
+/// A run id for a standalone run: `<name>-<UTC time>-<64 random bits>`.
 pub fn new_run_id(name: &str) -> String {
     use rand::Rng;
     let now = jiff::Timestamp::now().strftime("%Y%m%dt%H%M%S");
-    let suffix: u32 = rand::rng().random_range(0..0x10000);
-    format!("{name}-{now}-{suffix:04x}")
+    let suffix: u64 = rand::rng().random();
+    format!("{name}-{now}-{suffix:016x}")
 }
 
 async fn load(args: &SyncArgs) -> Result<Loaded, SyncError> {

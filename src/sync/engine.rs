@@ -187,7 +187,7 @@ impl Run<'_> {
         let req = self.req;
         // Job retries: a run that failed with a retriable error runs again (its next attempt);
         // any other finished run is reported, not run again.
-        if let Some(run) = runs::by_id(&mut *conn, &req.run_id).await? {
+        if let Some(run) = runs::by_id(&mut *conn, &req.connection, &req.run_id).await? {
             if run.is_finished() && !run.runs_again() {
                 tracing::info!(run_id = %req.run_id, result = run.result.as_str(), "run already finished; reporting its outcome");
                 return Ok(Some(run));
@@ -269,7 +269,7 @@ impl Run<'_> {
                 timings,
             };
             let updated = bounded(bound, "recording the failure", async {
-                Ok(runs::finish(&mut rec, &req.run_id, &finish).await?)
+                Ok(runs::finish(&mut rec, &req.connection, &req.run_id, &finish).await?)
             })
             .await?;
             if !updated {
@@ -291,7 +291,7 @@ impl Run<'_> {
 
     async fn read_back(&self, rec: &mut PgConnection) -> Result<RunRecord, SyncError> {
         let run = bounded(self.bound, "reading the run", async {
-            Ok(runs::by_id(&mut *rec, &self.req.run_id).await?)
+            Ok(runs::by_id(&mut *rec, &self.req.connection, &self.req.run_id).await?)
         })
         .await?;
         Ok(run.ok_or_else(|| crate::store::StoreError::RunMissing(self.req.run_id.clone()))?)
@@ -438,7 +438,7 @@ async fn run_recorded(
             .await
             .map_err(SyncError::db("recording stale records"))?;
     }
-    let codes = runs::record_problems(&mut tx, &req.run_id).await?;
+    let codes = runs::record_problems(&mut tx, &req.connection, &req.run_id).await?;
     let (result, reason, message) = match (&hold, req.dry_run) {
         (Some(h), dry) => (
             RunResult::Held,
@@ -470,8 +470,8 @@ async fn run_recorded(
     };
     // Only a row still Running is finished: another party's outcome (the controller recording a
     // lost pod) is never overwritten; the roster changes are rolled back instead.
-    if !runs::finish(&mut tx, &req.run_id, &finish).await? {
-        let stored = runs::by_id(&mut *tx, &req.run_id).await?;
+    if !runs::finish(&mut tx, &req.connection, &req.run_id, &finish).await? {
+        let stored = runs::by_id(&mut *tx, &req.connection, &req.run_id).await?;
         tx.rollback()
             .await
             .map_err(SyncError::db("rolling the roster back"))?;

@@ -60,6 +60,8 @@ impl SyncError {
     pub fn is_retriable(&self) -> bool {
         match self {
             SyncError::Config(_) => false,
+            // Another connection's run id: running again cannot change that.
+            SyncError::Store(crate::store::StoreError::RunIdTaken { .. }) => false,
             SyncError::Source { retriable, .. } => *retriable,
             SyncError::Locked { .. }
             | SyncError::Database { .. }

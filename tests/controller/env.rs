@@ -74,7 +74,7 @@ pub fn chart_rbac(dir: &std::path::Path) -> Vec<serde_json::Value> {
         "hack/rbac/render.sh failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    ["controller.yaml", "sync.yaml"]
+    ["controller.yaml", "sync.yaml", "people.yaml"]
         .iter()
         .flat_map(|file| {
             let text = std::fs::read_to_string(dir.join(file)).expect("rendered RBAC");
@@ -230,6 +230,7 @@ impl Env {
     /// Like [`Env::controller`], with the admin server (`/metrics`, ...) on `metrics_addr`
     /// (clap rejects a repeated `--metrics-addr`, so it cannot go in `extra`).
     pub fn controller_with_metrics(&self, name: &str, metrics_addr: &str, extra: &[&str]) -> Proc {
+        let allowed = self.allowed_api_host_arg();
         let mut args = vec![
             "controller",
             "--namespace",
@@ -240,6 +241,7 @@ impl Env {
             "rostersync:test",
             "--lease-namespace",
             &self.ns,
+            &allowed,
         ];
         args.extend_from_slice(extra);
         let kubeconfig = self.controller_kubeconfig.display().to_string();
@@ -252,6 +254,21 @@ impl Env {
                 ("RUST_LOG", "info,rostersync=debug"),
             ],
         )
+    }
+
+    /// The emulator's exact `host:port`, the one Clever API host the tests' controllers allow.
+    pub fn emulator_host(&self) -> String {
+        let url = self.emulator.base_url();
+        format!(
+            "{}:{}",
+            url.host_str().expect("emulator host"),
+            url.port_or_known_default().expect("emulator port")
+        )
+    }
+
+    /// `--allowed-api-host=<the emulator's host:port>`.
+    pub fn allowed_api_host_arg(&self) -> String {
+        format!("--allowed-api-host={}", self.emulator_host())
     }
 
     pub fn connections(&self) -> Api<RosterConnection> {

@@ -112,6 +112,9 @@ names can be reconciled with the controller in one spot.
 {{- if .Values.smtp.secretName }}
 - --smtp-secret={{ .Values.smtp.secretName }}
 {{- end }}
+{{- range .Values.clever.allowedApiHosts }}
+- --allowed-api-host={{ . }}
+{{- end }}
 {{- range .Values.watch.namespaces }}
 - --namespace={{ . }}
 {{- end }}

@@ -68,7 +68,7 @@ pub async fn apply(ctx: &Arc<Context>, o: &Observed, plan: &Plan) -> Result<()> 
             .begin()
             .await
             .map_err(StoreError::query("starting a transaction"))?;
-        if runs::mark_notified(&mut tx, &report.run_id).await?
+        if runs::mark_notified(&mut tx, &report.connection, &report.run_id).await?
             && let Some(email) = &report.email
         {
             emails::enqueue_in(&mut tx, &email.settings, &email.notice, now).await?;

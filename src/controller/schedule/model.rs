@@ -44,6 +44,8 @@ pub struct Report {
     /// Whether the Job exists to be marked reported (not for a run found in `sync_runs` whose Job
     /// is gone).
     pub mark_job: bool,
+    /// The run's connection: a run id is only used with it (see `store::runs`).
+    pub connection: crate::run::ConnectionKey,
     pub run_id: String,
     pub result: RunResult,
     /// Queued in the same transaction that marks the run notified (so at most once).

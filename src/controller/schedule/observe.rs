@@ -10,9 +10,7 @@ use super::plan::owned_by;
 use crate::api::{RosterConnection, SyncSchedule};
 use crate::controller::Context;
 use crate::controller::error::{Error, Result};
-use crate::controller::job::{
-    self, CONNECTION_LABEL, MANAGED_BY, MANAGED_BY_LABEL, REPORTED_ANNOTATION,
-};
+use crate::controller::job::{self, MANAGED_BY, MANAGED_BY_LABEL, REPORTED_ANNOTATION};
 use crate::controller::runs;
 use crate::run::{ConnectionKey, RunRecord};
 use crate::store::StoreError;
@@ -95,11 +93,7 @@ async fn settle(
     current: Option<&RosterConnection>,
     job: &Job,
 ) -> Result<FinishedRun> {
-    let conn_name = job
-        .labels()
-        .get(CONNECTION_LABEL)
-        .cloned()
-        .unwrap_or_default();
+    let conn_name = crate::controller::names::connection_of(job).unwrap_or_default();
     // The Job's own connection, should the schedule's reference have changed since.
     let connection = match current {
         Some(c) if c.name_any() == conn_name => Some(c.clone()),

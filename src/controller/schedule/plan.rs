@@ -16,7 +16,8 @@ use crate::api::{
 };
 use crate::controller::emails;
 use crate::controller::history::{self, upsert};
-use crate::controller::job::{self, CONNECTION_LABEL, RunRequest, SCHEDULE_LABEL};
+use crate::controller::job::{self, RunRequest, SCHEDULE_LABEL};
+use crate::controller::names;
 use crate::controller::runs::{self, JobState, job_state};
 use crate::controller::status::{condition_at, is_true};
 use crate::notify;
@@ -33,7 +34,7 @@ pub fn owned_by(job: &Job, sched: &SyncSchedule) -> bool {
     job.owner_references()
         .iter()
         .any(|o| Some(&o.uid) == uid.as_ref())
-        || (job.labels().get(SCHEDULE_LABEL) == Some(&sched.name_any())
+        || (names::has_label_for(job, SCHEDULE_LABEL, &sched.name_any())
             && job.owner_references().is_empty())
 }
 
@@ -75,7 +76,7 @@ pub fn plan(o: &Observed, now: Timestamp) -> Plan {
     });
     let mine: Vec<&Job> = o.jobs.iter().filter(|j| owned_by(j, sched)).collect();
     let mut run_active = o.jobs.iter().any(|j| {
-        j.labels().get(CONNECTION_LABEL) == Some(&sched.spec.connection_ref.name)
+        names::connection_of(j).as_deref() == Some(sched.spec.connection_ref.name.as_str())
             && job_state(j) == JobState::Active
     });
     let exists = |request: &RunRequest| {
@@ -382,6 +383,7 @@ fn report(
     p.reports.push(Report {
         job: f.job.clone(),
         mark_job: !f.job_gone,
+        connection: run.connection.clone(),
         run_id: run.run_id.clone(),
         result: run.result,
         email,

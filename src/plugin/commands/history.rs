@@ -32,10 +32,11 @@ async fn db_history(connection: &ConnectionKey, limit: u16) -> Result<Vec<RunRec
     runs
 }
 
-/// One run's record, when Postgres is reachable (best effort, for `sync-now --wait`).
-pub async fn db_run(run_id: &str) -> Option<RunRecord> {
+/// One run's record (of `connection`), when Postgres is reachable (best effort, for
+/// `sync-now --wait`).
+pub async fn db_run(connection: &ConnectionKey, run_id: &str) -> Option<RunRecord> {
     let pool = db_pool().await.ok()?;
-    let run = store_runs::by_id(&pool, run_id).await.ok()?;
+    let run = store_runs::by_id(&pool, connection, run_id).await.ok()?;
     pool.close().await;
     run
 }

@@ -165,7 +165,13 @@ pub async fn sync_now(
             if !run.summary.is_empty() {
                 println!("  {}", run.summary);
             }
-            if let Some(record) = db_run(&run.run_id).await {
+            let connection =
+                crate::run::ConnectionKey::new(ns, &schedule.spec.connection_ref.name).ok();
+            let record = match &connection {
+                Some(key) => db_run(key, &run.run_id).await,
+                None => None,
+            };
+            if let Some(record) = record {
                 let counts = record.counts.describe();
                 if counts != run.summary {
                     println!("  counts: {counts}");
