@@ -19,6 +19,7 @@ pub mod metrics;
 pub mod runs;
 pub mod schedule;
 pub mod status;
+pub mod tenancy;
 mod watch;
 
 use std::collections::HashMap;
@@ -43,7 +44,14 @@ pub struct ControllerArgs {
     /// Postgres URL (roster and sync history); migrations run at start.
     #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
     pub database_url: String,
-    /// The Secret (in each Job's namespace) holding the database URL the sync Jobs use.
+    /// How sync Jobs reach the database: `dedicated` (a login role per RosterConnection, limited
+    /// to its rows by row-level security, in a Secret `<connection>-database` the controller
+    /// writes; needs CREATEROLE) or `shared` (every Job uses `--database-secret`, a URL with the
+    /// owner's rights: weaker, see docs/security.md).
+    #[arg(long, value_enum, default_value_t = crate::store::tenancy::Tenancy::Dedicated)]
+    pub database_tenancy: crate::store::tenancy::Tenancy,
+    /// Shared tenancy: the Secret (in each Job's namespace) holding the database URL the sync
+    /// Jobs use.
     #[arg(long, default_value = "rostersync-database")]
     pub database_secret: String,
     /// The key of the database URL in `--database-secret`.
@@ -70,6 +78,10 @@ pub struct ControllerArgs {
     /// the listed namespaces only (a Role per namespace instead of a ClusterRole).
     #[arg(long = "namespace", value_name = "NS", value_delimiter = ',', value_parser = namespace_name)]
     pub namespaces: Vec<String>,
+    /// Finished runs (with their problems) and sent emails older than this are deleted, hourly:
+    /// a whole number and a unit (d, h, m, s).
+    #[arg(long, default_value = "400d", value_parser = tenancy::parse_retention)]
+    pub history_retention: Duration,
     /// Address of `/metrics`, `/healthz` and `/readyz`.
     #[arg(long, default_value = "0.0.0.0:8080")]
     pub metrics_addr: SocketAddr,
@@ -113,6 +125,8 @@ pub struct Context {
     pub failures: Mutex<HashMap<String, u32>>,
     /// Repeats of the same problem are emailed at most once per this interval.
     pub email_repeat_interval: chrono::Duration,
+    /// Dedicated tenancy: the district roles (`None` in shared tenancy).
+    pub tenants: Option<tenancy::Tenants>,
 }
 
 /// Runs the controller until SIGTERM/Ctrl-C (exit 0) or a lost Lease (exit 1).
@@ -126,6 +140,15 @@ pub async fn run(args: ControllerArgs) -> anyhow::Result<u8> {
     crate::store::migrate(&db)
         .await
         .context("cannot migrate the database")?;
+    let tenants = match args.database_tenancy {
+        crate::store::tenancy::Tenancy::Shared => None,
+        crate::store::tenancy::Tenancy::Dedicated => Some(tenancy::Tenants {
+            prepared: crate::store::tenancy::prepare(&db)
+                .await
+                .context("cannot prepare the district database roles")?,
+            owner_url: args.database_url.clone(),
+        }),
+    };
     // Read (and validated) before anything else, so a broken SMTP setting fails the start.
     let mut notify = args.notify.clone();
     if let Some(secret) = notify.smtp_secret.as_mut()
@@ -195,8 +218,10 @@ pub async fn run(args: ControllerArgs) -> anyhow::Result<u8> {
             service_account: args.sync_service_account.clone(),
             database_secret: args.database_secret.clone(),
             database_secret_key: args.database_secret_key.clone(),
+            tenancy: args.database_tenancy,
             defaults: args.sync_job_defaults.clone(),
         },
+        tenants,
         recheck_interval: Duration::from_secs(args.recheck_interval_seconds.max(1)),
         verified: Mutex::default(),
         failures: Mutex::default(),
@@ -230,6 +255,11 @@ pub async fn run(args: ControllerArgs) -> anyhow::Result<u8> {
     // Only the acting replica (the Lease holder with --leader-elect) sends; several senders would
     // be safe too (each message is claimed with FOR UPDATE SKIP LOCKED), e.g. during a handover.
     let sender = sender.map(|s| tokio::spawn(s.run(watch::shutdown_future(shutdown_rx.clone()))));
+    tokio::spawn(tenancy::prune_history_forever(
+        ctx.db.clone(),
+        args.history_retention,
+        shutdown_rx.clone(),
+    ));
     watch::run_controllers(ctx, &namespaces, shutdown_rx).await;
     if let Some(sender) = sender {
         let _ = shutdown_tx.send(true);
