@@ -32,7 +32,7 @@ pub enum Tenancy {
 }
 
 /// The tables a district role may read and write (its own rows only): every table with
-/// row-level security. `tests/tenancy.rs` checks that this list is every table with a
+/// row-level security. `tests/db_roles.rs` checks that this list is every table with a
 /// `connection` column (or a run's problems), so that a new roster table cannot be forgotten.
 pub const TENANT_TABLES: [&str; 7] = [
     "schools",
