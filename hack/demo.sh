@@ -62,7 +62,6 @@ kubectl wait --for condition=established --timeout=60s crd -l '!none' >&2 2>/dev
 kubectl apply -f examples/demo/namespace.yaml >&2
 kubectl apply -f deploy/rbac/sync.yaml >&2
 kubectl -n district-a create secret generic springfield-clever --from-literal=token="$CLEVER_EMULATOR_TOKEN" >&2
-kubectl -n district-a create secret generic rostersync-database --from-literal=url="$DATABASE_URL" >&2
 kubectl apply -f examples/demo/journeypolicy.yaml -f examples/demo/schedule.yaml >&2
 sed "s#http://127.0.0.1:0#${api_base}#" examples/demo/connection.yaml | kubectl apply -f - >&2
 

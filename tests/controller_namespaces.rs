@@ -466,15 +466,24 @@ async fn a_controller_watches_only_the_listed_namespaces_and_reads_secrets_by_na
             Some((c, n)) => (c, Some(n)),
             None => (s.path.as_str(), None),
         };
-        assert_eq!(s.method, "GET", "a write to a Secret: {s:?}");
         assert!(collection.starts_with("/api/v1/namespaces/"), "{s:?}");
-        match name {
+        // The connection's own database credential (dedicated tenancy): written with server-side
+        // apply, and only its metadata read back (the fingerprint), never its data.
+        // The connections here have short names: their credential Secrets are `<name>-database`.
+        let credential = |n: &str| n.ends_with("-database");
+        match (s.method.as_str(), name) {
             // A list or a watch: metadata only.
-            None => assert!(
+            ("GET", None) => assert!(
                 s.accept.contains("as=PartialObjectMetadata"),
                 "a list or watch of Secrets with their data: {s:?}"
             ),
-            Some(name) => assert_eq!(name, "clever", "read a Secret no connection names: {s:?}"),
+            ("GET", Some("clever")) => {}
+            ("GET", Some(n)) if credential(n) => assert!(
+                s.accept.contains("as=PartialObjectMetadata"),
+                "read the data of the database credential Secret: {s:?}"
+            ),
+            ("PATCH", Some(n)) if credential(n) => {}
+            _ => panic!("a Secret call the controller must not make: {s:?}"),
         }
     }
 }
@@ -783,11 +792,14 @@ async fn chart_with_watch_namespaces_grants_secrets_only_there() {
                 "{verb} rosterconnections in {ns}"
             );
         }
-        assert!(!can_i(&sa, "create", "secrets", Some(ns)));
+        // Dedicated tenancy (the default): the districts' database credential Secrets are
+        // written there; never deleted (they go with their RosterConnection).
+        assert!(can_i(&sa, "create", "secrets", Some(ns)));
+        assert!(!can_i(&sa, "delete", "secrets", Some(ns)));
         let rules = secret_rules(&sa, ns);
         assert!(!rules.is_empty(), "no Secret rule in {ns}");
     }
-    for verb in ["get", "list", "watch"] {
+    for verb in ["get", "list", "watch", "create", "patch"] {
         assert!(
             !can_i(&sa, verb, "secrets", Some(&other)),
             "{verb} secrets in an unlisted namespace"
@@ -848,6 +860,10 @@ async fn chart_without_watch_namespaces_uses_a_cluster_role() {
             Some(&anywhere)
         ));
     }
-    assert!(!can_i(&sa, "create", "secrets", Some(&anywhere)));
+    assert!(
+        can_i(&sa, "create", "secrets", Some(&anywhere)),
+        "dedicated tenancy"
+    );
+    assert!(!can_i(&sa, "delete", "secrets", Some(&anywhere)));
     assert!(!secret_rules(&sa, &anywhere).is_empty());
 }

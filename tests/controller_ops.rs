@@ -216,3 +216,221 @@ async fn finished_jobs_are_pruned_by_the_history_limits() {
     );
     assert!(st.last_successful_time.is_some());
 }
+
+/// The Secret's URL and its fingerprint annotation.
+async fn credential_secret(env: &Env, name: &str) -> Option<(String, String, String)> {
+    use k8s_openapi::api::core::v1::Secret;
+    let s = Api::<Secret>::namespaced(env.client.clone(), &env.ns)
+        .get_opt(&rostersync::controller::tenancy::secret_name(name))
+        .await
+        .expect("get Secret")?;
+    let owner = s.metadata.owner_references.clone().unwrap_or_default();
+    assert_eq!(
+        owner
+            .iter()
+            .map(|o| (o.kind.as_str(), o.name.as_str()))
+            .collect::<Vec<_>>(),
+        [("RosterConnection", name)],
+        "owned by its RosterConnection"
+    );
+    let url = String::from_utf8(s.data?.get("url")?.0.clone()).expect("utf-8");
+    let annotations = s.metadata.annotations.unwrap_or_default();
+    Some((
+        url,
+        annotations
+            .get(rostersync::controller::tenancy::FINGERPRINT_ANNOTATION)?
+            .clone(),
+        annotations
+            .get(rostersync::controller::tenancy::ROTATED_FOR_ANNOTATION)
+            .cloned()
+            .unwrap_or_default(),
+    ))
+}
+
+/// Dedicated tenancy end to end, with the chart's RBAC: each connection gets its own database
+/// role in a Secret it owns, its sync Jobs use it (the pod runner runs them with that URL), a
+/// rotation on request works, and deleting a connection with `deletionPolicy: Delete` removes its
+/// roster and role (the finalizer) while the other district's rows stay as they were.
+#[tokio::test]
+async fn districts_get_their_own_database_role_and_offboarding_deletes_only_theirs() {
+    let Some((env, _controller)) = Env::with_controller("ops-tenancy", 120).await else {
+        return;
+    };
+    env.create_connection("springfield", &env.district_id(), json!({}))
+        .await;
+    env.connections()
+        .patch(
+            "springfield",
+            &PatchParams::default(),
+            &Patch::Merge(&json!({"spec": {"deletionPolicy": "Delete"}})),
+        )
+        .await
+        .expect("set deletionPolicy");
+    env.create_connection("shelbyville", &env.district_id(), json!({}))
+        .await;
+    env.create_schedule("nightly", "springfield", None, false)
+        .await;
+    env.create_schedule("other", "shelbyville", None, false)
+        .await;
+    env.connection_reason("springfield", "Verified").await;
+    env.connection_reason("shelbyville", "Verified").await;
+
+    let db_name = env.db.name.clone();
+    let key = |name: &str| format!("{}/{name}", env.ns);
+    for name in ["springfield", "shelbyville"] {
+        let (url, _, _) = common::wait_for("the credential Secret", TIMEOUT, || {
+            credential_secret(&env, name)
+        })
+        .await;
+        let url = url::Url::parse(&url).expect("url");
+        assert_eq!(
+            url.username(),
+            rostersync::store::tenancy::role_name(&db_name, &key(name))
+        );
+        assert_eq!(url.path(), format!("/{db_name}"));
+    }
+
+    // Both districts sync with their own credentials.
+    env.wait_sync_now_available("Sync Now available").await;
+    let first = env.sync_now_finished("s1", &[]).await;
+    assert_eq!(first.result, Some(RunResult::Succeeded), "{first:?}");
+    let other_run = |token: &'static str| {
+        let env = &env;
+        async move {
+            env.annotate("other", rostersync::api::SYNC_NOW_ANNOTATION, token)
+                .await;
+            env.schedule_until("other", &format!("run {token} finished"), |s| {
+                env::handled_token(s) == Some(token)
+                    && env::last_run(s)
+                        .is_some_and(|r| r.result.is_some_and(|x| x != RunResult::Running))
+            })
+            .await
+        }
+    };
+    env.schedule_until("other", "Sync Now available", env::sync_now_available)
+        .await;
+    let s = other_run("o1").await;
+    let o1 = env::last_run(&s).cloned().expect("run");
+    assert_eq!(o1.result, Some(RunResult::Succeeded), "{o1:?}");
+    let rows = |conn: String| {
+        let env = &env;
+        async move {
+            let mut n = 0;
+            for table in [
+                "children",
+                "enrollments",
+                "classrooms",
+                "educators",
+                "schools",
+            ] {
+                n += env
+                    .count(&format!(
+                        "SELECT count(*) FROM {table} WHERE connection = '{conn}'"
+                    ))
+                    .await;
+            }
+            n
+        }
+    };
+    assert!(rows(key("springfield")).await > 0);
+    let shelbyville_rows = rows(key("shelbyville")).await;
+    assert!(shelbyville_rows > 0);
+
+    // Rotation on request: a new password in the Secret, the old one refused, the new one works.
+    let (old_url, old_fp, _) = credential_secret(&env, "shelbyville")
+        .await
+        .expect("Secret");
+    env.connections()
+        .patch(
+            "shelbyville",
+            &PatchParams::default(),
+            &Patch::Merge(&json!({"metadata": {"annotations": {
+                rostersync::controller::tenancy::ROTATE_ANNOTATION: "r1"}}})),
+        )
+        .await
+        .expect("request a rotation");
+    let (new_url, new_fp, _) = common::wait_for("the rotated credential", TIMEOUT, || async {
+        credential_secret(&env, "shelbyville")
+            .await
+            .filter(|(_, fp, rotated)| *fp != old_fp && rotated == "r1")
+    })
+    .await;
+    assert_ne!(new_url, old_url);
+    assert_ne!(new_fp, old_fp);
+    assert!(
+        rostersync::store::connect(&old_url, 1).await.is_err(),
+        "the old password no longer works"
+    );
+    // The new URL works and reaches shelbyville's rows (and only those).
+    let pool = rostersync::store::connect(&new_url, 1)
+        .await
+        .expect("the rotated credential connects");
+    let own: (i64, i64) = sqlx::query_as(
+        "SELECT count(*) FILTER (WHERE connection = $1), count(*) FILTER (WHERE connection <> $1)
+         FROM children",
+    )
+    .bind(key("shelbyville"))
+    .fetch_one(&pool)
+    .await
+    .expect("select children");
+    assert!(own.0 > 0 && own.1 == 0, "{own:?}");
+    pool.close().await;
+
+    // Offboarding springfield (deletionPolicy: Delete).
+    let before: Vec<String> = sqlx::query_scalar(
+        "SELECT 'k:' || id || ':' || xmin::text FROM children WHERE connection = $1
+         UNION ALL SELECT 'c:' || clever_id || ':' || xmin::text FROM classrooms WHERE connection = $1
+         ORDER BY 1",
+    )
+    .bind(key("shelbyville"))
+    .fetch_all(&env.db.pool)
+    .await
+    .expect("snapshot");
+    env.connections()
+        .delete("springfield", &Default::default())
+        .await
+        .expect("delete connection");
+    common::wait_for("springfield to be gone", TIMEOUT, || async {
+        env.connections()
+            .get_opt("springfield")
+            .await
+            .expect("get")
+            .is_none()
+            .then_some(())
+    })
+    .await;
+    assert_eq!(
+        rows(key("springfield")).await,
+        0,
+        "springfield's roster is deleted"
+    );
+    assert_eq!(rows(key("shelbyville")).await, shelbyville_rows);
+    let after: Vec<String> = sqlx::query_scalar(
+        "SELECT 'k:' || id || ':' || xmin::text FROM children WHERE connection = $1
+         UNION ALL SELECT 'c:' || clever_id || ':' || xmin::text FROM classrooms WHERE connection = $1
+         ORDER BY 1",
+    )
+    .bind(key("shelbyville"))
+    .fetch_all(&env.db.pool)
+    .await
+    .expect("snapshot");
+    assert_eq!(after, before, "shelbyville's rows are untouched");
+    let role = rostersync::store::tenancy::role_name(&db_name, &key("springfield"));
+    assert_eq!(
+        env.count(&format!(
+            "SELECT count(*) FROM pg_roles WHERE rolname = '{role}'"
+        ))
+        .await,
+        0,
+        "springfield's role is dropped"
+    );
+    // Its history stays (until the retention).
+    assert!(
+        env.count(&format!(
+            "SELECT count(*) FROM sync_runs WHERE connection = '{}'",
+            key("springfield")
+        ))
+        .await
+            >= 1
+    );
+}

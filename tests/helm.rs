@@ -306,10 +306,11 @@ const CONTROLLER_USES: &[(&str, &str, &[&str])] = &[
     // controller/watch.rs: a Controller (list + watch) per kind, RosterConnections also watched by
     // the SyncSchedule Controller; controller/schedule/observe.rs: `get_opt` of a schedule's
     // RosterConnection.
+    // controller/tenancy.rs: a merge patch of a RosterConnection's finalizers (offboarding).
     (
         "rostersync.io",
         "rosterconnections",
-        &["get", "list", "watch"],
+        &["get", "list", "patch", "watch"],
     ),
     ("rostersync.io", "syncschedules", &["list", "watch"]),
     ("rostersync.io", "journeypolicies", &["list", "watch"]),
@@ -326,8 +327,10 @@ const CONTROLLER_USES: &[(&str, &str, &[&str])] = &[
         &["create", "delete", "list", "patch", "watch"],
     ),
     // controller/watch.rs: Secrets watched (a rotated credentials Secret is re-verified);
-    // controller/connection.rs and schedule/apply.rs: `get_opt` of the credentials Secret.
-    ("", "secrets", &["get", "list", "watch"]),
+    // controller/connection.rs and schedule/apply.rs: `get_opt` of the credentials Secret;
+    // controller/tenancy.rs (dedicated tenancy, the default): server-side apply (a PATCH that may
+    // create) of each connection's database credential Secret.
+    ("", "secrets", &["create", "get", "list", "patch", "watch"]),
     // kube-runtime's events::Recorder (controller/status.rs `publish`): creates events.k8s.io/v1
     // Events and patches a repeated one into a series.
     ("events.k8s.io", "events", &["create", "patch"]),
@@ -2254,21 +2257,20 @@ impl Operator {
 }
 
 /// `helm install` of the district chart for one district, from the example values: its own
-/// namespace (created by helm), credentials Secret, database Secret and sync ServiceAccount.
+/// namespace (created by helm), credentials Secret and sync ServiceAccount. No database Secret:
+/// with dedicated tenancy (the default) the controller writes the district's own credential.
 fn install_district(
     cluster: &OwnCluster,
     dir: &std::path::Path,
     release: &str,
     ns: &str,
     emulator: &rostersync::devtools::emulator::EmulatorHandle,
-    database_url: &str,
 ) {
     let overrides = json!({
         "fullnameOverride": release,
         "districtId": emulator.district_id(),
         "apiBaseUrl": emulator.base_url().as_str().trim_end_matches('/'),
         "credentials": {"secretName": format!("{release}-clever"), "create": true, "token": emulator.token()},
-        "database": {"createSecret": true, "url": database_url},
     });
     let file = dir.join(format!("{release}.values.json"));
     std::fs::write(&file, overrides.to_string()).expect("write values");
@@ -2334,7 +2336,7 @@ async fn sync_now(
 /// (the controller and the sync Jobs migrate and write it), `{reader}` may only read it. The docs
 /// show it with `{db}` = roster, `{role}` = rostersync and `{reader}` = roster_reader.
 const DB_ROLE_SQL: &str = "\
-CREATE ROLE {role} LOGIN PASSWORD 'change-me';
+CREATE ROLE {role} LOGIN CREATEROLE PASSWORD 'change-me';
 GRANT CONNECT, TEMPORARY ON DATABASE {db} TO {role};
 CREATE SCHEMA {role} AUTHORIZATION {role};
 ALTER ROLE {role} IN DATABASE {db} SET search_path = {role};
@@ -2540,7 +2542,6 @@ async fn platform_team_path_helm_install_to_synced_districts() {
         "springfield",
         "district-springfield",
         &springfield,
-        &database_url,
     );
     let run = sync_now(&client, "district-springfield", "springfield", "platform-1").await;
     assert_eq!(run.result, Some(RunResult::Succeeded), "{run:?}");
@@ -2577,7 +2578,6 @@ async fn platform_team_path_helm_install_to_synced_districts() {
         "lincoln",
         "district-lincoln",
         &lincoln,
-        &database_url,
     );
     for (ns, name) in [
         ("district-lincoln", "lincoln"),

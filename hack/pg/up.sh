@@ -36,7 +36,15 @@ if [ "$(id -u)" = 0 ]; then
 fi
 
 data="$dir/data" port="$(free_port)"
-"${run_as_pg[@]}" "$pgbin/initdb" -D "$data" -U postgres --auth=trust -E UTF8 --no-locale >"$dir/initdb.log" 2>&1 \
+# Password authentication over TCP (as in production), so that tests prove what a credential can
+# do: a district role's URL works with its password and not without. The Unix socket (the scripts'
+# psql) trusts the local postgres user.
+password="$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')"
+printf '%s\n' "$password" > "$dir/pwfile"
+chmod 600 "$dir/pwfile"
+[ -n "${run_as_pg[*]}" ] && chown postgres "$dir/pwfile"
+"${run_as_pg[@]}" "$pgbin/initdb" -D "$data" -U postgres --auth-local=trust --auth-host=scram-sha-256 \
+  --pwfile="$dir/pwfile" -E UTF8 --no-locale >"$dir/initdb.log" 2>&1 \
   || { tail -n 20 "$dir/initdb.log" >&2; exit 1; }
 cat >> "$data/postgresql.conf" <<CONF
 listen_addresses = '127.0.0.1'
@@ -53,6 +61,7 @@ CONF
 "${run_as_pg[@]}" "$pgbin/pg_ctl" -D "$data" -l "$dir/postgres.log" -w -t 60 start >/dev/null \
   || { echo "pg/up.sh: postgres did not start" >&2; tail -n 30 "$dir/postgres.log" >&2; exit 1; }
 echo "$pgbin" > "$dir/pgbin"
-url="postgres://postgres@127.0.0.1:$port/postgres"
+rm -f "$dir/pwfile"
+url="postgres://postgres:$password@127.0.0.1:$port/postgres"
 echo "export DATABASE_URL='$url'" > "$dir/env"
 echo "pg/up.sh: postgres ready at 127.0.0.1:$port" >&2

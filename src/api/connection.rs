@@ -64,6 +64,23 @@ pub struct RosterConnectionSpec {
     /// new children. Without it, new children get no journey.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub journey_policy_ref: Option<LocalObjectReference>,
+
+    /// What happens to the district's roster in the database when this object is deleted:
+    /// `Retain` (default) keeps every row; `Delete` removes its children, enrollments,
+    /// classrooms, educators and schools (offboarding). Either way its database role is removed,
+    /// and its sync history is kept until the operator's history retention prunes it.
+    #[serde(default)]
+    pub deletion_policy: DeletionPolicy,
+}
+
+/// What happens to a district's roster rows when its RosterConnection is deleted.
+#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
+pub enum DeletionPolicy {
+    /// Keep the roster rows.
+    #[default]
+    Retain,
+    /// Delete the roster rows (the run history is kept for the retention period).
+    Delete,
 }
 
 /// The rostering provider.

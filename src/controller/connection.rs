@@ -244,6 +244,10 @@ pub async fn reconcile(conn: &RosterConnection, ctx: &Arc<Context>) -> Result<Ac
     let ns = conn.namespace().ok_or(Error::MissingField("namespace"))?;
     let name = conn.name_any();
     let key = ConnectionKey::new(&ns, &name).map_err(|e| Error::InvalidObject(e.to_string()))?;
+    if let Some(action) = super::tenancy::finalize(conn, &key, ctx).await? {
+        return Ok(action);
+    }
+    let credential = super::tenancy::ensure_credential(conn, &key, ctx).await;
     let now = ctx.clock.now();
     let generation = conn.metadata.generation;
     let secret_name = &conn.spec.credentials_secret_ref.name;
@@ -284,7 +288,13 @@ pub async fn reconcile(conn: &RosterConnection, ctx: &Arc<Context>) -> Result<Ac
             m
         }),
     };
+    // Not Ready for want of a database credential: verify again once it is there.
+    let credential_was_missing = old
+        .conditions
+        .iter()
+        .any(|c| c.type_ == cond::READY && c.reason == super::tenancy::UNAVAILABLE_REASON);
     let due = old.conditions.is_empty()
+        || credential_was_missing
         || memo.as_ref().is_none_or(|m| {
             m.generation != generation || m.secret_version != secret_version || now >= m.next_check
         });
@@ -338,15 +348,32 @@ pub async fn reconcile(conn: &RosterConnection, ctx: &Arc<Context>) -> Result<Ac
         }
         announce(ctx, conn, &old, &status).await;
     }
+    let credential_missing = matches!(credential, super::tenancy::CredentialState::Unavailable(_));
+    if let super::tenancy::CredentialState::Unavailable(message) = credential {
+        // No sync Job may start without it (a SyncSchedule waits for Ready).
+        set_condition(
+            &mut status.conditions,
+            condition_at(
+                cond::READY,
+                false,
+                super::tenancy::UNAVAILABLE_REASON,
+                message,
+                generation,
+                now,
+            ),
+        );
+    }
     status.last_sync = super::runs::last_sync(&ctx.db, &key).await?;
     status.observed_generation = generation;
     if status != old {
         let api: Api<RosterConnection> = Api::namespaced(ctx.client.clone(), &ns);
         apply_status(&ctx.acting, &api, &name, &status).await?;
     }
-    Ok(Action::requeue(
-        ctx.clock.until(next_check).max(Duration::from_secs(1)),
-    ))
+    let mut wait = ctx.clock.until(next_check).max(Duration::from_secs(1));
+    if credential_missing {
+        wait = wait.min(UNREACHABLE_RETRY);
+    }
+    Ok(Action::requeue(wait))
 }
 
 /// Emails invalid credentials or an unknown district (on every failed check: the notifier

@@ -129,9 +129,11 @@ pub struct JobConfig {
     pub command: String,
     /// The sync Jobs' ServiceAccount (in the Job's namespace).
     pub service_account: String,
-    /// The Secret (in the Job's namespace) and key holding the database URL.
+    /// Shared tenancy: the Secret (in the Job's namespace) and key holding the database URL.
     pub database_secret: String,
     pub database_secret_key: String,
+    /// Dedicated tenancy: each connection's own Secret instead (see [`super::tenancy`]).
+    pub tenancy: crate::store::tenancy::Tenancy,
     /// The operator's defaults of the pod settings (`--sync-job-defaults`); a SyncSchedule's
     /// `spec.job` overrides them (see [`merge_pod_settings`]).
     pub defaults: JobPodSettings,
@@ -425,11 +427,18 @@ pub fn build_job(input: &JobInput<'_>) -> Option<Job> {
             secret_env("CLEVER_CLIENT_SECRET", secret, "client_secret"),
         ],
     };
-    env.push(secret_env(
-        "DATABASE_URL",
-        &input.config.database_secret,
-        &input.config.database_secret_key,
-    ));
+    env.push(match input.config.tenancy {
+        crate::store::tenancy::Tenancy::Dedicated => secret_env(
+            "DATABASE_URL",
+            &super::tenancy::secret_name(&connection),
+            super::tenancy::SECRET_KEY,
+        ),
+        crate::store::tenancy::Tenancy::Shared => secret_env(
+            "DATABASE_URL",
+            &input.config.database_secret,
+            &input.config.database_secret_key,
+        ),
+    });
     let job_settings = &schedule.spec.job;
     let pod = merge_pod_settings(&job_settings.pod, &input.config.defaults);
     // The CRD's rules and the schedule's check keep these out; dropped here too, so that the

@@ -31,9 +31,50 @@ fn config() -> JobConfig {
         service_account: "rostersync-sync".into(),
         database_secret: "rostersync-db".into(),
         database_secret_key: "url".into(),
+        tenancy: crate::store::tenancy::Tenancy::Shared,
         defaults: JobPodSettings::default(),
         allowed_api_hosts: crate::clever::AllowedApiHosts::clever(),
     }
+}
+
+#[test]
+fn dedicated_tenancy_reads_the_connections_own_database_secret() {
+    let (s, c) = (schedule("nightly"), connection());
+    let cfg = JobConfig {
+        tenancy: crate::store::tenancy::Tenancy::Dedicated,
+        ..config()
+    };
+    let job = build_job(&JobInput {
+        schedule: &s,
+        connection: &c,
+        request: &RunRequest::SyncNow { token: "t1".into() },
+        credentials: CredentialKeys::Token,
+        config: &cfg,
+    })
+    .expect("job");
+    let env = job
+        .spec
+        .expect("spec")
+        .template
+        .spec
+        .expect("pod")
+        .containers[0]
+        .env
+        .clone()
+        .unwrap_or_default();
+    let db = env
+        .iter()
+        .find(|v| v.name == "DATABASE_URL")
+        .and_then(|v| v.value_from.clone())
+        .and_then(|f| f.secret_key_ref)
+        .expect("DATABASE_URL from a Secret");
+    assert_eq!(
+        (db.name, db.key),
+        (
+            crate::controller::tenancy::secret_name(&c.name_any()),
+            "url".to_string()
+        )
+    );
 }
 
 fn build(request: &RunRequest, credentials: CredentialKeys) -> Job {

@@ -20,6 +20,7 @@ pub mod names;
 pub mod runs;
 pub mod schedule;
 pub mod status;
+pub mod tenancy;
 mod watch;
 
 use std::collections::HashMap;
@@ -44,7 +45,14 @@ pub struct ControllerArgs {
     /// Postgres URL (roster and sync history); migrations run at start.
     #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
     pub database_url: String,
-    /// The Secret (in each Job's namespace) holding the database URL the sync Jobs use.
+    /// How sync Jobs reach the database: `dedicated` (a login role per RosterConnection, limited
+    /// to its rows by row-level security, in a Secret `<connection>-database` the controller
+    /// writes; needs CREATEROLE) or `shared` (every Job uses `--database-secret`, a URL with the
+    /// owner's rights: weaker, see docs/security.md).
+    #[arg(long, value_enum, default_value_t = crate::store::tenancy::Tenancy::Dedicated)]
+    pub database_tenancy: crate::store::tenancy::Tenancy,
+    /// Shared tenancy: the Secret (in each Job's namespace) holding the database URL the sync
+    /// Jobs use.
     #[arg(long, default_value = "rostersync-database")]
     pub database_secret: String,
     /// The key of the database URL in `--database-secret`.
@@ -85,6 +93,10 @@ pub struct ControllerArgs {
     /// the listed namespaces only (a Role per namespace instead of a ClusterRole).
     #[arg(long = "namespace", value_name = "NS", value_delimiter = ',', value_parser = namespace_name)]
     pub namespaces: Vec<String>,
+    /// Finished runs (with their problems) and sent emails older than this are deleted, hourly:
+    /// a whole number and a unit (d, h, m, s).
+    #[arg(long, default_value = "400d", value_parser = tenancy::parse_retention)]
+    pub history_retention: Duration,
     /// Address of `/metrics`, `/healthz` and `/readyz`.
     #[arg(long, default_value = "0.0.0.0:8080")]
     pub metrics_addr: SocketAddr,
@@ -164,6 +176,8 @@ pub struct Context {
     pub lost_run_grace: Duration,
     /// `--max-concurrent-reconciles`.
     pub max_concurrent_reconciles: u16,
+    /// Dedicated tenancy: the district roles (`None` in shared tenancy).
+    pub tenants: Option<tenancy::Tenants>,
 }
 
 /// How long a replica that lost the Lease waits for its in-flight reconciles (which cannot write
@@ -181,6 +195,15 @@ pub async fn run(args: ControllerArgs) -> anyhow::Result<u8> {
     crate::store::migrate(&db)
         .await
         .context("cannot migrate the database")?;
+    let tenants = match args.database_tenancy {
+        crate::store::tenancy::Tenancy::Shared => None,
+        crate::store::tenancy::Tenancy::Dedicated => Some(tenancy::Tenants {
+            prepared: crate::store::tenancy::prepare(&db)
+                .await
+                .context("cannot prepare the district database roles")?,
+            owner_url: args.database_url.clone(),
+        }),
+    };
     // Read (and validated) before anything else, so a broken SMTP setting fails the start.
     let mut notify = args.notify.clone();
     if let Some(secret) = notify.smtp_secret.as_mut()
@@ -271,9 +294,11 @@ pub async fn run(args: ControllerArgs) -> anyhow::Result<u8> {
             service_account: args.sync_service_account.clone(),
             database_secret: args.database_secret.clone(),
             database_secret_key: args.database_secret_key.clone(),
+            tenancy: args.database_tenancy,
             defaults: args.sync_job_defaults.clone(),
             allowed_api_hosts: crate::clever::AllowedApiHosts::new(args.allowed_api_hosts.clone()),
         },
+        tenants,
         recheck_interval: Duration::from_secs(args.recheck_interval_seconds.max(1)),
         verified: Mutex::default(),
         failures: Mutex::default(),
@@ -326,6 +351,12 @@ pub async fn run(args: ControllerArgs) -> anyhow::Result<u8> {
                 .run(watch::shutdown_future(shutdown_rx.clone())),
         )
     });
+    tokio::spawn(tenancy::prune_history_forever(
+        ctx.db.clone(),
+        args.history_retention,
+        acting.clone(),
+        shutdown_rx.clone(),
+    ));
     watch::run_controllers(ctx, &namespaces, shutdown_rx).await;
     if let Some(sender) = sender {
         let _ = shutdown_tx.send(true);

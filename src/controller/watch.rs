@@ -116,12 +116,20 @@ async fn run_in(ctx: Arc<Context>, namespace: Option<&str>, shutdown: channel::R
             move |secret| {
                 let ns = secret.namespace();
                 let name = secret.name_any();
+                // Its credentials Secret, or the database credential Secret it owns.
+                let owners: Vec<String> = secret
+                    .owner_references()
+                    .iter()
+                    .map(|o| o.uid.clone())
+                    .collect();
                 conn_store
                     .state()
                     .into_iter()
                     .filter(|c| {
                         c.0.as_ref().is_ok_and(|c| {
-                            c.spec.credentials_secret_ref.name == name && c.namespace() == ns
+                            c.namespace() == ns
+                                && (c.spec.credentials_secret_ref.name == name
+                                    || c.uid().is_some_and(|uid| owners.contains(&uid)))
                         })
                     })
                     .map(|c| ObjectRef::from_obj(&*c))

@@ -2,6 +2,7 @@
 //! (`sync_runs`, `sync_problems`, all in [`runs`]). The roster tables themselves are written only by [`crate::sync`].
 pub mod cli;
 pub mod runs;
+pub mod tenancy;
 
 use std::time::Duration;
 
@@ -40,11 +41,34 @@ pub enum StoreError {
         doing: &'static str,
         source: sqlx::Error,
     },
+    #[error(
+        "database error while {doing}: {source} (dedicated tenancy needs an owner credential with \
+         the CREATEROLE attribute; where roles cannot be created, run the controller with \
+         --database-tenancy shared, which is weaker: see docs/security.md)"
+    )]
+    Roles {
+        doing: &'static str,
+        source: sqlx::Error,
+    },
+    #[error("{0:?} is not a role name rostersync makes")]
+    InvalidRole(String),
+    #[error("cannot derive a district's database URL from the controller's: {0}")]
+    InvalidOwnerUrl(String),
+    #[error(
+        "the database schema is behind this rostersync: migration {missing} is not applied (the \
+         controller applies migrations at start: upgrade or restart it, or run `rostersync \
+         migrate` with the owner's URL)"
+    )]
+    SchemaBehind { missing: i64 },
 }
 
 impl StoreError {
     pub(crate) fn query(doing: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
         move |source| StoreError::Query { doing, source }
+    }
+
+    pub(crate) fn roles(doing: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
+        move |source| StoreError::Roles { doing, source }
     }
 }
 
@@ -126,4 +150,31 @@ pub async fn connect_with(
 pub async fn migrate(pool: &PgPool) -> Result<(), StoreError> {
     MIGRATOR.run(pool).await?;
     Ok(())
+}
+
+/// Checks, without changing anything, that every migration this binary knows is applied (a sync
+/// never runs DDL: the controller migrates at start). A database ahead of the binary is fine.
+pub async fn check_schema(pool: &PgPool) -> Result<(), StoreError> {
+    let applied: Vec<i64> =
+        sqlx::query_scalar!("SELECT version FROM _sqlx_migrations WHERE success ORDER BY version")
+            .fetch_all(pool)
+            .await
+            .map_err(|source| match &source {
+                sqlx::Error::Database(e) if e.code().as_deref() == Some("42P01") => {
+                    StoreError::SchemaBehind {
+                        missing: MIGRATOR.iter().next().map_or(0, |m| m.version),
+                    }
+                }
+                _ => StoreError::Query {
+                    doing: "reading the applied migrations",
+                    source,
+                },
+            })?;
+    match MIGRATOR
+        .iter()
+        .find(|m| applied.binary_search(&m.version).is_err())
+    {
+        Some(m) => Err(StoreError::SchemaBehind { missing: m.version }),
+        None => Ok(()),
+    }
 }

@@ -88,6 +88,11 @@ pub struct SyncArgs {
     /// (a person running a sync with credentials of their own) any host is allowed.
     #[arg(long = "allowed-api-host", value_name = "HOST[:PORT]", value_delimiter = ',', value_parser = crate::clever::parse_allowed_host)]
     pub allowed_api_hosts: Vec<crate::clever::AllowedHost>,
+    /// Apply pending migrations first (needs the owner's URL). Without it the sync only checks
+    /// that the schema is current and fails clearly when it is behind: a sync Job never runs DDL
+    /// (the controller migrates at start).
+    #[arg(long)]
+    pub migrate: bool,
     /// The largest Clever response body accepted, in bytes; a larger one fails the run.
     #[arg(long, default_value_t = 256 * 1024 * 1024, value_parser = clap::value_parser!(u64).range(1..))]
     pub clever_max_body_bytes: u64,
@@ -143,9 +148,15 @@ pub async fn run(args: SyncArgs) -> anyhow::Result<u8> {
             return Ok(1);
         }
     };
-    crate::store::migrate(&pool)
-        .await
-        .context("cannot migrate the roster database")?;
+    if args.migrate {
+        crate::store::migrate(&pool)
+            .await
+            .context("cannot migrate the roster database")?;
+    }
+    if let Err(err) = check_database(&pool, &loaded.connection).await {
+        eprintln!("error: {err}");
+        return Ok(err.exit_code());
+    }
     let name = loaded.connection.name().to_string();
     let req = SyncRequest {
         connection: loaded.connection,
@@ -171,6 +182,22 @@ pub async fn run(args: SyncArgs) -> anyhow::Result<u8> {
             eprintln!("error: {err}");
             Ok(err.exit_code())
         }
+    }
+}
+
+/// The schema is current, and a district credential (dedicated tenancy) belongs to this
+/// connection: a district's credential used with another district's manifest is refused before
+/// anything is read or written (row-level security would hide and refuse the rows anyway).
+async fn check_database(pool: &sqlx::PgPool, connection: &ConnectionKey) -> Result<(), SyncError> {
+    crate::store::check_schema(pool)
+        .await
+        .map_err(|e| SyncError::Config(e.to_string()))?;
+    match crate::store::tenancy::credential_connection(pool).await? {
+        Some(own) if own != connection.as_str() => Err(SyncError::Config(format!(
+            "this database credential belongs to connection {own}, not {connection}: a district's \
+             credential reaches only its own roster (use the Secret of {connection}'s namespace)"
+        ))),
+        _ => Ok(()),
     }
 }
 

@@ -99,11 +99,22 @@ app.kubernetes.io/component: controller
 The arguments of `rostersync controller`: the ONLY place where values become flags, so that flag
 names can be reconciled with the controller in one spot.
 */}}
+{{/* database.tenancy, checked. */}}
+{{- define "rostersync.databaseTenancy" -}}
+{{- $t := .Values.database.tenancy | default "dedicated" -}}
+{{- if not (has $t (list "dedicated" "shared")) -}}
+{{- fail (printf "database.tenancy is %q: use dedicated (a database role per district) or shared" $t) -}}
+{{- end -}}
+{{- $t -}}
+{{- end -}}
+
 {{- define "rostersync.controllerArgs" -}}
 - controller
 - --metrics-addr=0.0.0.0:{{ .Values.controller.metricsPort }}
 - --database-secret={{ required "database.secretName is required: the name of a Secret holding the Postgres URL" .Values.database.secretName }}
 - --database-secret-key={{ .Values.database.secretKey }}
+- --database-tenancy={{ include "rostersync.databaseTenancy" . }}
+- --history-retention={{ .Values.database.historyRetention }}
 - --sync-image={{ include "rostersync.jobImage" . }}
 - --sync-service-account={{ .Values.syncJob.serviceAccountName }}
 {{- with include "rostersync.syncJobDefaults" . }}
@@ -208,6 +219,17 @@ what the controller needs). Nothing can write a custom resource's spec.
 - apiGroups: [""]
   resources: [secrets]
   verbs: [get, list, watch]
+{{- if eq (include "rostersync.databaseTenancy" .) "dedicated" }}
+# Dedicated tenancy: each RosterConnection's database credential Secret (`<name>-database`),
+# written with server-side apply (create cannot be limited to names).
+- apiGroups: [""]
+  resources: [secrets]
+  verbs: [create, patch]
+{{- end }}
+# The offboarding finalizer on RosterConnections (a merge patch of metadata.finalizers).
+- apiGroups: [rostersync.io]
+  resources: [rosterconnections]
+  verbs: [patch]
 # Events (events.k8s.io/v1); a repeated Event is patched into a series.
 - apiGroups: [events.k8s.io]
   resources: [events]

@@ -1,0 +1,521 @@
+//! A database role per district, on the real Postgres (password authentication over TCP, as
+//! hack/pg/up.sh sets it up): what a district's credential can and cannot do to another
+//! district's rows and to the schema, the sync refusing another district's manifest, offboarding
+//! (`deletionPolicy: Delete`) and the history retention.
+mod common;
+
+use std::time::Duration;
+
+use rostersync::api::{RosterConnectionSpec, RunResult, Trigger};
+use rostersync::clever::{CleverCredentials, Token};
+use rostersync::devtools::emulator::{Emulator, EmulatorConfig, EmulatorHandle};
+use rostersync::store::tenancy::{self, Credential, Prepared, TENANT_TABLES};
+use rostersync::sync::clever_source::CleverSource;
+use rostersync::sync::{SyncRequest, run_sync};
+use sqlx::PgPool;
+
+const A: &str = "district-a/clever";
+const B: &str = "district-b/clever";
+
+fn spec(emu: &EmulatorHandle) -> RosterConnectionSpec {
+    serde_json::from_value(serde_json::json!({
+        "districtId": emu.district_id(),
+        "apiBaseUrl": emu.base_url().as_str().trim_end_matches('/'),
+        "credentialsSecretRef": {"name": "clever"},
+    }))
+    .expect("spec")
+}
+
+fn request(emu: &EmulatorHandle, connection: &str) -> SyncRequest {
+    SyncRequest {
+        connection: connection.parse().expect("connection key"),
+        spec: spec(emu),
+        policy: None,
+        run_id: format!("run-{}", common::unique_suffix()),
+        trigger: Trigger::Manual,
+        schedule: None,
+        job: None,
+        dry_run: false,
+        approve_removals: false,
+        today: jiff::civil::date(2025, 10, 1),
+    }
+}
+
+fn source(emu: &EmulatorHandle) -> CleverSource {
+    CleverSource::new(
+        emu.base_url().clone(),
+        CleverCredentials::Token(Token::new(emu.token())),
+    )
+}
+
+/// Every roster row of a connection with its row version (xmin): equal snapshots mean not one
+/// row was written.
+async fn snapshot(owner: &PgPool, connection: &str) -> Vec<String> {
+    sqlx::query_scalar(
+        "SELECT v FROM (
+            SELECT 's:' || clever_id || ':' || xmin::text v FROM schools WHERE connection = $1 UNION ALL
+            SELECT 'c:' || clever_id || ':' || xmin::text FROM classrooms WHERE connection = $1 UNION ALL
+            SELECT 'e:' || clever_id || ':' || xmin::text FROM educators WHERE connection = $1 UNION ALL
+            SELECT 'k:' || id || ':' || xmin::text FROM children WHERE connection = $1 UNION ALL
+            SELECT 'n:' || child_id || ':' || xmin::text FROM enrollments WHERE connection = $1 UNION ALL
+            SELECT 'r:' || run_id || ':' || xmin::text FROM sync_runs WHERE connection = $1 UNION ALL
+            SELECT 'p:' || p.id || ':' || p.xmin::text FROM sync_problems p
+                JOIN sync_runs r USING (run_id) WHERE r.connection = $1) x ORDER BY v",
+    )
+    .bind(connection)
+    .fetch_all(owner)
+    .await
+    .expect("snapshot")
+}
+
+struct Setup {
+    owner: PgPool,
+    owner_url: String,
+    prepared: Prepared,
+    emu: EmulatorHandle,
+}
+
+async fn setup(students: u32) -> Option<Setup> {
+    let db = common::fresh_db().await?;
+    rostersync::store::migrate(&db.pool).await.expect("migrate");
+    let prepared = tenancy::prepare(&db.pool).await.expect("prepare roles");
+    // Idempotent: the controller runs it at every start.
+    tenancy::prepare(&db.pool)
+        .await
+        .expect("prepare roles again");
+    let emu = Emulator::start(EmulatorConfig::generated(7, students))
+        .await
+        .expect("emulator");
+    Some(Setup {
+        owner: db.pool,
+        owner_url: db.url,
+        prepared,
+        emu,
+    })
+}
+
+impl Setup {
+    async fn provision(&self, connection: &str) -> (Credential, PgPool) {
+        let cred = tenancy::provision(&self.owner, &self.prepared, connection, &self.owner_url)
+            .await
+            .expect("provision");
+        let pool = rostersync::store::connect(&cred.url, 2)
+            .await
+            .expect("a district role connects with its own URL");
+        (cred, pool)
+    }
+}
+
+async fn count(pool: &PgPool, sql: &str, connection: &str) -> i64 {
+    sqlx::query_scalar(sql)
+        .bind(connection)
+        .fetch_one(pool)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+}
+
+async fn affected(pool: &PgPool, sql: &str, connection: &str) -> u64 {
+    sqlx::query(sql)
+        .bind(connection)
+        .execute(pool)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+        .rows_affected()
+}
+
+/// The SQLSTATE of a statement that must fail.
+async fn refused(pool: &PgPool, sql: &str) -> String {
+    match sqlx::query(sql).execute(pool).await {
+        Ok(r) => panic!(
+            "{sql} succeeded ({} rows) but must be refused",
+            r.rows_affected()
+        ),
+        Err(sqlx::Error::Database(e)) => e.code().map(|c| c.into_owned()).unwrap_or_default(),
+        Err(e) => panic!("{sql}: unexpected error {e}"),
+    }
+}
+
+/// A table's rows of `connection`, as a WHERE clause ($1 is the connection).
+fn of_connection(table: &str) -> &'static str {
+    match table {
+        "sync_problems" => "run_id IN (SELECT run_id FROM sync_runs WHERE connection = $1)",
+        _ => "connection = $1",
+    }
+}
+
+/// A harmless assignment of one of the table's columns (for an UPDATE that changes nothing).
+fn noop_set(table: &str) -> &'static str {
+    match table {
+        "sync_runs" | "sync_problems" => "message = message",
+        _ => "active = active",
+    }
+}
+
+#[tokio::test]
+async fn a_district_credential_reaches_only_its_own_rows() {
+    let Some(s) = setup(400).await else { return };
+    let (cred_a, pool_a) = s.provision(A).await;
+    let (_, pool_b) = s.provision(B).await;
+    for (pool, connection) in [(&pool_a, A), (&pool_b, B)] {
+        let run = run_sync(pool, &request(&s.emu, connection), &source(&s.emu))
+            .await
+            .expect("a sync with the district's own credential");
+        assert_eq!(run.result, RunResult::Succeeded, "{:?}", run.message);
+        assert!(run.counts.children.created > 0);
+    }
+    let b_before = snapshot(&s.owner, B).await;
+    assert!(b_before.len() > 10, "B has a roster");
+
+    for table in TENANT_TABLES {
+        let filter = of_connection(table);
+        let select = format!("SELECT count(*) FROM {table} WHERE {filter}");
+        assert!(
+            count(&pool_a, &select, A).await > 0,
+            "A sees its own {table}"
+        );
+        assert_eq!(count(&pool_a, &select, B).await, 0, "A sees B's {table}");
+        let set = noop_set(table);
+        let update = format!("UPDATE {table} SET {set} WHERE {filter}");
+        assert_eq!(
+            affected(&pool_a, &update, B).await,
+            0,
+            "A updates B's {table}"
+        );
+        let delete = format!("DELETE FROM {table} WHERE {filter}");
+        assert_eq!(
+            affected(&pool_a, &delete, B).await,
+            0,
+            "A deletes B's {table}"
+        );
+        // B's own credential still sees its rows (the filter is per role, not per table).
+        assert!(
+            count(
+                &pool_b,
+                &format!("SELECT count(*) FROM {table} WHERE {filter}"),
+                B
+            )
+            .await
+                > 0
+        );
+    }
+    // Writing a row of B's is refused outright (the policy's WITH CHECK).
+    let forged =
+        format!("INSERT INTO schools (connection, clever_id, name) VALUES ('{B}', 'forged', 'x')");
+    assert_eq!(refused(&pool_a, &forged).await, "42501");
+    let moved = format!("UPDATE schools SET connection = '{B}' WHERE connection = '{A}'");
+    assert_eq!(refused(&pool_a, &moved).await, "42501");
+    // No DDL, no other tables, no way around the filter.
+    for sql in [
+        "CREATE TABLE stolen (i int)",
+        "ALTER TABLE children ADD COLUMN stolen int",
+        "ALTER TABLE children DISABLE ROW LEVEL SECURITY",
+        "DROP POLICY own_connection ON children",
+        "DROP TABLE enrollments",
+        "TRUNCATE children",
+        "SELECT * FROM rs_tenants",
+        "SELECT * FROM email_outbox",
+        "UPDATE rs_tenants SET connection = 'district-b/clever'",
+    ] {
+        assert_eq!(refused(&pool_a, sql).await, "42501", "{sql}");
+    }
+    // SET ROLE to the group changes current_user, not session_user: still only A's rows.
+    let mut conn = pool_a.acquire().await.expect("connection");
+    sqlx::query(&format!("SET ROLE {}", s.prepared.group_role))
+        .execute(&mut *conn)
+        .await
+        .expect("set role");
+    let seen: i64 = sqlx::query_scalar("SELECT count(*) FROM children WHERE connection = $1")
+        .bind(B)
+        .fetch_one(&mut *conn)
+        .await
+        .expect("select");
+    assert_eq!(seen, 0);
+    drop(conn);
+    // A blanket delete with A's credential removes A's rows only.
+    let all = affected(&pool_a, "DELETE FROM enrollments WHERE $1 <> ''", A).await;
+    assert!(all > 0);
+    assert_eq!(
+        snapshot(&s.owner, B).await,
+        b_before,
+        "B's roster is unchanged"
+    );
+
+    // The password is checked: the role's URL with another password does not connect.
+    let mut wrong = url::Url::parse(&cred_a.url).expect("url");
+    wrong
+        .set_password(Some("0123456789abcdef0123456789abcdef"))
+        .expect("password");
+    let err = rostersync::store::connect(wrong.as_str(), 1)
+        .await
+        .expect_err("a wrong password is refused");
+    assert!(err.to_string().contains("password"), "{err}");
+}
+
+#[tokio::test]
+async fn the_sync_refuses_another_districts_manifest_and_changes_nothing() {
+    let Some(s) = setup(200).await else { return };
+    let (cred_a, _) = s.provision(A).await;
+    let (_, pool_b) = s.provision(B).await;
+    let run = run_sync(&pool_b, &request(&s.emu, B), &source(&s.emu))
+        .await
+        .expect("B syncs");
+    assert_eq!(run.result, RunResult::Succeeded);
+    let b_before = snapshot(&s.owner, B).await;
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let manifest = dir.path().join("b.yaml");
+    let doc = serde_json::json!({
+        "apiVersion": "rostersync.io/v1alpha1", "kind": "RosterConnection",
+        "metadata": {"namespace": "district-b", "name": "clever"}, "spec": spec(&s.emu),
+    });
+    std::fs::write(&manifest, serde_yaml_ng::to_string(&doc).expect("yaml")).expect("write");
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_rostersync"))
+        .args(["sync", "--connection-file"])
+        .arg(&manifest)
+        .env("DATABASE_URL", &cred_a.url)
+        .env("CLEVER_TOKEN", s.emu.token())
+        .env_remove("CLEVER_CLIENT_ID")
+        .output()
+        .await
+        .expect("run rostersync");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "not retriable: {stderr}");
+    assert!(
+        stderr.contains("belongs to connection district-a/clever, not district-b/clever"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains(&cred_a.url), "the URL is not printed");
+    assert_eq!(
+        snapshot(&s.owner, B).await,
+        b_before,
+        "B's roster is unchanged"
+    );
+    // Even with --migrate: a district role cannot run DDL.
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_rostersync"))
+        .args(["sync", "--migrate", "--connection-file"])
+        .arg(&manifest)
+        .env("DATABASE_URL", &cred_a.url)
+        .env("CLEVER_TOKEN", s.emu.token())
+        .env_remove("CLEVER_CLIENT_ID")
+        .output()
+        .await
+        .expect("run rostersync");
+    assert_ne!(out.status.code(), Some(0));
+    assert_eq!(snapshot(&s.owner, B).await, b_before);
+}
+
+#[tokio::test]
+async fn every_table_with_district_rows_has_row_security() {
+    let Some(s) = setup(10).await else { return };
+    // Tables with a `connection` column that only the controller touches.
+    let controller_only = ["email_outbox", "notification_state", "rs_tenants"];
+    let with_connection: Vec<String> = sqlx::query_scalar(
+        "SELECT table_name::text FROM information_schema.columns
+         WHERE table_schema = current_schema() AND column_name = 'connection' ORDER BY 1",
+    )
+    .fetch_all(&s.owner)
+    .await
+    .expect("columns");
+    for table in &with_connection {
+        assert!(
+            TENANT_TABLES.contains(&table.as_str()) || controller_only.contains(&table.as_str()),
+            "table {table} holds district rows but is not in store::tenancy::TENANT_TABLES: add it \
+             there and give it a row-level security policy in a migration"
+        );
+    }
+    for table in TENANT_TABLES {
+        let (rls, policies): (bool, i64) = sqlx::query_as(
+            "SELECT c.relrowsecurity, (SELECT count(*) FROM pg_policy p WHERE p.polrelid = c.oid)
+             FROM pg_class c WHERE c.relname = $1 AND c.relnamespace = current_schema()::regnamespace",
+        )
+        .bind(table)
+        .fetch_one(&s.owner)
+        .await
+        .expect("pg_class");
+        assert!(
+            rls && policies >= 1,
+            "{table}: row security {rls}, {policies} policies"
+        );
+    }
+}
+
+#[tokio::test]
+async fn offboarding_deletes_one_districts_roster_and_role() {
+    let Some(s) = setup(300).await else { return };
+    let (cred_a, pool_a) = s.provision(A).await;
+    let (_, pool_b) = s.provision(B).await;
+    for (pool, connection) in [(&pool_a, A), (&pool_b, B)] {
+        run_sync(pool, &request(&s.emu, connection), &source(&s.emu))
+            .await
+            .expect("sync");
+    }
+    pool_a.close().await;
+    let b_before = snapshot(&s.owner, B).await;
+    let runs_a = count(
+        &s.owner,
+        "SELECT count(*) FROM sync_runs WHERE connection = $1",
+        A,
+    )
+    .await;
+
+    let deleted = tenancy::delete_roster(&s.owner, A).await.expect("delete");
+    assert!(deleted.children > 0 && deleted.schools > 0 && deleted.classrooms > 0);
+    tenancy::deprovision(&s.owner, &s.prepared, A)
+        .await
+        .expect("deprovision");
+    // Twice is fine (a retried offboarding).
+    tenancy::deprovision(&s.owner, &s.prepared, A)
+        .await
+        .expect("deprovision again");
+
+    for table in [
+        "children",
+        "enrollments",
+        "classrooms",
+        "educators",
+        "schools",
+    ] {
+        let left = count(
+            &s.owner,
+            &format!("SELECT count(*) FROM {table} WHERE connection = $1"),
+            A,
+        )
+        .await;
+        assert_eq!(left, 0, "{table} rows of A left");
+    }
+    assert_eq!(
+        snapshot(&s.owner, B).await,
+        b_before,
+        "B's roster is unchanged"
+    );
+    // The history stays for the retention period.
+    assert_eq!(
+        count(
+            &s.owner,
+            "SELECT count(*) FROM sync_runs WHERE connection = $1",
+            A
+        )
+        .await,
+        runs_a
+    );
+    let role_left = count(
+        &s.owner,
+        "SELECT count(*) FROM pg_roles WHERE rolname = $1",
+        &cred_a.role,
+    )
+    .await;
+    assert_eq!(role_left, 0, "A's role is dropped");
+    assert!(rostersync::store::connect(&cred_a.url, 1).await.is_err());
+    assert_eq!(
+        tenancy::current_fingerprint(&s.owner, &s.prepared, A)
+            .await
+            .expect("lookup"),
+        None
+    );
+}
+
+#[tokio::test]
+async fn a_new_password_replaces_the_old_one() {
+    let Some(s) = setup(10).await else { return };
+    let (first, pool) = s.provision(A).await;
+    pool.close().await;
+    assert_eq!(
+        tenancy::current_fingerprint(&s.owner, &s.prepared, A)
+            .await
+            .expect("lookup"),
+        Some(first.fingerprint.clone())
+    );
+    let (second, _) = s.provision(A).await;
+    assert_eq!(first.role, second.role);
+    assert_ne!(first.fingerprint, second.fingerprint);
+    assert!(
+        rostersync::store::connect(&first.url, 1).await.is_err(),
+        "the old password is gone"
+    );
+    assert_eq!(
+        tenancy::current_fingerprint(&s.owner, &s.prepared, A)
+            .await
+            .expect("lookup"),
+        Some(second.fingerprint)
+    );
+}
+
+#[tokio::test]
+async fn the_schema_check_names_the_missing_migration() {
+    let Some(db) = common::fresh_db().await else {
+        return;
+    };
+    let err = rostersync::store::check_schema(&db.pool)
+        .await
+        .expect_err("an empty database is behind");
+    assert!(err.to_string().contains("rostersync migrate"), "{err}");
+    rostersync::store::migrate(&db.pool).await.expect("migrate");
+    rostersync::store::check_schema(&db.pool)
+        .await
+        .expect("current");
+}
+
+#[tokio::test]
+async fn history_retention_prunes_only_old_finished_runs_and_sent_emails() {
+    let Some(db) = common::fresh_db().await else {
+        return;
+    };
+    rostersync::store::migrate(&db.pool).await.expect("migrate");
+    for (id, result, age_days) in [
+        ("old-done", "Succeeded", 500),
+        ("old-running", "Running", 500),
+        ("new-done", "Failed", 10),
+    ] {
+        sqlx::query(
+            "INSERT INTO sync_runs (run_id, connection, trigger, result, started_at, finished_at)
+             VALUES ($1, 'ns/c', 'Manual', $2, now() - make_interval(days => $3),
+                     CASE WHEN $2 = 'Running' THEN NULL ELSE now() - make_interval(days => $3) END)",
+        )
+        .bind(id)
+        .bind(result)
+        .bind(age_days)
+        .execute(&db.pool)
+        .await
+        .expect("insert run");
+        sqlx::query(
+            "INSERT INTO sync_problems (run_id, record_kind, code, message) VALUES ($1, 'student', 'X', 'm')",
+        )
+        .bind(id)
+        .execute(&db.pool)
+        .await
+        .expect("insert problem");
+    }
+    for (sent, age_days) in [(true, 500), (false, 500), (true, 10)] {
+        sqlx::query(
+            "INSERT INTO email_outbox (connection, kind, fingerprint, recipients, subject, body_text,
+                                       body_html, created_at, sent_at)
+             VALUES ('ns/c', 'RunFailed', 'f', ARRAY['ops@example.org'], 's', 't', 'h',
+                     now() - make_interval(days => $1), CASE WHEN $2 THEN now() END)",
+        )
+        .bind(age_days)
+        .bind(sent)
+        .execute(&db.pool)
+        .await
+        .expect("insert email");
+    }
+    let pruned = tenancy::prune_history(&db.pool, Duration::from_secs(400 * 86_400))
+        .await
+        .expect("prune");
+    assert_eq!((pruned.runs, pruned.emails), (1, 1));
+    let runs: Vec<String> = sqlx::query_scalar("SELECT run_id FROM sync_runs ORDER BY run_id")
+        .fetch_all(&db.pool)
+        .await
+        .expect("runs");
+    assert_eq!(runs, ["new-done", "old-running"]);
+    let problems: i64 = sqlx::query_scalar("SELECT count(*) FROM sync_problems")
+        .fetch_one(&db.pool)
+        .await
+        .expect("problems");
+    assert_eq!(problems, 2, "the pruned run's problems went with it");
+    let pending: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM email_outbox WHERE sent_at IS NULL")
+            .fetch_one(&db.pool)
+            .await
+            .expect("emails");
+    assert_eq!(pending, 1, "a pending email is never pruned");
+}
