@@ -494,9 +494,9 @@ async fn a_restart_spreads_verifications_and_a_429_keeps_connections_ready() {
     for name in &names {
         let events = env.event_reasons(name).await;
         assert!(
-            events
-                .iter()
-                .all(|(r, _)| r == "Verified" || r == "VerificationDeferred"),
+            events.iter().all(|(r, _)| r == "Verified"
+                || r == "VerificationDeferred"
+                || r == "DatabaseCredentialIssued"),
             "{name}: {events:?}"
         );
         assert_eq!(
