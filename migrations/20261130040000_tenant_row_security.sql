@@ -31,48 +31,27 @@ BEGIN
 END
 $$;
 
-ALTER TABLE schools       ENABLE ROW LEVEL SECURITY;
-ALTER TABLE classrooms    ENABLE ROW LEVEL SECURITY;
-ALTER TABLE educators     ENABLE ROW LEVEL SECURITY;
-ALTER TABLE children      ENABLE ROW LEVEL SECURITY;
-ALTER TABLE enrollments   ENABLE ROW LEVEL SECURITY;
-ALTER TABLE sync_runs     ENABLE ROW LEVEL SECURITY;
-ALTER TABLE sync_problems ENABLE ROW LEVEL SECURITY;
-
 -- A district role sees and writes only its connection's rows. Any other role (the product's reader,
 -- an administrator) is limited by its grants alone, as before. The function is wrapped in a scalar
 -- subquery so that it runs once per statement (an InitPlan), not once per row.
-CREATE POLICY own_connection ON schools USING (
-    (SELECT rs_tenant_connection()) IS NULL OR connection = (SELECT rs_tenant_connection())
-) WITH CHECK (
-    (SELECT rs_tenant_connection()) IS NULL OR connection = (SELECT rs_tenant_connection())
-);
-CREATE POLICY own_connection ON classrooms USING (
-    (SELECT rs_tenant_connection()) IS NULL OR connection = (SELECT rs_tenant_connection())
-) WITH CHECK (
-    (SELECT rs_tenant_connection()) IS NULL OR connection = (SELECT rs_tenant_connection())
-);
-CREATE POLICY own_connection ON educators USING (
-    (SELECT rs_tenant_connection()) IS NULL OR connection = (SELECT rs_tenant_connection())
-) WITH CHECK (
-    (SELECT rs_tenant_connection()) IS NULL OR connection = (SELECT rs_tenant_connection())
-);
-CREATE POLICY own_connection ON children USING (
-    (SELECT rs_tenant_connection()) IS NULL OR connection = (SELECT rs_tenant_connection())
-) WITH CHECK (
-    (SELECT rs_tenant_connection()) IS NULL OR connection = (SELECT rs_tenant_connection())
-);
-CREATE POLICY own_connection ON enrollments USING (
-    (SELECT rs_tenant_connection()) IS NULL OR connection = (SELECT rs_tenant_connection())
-) WITH CHECK (
-    (SELECT rs_tenant_connection()) IS NULL OR connection = (SELECT rs_tenant_connection())
-);
-CREATE POLICY own_connection ON sync_runs USING (
-    (SELECT rs_tenant_connection()) IS NULL OR connection = (SELECT rs_tenant_connection())
-) WITH CHECK (
-    (SELECT rs_tenant_connection()) IS NULL OR connection = (SELECT rs_tenant_connection())
-);
+DO $$
+DECLARE
+    t text;
+BEGIN
+    FOREACH t IN ARRAY ARRAY['schools', 'classrooms', 'educators', 'children', 'enrollments', 'sync_runs']
+    LOOP
+        EXECUTE format('ALTER TABLE %I ENABLE ROW LEVEL SECURITY', t);
+        EXECUTE format(
+            'CREATE POLICY own_connection ON %I '
+            'USING ((SELECT rs_tenant_connection()) IS NULL OR connection = (SELECT rs_tenant_connection())) '
+            'WITH CHECK ((SELECT rs_tenant_connection()) IS NULL OR connection = (SELECT rs_tenant_connection()))',
+            t);
+    END LOOP;
+END
+$$;
+
 -- A problem belongs to a run; the run's own policy decides (the subquery is filtered by it).
+ALTER TABLE sync_problems ENABLE ROW LEVEL SECURITY;
 CREATE POLICY own_connection ON sync_problems
     USING (EXISTS (SELECT 1 FROM sync_runs r WHERE r.run_id = sync_problems.run_id))
     WITH CHECK (EXISTS (SELECT 1 FROM sync_runs r WHERE r.run_id = sync_problems.run_id));

@@ -377,15 +377,7 @@ async fn districts_get_their_own_database_role_and_offboarding_deletes_only_thei
     pool.close().await;
 
     // Offboarding springfield (deletionPolicy: Delete).
-    let before: Vec<String> = sqlx::query_scalar(
-        "SELECT 'k:' || id || ':' || xmin::text FROM children WHERE connection = $1
-         UNION ALL SELECT 'c:' || clever_id || ':' || xmin::text FROM classrooms WHERE connection = $1
-         ORDER BY 1",
-    )
-    .bind(key("shelbyville"))
-    .fetch_all(&env.db.pool)
-    .await
-    .expect("snapshot");
+    let before = common::roster_dump(&env.db.pool, &key("shelbyville")).await;
     env.connections()
         .delete("springfield", &Default::default())
         .await
@@ -405,16 +397,11 @@ async fn districts_get_their_own_database_role_and_offboarding_deletes_only_thei
         "springfield's roster is deleted"
     );
     assert_eq!(rows(key("shelbyville")).await, shelbyville_rows);
-    let after: Vec<String> = sqlx::query_scalar(
-        "SELECT 'k:' || id || ':' || xmin::text FROM children WHERE connection = $1
-         UNION ALL SELECT 'c:' || clever_id || ':' || xmin::text FROM classrooms WHERE connection = $1
-         ORDER BY 1",
-    )
-    .bind(key("shelbyville"))
-    .fetch_all(&env.db.pool)
-    .await
-    .expect("snapshot");
-    assert_eq!(after, before, "shelbyville's rows are untouched");
+    assert_eq!(
+        common::roster_dump(&env.db.pool, &key("shelbyville")).await,
+        before,
+        "shelbyville's rows are untouched"
+    );
     let role = rostersync::store::tenancy::role_name(&db_name, &key("springfield"));
     assert_eq!(
         env.count(&format!(

@@ -6,9 +6,8 @@ mod common;
 
 use std::time::Duration;
 
-use rostersync::api::{RosterConnectionSpec, RunResult, Trigger};
-use rostersync::clever::{CleverCredentials, Token};
-use rostersync::devtools::emulator::{Emulator, EmulatorConfig, EmulatorHandle};
+use rostersync::api::{RosterConnectionSpec, RunResult};
+use rostersync::devtools::emulator::EmulatorHandle;
 use rostersync::store::tenancy::{self, Credential, Prepared, TENANT_TABLES};
 use rostersync::sync::clever_source::CleverSource;
 use rostersync::sync::{SyncRequest, run_sync};
@@ -18,34 +17,19 @@ const A: &str = "district-a/clever";
 const B: &str = "district-b/clever";
 
 fn spec(emu: &EmulatorHandle) -> RosterConnectionSpec {
-    serde_json::from_value(serde_json::json!({
-        "districtId": emu.district_id(),
-        "apiBaseUrl": emu.base_url().as_str().trim_end_matches('/'),
-        "credentialsSecretRef": {"name": "clever"},
-    }))
-    .expect("spec")
+    common::clever_spec(emu)
 }
 
+/// A manual run of the emulator's district for `connection`.
 fn request(emu: &EmulatorHandle, connection: &str) -> SyncRequest {
     SyncRequest {
         connection: connection.parse().expect("connection key"),
-        spec: spec(emu),
-        policy: None,
-        run_id: format!("run-{}", common::unique_suffix()),
-        trigger: Trigger::Manual,
-        schedule: None,
-        job: None,
-        dry_run: false,
-        approve_removals: false,
-        today: jiff::civil::date(2025, 10, 1),
+        ..common::sync_request(spec(emu))
     }
 }
 
 fn source(emu: &EmulatorHandle) -> CleverSource {
-    CleverSource::new(
-        emu.base_url().clone(),
-        CleverCredentials::Token(Token::new(emu.token())),
-    )
+    common::clever_source(emu, 500)
 }
 
 /// Every roster row of a connection with its row version (xmin): equal snapshots mean not one
@@ -83,9 +67,7 @@ async fn setup(students: u32) -> Option<Setup> {
     tenancy::prepare(&db.pool)
         .await
         .expect("prepare roles again");
-    let emu = Emulator::start(EmulatorConfig::generated(7, students))
-        .await
-        .expect("emulator");
+    let emu = common::clever_emulator(students).await;
     Some(Setup {
         owner: db.pool,
         owner_url: db.url,
