@@ -578,7 +578,14 @@ async fn clever_faults_fail_the_run_retriable_or_not_and_change_nothing() {
     let users =
         |nth: u64, times: u64, kind: FaultKind| Fault::new(Some("/v3.0/users"), nth, times, kind);
     // (name, emulator fault, proxy fault, reason, retriable)
-    let cases: Vec<(&str, Option<Fault>, Option<NetFault>, &str, bool)> = vec![
+    type Case = (
+        &'static str,
+        Option<Fault>,
+        Option<NetFault>,
+        &'static str,
+        bool,
+    );
+    let cases: Vec<Case> = vec![
         (
             "HTML 200",
             Some(users(2, u64::MAX, FaultKind::Html200)),
