@@ -142,16 +142,18 @@ async fn from_database(
         .checked_sub(runs::REPORT_LOOKBACK)
         .unwrap_or(jiff::Timestamp::UNIX_EPOCH);
     let rows = crate::store::runs::unreported(&ctx.db, &key, &name, since).await?;
-    // Only this schedule's runs: the run id ends with the hash of its uid (not those of a
-    // schedule deleted and created again under the same name).
-    let suffix = job::run_id("", &sched.uid().unwrap_or_default(), ns);
+    // Only this schedule's runs: the run id is the one its Job name, this schedule's uid and
+    // namespace give (not a run of a schedule deleted and created again under the same name).
+    let uid = sched.uid().unwrap_or_default();
     let connection = connection.filter(|c| c.name_any() == key.name()).cloned();
     let mut wake: Option<jiff::Timestamp> = None;
     for row in rows {
-        if !row.run_id.ends_with(&suffix) || finished.iter().any(|f| f.run.run_id == row.run_id) {
+        let job_name = row.job.clone().unwrap_or_default();
+        if row.run_id != job::run_id(&job_name, &uid, ns)
+            || finished.iter().any(|f| f.run.run_id == row.run_id)
+        {
             continue;
         }
-        let job_name = row.job.clone().unwrap_or_default();
         let exists = jobs.iter().any(|j| j.name_any() == job_name);
         let run = match runs::unreported_action(&row, exists, now, ctx.lost_run_grace) {
             runs::Unreported::FromJob => continue,
