@@ -403,6 +403,21 @@ async fn a_running_run_whose_job_is_gone_is_recorded_failed_and_reported_once() 
 // ------------------------------------------------------------------------------------------------
 // No restart herd
 
+/// The most requests in any 1 s window (sliding, from each request on), of `times` in order.
+fn peak_per_second(times: &[std::time::Instant]) -> usize {
+    let mut sorted = times.to_vec();
+    sorted.sort();
+    let mut peak = 0;
+    let mut start = 0;
+    for end in 0..sorted.len() {
+        while sorted[end].duration_since(sorted[start]) >= Duration::from_secs(1) {
+            start += 1;
+        }
+        peak = peak.max(end - start + 1);
+    }
+    peak
+}
+
 /// The connections' Ready condition (status, reason) and last check time.
 async fn readiness(env: &Env, name: &str) -> Option<(String, String, Option<jiff::Timestamp>)> {
     let c = env.connections().get(name).await.ok()?;
@@ -420,9 +435,18 @@ async fn a_restart_spreads_verifications_and_a_429_keeps_connections_ready() {
     let Some(env) = Env::new("flt-herd", 20).await else {
         return;
     };
-    const N: usize = 12;
-    const WINDOW: u64 = 10;
-    let names: Vec<String> = (0..N).map(|i| format!("district-{i:02}")).collect();
+    // The suite runs 12 connections over a 10 s window; `hack/bench-restart-herd.sh` runs the same
+    // test with more (ROSTERSYNC_HERD_CONNECTIONS, ROSTERSYNC_HERD_WINDOW_SECONDS).
+    let env_number = |name: &str, default: u64| {
+        std::env::var(name)
+            .ok()
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(default)
+    };
+    let n = env_number("ROSTERSYNC_HERD_CONNECTIONS", 12) as usize;
+    let window_secs = env_number("ROSTERSYNC_HERD_WINDOW_SECONDS", 10);
+    let test_started = std::time::Instant::now();
+    let names: Vec<String> = (0..n).map(|i| format!("district-{i:02}")).collect();
     let mut first = env.controller("controller-1", &[]);
     for name in &names {
         env.create_connection(name, &env.district_id(), json!({}))
@@ -445,7 +469,7 @@ async fn a_restart_spreads_verifications_and_a_429_keeps_connections_ready() {
     // told apart from the first one's by their lastCheckTime alone.
     const AHEAD: i64 = 3600;
     let started = jiff::Timestamp::now() + jiff::SignedDuration::from_secs(AHEAD);
-    let window = WINDOW.to_string();
+    let window = window_secs.to_string();
     let ahead = AHEAD.to_string();
     let second = env.controller(
         "controller-2",
@@ -494,9 +518,13 @@ async fn a_restart_spreads_verifications_and_a_429_keeps_connections_ready() {
     for name in &names {
         let events = env.event_reasons(name).await;
         assert!(
-            events.iter().all(|(r, _)| r == "Verified"
-                || r == "VerificationDeferred"
-                || r == "DatabaseCredentialIssued"),
+            events.iter().all(|(r, _)| [
+                "Verified",
+                "VerificationDeferred",
+                // Issued once by the first controller (a database role per district).
+                "DatabaseCredentialIssued"
+            ]
+            .contains(&r.as_str())),
             "{name}: {events:?}"
         );
         assert_eq!(
@@ -523,7 +551,7 @@ async fn a_restart_spreads_verifications_and_a_429_keeps_connections_ready() {
         let checked = checked.expect("lastCheckTime");
         let delay = rostersync::controller::connection::startup_delay(
             &format!("{}/{name}", env.ns),
-            Duration::from_secs(WINDOW),
+            Duration::from_secs(window_secs),
         );
         let slot = started + jiff::SignedDuration::try_from(delay).expect("delay");
         // lastCheckTime has whole seconds.
@@ -533,18 +561,133 @@ async fn a_restart_spreads_verifications_and_a_429_keeps_connections_ready() {
         );
         *per_second.entry(checked.as_second()).or_default() += 1;
     }
-    let requests = env
+    let lookups: Vec<std::time::Instant> = env
         .emulator
-        .requests()
-        .iter()
-        .filter(|p| p.starts_with("/v3.0/districts"))
-        .count();
-    assert_eq!(requests, N, "one district lookup per connection");
+        .requests_timed()
+        .into_iter()
+        .filter(|(_, p)| p.starts_with("/v3.0/districts"))
+        .map(|(at, _)| at)
+        .collect();
+    assert_eq!(lookups.len(), n, "one district lookup per connection");
+    let peak = peak_per_second(&lookups);
+    let spread = lookups
+        .last()
+        .zip(lookups.first())
+        .map_or(Duration::ZERO, |(last, first)| last.duration_since(*first));
     eprintln!(
-        "figure: after a restart, {} of {N} connections verified again (3 deferred by a 429) over a \
-         {WINDOW} s window: peak {} verification(s) in one second, spread over {} distinct seconds",
+        "figure: restart with {n} connections, {window_secs} s jitter window: peak {peak} verification \
+         request(s) per second at the emulator (max over sliding 1 s windows), {n} requests over \
+         {} ms, none flipped to not Ready; test took {} s",
+        spread.as_millis(),
+        test_started.elapsed().as_secs()
+    );
+    // Spread, not a herd: each connection's delay is a hash of its name, so seconds cluster a
+    // little; the peak stays within a few times the even rate (n / window per second).
+    let even = n.div_ceil(window_secs as usize);
+    assert!(peak <= 3 * even + 3, "peak {peak}/s, even rate {even}/s");
+    eprintln!(
+        "figure: after a restart, {} of {n} connections verified again (3 deferred by a 429) over a \
+         {window_secs} s window: peak {} verification(s) in one second, spread over {} distinct seconds",
         per_second.values().sum::<u32>(),
         per_second.values().max().copied().unwrap_or(0),
         per_second.len()
+    );
+}
+
+// ------------------------------------------------------------------------------------------------
+// Job retries that retry
+
+/// Clever answers 503 for longer than the sync's own retries, so the Job's first pod fails
+/// retriable (exit 1); with `backoffLimit: 2` the pod runner starts a second pod, which (same run
+/// id, attempt 2) fetches again and succeeds. The schedule's status shows one run, Succeeded, on
+/// attempt 2; exactly one success is reported (one `SyncSucceeded` Event, no `SyncFailed`, one
+/// email) and the history has one row with `attempts` 2.
+#[tokio::test]
+async fn a_503_with_backoff_limit_2_is_retried_by_the_job_and_reported_once() {
+    let Some(env) = Env::new("flt-503", 40).await else {
+        return;
+    };
+    let sink = common::start_smtp_sink().await;
+    let _controller = with_smtp(&env, "controller", &sink, &[]);
+    env.ready_schedule(json!({
+        "sendEmails": true, "sendSuccessEmails": true, "emailRecipients": RECIPIENTS
+    }))
+    .await;
+    let patch = json!({"spec": {"job": {"backoffLimit": 2, "activeDeadlineSeconds": 600}}});
+    env.schedules()
+        .patch("nightly", &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .expect("backoffLimit 2");
+    // The sync's own client tries a request 5 times (its default): every try of the first pod
+    // gets a 503, the second pod's first request is answered.
+    const CLIENT_ATTEMPTS: u64 = 5;
+    env.emulator.clear_requests();
+    env.emulator.add_fault(Fault::new(
+        Some("/v3.0/sections"),
+        1,
+        CLIENT_ATTEMPTS,
+        FaultKind::Status { status: 503 },
+    ));
+    let started = std::time::Instant::now();
+    let run = env.sync_now_finished("retry-1", &[]).await;
+    let took = started.elapsed();
+    assert_eq!(run.result, Some(RunResult::Succeeded), "{run:?}");
+    assert!(run.summary.ends_with("(attempt 2)"), "{}", run.summary);
+    let sections = env
+        .emulator
+        .requests()
+        .iter()
+        .filter(|p| p.starts_with("/v3.0/sections"))
+        .count() as u64;
+    assert!(
+        sections > CLIENT_ATTEMPTS,
+        "the second attempt fetched again: {sections} sections requests"
+    );
+    let (attempts, rows): (i32, i64) = sqlx::query_as(
+        "SELECT max(attempts), count(*) FROM sync_runs WHERE run_id = $1 AND result = 'Succeeded'",
+    )
+    .bind(&run.run_id)
+    .fetch_one(&env.db.pool)
+    .await
+    .expect("the run's row");
+    assert_eq!((attempts, rows), (2, 1));
+    assert_eq!(env.count("SELECT count(*) FROM sync_runs").await, 1);
+    // One Job, its pods: one failed, one succeeded.
+    let jobs = env.job_names().await;
+    assert_eq!(jobs.len(), 1, "{jobs:?}");
+    let job = env.jobs().get(&jobs[0]).await.expect("the Job");
+    let status = job.status.expect("Job status");
+    assert_eq!(
+        (status.failed, status.succeeded),
+        (Some(1), Some(1)),
+        "{status:?}"
+    );
+
+    // Reported once: one Event, one email, nothing about a failure.
+    let mails = sink.wait_for_messages(1, TIMEOUT).await;
+    reconciled_again(&env).await;
+    assert_eq!(event_count(&env, "nightly", "SyncSucceeded").await, 1);
+    assert_eq!(event_count(&env, "nightly", "SyncFailed").await, 0);
+    common::wait_for("the email sent", TIMEOUT, || async {
+        (outbox(&env).await == (1, 1)).then_some(())
+    })
+    .await;
+    let mails_now = sink.messages();
+    assert_eq!(mails_now.len(), 1, "{:?}", common::subjects(&mails_now));
+    assert!(
+        mails[0]
+            .text
+            .as_deref()
+            .unwrap_or_default()
+            .contains(&run.run_id),
+        "{:?}",
+        mails[0].text
+    );
+    let s = env.schedules().get("nightly").await.expect("schedule");
+    let st = s.status.expect("status");
+    assert_eq!(st.consecutive_failures, 0);
+    eprintln!(
+        "figure: a 503 for the first pod, backoffLimit 2: Succeeded on attempt 2 after {} ms",
+        took.as_millis()
     );
 }

@@ -529,3 +529,169 @@ async fn a_run_blocked_on_a_lock_fails_within_the_lock_timeout_and_changes_nothi
 fn out_key() -> rostersync::run::ConnectionKey {
     common::SYNC_CONNECTION.parse().expect("connection key")
 }
+
+/// More broken Clever answers, one row each, not covered by
+/// `broken_clever_responses_fail_the_run_and_change_nothing` (the `{}`, `data: null`, cycle,
+/// drifting cursor, missing `next`, redirect and size cap rows) nor by
+/// `tests/sync_engine.rs` `duplicate_ids_are_kept_once_with_a_problem`: an HTML page with a 200,
+/// a truncated body, a 429 storm longer than the retries, a 401 after pages succeeded, and a
+/// connection cut mid-body by a real TCP proxy between the sync and the emulator. Each row: the
+/// run is Failed with the expected reason and retriability, its history row says the same, every
+/// roster row is unchanged (compared whole), and the run ends within a bound. Then a 429 burst
+/// shorter than the retries is ridden out: the run succeeds and applies the change.
+#[tokio::test]
+async fn clever_faults_fail_the_run_retriable_or_not_and_change_nothing() {
+    use common::faultproxy::{Fault as NetFault, FaultProxy};
+    let Some((pool, _)) = db().await else { return };
+    let emu = emulator(300).await;
+    emu.set_rate_limit(1_000_000);
+    let proxy = FaultProxy::start(emu.addr()).await;
+    let proxied_base: url::Url = format!("http://127.0.0.1:{}/", proxy.port)
+        .parse()
+        .expect("proxy url");
+    let mut spec = spec(&emu);
+    spec.settings.allow_removal = true;
+    spec.settings.removal_guard_percent = 100;
+    let paged = |through_proxy: bool| {
+        let mut s = source(&emu, 20);
+        s.config.max_attempts = 3;
+        s.config.min_backoff = Duration::from_millis(5);
+        s.config.max_backoff = Duration::from_millis(50);
+        if through_proxy {
+            s.config.base_url = proxied_base.clone();
+        }
+        s
+    };
+    let first = run_sync(&pool, &request(spec.clone()), &paged(false))
+        .await
+        .expect("first sync");
+    assert_eq!(first.result, RunResult::Succeeded, "{:?}", first.message);
+    // The district changes (a student leaves): a run that applied anything would show it.
+    let (students, _) = kept_students(&emu);
+    let mut ids: Vec<String> = students.into_iter().collect();
+    ids.sort();
+    emu.update(|st| st.remove(Kind::Users, &ids[0]).expect("remove"));
+    let before = common::roster_dump(&pool, common::SYNC_CONNECTION).await;
+    assert!(!before.is_empty());
+
+    const BOUND: Duration = Duration::from_secs(30);
+    let users =
+        |nth: u64, times: u64, kind: FaultKind| Fault::new(Some("/v3.0/users"), nth, times, kind);
+    // (name, emulator fault, proxy fault, reason, retriable)
+    type Case = (
+        &'static str,
+        Option<Fault>,
+        Option<NetFault>,
+        &'static str,
+        bool,
+    );
+    let cases: Vec<Case> = vec![
+        (
+            "HTML 200",
+            Some(users(2, u64::MAX, FaultKind::Html200)),
+            None,
+            "CleverProtocolError",
+            false,
+        ),
+        (
+            "a truncated body",
+            Some(users(2, u64::MAX, FaultKind::TruncatedJson)),
+            None,
+            "CleverProtocolError",
+            false,
+        ),
+        (
+            "a 429 storm longer than the retries",
+            Some(users(2, 1000, FaultKind::RateLimit { reset_secs: 0 })),
+            None,
+            "CleverUnavailable",
+            true,
+        ),
+        (
+            "a 401 after pages succeeded",
+            Some(users(3, u64::MAX, FaultKind::Status { status: 401 })),
+            None,
+            "CredentialsInvalid",
+            false,
+        ),
+        (
+            "the connection cut mid-body (TCP proxy)",
+            None,
+            Some(NetFault::CutReplyAfter(600)),
+            "CleverUnavailable",
+            true,
+        ),
+    ];
+    for (name, fault, net, reason, retriable) in cases {
+        emu.clear_faults();
+        if let Some(fault) = fault {
+            emu.add_fault(fault);
+        }
+        let through_proxy = net.is_some();
+        let mut s = spec.clone();
+        if let Some(net) = net {
+            s.api_base_url = proxied_base.as_str().trim_end_matches('/').to_string();
+            // Every users request (each retry too) has its reply cut mid-body.
+            proxy.on_every_client_bytes(b"GET /v3.0/users", net);
+        }
+        let req = request(s);
+        let started = std::time::Instant::now();
+        let out = tokio::time::timeout(BOUND, run_sync(&pool, &req, &paged(through_proxy)))
+            .await
+            .unwrap_or_else(|_| panic!("{name}: the run did not end within {BOUND:?}"))
+            .expect("the run is recorded");
+        let took = started.elapsed();
+        assert_eq!(out.result, RunResult::Failed, "{name}: {:?}", out.message);
+        assert_eq!(
+            out.reason.as_deref(),
+            Some(reason),
+            "{name}: {:?}",
+            out.message
+        );
+        assert_eq!(out.exit_code(), if retriable { 1 } else { 2 }, "{name}");
+        let message = out.message.clone().unwrap_or_default();
+        assert!(!message.contains(emu.token()), "{name}: the token leaked");
+        let row = rostersync::store::runs::by_id(&pool, &out_key(), &req.run_id)
+            .await
+            .expect("row")
+            .expect("the run is recorded");
+        assert_eq!(
+            (
+                row.result,
+                row.reason.as_deref(),
+                row.retriable,
+                row.attempts
+            ),
+            (RunResult::Failed, Some(reason), retriable, 1),
+            "{name}"
+        );
+        assert!(row.finished_at.is_some(), "{name}");
+        assert_eq!(
+            common::roster_dump(&pool, common::SYNC_CONNECTION).await,
+            before,
+            "{name} changed the roster"
+        );
+        if through_proxy {
+            assert!(proxy.fired() >= 1, "{name}: the proxy's cut did not happen");
+            proxy.disarm();
+        }
+        eprintln!(
+            "figure: {name}: Failed {reason} in {} ms: {message}",
+            took.as_millis()
+        );
+    }
+
+    // A 429 burst shorter than the retries is ridden out: the run succeeds and applies.
+    emu.clear_faults();
+    emu.add_fault(users(2, 2, FaultKind::RateLimit { reset_secs: 0 }));
+    let out = tokio::time::timeout(BOUND, run_sync(&pool, &request(spec), &paged(false)))
+        .await
+        .expect("the run ends within the bound")
+        .expect("a run");
+    assert_eq!(out.result, RunResult::Succeeded, "{:?}", out.message);
+    assert_eq!(out.counts.children.deactivated, 1);
+    assert_ne!(
+        common::roster_dump(&pool, common::SYNC_CONNECTION).await,
+        before
+    );
+}

@@ -442,3 +442,151 @@ async fn a_run_finished_by_another_party_is_never_overwritten() {
     assert_eq!(out.reason.as_deref(), Some("PodLost"), "overwritten");
     assert_eq!(t.dump().await, t.before);
 }
+
+/// Two districts sync at once and one of them freezes mid-apply (the proxy holds its connection,
+/// transaction open, after some tables were written): the other district's run finishes within
+/// its normal time (bounded against a solo run measured here) with its roster right; the frozen
+/// one fails within its timeouts (the server ends the idle transaction, the client's watch sees
+/// the session gone) and leaves its roster unchanged; its next run records it and applies.
+#[tokio::test]
+async fn two_districts_at_once_one_frozen_mid_apply_the_other_finishes_in_its_normal_time() {
+    let Some(db) = common::fresh_db().await else {
+        return;
+    };
+    rostersync::store::migrate(&db.pool).await.expect("migrate");
+    const A: &str = "default/district-a";
+    const B: &str = "default/district-b";
+    let emu_a = common::clever_emulator(600).await;
+    let emu_b = rostersync::devtools::emulator::Emulator::start(
+        rostersync::devtools::emulator::EmulatorConfig::generated(8, 600),
+    )
+    .await
+    .expect("emulator");
+    let request = |emu: &EmulatorHandle, connection: &str| {
+        let mut spec = common::clever_spec(emu);
+        spec.settings.allow_removal = true;
+        spec.settings.removal_guard_percent = 100;
+        let mut req = common::sync_request(spec);
+        req.connection = connection.parse().expect("connection key");
+        req
+    };
+    for (emu, key) in [(&emu_a, A), (&emu_b, B)] {
+        let first = run_sync(&db.pool, &request(emu, key), &source(emu))
+            .await
+            .expect("first sync");
+        assert_eq!(first.result, RunResult::Succeeded, "{:?}", first.message);
+    }
+    // B's normal time: a solo run of the same size, measured here.
+    let solo_started = Instant::now();
+    let solo = run_sync(&db.pool, &request(&emu_b, B), &source(&emu_b))
+        .await
+        .expect("solo run");
+    assert_eq!(solo.result, RunResult::Succeeded);
+    let solo_time = solo_started.elapsed();
+
+    // Both districts change: a student leaves each.
+    let id_a = first_active_child(&db.pool, A).await;
+    let id_b = first_active_child(&db.pool, B).await;
+    emu_a.update(|st| st.remove(Kind::Users, &id_a).expect("remove"));
+    emu_b.update(|st| st.remove(Kind::Users, &id_b).expect("remove"));
+    let before_a = common::roster_dump(&db.pool, A).await;
+    let before_b = common::roster_dump(&db.pool, B).await;
+
+    // A goes through the proxy, which holds its connection when apply reaches the children.
+    let (proxy, proxied_url) = FaultProxy::for_postgres(&db.url).await;
+    let limits = SessionLimits {
+        idle_in_transaction_timeout: Duration::from_secs(3),
+        client_timeout: Duration::from_secs(5),
+        ..Default::default()
+    };
+    let proxied = rostersync::store::connect_with(&proxied_url, 4, &limits)
+        .await
+        .expect("connect through the proxy");
+    proxy.on_client_bytes(b"UPDATE children t SET", Fault::Pause);
+    let req_a = request(&emu_a, A);
+    let req_b = request(&emu_b, B);
+    let frozen = async {
+        let started = Instant::now();
+        let out = tokio::time::timeout(
+            RUN_BOUND,
+            run_sync_with(&proxied, &req_a, &source(&emu_a), &limits),
+        )
+        .await
+        .unwrap_or_else(|_| panic!("the frozen run did not end within {RUN_BOUND:?}"));
+        (out, started.elapsed())
+    };
+    let other = async {
+        proxy.wait_fired(1, RUN_BOUND).await;
+        let started = Instant::now();
+        let out = run_sync(&db.pool, &req_b, &source(&emu_b))
+            .await
+            .expect("B's run");
+        (out, started.elapsed())
+    };
+    let ((out_a, took_a), (out_b, took_b)) = tokio::join!(frozen, other);
+    proxy.cut_all();
+
+    // B: in its normal time, roster right.
+    let bound_b = (solo_time * 3).max(solo_time + Duration::from_secs(5));
+    eprintln!(
+        "figure: district B solo {} ms, beside a frozen district {} ms (bound {} ms); the frozen \
+         district gave up after {} ms",
+        solo_time.as_millis(),
+        took_b.as_millis(),
+        bound_b.as_millis(),
+        took_a.as_millis()
+    );
+    assert_eq!(out_b.result, RunResult::Succeeded, "{:?}", out_b.message);
+    assert!(took_b <= bound_b, "B took {took_b:?} (solo {solo_time:?})");
+    assert_eq!(out_b.counts.children.deactivated, 1);
+    assert_ne!(common::roster_dump(&db.pool, B).await, before_b);
+    let active_b: bool =
+        sqlx::query_scalar("SELECT active FROM children WHERE connection = $1 AND clever_id = $2")
+            .bind(B)
+            .bind(&id_b)
+            .fetch_one(&db.pool)
+            .await
+            .expect("child");
+    assert!(!active_b, "B's leaver is deactivated");
+    let connection_b = B.parse().expect("key");
+    let row_b = runs::by_id(&db.pool, &connection_b, &req_b.run_id)
+        .await
+        .expect("read")
+        .expect("B's run is recorded");
+    assert_eq!((row_b.result, row_b.attempts), (RunResult::Succeeded, 1));
+
+    // A: failed within its timeouts, roster unchanged.
+    match out_a {
+        Ok(run) => assert_eq!(run.result, RunResult::Failed, "{:?}", run.message),
+        Err(err) => assert_eq!(err.exit_code(), 1, "{err}"),
+    }
+    assert!(took_a < Duration::from_secs(30), "A took {took_a:?}");
+    assert_eq!(common::roster_dump(&db.pool, A).await, before_a);
+    // Its next run (direct) records the frozen one as not succeeded and applies the change.
+    let next = common::wait_for("A's next run", RUN_BOUND, || async {
+        match run_sync(&db.pool, &request(&emu_a, A), &source(&emu_a)).await {
+            Ok(run) => Some(run),
+            Err(SyncError::Locked { .. }) => None,
+            Err(err) => panic!("A's next run failed: {err}"),
+        }
+    })
+    .await;
+    assert_eq!(next.result, RunResult::Succeeded, "{:?}", next.message);
+    assert_eq!(next.counts.children.deactivated, 1);
+    let connection_a = A.parse().expect("key");
+    let row_a = runs::by_id(&db.pool, &connection_a, &req_a.run_id)
+        .await
+        .expect("read")
+        .expect("A's frozen run is recorded");
+    assert_eq!(row_a.result, RunResult::Failed, "{:?}", row_a.reason);
+}
+
+async fn first_active_child(pool: &PgPool, connection: &str) -> String {
+    sqlx::query_scalar(
+        "SELECT clever_id FROM children WHERE connection = $1 AND active ORDER BY clever_id LIMIT 1",
+    )
+    .bind(connection)
+    .fetch_one(pool)
+    .await
+    .expect("a child")
+}

@@ -7,6 +7,8 @@
 //!   - [`Fault::CutBefore`]: close the connection without forwarding the chunk that holds it;
 //!   - [`Fault::CutAfterReply`]: forward it, then close the connection when the server's reply
 //!     arrives, without passing the reply on (the server did the work, the client never hears);
+//!   - [`Fault::CutReplyAfter`]: forward it, pass on only the first N bytes of what the server
+//!     sends back, then close the connection (a response cut mid-body);
 //!   - [`Fault::Pause`]: hold the chunk (this connection only, both ways) until [`FaultProxy::resume`];
 //!   - [`Fault::FreezeAll`]: hold the chunk and freeze every connection, new ones included (nothing
 //!     forwarded either way, sockets kept open: a blackhole) until [`FaultProxy::thaw`].
@@ -25,6 +27,7 @@ use tokio::sync::watch;
 pub enum Fault {
     CutBefore,
     CutAfterReply,
+    CutReplyAfter(usize),
     Pause,
     FreezeAll,
 }
@@ -32,6 +35,8 @@ pub enum Fault {
 struct Rule {
     pattern: Vec<u8>,
     fault: Fault,
+    /// Fires on every match (not only the first).
+    every: bool,
 }
 
 struct Shared {
@@ -111,7 +116,23 @@ impl FaultProxy {
         *self.shared.rule.lock().unwrap_or_else(|e| e.into_inner()) = Some(Rule {
             pattern: pattern.to_vec(),
             fault,
+            every: false,
         });
+    }
+
+    /// Like [`FaultProxy::on_client_bytes`], but the rule fires on every match until
+    /// [`FaultProxy::disarm`] (every retry of a request meets the same fault).
+    pub fn on_every_client_bytes(&self, pattern: &[u8], fault: Fault) {
+        *self.shared.rule.lock().unwrap_or_else(|e| e.into_inner()) = Some(Rule {
+            pattern: pattern.to_vec(),
+            fault,
+            every: true,
+        });
+    }
+
+    /// Removes the armed rule.
+    pub fn disarm(&self) {
+        *self.shared.rule.lock().unwrap_or_else(|e| e.into_inner()) = None;
     }
 
     /// Waits until `n` rules have fired in all, or panics after `timeout`.
@@ -155,7 +176,11 @@ fn take_match(shared: &Shared, window: &[u8]) -> Option<Fault> {
     if !hit {
         return None;
     }
-    let fault = rule.take().map(|r| r.fault);
+    let fault = if rule.as_ref().is_some_and(|r| r.every) {
+        rule.as_ref().map(|r| r.fault)
+    } else {
+        rule.take().map(|r| r.fault)
+    };
     shared.fired.send_modify(|n| *n += 1);
     fault
 }
@@ -192,6 +217,8 @@ async fn serve(client: TcpStream, shared: Arc<Shared>) {
     // The client's last bytes, so a pattern split across reads is still seen.
     let mut window: Vec<u8> = Vec::new();
     let mut drop_reply = false;
+    // Bytes of the server's reply still passed on before the connection is cut.
+    let mut reply_budget: Option<usize> = None;
     loop {
         let is_frozen = *frozen.borrow_and_update();
         if is_frozen && let Wake::Cut = until_thawed(&mut frozen, &mut cut).await {
@@ -214,6 +241,7 @@ async fn serve(client: TcpStream, shared: Arc<Shared>) {
                     None => {}
                     Some(Fault::CutBefore) => return,
                     Some(Fault::CutAfterReply) => drop_reply = true,
+                    Some(Fault::CutReplyAfter(n)) => reply_budget = Some(n),
                     Some(Fault::Pause) => {
                         resumed.mark_unchanged();
                         tokio::select! {
@@ -237,6 +265,16 @@ async fn serve(client: TcpStream, shared: Arc<Shared>) {
                 let n = match n { Ok(0) | Err(_) => return, Ok(n) => n };
                 if drop_reply {
                     return;
+                }
+                if let Some(budget) = reply_budget.as_mut() {
+                    let pass = n.min(*budget);
+                    *budget -= pass;
+                    let _ = client_tx.write_all(&from_server[..pass]).await;
+                    if pass < n || *budget == 0 {
+                        let _ = client_tx.flush().await;
+                        return;
+                    }
+                    continue;
                 }
                 if client_tx.write_all(&from_server[..n]).await.is_err() {
                     return;

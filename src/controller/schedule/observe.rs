@@ -142,8 +142,8 @@ async fn from_database(
         .checked_sub(runs::REPORT_LOOKBACK)
         .unwrap_or(jiff::Timestamp::UNIX_EPOCH);
     let rows = crate::store::runs::unreported(&ctx.db, &key, &name, since).await?;
-    // Only this schedule's runs: the run id is the one this schedule (its uid) gives the row's
-    // Job (not a run of a schedule deleted and created again under the same name).
+    // Only this schedule's runs: the run id is the one its Job name, this schedule's uid and
+    // namespace give (not a run of a schedule deleted and created again under the same name).
     let uid = sched.uid().unwrap_or_default();
     let connection = connection.filter(|c| c.name_any() == key.name()).cloned();
     let mut wake: Option<jiff::Timestamp> = None;

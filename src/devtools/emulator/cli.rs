@@ -41,7 +41,7 @@ pub struct EmulatorArgs {
     #[arg(long)]
     pub delay_ms: Option<u64>,
     /// A fault rule, e.g. `fault=status,status=503,path=/v3.0/users,nth=2,times=1`; kinds:
-    /// status, rate_limit (reset_secs), delay (ms), truncated_json, html_404. Repeatable.
+    /// status, rate_limit (reset_secs), delay (ms), truncated_json, html_404, html_200, ... Repeatable.
     #[arg(long = "fault", value_parser = Fault::parse_spec)]
     pub faults: Vec<Fault>,
 }

@@ -39,6 +39,9 @@ pub enum FaultKind {
     /// Answer 404 with an HTML page, like a proxy or a wrong base URL.
     #[serde(rename = "html_404")]
     Html404,
+    /// Answer 200 with an HTML page (a captive portal, a login page of a proxy).
+    #[serde(rename = "html_200")]
+    Html200,
     /// Answer 200 with `{}`: JSON, but not a list page.
     EmptyObject,
     /// Answer 200 with `{"data": null}`.
@@ -64,7 +67,7 @@ impl Fault {
     }
 
     /// Parses the CLI form: `fault=status,status=503,path=/v3.0/users,nth=3,times=2`
-    /// (`fault` is one of `status`, `rate_limit`, `delay`, `truncated_json`, `html_404`,
+    /// (`fault` is one of `status`, `rate_limit`, `delay`, `truncated_json`, `html_404`, `html_200`,
     /// `empty_object`, `null_data`, `paging_cycle`, `drifting_cursor`, `drop_next`, `redirect`).
     pub fn parse_spec(spec: &str) -> Result<Fault, String> {
         let mut map = serde_json::Map::new();
@@ -179,6 +182,10 @@ mod tests {
         assert_eq!(
             Fault::parse_spec("fault=html_404,nth=2").unwrap().kind,
             FaultKind::Html404
+        );
+        assert_eq!(
+            Fault::parse_spec("fault=html_200").unwrap().kind,
+            FaultKind::Html200
         );
         assert!(Fault::parse_spec("fault=nope").is_err());
         let j: Fault = serde_json::from_str(r#"{"fault":"rate_limit","times":3}"#).unwrap();

@@ -205,6 +205,10 @@ impl EmulatorHandle {
     pub fn requests(&self) -> Vec<String> {
         self.shared.request_log()
     }
+    /// [`EmulatorHandle::requests`] with each request's arrival time.
+    pub fn requests_timed(&self) -> Vec<(std::time::Instant, String)> {
+        self.shared.request_log_timed()
+    }
     pub fn clear_requests(&self) {
         self.shared.clear_request_log();
     }

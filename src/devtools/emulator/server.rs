@@ -25,7 +25,8 @@ pub struct Shared {
     pub client_secret: String,
     pub rate_limit_per_minute: AtomicU64,
     windows: Mutex<HashMap<String, (i64, u64)>>,
-    log: Mutex<Vec<String>>,
+    /// Each API request's arrival time and path (with its query).
+    log: Mutex<Vec<(std::time::Instant, String)>>,
 }
 
 const LOG_CAP: usize = 100_000;
@@ -52,6 +53,14 @@ impl Shared {
 
     /// Path and query of every API request received, oldest first (capped).
     pub fn request_log(&self) -> Vec<String> {
+        self.log
+            .lock()
+            .map(|l| l.iter().map(|(_, p)| p.clone()).collect())
+            .unwrap_or_default()
+    }
+
+    /// [`Shared::request_log`] with each request's arrival time (to measure request rates).
+    pub fn request_log_timed(&self) -> Vec<(std::time::Instant, String)> {
         self.log.lock().map(|l| l.clone()).unwrap_or_default()
     }
 
@@ -132,11 +141,14 @@ pub async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response
     if let Ok(mut log) = shared.log.lock()
         && log.len() < LOG_CAP
     {
-        log.push(if query.is_empty() {
-            path.clone()
-        } else {
-            format!("{path}?{query}")
-        });
+        log.push((
+            std::time::Instant::now(),
+            if query.is_empty() {
+                path.clone()
+            } else {
+                format!("{path}?{query}")
+            },
+        ));
     }
     let bearer = bearer(req.headers());
     let valid = bearer.as_deref() == Some(shared.token.as_str());
@@ -165,6 +177,13 @@ pub async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response
             status: StatusCode::NOT_FOUND,
             content_type: "text/html; charset=utf-8",
             body: b"<!DOCTYPE html><html><head><title>404 Not Found</title></head><body><h1>Not Found</h1></body></html>"
+                .to_vec(),
+            location: None,
+        },
+        Some(FaultKind::Html200) => Reply {
+            status: StatusCode::OK,
+            content_type: "text/html; charset=utf-8",
+            body: b"<!DOCTYPE html><html><head><title>Sign in</title></head><body><form>Please sign in</form></body></html>"
                 .to_vec(),
             location: None,
         },
