@@ -29,8 +29,9 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-log "building the control plane binaries and sqlx-cli (cached under ~/.cache/rostersync)"
+log "building the control plane binaries, promtool and sqlx-cli (cached under ~/.cache/rostersync)"
 "$root/hack/k8s/build.sh" >/dev/null
+promtool_bin="$("$root/hack/prometheus/build.sh")"
 "$root/hack/sqlx/cli.sh" >/dev/null
 log "building the crate and its tests"
 if ! cargo build --all-targets --locked 2>&1 | tee "$state/cargo-build.log"; then
@@ -53,6 +54,8 @@ log "starting the control plane"
 "$root/hack/k8s/up.sh" "$state/k8s"
 # shellcheck disable=SC1091
 source "$state/k8s/env"
+# promtool checks the chart's PrometheusRule (tests/prometheus_rules.rs).
+export PATH="$promtool_bin:$PATH"
 export ROSTERSYNC_REQUIRE_SERVERS=1
 log "setup took $((SECONDS - started))s; running the suite"
 

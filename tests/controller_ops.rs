@@ -9,14 +9,24 @@ mod env;
 use env::{Env, TIMEOUT};
 use k8s_openapi::api::core::v1::Pod;
 use kube::Api;
-use kube::api::{ListParams, Patch, PatchParams};
-use rostersync::api::RunResult;
+use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
+use rostersync::api::{RunResult, RunStatus, SYNC_NOW_ANNOTATION};
 use serde_json::json;
 
 /// A free loopback port: bound by the OS, then released for the controller to take.
 fn free_port() -> u16 {
     let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
     l.local_addr().expect("local addr").port()
+}
+
+/// The controller's clock is shifted (the hidden test flag) so a weekly slot two days away is
+/// `lead` seconds away (as in controller_e2e.rs).
+fn slot_ahead(lead: i64) -> (jiff::Timestamp, String) {
+    let real = jiff::Timestamp::now();
+    let slot_s = (real.as_second() + 2 * 86_400) / 60 * 60;
+    let slot = jiff::Timestamp::from_second(slot_s).expect("slot");
+    let offset = slot_s - real.as_second() - lead;
+    (slot, offset.to_string())
 }
 
 /// Status code and body of `GET url`, or `None` while nothing answers.
@@ -64,16 +74,21 @@ async fn metrics_health_and_readiness_are_served() {
     assert_eq!(run.result, Some(RunResult::Succeeded), "{run:?}");
 
     // The status is written before the gauges are set in the same reconcile: wait for them.
-    let labels = format!("{{namespace=\"{}\",schedule=\"nightly\"}}", env.ns);
+    let labels = format!(
+        "{{namespace=\"{}\",schedule=\"nightly\",connection=\"springfield\"}}",
+        env.ns
+    );
     let last_success = format!("rostersync_last_successful_sync_timestamp_seconds{labels}");
     let next_sync = format!("rostersync_next_sync_timestamp_seconds{labels}");
+    let succeeded = format!(
+        "rostersync_syncs_total{{namespace=\"{}\",connection=\"springfield\",result=\"Succeeded\"}}",
+        env.ns
+    );
     let text = common::wait_for("/metrics to show the successful sync", TIMEOUT, || {
-        let (http, base, last_success) = (&http, &base, &last_success);
+        let (http, base, last_success, succeeded) = (&http, &base, &last_success, &succeeded);
         async move {
             let (code, text) = get(http, &format!("{base}/metrics")).await?;
-            (code == 200
-                && sample(&text, "rostersync_syncs_total{result=\"Succeeded\"}")? >= 1.0
-                && sample(&text, last_success)? > 0.0)
+            (code == 200 && sample(&text, succeeded)? >= 1.0 && sample(&text, last_success)? > 0.0)
                 .then_some(text)
         }
     })
@@ -86,17 +101,27 @@ async fn metrics_health_and_readiness_are_served() {
             "{series}:\n{text}"
         );
     }
+    let conn = format!("namespace=\"{}\",connection=\"springfield\"", env.ns);
     assert!(
-        sample(&text, "rostersync_sync_duration_seconds_count").is_some_and(|v| v >= 1.0),
+        sample(
+            &text,
+            &format!("rostersync_sync_duration_seconds_count{{{conn}}}")
+        )
+        .is_some_and(|v| v >= 1.0),
         "{text}"
     );
     assert!(
-        text.contains("rostersync_sync_duration_seconds_bucket{le=\"5.0\"}")
-            || text.contains("rostersync_sync_duration_seconds_bucket{le=\"5\"}"),
+        text.contains(&format!(
+            "rostersync_sync_duration_seconds_bucket{{le=\"5.0\",{conn}}}"
+        )),
         "{text}"
     );
     assert!(
-        sample(&text, "rostersync_sync_duration_seconds_sum").is_some(),
+        sample(
+            &text,
+            &format!("rostersync_sync_duration_seconds_sum{{{conn}}}")
+        )
+        .is_some(),
         "{text}"
     );
     let now = jiff::Timestamp::now().as_second() as f64;
@@ -125,7 +150,18 @@ async fn metrics_health_and_readiness_are_served() {
         for pair in labels.split(',').filter(|p| !p.is_empty()) {
             let key = pair.split_once('=').map(|(k, _)| k).unwrap_or(pair);
             assert!(
-                ["kind", "error", "result", "namespace", "schedule", "le"].contains(&key),
+                [
+                    "kind",
+                    "error",
+                    "result",
+                    "namespace",
+                    "schedule",
+                    "connection",
+                    "controller",
+                    "version",
+                    "le"
+                ]
+                .contains(&key),
                 "unexpected label {key:?} in {line:?}"
             );
         }
@@ -420,4 +456,216 @@ async fn districts_get_their_own_database_role_and_offboarding_deletes_only_thei
         .await
             >= 1
     );
+}
+
+/// Schedule `name`'s last run once it is not `previous` and finished.
+async fn finished_run_of(env: &Env, name: &str, what: &str, previous: &[&str]) -> RunStatus {
+    let s = env
+        .schedule_until(name, what, |s| {
+            env::last_run(s).is_some_and(|r| {
+                !previous.contains(&r.run_id.as_str())
+                    && r.result.is_some_and(|res| res != RunResult::Running)
+            })
+        })
+        .await;
+    env::last_run(&s).cloned().expect("last run")
+}
+
+/// Requests a Sync Now of schedule `name` and waits for its run to finish.
+async fn sync_now_of(env: &Env, name: &str, token: &str, previous: &[&str]) -> RunStatus {
+    env.schedule_until(name, "Sync Now available", env::sync_now_available)
+        .await;
+    env.annotate(name, SYNC_NOW_ANNOTATION, token).await;
+    finished_run_of(env, name, &format!("the run of Sync Now {token}"), previous).await
+}
+
+/// `/metrics` once `check` holds on its text.
+async fn metrics_until(
+    http: &reqwest::Client,
+    base: &str,
+    what: &str,
+    check: impl Fn(&str) -> bool,
+) -> String {
+    let check = &check;
+    common::wait_for(what, TIMEOUT, || async move {
+        let (code, text) = get(http, &format!("{base}/metrics")).await?;
+        (code == 200 && check(&text)).then_some(text)
+    })
+    .await
+}
+
+/// Two connections in one namespace: `springfield` (schedule `nightly`, with the removal guard)
+/// syncs at its slot, then a Sync Now is held by the guard; `shelbyville` (schedule `weekly`) fails,
+/// then succeeds. The per-connection and per-schedule series say exactly that, and deleting
+/// `weekly` and `shelbyville` removes their series while springfield's stay.
+#[tokio::test]
+async fn sync_series_per_connection_and_schedule_and_removed_with_the_objects() {
+    let Some(env) = Env::new("ops-series", 80).await else {
+        return;
+    };
+    let addr = format!("127.0.0.1:{}", free_port());
+    let (slot, offset) = slot_ahead(25);
+    let _controller =
+        env.controller_with_metrics("controller", &addr, &["--clock-offset-seconds", &offset]);
+    let http = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(5))
+        .build()
+        .expect("http client");
+    let base = format!("http://{addr}");
+    let ns = env.ns.clone();
+
+    let guard = json!({"allowRemoval": true, "removalGuardPercent": 10});
+    env.create_connection("springfield", &env.district_id(), guard)
+        .await;
+    env.create_schedule("nightly", "springfield", Some(slot), false)
+        .await;
+    env.create_connection("shelbyville", &env.district_id(), json!({}))
+        .await;
+    env.create_schedule("weekly", "shelbyville", None, false)
+        .await;
+    let scheduled = finished_run_of(&env, "nightly", "the scheduled run", &[]).await;
+    assert_eq!(
+        scheduled.result,
+        Some(RunResult::Succeeded),
+        "{scheduled:?}"
+    );
+
+    // shelbyville: a failed run (Clever answers an HTML 404 on sections), then a successful one.
+    env.fail_sections(1000);
+    let failed = sync_now_of(&env, "weekly", "fail", &[]).await;
+    assert_eq!(failed.result, Some(RunResult::Failed), "{failed:?}");
+    env.emulator.clear_faults();
+    let ok = sync_now_of(&env, "weekly", "ok", &[&failed.run_id]).await;
+    assert_eq!(ok.result, Some(RunResult::Succeeded), "{ok:?}");
+
+    // springfield: half the sections leave the roster, far more than its 10% guard: held.
+    env.emulator.update(|store| {
+        use rostersync::devtools::emulator::Kind;
+        let ids: Vec<String> = store
+            .entries(Kind::Sections)
+            .iter()
+            .map(|e| e.id.to_string())
+            .collect();
+        for id in ids.iter().take(ids.len() / 2) {
+            store.remove(Kind::Sections, id).expect("remove section");
+        }
+    });
+    let held = sync_now_of(&env, "nightly", "held", &[&scheduled.run_id]).await;
+    assert_eq!(held.result, Some(RunResult::Held), "{held:?}");
+
+    // An email waiting in the outbox of springfield (no SMTP in this test: none is ever sent).
+    sqlx::query(
+        "INSERT INTO email_outbox (connection, kind, fingerprint, recipients, subject, body_text, \
+         body_html, created_at) VALUES ($1, 'RunFailed', 'f', ARRAY['ops@example.org'], 's', 't', \
+         'h', now() - interval '1 hour')",
+    )
+    .bind(format!("{ns}/springfield"))
+    .execute(&env.db.pool)
+    .await
+    .expect("queue an email");
+
+    let sf = format!("namespace=\"{ns}\",connection=\"springfield\"");
+    let sb = format!("namespace=\"{ns}\",connection=\"shelbyville\"");
+    let nightly = format!("namespace=\"{ns}\",schedule=\"nightly\",connection=\"springfield\"");
+    let weekly = format!("namespace=\"{ns}\",schedule=\"weekly\",connection=\"shelbyville\"");
+    let s = |name: &str, labels: &str| format!("{name}{{{labels}}}");
+    let runs = |labels: &str, result: &str| {
+        format!("rostersync_syncs_total{{{labels},result=\"{result}\"}}")
+    };
+    let text = metrics_until(&http, &base, "/metrics to show all four runs", |t| {
+        sample(t, &runs(&sf, "Held")) == Some(1.0)
+            && sample(t, &runs(&sb, "Succeeded")) == Some(1.0)
+            && sample(t, &s("rostersync_schedule_held_runs", &nightly)) == Some(1.0)
+            && sample(t, &s("rostersync_schedule_consecutive_failures", &weekly)) == Some(0.0)
+    })
+    .await;
+    let expect = [
+        (runs(&sf, "Succeeded"), 1.0),
+        (runs(&sf, "Held"), 1.0),
+        (runs(&sb, "Failed"), 1.0),
+        (runs(&sb, "Succeeded"), 1.0),
+        (s("rostersync_sync_duration_seconds_count", &sf), 2.0),
+        (s("rostersync_sync_duration_seconds_count", &sb), 2.0),
+        (s("rostersync_schedule_held_runs", &nightly), 1.0),
+        (s("rostersync_schedule_held_runs", &weekly), 0.0),
+        (s("rostersync_schedule_consecutive_failures", &nightly), 1.0),
+        (s("rostersync_schedule_consecutive_failures", &weekly), 0.0),
+        (s("rostersync_schedule_period_seconds", &nightly), 604_800.0),
+        (s("rostersync_schedule_suspended", &weekly), 0.0),
+        (s("rostersync_schedule_missed_slots", &nightly), 0.0),
+        (s("rostersync_email_outbox_pending", &sf), 1.0),
+        ("rostersync_leader".to_string(), 1.0),
+    ];
+    for (series, value) in &expect {
+        assert_eq!(sample(&text, series), Some(*value), "{series}:\n{text}");
+    }
+    assert!(
+        sample(&text, &runs(&sf, "Failed")).is_none()
+            && sample(&text, &runs(&sb, "Held")).is_none(),
+        "{text}"
+    );
+    let now = jiff::Timestamp::now().as_second() as f64;
+    let held_since = sample(
+        &text,
+        &s("rostersync_schedule_held_since_timestamp_seconds", &nightly),
+    )
+    .unwrap_or_else(|| panic!("held since:\n{text}"));
+    // Within the last minutes, by the Job's clock (real time; the controller's runs ahead).
+    assert!(
+        (now - 600.0..=now + 60.0).contains(&held_since),
+        "held since {held_since}, now {now}"
+    );
+    assert!(
+        sample(
+            &text,
+            &s("rostersync_schedule_held_since_timestamp_seconds", &weekly)
+        )
+        .is_none(),
+        "{text}"
+    );
+    let age = sample(
+        &text,
+        &s("rostersync_email_outbox_oldest_pending_age_seconds", &sf),
+    )
+    .unwrap_or_else(|| panic!("outbox age:\n{text}"));
+    assert!((3500.0..3700.0).contains(&age), "oldest email age {age}");
+    let success = sample(
+        &text,
+        "rostersync_reconcile_total{controller=\"SyncSchedule\",result=\"success\"}",
+    );
+    assert!(success.is_some_and(|v| v >= 1.0), "{text}");
+    assert!(
+        sample(
+            &text,
+            "rostersync_reconcile_duration_seconds_count{controller=\"RosterConnection\"}"
+        )
+        .is_some_and(|v| v >= 1.0),
+        "{text}"
+    );
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("rostersync_build_info{version=\"") && l.ends_with(" 1")),
+        "{text}"
+    );
+
+    // Deleting shelbyville's schedule and connection removes every one of their series.
+    env.schedules()
+        .delete("weekly", &DeleteParams::default())
+        .await
+        .expect("delete the schedule");
+    env.connections()
+        .delete("shelbyville", &DeleteParams::default())
+        .await
+        .expect("delete the connection");
+    let text = metrics_until(&http, &base, "shelbyville's series to go", |t| {
+        !t.contains("connection=\"shelbyville\"") && !t.contains("schedule=\"weekly\"")
+    })
+    .await;
+    for (series, value) in expect.iter().filter(|(s, _)| !s.contains("shelbyville")) {
+        assert_eq!(
+            sample(&text, series),
+            Some(*value),
+            "{series} after the deletion:\n{text}"
+        );
+    }
 }

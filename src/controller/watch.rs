@@ -98,6 +98,7 @@ fn scopes(namespaces: &[String]) -> Vec<Option<&str>> {
 /// The three Controllers of one namespace (`None`: all namespaces).
 async fn run_in(ctx: Arc<Context>, namespace: Option<&str>, shutdown: channel::Receiver<bool>) {
     let client = ctx.client.clone();
+    let ctx_metrics = ctx.metrics.clone();
     let wc = watcher::Config::default().any_semantic();
     let jobs_wc = jobs_config();
 
@@ -193,7 +194,71 @@ async fn run_in(ctx: Arc<Context>, namespace: Option<&str>, shutdown: channel::R
         .graceful_shutdown_on(shutdown_future(shutdown))
         .run(reconcile_policy, error_policy, ctx)
         .for_each(log_result);
+    // The series of deleted schedules and connections go (a reconcile never sees the object gone).
+    let forget = tokio::spawn(forget_deleted(
+        client,
+        namespace.map(str::to_string),
+        ctx_metrics,
+    ));
     futures::future::join3(c, s, p).await;
+    forget.abort();
+}
+
+/// Removes the metric series of SyncSchedules and RosterConnections deleted in `namespace` (all
+/// when `None`): on their watch's Delete event, and after each full (re)list for those no longer
+/// listed (deleted while the watch was down). Metadata only.
+async fn forget_deleted(client: Client, namespace: Option<String>, metrics: Arc<Metrics>) {
+    let scope = namespace.as_deref();
+    let schedules = forget_kind(
+        api::<PartialObjectMeta<SyncSchedule>>(&client, scope),
+        scope,
+        &metrics,
+        Metrics::forget_schedule,
+        Metrics::retain_schedules,
+    );
+    let connections = forget_kind(
+        api::<PartialObjectMeta<RosterConnection>>(&client, scope),
+        scope,
+        &metrics,
+        Metrics::forget_connection,
+        Metrics::retain_connections,
+    );
+    futures::future::join(schedules, connections).await;
+}
+
+type Listed = std::collections::HashSet<(String, String)>;
+
+async fn forget_kind<K>(
+    api: Api<PartialObjectMeta<K>>,
+    scope: Option<&str>,
+    metrics: &Metrics,
+    forget: fn(&Metrics, &str, &str),
+    retain: fn(&Metrics, Option<&str>, &Listed),
+) where
+    K: Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + 'static,
+    K::DynamicType: Default,
+    PartialObjectMeta<K>: Resource<DynamicType = ()>,
+{
+    use kube::runtime::WatchStreamExt;
+    let wc = watcher::Config::default().any_semantic();
+    let mut events = std::pin::pin!(watcher(api, wc).default_backoff());
+    let mut listed = Listed::new();
+    let id = |o: &PartialObjectMeta<K>| (o.namespace().unwrap_or_default(), o.name_any());
+    while let Some(event) = events.next().await {
+        match event {
+            Ok(watcher::Event::Delete(o)) => {
+                let (ns, name) = id(&o);
+                forget(metrics, &ns, &name);
+            }
+            Ok(watcher::Event::Init) => listed.clear(),
+            Ok(watcher::Event::InitApply(o)) => {
+                listed.insert(id(&o));
+            }
+            Ok(watcher::Event::InitDone) => retain(metrics, scope, &listed),
+            Ok(watcher::Event::Apply(_)) => {}
+            Err(err) => warn!(error = %err, "watch for deleted objects' metrics failed; retrying"),
+        }
+    }
 }
 
 /// The sync Jobs the controller created (by label).
@@ -299,6 +364,24 @@ where
     Fut: std::future::Future<Output = Result<Action>>,
 {
     ctx.metrics.reconciled(kind);
+    let started = std::time::Instant::now();
+    let result = guarded_inner(kind, obj, ctx.clone(), f).await;
+    ctx.metrics
+        .reconcile_done(kind, result.is_ok(), started.elapsed().as_secs_f64());
+    result
+}
+
+async fn guarded_inner<K, F, Fut>(
+    kind: &'static str,
+    obj: Arc<DeserializeGuard<K>>,
+    ctx: Arc<Context>,
+    f: F,
+) -> Result<Action>
+where
+    K: Resource<DynamicType = ()>,
+    F: FnOnce(Arc<DeserializeGuard<K>>, Arc<Context>) -> Fut,
+    Fut: std::future::Future<Output = Result<Action>>,
+{
     // Not even reads (nor calls to Clever) once this replica may not act; every write checks
     // again right before it.
     ctx.acting.check()?;

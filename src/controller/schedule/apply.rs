@@ -15,6 +15,7 @@ use crate::controller::Context;
 use crate::controller::emails;
 use crate::controller::error::{Error, Result};
 use crate::controller::job::{self, JobInput, REPORTED_ANNOTATION};
+use crate::controller::metrics::ScheduleGauges;
 use crate::controller::status::{apply_status, publish};
 use crate::store::{StoreError, runs};
 
@@ -30,6 +31,7 @@ pub async fn apply(ctx: &Arc<Context>, o: &Observed, plan: &Plan) -> Result<()> 
     let name = sched.name_any();
     let now = ctx.clock.now();
     let jobs: Api<Job> = Api::namespaced(ctx.client.clone(), &ns);
+    let connection = sched.spec.connection_ref.name.as_str();
 
     if !plan.starts.is_empty() {
         let keys = credential_keys(ctx, o, &ns).await?;
@@ -43,7 +45,8 @@ pub async fn apply(ctx: &Arc<Context>, o: &Observed, plan: &Plan) -> Result<()> 
         emails::enqueue_alone(&ctx.db, &email.settings, &email.notice, now).await?;
     }
     for (result, seconds) in &plan.finished_metrics {
-        ctx.metrics.sync_finished(result.as_str(), *seconds);
+        ctx.metrics
+            .sync_finished(&ns, connection, result.as_str(), *seconds);
     }
     for note in &plan.events {
         publish(
@@ -99,8 +102,9 @@ pub async fn apply(ctx: &Arc<Context>, o: &Observed, plan: &Plan) -> Result<()> 
             Err(e) => return Err(Error::kube("deleting an old Job")(e)),
         }
     }
+    let gauges = ScheduleGauges::of(&sched.spec, &plan.status, plan.last_success, plan.next_slot);
     ctx.metrics
-        .schedule_times(&ns, &name, plan.last_success, plan.next_slot);
+        .schedule_observed(&ns, &name, connection, &gauges);
     Ok(())
 }
 
