@@ -151,12 +151,14 @@ pub fn untrusted_certificate(err: &(dyn std::error::Error + 'static)) -> Option<
         if let Some(found) = as_certificate_error(e) {
             return Some(found);
         }
-        // io::Error's source() skips the error it wraps: look inside it too.
-        if let Some(io) = e.downcast_ref::<std::io::Error>()
-            && let Some(inner) = io.get_ref()
-            && let Some(found) = as_certificate_error(inner)
-        {
-            return Some(found);
+        // io::Error's source() skips the error it wraps (an io::Error wrapping an io::Error
+        // wrapping the rustls error, from reqwest): look inside, as deep as it goes.
+        let mut io = e.downcast_ref::<std::io::Error>();
+        while let Some(inner) = io.and_then(|io| io.get_ref()) {
+            if let Some(found) = as_certificate_error(inner) {
+                return Some(found);
+            }
+            io = inner.downcast_ref::<std::io::Error>();
         }
         next = e.source();
     }
@@ -239,5 +241,56 @@ mod tests {
     #[test]
     fn no_flag_is_no_ca() {
         assert!(ExtraCaArgs::default().load().expect("no file").is_none());
+    }
+}
+
+#[cfg(test)]
+mod chain_tests {
+    /// A reqwest error from a TLS server whose certificate is not trusted is recognised.
+    #[tokio::test]
+    async fn an_untrusted_server_certificate_is_recognised_in_a_reqwest_error() {
+        use std::sync::Arc;
+        let key = rcgen::KeyPair::generate().expect("key");
+        let cert = rcgen::CertificateParams::new(vec!["127.0.0.1".to_string()])
+            .expect("params")
+            .self_signed(&key)
+            .expect("cert");
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .expect("versions")
+            .with_no_client_auth()
+            .with_single_cert(
+                vec![cert.der().clone()],
+                rustls_pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
+            )
+            .expect("config");
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let _ = acceptor.accept(stream).await;
+            }
+        });
+        let err = reqwest::Client::new()
+            .get(format!("https://127.0.0.1:{port}/"))
+            .send()
+            .await
+            .expect_err("untrusted");
+        let mut chain = Vec::new();
+        let mut next: Option<&(dyn std::error::Error + 'static)> = Some(&err);
+        while let Some(e) = next {
+            chain.push(format!("{e:?}"));
+            next = e.source();
+        }
+        let found = super::untrusted_certificate(&err);
+        assert_eq!(
+            found.as_deref(),
+            Some("invalid peer certificate: UnknownIssuer"),
+            "{chain:#?}"
+        );
     }
 }
