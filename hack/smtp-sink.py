@@ -3,11 +3,14 @@
 to a file.
 
     python3 hack/smtp-sink.py --port 2525 --out /tmp/mail.jsonl [--auth user:password]
-                              [--reject-rcpt TEXT]
+                              [--reject-rcpt TEXT] [--tls-cert CERT.pem --tls-key KEY.pem]
 
 Port 0 picks a free port. Once listening it prints one line `listening 127.0.0.1:PORT` on stdout
 (tests wait for it). SIGTERM or SIGINT stops it cleanly; starting it again on the same port works
 at once (SO_REUSEADDR), which is how tests simulate an SMTP outage.
+
+With --tls-cert and --tls-key it offers STARTTLS with that certificate and requires it before
+MAIL (a client that does not trust the certificate cannot deliver).
 
 Each line: {"mail_from", "rcpt_tos", "subject", "message_id", "headers": {name: value},
 "text", "html", "raw"}; text/html are the decoded text/plain and text/html parts.
@@ -96,6 +99,8 @@ async def main():
     parser.add_argument("--out", required=True, help="JSON lines file (appended)")
     parser.add_argument("--auth", help="require AUTH with USER:PASSWORD (over plain TCP)")
     parser.add_argument("--reject-rcpt", help="answer 550 to recipients containing this text")
+    parser.add_argument("--tls-cert", help="PEM certificate (chain) for STARTTLS (with --tls-key)")
+    parser.add_argument("--tls-key", help="PEM private key of --tls-cert")
     args = parser.parse_args()
 
     handler = JsonLinesHandler(args.out, args.reject_rcpt)
@@ -111,6 +116,13 @@ async def main():
             auth_required=True,
             auth_require_tls=False,
         )
+
+    if args.tls_cert:
+        import ssl
+
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(args.tls_cert, args.tls_key)
+        kwargs.update(tls_context=context, require_starttls=True)
 
     loop = asyncio.get_running_loop()
     server = await loop.create_server(

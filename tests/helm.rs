@@ -697,6 +697,141 @@ fn rendered_controller_args_are_accepted_by_the_binary() {
 }
 
 #[test]
+fn ca_bundle_and_the_controllers_extra_env_and_volumes() {
+    if !helm_available() {
+        return;
+    }
+    let docs = render(
+        "rostersync",
+        &[
+            "--set",
+            "caBundle.configMapName=corp-ca",
+            "--set",
+            "caBundle.key=bundle.pem",
+            "--set",
+            "controller.extraEnv[0].name=HTTPS_PROXY",
+            "--set",
+            "controller.extraEnv[0].value=http://proxy.example.org:3128",
+            "--set",
+            "controller.extraVolumes[0].name=scratch",
+            "--set",
+            "controller.extraVolumes[0].emptyDir.medium=Memory",
+            "--set",
+            "controller.extraVolumeMounts[0].name=scratch",
+            "--set",
+            "controller.extraVolumeMounts[0].mountPath=/scratch",
+        ],
+    );
+    let dep = get(&docs, "Deployment", "t-rostersync");
+    let pod = &dep["spec"]["template"]["spec"];
+    let container = &pod["containers"][0];
+    let args = args_of(dep);
+    for want in [
+        "--extra-ca-file=/etc/rostersync/extra-ca/ca.crt",
+        "--sync-ca-bundle-configmap=corp-ca:bundle.pem",
+    ] {
+        assert!(args.iter().any(|a| a == want), "{want} missing: {args:?}");
+    }
+    let volumes = pod["volumes"].as_array().expect("volumes");
+    let ca = volumes
+        .iter()
+        .find(|v| v["name"] == "extra-ca")
+        .expect("the CA volume");
+    assert_eq!(ca["configMap"]["name"], "corp-ca");
+    assert_eq!(
+        ca["configMap"]["items"],
+        serde_json::json!([{"key": "bundle.pem", "path": "ca.crt"}])
+    );
+    assert!(volumes.iter().any(|v| v["name"] == "scratch"));
+    let mounts = container["volumeMounts"].as_array().expect("mounts");
+    assert!(mounts.iter().any(|m| m["name"] == "extra-ca"
+        && m["mountPath"] == "/etc/rostersync/extra-ca"
+        && m["readOnly"] == true));
+    assert!(
+        mounts
+            .iter()
+            .any(|m| m["name"] == "scratch" && m["mountPath"] == "/scratch")
+    );
+    let env = container["env"].as_array().expect("env");
+    assert!(
+        env.iter()
+            .any(|e| e["name"] == "HTTPS_PROXY" && e["value"] == "http://proxy.example.org:3128")
+    );
+    // The binary takes the chart's arguments.
+    let mut with_help = args.clone();
+    with_help.push("--help".into());
+    let out = Command::new(env!("CARGO_BIN_EXE_rostersync"))
+        .args(&with_help)
+        .output()
+        .expect("run rostersync");
+    assert!(
+        out.status.success(),
+        "the binary rejects {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // The controller only, not the Jobs; and nothing without a ConfigMap.
+    let own = args_of(get(
+        &render(
+            "rostersync",
+            &[
+                "--set",
+                "caBundle.configMapName=corp-ca",
+                "--set",
+                "caBundle.syncJobs=false",
+            ],
+        ),
+        "Deployment",
+        "t-rostersync",
+    ));
+    assert!(own.iter().any(|a| a.starts_with("--extra-ca-file=")));
+    assert!(
+        !own.iter()
+            .any(|a| a.starts_with("--sync-ca-bundle-configmap"))
+    );
+    let none = args_of(get(
+        &render("rostersync", &[]),
+        "Deployment",
+        "t-rostersync",
+    ));
+    assert!(
+        !none
+            .iter()
+            .any(|a| a.contains("extra-ca") || a.contains("ca-bundle"))
+    );
+
+    let err = render_err(
+        "rostersync",
+        &["--set", "controller.extraEnv[0].name=DATABASE_URL"],
+    );
+    assert!(
+        err.contains("controller.extraEnv sets DATABASE_URL"),
+        "{err}"
+    );
+
+    // The district chart creates the ConfigMap the sync Jobs mount.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let values = values_file(
+        &dir,
+        "ca.yaml",
+        "caBundle:\n  create: true\n  configMapName: corp-ca\n  key: bundle.pem\n  pem: |\n    \
+         -----BEGIN CERTIFICATE-----\n    AAAA\n    -----END CERTIFICATE-----\n",
+    );
+    let mut district = district_args();
+    district.extend(["-f", values.as_str()]);
+    let docs = render("rostersync-district", &district);
+    let cm = get(&docs, "ConfigMap", "corp-ca");
+    assert_eq!(
+        cm["data"]["bundle.pem"],
+        "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"
+    );
+    let mut no_pem = district_args();
+    no_pem.extend(["--set", "caBundle.create=true"]);
+    let err = render_err("rostersync-district", &no_pem);
+    assert!(err.contains("caBundle.pem must hold"), "{err}");
+}
+
+#[test]
 fn optional_servicemonitor_and_networkpolicy() {
     if !helm_available() {
         return;

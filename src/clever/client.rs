@@ -64,6 +64,8 @@ pub struct ClientConfig {
     pub max_pages: u32,
     /// The largest response body accepted (a page of 10000 users with demographics is ~20 MB).
     pub max_body_bytes: u64,
+    /// CA certificates trusted in addition to the bundled Mozilla roots (`--extra-ca-file`).
+    pub extra_ca: Option<crate::tls::ExtraCa>,
 }
 
 impl ClientConfig {
@@ -80,6 +82,7 @@ impl ClientConfig {
             max_rate_limit_wait: Duration::from_secs(60),
             max_pages: 10_000,
             max_body_bytes: 256 * 1024 * 1024,
+            extra_ca: None,
         }
     }
 }
@@ -148,7 +151,15 @@ impl CleverClient {
                 "max_attempts must be at least 1".into(),
             ));
         }
-        let http = reqwest::Client::builder()
+        let mut http = reqwest::Client::builder();
+        for der in cfg.extra_ca.iter().flat_map(|ca| ca.certificates()) {
+            // Added to the bundled roots, not instead of them.
+            let cert = reqwest::Certificate::from_der(der).map_err(|e| {
+                CleverError::Config(format!("cannot use a certificate of the CA file: {e}"))
+            })?;
+            http = http.add_root_certificate(cert);
+        }
+        let http = http
             .timeout(cfg.timeout)
             .connect_timeout(cfg.connect_timeout)
             .user_agent(concat!("rostersync/", env!("CARGO_PKG_VERSION")))

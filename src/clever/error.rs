@@ -63,6 +63,19 @@ pub enum CleverError {
         detail: String,
     },
 
+    /// The host's TLS certificate is not trusted (unknown issuer, expired, wrong name): not
+    /// retried, another attempt meets the same certificate.
+    #[error(
+        "the TLS certificate of {host} is not trusted ({detail}) on {path}: if that host (or a \
+         TLS-intercepting proxy on the way) uses a private CA, give the CA's certificate with \
+         --extra-ca-file (Helm: caBundle); otherwise check apiBaseUrl"
+    )]
+    Certificate {
+        host: String,
+        path: String,
+        detail: String,
+    },
+
     #[error("Clever's response to {path} is not valid JSON of the expected shape: {detail}")]
     InvalidBody { path: String, detail: String },
 
@@ -136,6 +149,7 @@ impl CleverError {
             CleverError::InvalidBody { .. }
             | CleverError::Protocol { .. }
             | CleverError::Redirect { .. } => "CleverProtocolError",
+            CleverError::Certificate { .. } => "CleverCertificateUntrusted",
             e if e.is_retriable() => "CleverUnavailable",
             _ => "CleverError",
         }
@@ -153,6 +167,7 @@ impl CleverError {
             CleverError::Rejected { .. } => "rejected",
             CleverError::Timeout { .. } => "timeout",
             CleverError::Connection { .. } => "connection",
+            CleverError::Certificate { .. } => "certificate",
             CleverError::InvalidBody { .. } => "invalid_body",
             CleverError::Protocol { .. } => "protocol",
             CleverError::Redirect { .. } => "redirect",

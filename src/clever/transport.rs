@@ -63,10 +63,17 @@ impl CleverClient {
             };
             let outcome = match req.send().await {
                 Ok(resp) => self.handle(resp, &path, attempt, auth).await,
-                Err(err) => Err(Failure::Retry(
-                    transport_error(&err, &path, attempt, self.cfg.timeout),
-                    None,
-                )),
+                Err(err) => match crate::tls::untrusted_certificate(&err) {
+                    Some(detail) => Err(Failure::Final(CleverError::Certificate {
+                        host: host_port(&url),
+                        path: strip_query(&path).to_owned(),
+                        detail,
+                    })),
+                    None => Err(Failure::Retry(
+                        transport_error(&err, &path, attempt, self.cfg.timeout),
+                        None,
+                    )),
+                },
             };
             let (err, wait) = match outcome {
                 Ok(body) => return Ok(body),
@@ -201,6 +208,15 @@ impl CleverClient {
                 Err(Failure::Final(err))
             }
         }
+    }
+}
+
+/// `host:port` of a URL, for messages.
+fn host_port(url: &Url) -> String {
+    let host = url.host_str().unwrap_or("(no host)");
+    match url.port_or_known_default() {
+        Some(port) => format!("{host}:{port}"),
+        None => host.to_owned(),
     }
 }
 

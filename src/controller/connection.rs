@@ -134,6 +134,7 @@ async fn verify(
     conn: &RosterConnection,
     secret: Option<&Secret>,
     allowed: &AllowedApiHosts,
+    extra_ca: Option<&crate::tls::ExtraCa>,
 ) -> Verification {
     let spec = &conn.spec;
     let base = match url::Url::parse(&spec.api_base_url) {
@@ -165,6 +166,7 @@ async fn verify(
         Err(err) => return Verification::both("SecretKeyMissing", err.to_string()),
     };
     let mut cfg = ClientConfig::new(base, Token::new(String::new()));
+    cfg.extra_ca = extra_ca.cloned();
     cfg.timeout = Duration::from_secs(15);
     // One request: a 429 or a 5xx is not waited out here (holding a reconcile slot), but
     // deferred with the reconcile's own backoff, honouring Clever's rate-limit reset.
@@ -309,7 +311,13 @@ pub async fn reconcile(conn: &RosterConnection, ctx: &Arc<Context>) -> Result<Ac
             .await
             .map_err(Error::kube("reading the credentials Secret"))?;
         let secret_version = secret.as_ref().and_then(|s| s.resource_version());
-        let v = verify(conn, secret.as_ref(), &ctx.job_config.allowed_api_hosts).await;
+        let v = verify(
+            conn,
+            secret.as_ref(),
+            &ctx.job_config.allowed_api_hosts,
+            ctx.extra_ca.as_ref(),
+        )
+        .await;
         drop(secret);
         // Clever could not answer a re-verification of a Ready connection: it stays Ready (the
         // last verified state), says the check is deferred, and tries again with backoff.

@@ -11,9 +11,9 @@ use k8s_openapi::api::batch::v1::{
     Job, JobSpec, PodFailurePolicy, PodFailurePolicyOnExitCodesRequirement, PodFailurePolicyRule,
 };
 use k8s_openapi::api::core::v1::{
-    Affinity, Capabilities, Container, EnvVar, EnvVarSource, LocalObjectReference,
-    PodSecurityContext, PodSpec, PodTemplateSpec, ResourceRequirements, SeccompProfile,
-    SecretKeySelector, SecurityContext,
+    Affinity, Capabilities, ConfigMapVolumeSource, Container, EnvVar, EnvVarSource, KeyToPath,
+    LocalObjectReference, PodSecurityContext, PodSpec, PodTemplateSpec, ResourceRequirements,
+    SeccompProfile, SecretKeySelector, SecurityContext, Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
@@ -140,6 +140,53 @@ pub struct JobConfig {
     /// The hosts Clever credentials may go to (`--allowed-api-host`): the controller checks a
     /// connection against them, and every sync Job gets them as `--allowed-api-host` arguments.
     pub allowed_api_hosts: crate::clever::AllowedApiHosts,
+    /// `--sync-ca-bundle-configmap`: extra CA certificates every sync Job mounts and trusts.
+    pub ca_bundle: Option<CaBundle>,
+}
+
+/// A ConfigMap key holding PEM CA certificates, in each sync Job's namespace.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CaBundle {
+    pub config_map: String,
+    pub key: String,
+}
+
+/// The volume (and its mount directory) of [`CaBundle`] in a sync Job's pod.
+pub const CA_BUNDLE_VOLUME: &str = "rostersync-extra-ca";
+pub const CA_BUNDLE_DIR: &str = "/etc/rostersync/extra-ca";
+/// The file name of the bundle in [`CA_BUNDLE_DIR`], whatever its key.
+pub const CA_BUNDLE_FILE: &str = "ca.crt";
+
+/// Parses `--sync-ca-bundle-configmap NAME[:KEY]` (key `ca.crt` by default).
+pub fn parse_ca_bundle(value: &str) -> Result<CaBundle, String> {
+    let (name, key) = value.split_once(':').unwrap_or((value, CA_BUNDLE_FILE));
+    let valid_name = !name.is_empty()
+        && name.len() <= 253
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
+        && name.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && name.ends_with(|c: char| c.is_ascii_alphanumeric());
+    if !valid_name {
+        return Err(format!(
+            "{name:?} is not a ConfigMap name (lowercase letters, digits, '-' and '.', starting \
+             and ending with a letter or digit)"
+        ));
+    }
+    let valid_key = !key.is_empty()
+        && key.len() <= 253
+        && key
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.');
+    if !valid_key {
+        return Err(format!(
+            "{key:?} is not a ConfigMap key (letters, digits, '-', '_' and '.')"
+        ));
+    }
+    Ok(CaBundle {
+        config_map: name.to_string(),
+        key: key.to_string(),
+    })
 }
 
 /// The sync container's resources when neither the SyncSchedule nor the operator's defaults set
@@ -276,6 +323,12 @@ pub fn template_problems(schedule: &JobPodSettings, defaults: &JobPodSettings) -
         .map(|v| v.name.as_str())
         .collect();
     for (i, name) in volumes.iter().enumerate() {
+        if *name == CA_BUNDLE_VOLUME {
+            problems.push(format!(
+                "extraVolumes ({volumes_origin}) has a volume named {name:?}, a name the \
+                 controller uses for --sync-ca-bundle-configmap; rename it"
+            ));
+        }
         if volumes[..i].contains(name) {
             problems.push(format!(
                 "extraVolumes ({volumes_origin}) has two volumes named {name:?}"
@@ -419,6 +472,9 @@ pub fn build_job(input: &JobInput<'_>) -> Option<Job> {
     if matches!(input.request, RunRequest::Approval { .. }) {
         args.push("--approve-removals".to_string());
     }
+    if input.config.ca_bundle.is_some() {
+        args.push(format!("--extra-ca-file={CA_BUNDLE_DIR}/{CA_BUNDLE_FILE}"));
+    }
     let secret = &input.connection.spec.credentials_secret_ref.name;
     let mut env = match input.credentials {
         CredentialKeys::Token => vec![secret_env("CLEVER_TOKEN", secret, "token")],
@@ -455,6 +511,31 @@ pub fn build_job(input: &JobInput<'_>) -> Option<Job> {
         .filter(|(key, _)| !is_reserved_label(key))
         .collect();
     pod_labels.extend(labels.clone());
+    let (mut volumes, mut volume_mounts) = (pod.extra_volumes, pod.extra_volume_mounts);
+    if let Some(bundle) = &input.config.ca_bundle {
+        volumes.get_or_insert_with(Vec::new).push(Volume {
+            name: CA_BUNDLE_VOLUME.into(),
+            config_map: Some(ConfigMapVolumeSource {
+                name: bundle.config_map.clone(),
+                items: Some(vec![KeyToPath {
+                    key: bundle.key.clone(),
+                    path: CA_BUNDLE_FILE.into(),
+                    ..Default::default()
+                }]),
+                optional: Some(false),
+                ..Default::default()
+            }),
+            ..Default::default()
+        });
+        volume_mounts
+            .get_or_insert_with(Vec::new)
+            .push(VolumeMount {
+                name: CA_BUNDLE_VOLUME.into(),
+                mount_path: CA_BUNDLE_DIR.into(),
+                read_only: Some(true),
+                ..Default::default()
+            });
+    }
     let container = Container {
         name: CONTAINER.into(),
         image: Some(input.config.image.clone()),
@@ -462,7 +543,7 @@ pub fn build_job(input: &JobInput<'_>) -> Option<Job> {
         args: Some(args),
         env: Some(env),
         resources: pod.resources,
-        volume_mounts: pod.extra_volume_mounts,
+        volume_mounts,
         security_context: Some(SecurityContext {
             run_as_non_root: Some(true),
             read_only_root_filesystem: Some(true),
@@ -530,7 +611,7 @@ pub fn build_job(input: &JobInput<'_>) -> Option<Job> {
                     tolerations: pod.tolerations,
                     affinity: pod.affinity,
                     priority_class_name: pod.priority_class_name,
-                    volumes: pod.extra_volumes,
+                    volumes,
                     ..Default::default()
                 }),
             },

@@ -34,6 +34,7 @@ fn config() -> JobConfig {
         tenancy: crate::store::tenancy::Tenancy::Shared,
         defaults: JobPodSettings::default(),
         allowed_api_hosts: crate::clever::AllowedApiHosts::clever(),
+        ca_bundle: None,
     }
 }
 
@@ -772,4 +773,101 @@ fn operator_defaults_parse_from_json_and_are_checked() {
         let err = parse_defaults(json).expect_err(json);
         assert!(err.contains(expected), "{json}: {err}");
     }
+}
+
+#[test]
+fn a_ca_bundle_is_mounted_from_the_configmap_and_passed_as_extra_ca_file() {
+    let (s, c) = (schedule("nightly"), connection());
+    let mut cfg = config();
+    cfg.defaults = serde_json::from_value(serde_json::json!({
+        "extraVolumes": [{"name": "proxy-ca", "secret": {"secretName": "proxy"}}],
+        "extraVolumeMounts": [{"name": "proxy-ca", "mountPath": "/etc/proxy"}]
+    }))
+    .expect("defaults");
+    let build = |cfg: &JobConfig| {
+        let job = build_job(&JobInput {
+            schedule: &s,
+            connection: &c,
+            request: &RunRequest::SyncNow { token: "t1".into() },
+            credentials: CredentialKeys::Token,
+            config: cfg,
+        })
+        .expect("job");
+        job.spec.expect("spec").template.spec.expect("pod")
+    };
+    // Not configured: nothing of it.
+    let pod = build(&cfg);
+    let names: Vec<String> = pod
+        .volumes
+        .iter()
+        .flatten()
+        .map(|v| v.name.clone())
+        .collect();
+    assert_eq!(names, ["proxy-ca"]);
+    let args = pod.containers[0].args.clone().unwrap_or_default();
+    assert!(
+        !args.iter().any(|a| a.starts_with("--extra-ca-file")),
+        "{args:?}"
+    );
+
+    for (flag, key) in [("corp-ca", "ca.crt"), ("corp-ca:bundle.pem", "bundle.pem")] {
+        cfg.ca_bundle = Some(parse_ca_bundle(flag).expect("valid"));
+        let pod = build(&cfg);
+        let volumes = pod.volumes.clone().unwrap_or_default();
+        assert_eq!(volumes.len(), 2, "the operator's volumes stay: {volumes:?}");
+        let ca = volumes
+            .iter()
+            .find(|v| v.name == CA_BUNDLE_VOLUME)
+            .expect("the CA volume");
+        let cm = ca.config_map.clone().expect("a ConfigMap volume");
+        assert_eq!(cm.name, "corp-ca");
+        assert_eq!(
+            cm.optional,
+            Some(false),
+            "a missing ConfigMap must not go unnoticed"
+        );
+        let items = cm.items.unwrap_or_default();
+        assert_eq!(
+            items
+                .iter()
+                .map(|i| (i.key.as_str(), i.path.as_str()))
+                .collect::<Vec<_>>(),
+            [(key, CA_BUNDLE_FILE)]
+        );
+        let container = &pod.containers[0];
+        let mounts = container.volume_mounts.clone().unwrap_or_default();
+        let mount = mounts
+            .iter()
+            .find(|m| m.name == CA_BUNDLE_VOLUME)
+            .expect("the CA mount");
+        assert_eq!(
+            (mount.mount_path.as_str(), mount.read_only),
+            (CA_BUNDLE_DIR, Some(true))
+        );
+        assert!(mounts.iter().any(|m| m.name == "proxy-ca"));
+        let args = container.args.clone().unwrap_or_default();
+        assert!(
+            args.contains(&"--extra-ca-file=/etc/rostersync/extra-ca/ca.crt".to_string()),
+            "{args:?}"
+        );
+    }
+}
+
+#[test]
+fn ca_bundle_flag_values_are_checked() {
+    assert_eq!(
+        parse_ca_bundle("corp-ca").expect("valid"),
+        CaBundle {
+            config_map: "corp-ca".into(),
+            key: "ca.crt".into()
+        }
+    );
+    for bad in ["", "Corp", "corp-ca:", "corp-ca:a/b", "-x"] {
+        assert!(parse_ca_bundle(bad).is_err(), "{bad:?}");
+    }
+    let defaults = serde_json::json!({
+        "extraVolumes": [{"name": CA_BUNDLE_VOLUME, "emptyDir": {}}]
+    });
+    let err = parse_defaults(&defaults.to_string()).expect_err("reserved name");
+    assert!(err.contains("--sync-ca-bundle-configmap"), "{err}");
 }

@@ -143,6 +143,15 @@ pub struct ControllerArgs {
     /// Tests only: shift the controller's clock by this many seconds.
     #[arg(long, default_value_t = 0, hide = true, allow_hyphen_values = true)]
     pub clock_offset_seconds: i64,
+    /// `--extra-ca-file`: the controller's own connections (Clever, SMTP, Postgres) trust these
+    /// CA certificates too.
+    #[command(flatten)]
+    pub extra_ca: crate::tls::ExtraCaArgs,
+    /// The sync Jobs trust the CA certificates in this ConfigMap (in each Job's namespace, key
+    /// `ca.crt` unless `:KEY` is given) too: each Job mounts it (`optional: false`, so a missing
+    /// ConfigMap keeps the pod from starting, visibly) and gets `--extra-ca-file` pointing at it.
+    #[arg(long, value_name = "NAME[:KEY]", value_parser = job::parse_ca_bundle)]
+    pub sync_ca_bundle_configmap: Option<job::CaBundle>,
     /// Emails: SMTP (`--smtp-secret` or `--smtp-*`) and `--email-repeat-interval`. Without SMTP,
     /// emails are still queued in the outbox, and sent once SMTP is configured. A bare
     /// `--smtp-secret NAME` is in the controller's namespace (`POD_NAMESPACE`).
@@ -178,6 +187,8 @@ pub struct Context {
     pub max_concurrent_reconciles: u16,
     /// Dedicated tenancy: the district roles (`None` in shared tenancy).
     pub tenants: Option<tenancy::Tenants>,
+    /// `--extra-ca-file`, for verifying connections against Clever.
+    pub extra_ca: Option<crate::tls::ExtraCa>,
 }
 
 /// How long a replica that lost the Lease waits for its in-flight reconciles (which cannot write
@@ -186,12 +197,23 @@ const STEP_DOWN_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Runs the controller until SIGTERM/Ctrl-C (exit 0) or a lost Lease (exit 1).
 pub async fn run(args: ControllerArgs) -> anyhow::Result<u8> {
+    // Read once, first: a missing or broken CA file fails the start, naming the file.
+    let extra_ca = args.extra_ca.load()?;
+    if let Some(ca) = &extra_ca {
+        info!(file = %ca.path().display(), certificates = ca.certificates().len(),
+            "trusting extra CA certificates (Clever, SMTP, Postgres) besides the bundled roots");
+    }
     let client = Client::try_default()
         .await
         .context("cannot build a Kubernetes client (in-cluster config or KUBECONFIG)")?;
-    let db = crate::store::connect(&args.database_url, 8)
-        .await
-        .context("cannot connect to Postgres")?;
+    let db = crate::store::connect_with_ca(
+        &args.database_url,
+        8,
+        &crate::store::SessionLimits::default(),
+        extra_ca.as_ref(),
+    )
+    .await
+    .context("cannot connect to Postgres")?;
     crate::store::migrate(&db)
         .await
         .context("cannot migrate the database")?;
@@ -215,7 +237,8 @@ pub async fn run(args: ControllerArgs) -> anyhow::Result<u8> {
     let smtp = notify
         .smtp_config(&client)
         .await
-        .context("cannot read the SMTP configuration")?;
+        .context("cannot read the SMTP configuration")?
+        .map(|cfg| cfg.with_extra_ca(extra_ca.clone()));
     let sender = match &smtp {
         Some(cfg) => Some(
             crate::notify::Sender::new(db.clone(), cfg, crate::notify::SenderOptions::default())
@@ -297,7 +320,9 @@ pub async fn run(args: ControllerArgs) -> anyhow::Result<u8> {
             tenancy: args.database_tenancy,
             defaults: args.sync_job_defaults.clone(),
             allowed_api_hosts: crate::clever::AllowedApiHosts::new(args.allowed_api_hosts.clone()),
+            ca_bundle: args.sync_ca_bundle_configmap.clone(),
         },
+        extra_ca,
         tenants,
         recheck_interval: Duration::from_secs(args.recheck_interval_seconds.max(1)),
         verified: Mutex::default(),

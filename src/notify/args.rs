@@ -106,6 +106,7 @@ impl SmtpArgs {
             password: self.smtp_password.clone(),
             from,
             timeout: Duration::from_secs(self.smtp_timeout_seconds.unwrap_or(30).max(1)),
+            extra_ca: None,
         })
     }
 }

@@ -8,6 +8,7 @@ use std::time::Duration;
 use k8s_openapi::ByteString;
 use lettre::message::Mailbox;
 use lettre::transport::smtp::authentication::Credentials;
+use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, Tokio1Executor};
 
 use super::args::SmtpArgs;
@@ -71,6 +72,9 @@ pub struct SmtpConfig {
     pub from: Mailbox,
     /// Connect and command timeout.
     pub timeout: Duration,
+    /// CA certificates trusted in addition to the bundled roots for `starttls` and `tls`
+    /// (`--extra-ca-file`; see [`SmtpConfig::with_extra_ca`]).
+    pub extra_ca: Option<crate::tls::ExtraCa>,
 }
 
 impl fmt::Debug for SmtpConfig {
@@ -83,6 +87,7 @@ impl fmt::Debug for SmtpConfig {
             .field("password", &self.password.as_ref().map(|_| "<redacted>"))
             .field("from", &self.from.to_string())
             .field("timeout", &self.timeout)
+            .field("extra_ca", &self.extra_ca)
             .finish()
     }
 }
@@ -181,23 +186,35 @@ impl SmtpConfig {
         SmtpConfig::from_secret_data(&data)
     }
 
+    /// The same configuration, trusting `extra_ca` too (for a relay with a private CA).
+    pub fn with_extra_ca(mut self, extra_ca: Option<crate::tls::ExtraCa>) -> SmtpConfig {
+        self.extra_ca = extra_ca;
+        self
+    }
+
+    /// The TLS parameters of `starttls` and `tls`: the bundled roots, plus the extra CA
+    /// certificates when configured; the certificate must name [`SmtpConfig::host`].
+    fn tls_parameters(&self) -> Result<TlsParameters, ConfigError> {
+        let transport = |source| ConfigError::Transport {
+            host: self.host.clone(),
+            source,
+        };
+        let mut params = TlsParameters::builder(self.host.clone());
+        for der in self.extra_ca.iter().flat_map(|ca| ca.certificates()) {
+            params = params
+                .add_root_certificate(Certificate::from_der(der.to_vec()).map_err(transport)?);
+        }
+        params.build().map_err(transport)
+    }
+
     /// The lettre transport for this configuration.
     pub fn transport(&self) -> Result<AsyncSmtpTransport<Tokio1Executor>, ConfigError> {
+        let builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&self.host);
         let builder = match self.tls {
-            TlsMode::None => AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&self.host),
-            TlsMode::Starttls => AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&self.host)
-                .map_err(|source| ConfigError::Transport {
-                host: self.host.clone(),
-                source,
-            })?,
-            TlsMode::Tls => {
-                AsyncSmtpTransport::<Tokio1Executor>::relay(&self.host).map_err(|source| {
-                    ConfigError::Transport {
-                        host: self.host.clone(),
-                        source,
-                    }
-                })?
-            }
+            TlsMode::None => builder,
+            // STARTTLS is required: no credentials or mail before the upgrade.
+            TlsMode::Starttls => builder.tls(Tls::Required(self.tls_parameters()?)),
+            TlsMode::Tls => builder.tls(Tls::Wrapper(self.tls_parameters()?)),
         };
         let mut builder = builder.port(self.port).timeout(Some(self.timeout));
         if let Some(user) = &self.username {
@@ -254,6 +271,26 @@ mod tests {
         assert_eq!(c.timeout, Duration::from_secs(5));
         assert!(!format!("{c:?}").contains("s3cr3t"));
         assert!(c.transport().is_ok());
+    }
+
+    #[test]
+    fn an_extra_ca_is_added_to_the_tls_transports() {
+        let ca = crate::tls::test_ca();
+        for tls in ["starttls", "tls", "none"] {
+            let c = SmtpConfig::from_secret_data(&data(&[
+                ("host", "127.0.0.1"),
+                ("tls", tls),
+                ("from", "noreply@example.org"),
+            ]))
+            .expect("valid")
+            .with_extra_ca(Some(ca.clone()));
+            assert_eq!(c.extra_ca.as_ref(), Some(&ca));
+            assert!(c.transport().is_ok(), "{tls}");
+            if tls != "none" {
+                assert!(c.tls_parameters().is_ok(), "{tls}");
+            }
+            assert!(format!("{c:?}").contains("/test/ca.pem"), "{c:?}");
+        }
     }
 
     #[test]

@@ -7,7 +7,7 @@ pub mod tenancy;
 use std::time::Duration;
 
 use sqlx::PgPool;
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgSslMode};
 
 /// The embedded migrations (`migrations/*.sql`).
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
@@ -135,9 +135,48 @@ pub async fn connect_with(
     max_connections: u32,
     limits: &SessionLimits,
 ) -> Result<PgPool, StoreError> {
-    let options: PgConnectOptions = url.parse().map_err(StoreError::InvalidUrl)?;
+    connect_with_ca(url, max_connections, limits, None).await
+}
+
+/// Whether the extra CA certificates (`--extra-ca-file`) are the roots of a connection: only when
+/// it verifies the server (`sslmode=verify-ca` or `verify-full`) and names no CA of its own (the
+/// URL's `sslrootcert`, or `PGSSLROOTCERT` in the environment), which then wins, as in libpq.
+/// Like `sslrootcert` in sqlx, they are trusted in addition to the bundled Mozilla roots.
+pub fn extra_ca_applies(url: &str, ssl_mode: PgSslMode, env_root_cert: bool) -> bool {
+    let verifies = matches!(ssl_mode, PgSslMode::VerifyCa | PgSslMode::VerifyFull);
+    let url_root_cert = url::Url::parse(url).is_ok_and(|u| {
+        u.query_pairs()
+            .any(|(k, _)| matches!(k.as_ref(), "sslrootcert" | "ssl-root-cert" | "ssl-ca"))
+    });
+    verifies && !url_root_cert && !env_root_cert
+}
+
+/// The connect options of `url`: `limits` on every session, and `extra_ca` as the CA when
+/// [`extra_ca_applies`].
+pub fn connect_options(
+    url: &str,
+    limits: &SessionLimits,
+    extra_ca: Option<&crate::tls::ExtraCa>,
+) -> Result<PgConnectOptions, StoreError> {
+    let mut options: PgConnectOptions = url.parse().map_err(StoreError::InvalidUrl)?;
+    if let Some(ca) = extra_ca {
+        let env_root_cert = std::env::var_os("PGSSLROOTCERT").is_some();
+        if extra_ca_applies(url, options.get_ssl_mode(), env_root_cert) {
+            options = options.ssl_root_cert_from_pem(ca.pem().to_vec());
+        }
+    }
     let parameters = limits.parameters();
-    let options = options.options(parameters.iter().map(|(k, v)| (*k, v.as_str())));
+    Ok(options.options(parameters.iter().map(|(k, v)| (*k, v.as_str()))))
+}
+
+/// [`connect_with`], trusting `extra_ca` too (see [`connect_options`]).
+pub async fn connect_with_ca(
+    url: &str,
+    max_connections: u32,
+    limits: &SessionLimits,
+    extra_ca: Option<&crate::tls::ExtraCa>,
+) -> Result<PgPool, StoreError> {
+    let options = connect_options(url, limits, extra_ca)?;
     PgPoolOptions::new()
         .max_connections(max_connections)
         .acquire_timeout(Duration::from_secs(30))
@@ -176,5 +215,62 @@ pub async fn check_schema(pool: &PgPool) -> Result<(), StoreError> {
     {
         Some(m) => Err(StoreError::SchemaBehind { missing: m.version }),
         None => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_extra_ca_is_used_only_when_verifying_without_a_ca_of_its_own() {
+        use PgSslMode::*;
+        let base = "postgres://app@db.example.org/roster";
+        let own = "postgres://app@db.example.org/roster?sslmode=verify-full&sslrootcert=/ca/db.crt";
+        let cases = [
+            (base, VerifyFull, false, true),
+            (base, VerifyCa, false, true),
+            (base, Require, false, false),
+            (base, Prefer, false, false),
+            (base, Disable, false, false),
+            (own, VerifyFull, false, false),
+            (base, VerifyFull, true, false),
+        ];
+        for (url, mode, env, want) in cases {
+            assert_eq!(
+                extra_ca_applies(url, mode, env),
+                want,
+                "{url} {mode:?} env={env}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_extra_ca_reaches_the_connect_options() {
+        let ca = crate::tls::test_ca();
+        let limits = SessionLimits::default();
+        let debug = |url: &str, ca: Option<&crate::tls::ExtraCa>| {
+            format!(
+                "{:?}",
+                connect_options(url, &limits, ca).expect("valid URL")
+            )
+        };
+        let none = "ssl_root_cert: None";
+        let inline = format!("ssl_root_cert: Some(Inline({:?}))", ca.pem().to_vec());
+        let verify = "postgres://app@127.0.0.1/roster?sslmode=verify-full";
+        if std::env::var_os("PGSSLROOTCERT").is_none() {
+            assert!(debug(verify, None).contains(none));
+            assert!(debug(verify, Some(&ca)).contains(&inline));
+            let require = debug("postgres://app@127.0.0.1/roster?sslmode=require", Some(&ca));
+            assert!(require.contains(none), "no verification asked: {require}");
+        }
+        let own = debug(
+            "postgres://app@127.0.0.1/roster?sslmode=verify-full&sslrootcert=/ca/db.crt",
+            Some(&ca),
+        );
+        assert!(
+            own.contains("ssl_root_cert: Some(File(\"/ca/db.crt\"))"),
+            "the URL's CA wins: {own}"
+        );
     }
 }

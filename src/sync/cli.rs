@@ -93,6 +93,10 @@ pub struct SyncArgs {
     /// (the controller migrates at start).
     #[arg(long)]
     pub migrate: bool,
+    /// `--extra-ca-file`: Clever and Postgres connections trust these CA certificates too (the
+    /// controller passes it to Jobs when run with `--sync-ca-bundle-configmap`).
+    #[command(flatten)]
+    pub extra_ca: crate::tls::ExtraCaArgs,
     /// The largest Clever response body accepted, in bytes; a larger one fails the run.
     #[arg(long, default_value_t = 256 * 1024 * 1024, value_parser = clap::value_parser!(u64).range(1..))]
     pub clever_max_body_bytes: u64,
@@ -108,6 +112,15 @@ struct Loaded {
 
 /// Runs `rostersync sync` and returns the exit code.
 pub async fn run(args: SyncArgs) -> anyhow::Result<u8> {
+    // Read once, first: a missing or broken CA file is a configuration error naming the file.
+    let extra_ca = match args.extra_ca.load() {
+        Ok(ca) => ca,
+        Err(err) => {
+            let err = SyncError::Config(err.to_string());
+            eprintln!("error: {err}");
+            return Ok(err.exit_code());
+        }
+    };
     let loaded = match load(&args).await {
         Ok(l) => l,
         Err(err) => {
@@ -141,7 +154,14 @@ pub async fn run(args: SyncArgs) -> anyhow::Result<u8> {
         client_timeout: std::time::Duration::from_secs(args.db_client_timeout),
         ..Default::default()
     };
-    let pool = match crate::store::connect_with(&args.database_url, 3, &limits).await {
+    let pool = match crate::store::connect_with_ca(
+        &args.database_url,
+        3,
+        &limits,
+        extra_ca.as_ref(),
+    )
+    .await
+    {
         Ok(p) => p,
         Err(err) => {
             eprintln!("error: {err}");
@@ -173,6 +193,7 @@ pub async fn run(args: SyncArgs) -> anyhow::Result<u8> {
     let mut source = CleverSource::new(base_url, loaded.credentials);
     source.config.max_pages = args.clever_max_pages;
     source.config.max_body_bytes = args.clever_max_body_bytes;
+    source.config.extra_ca = extra_ca;
     match run_sync_with(&pool, &req, &source, &limits).await {
         Ok(run) => {
             print_outcome(&run, args.output)?;

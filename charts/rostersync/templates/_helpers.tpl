@@ -139,6 +139,12 @@ names can be reconciled with the controller in one spot.
 - --lease-renew-deadline-seconds={{ .Values.controller.leaseRenewDeadlineSeconds }}
 - --lease-retry-period-seconds={{ .Values.controller.leaseRetryPeriodSeconds }}
 {{- end }}
+{{- with .Values.caBundle.configMapName }}
+- --extra-ca-file=/etc/rostersync/extra-ca/ca.crt
+{{- if $.Values.caBundle.syncJobs }}
+- --sync-ca-bundle-configmap={{ . }}:{{ $.Values.caBundle.key }}
+{{- end }}
+{{- end }}
 {{- range .Values.controller.extraArgs }}
 - {{ . | quote }}
 {{- end }}
