@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# A benchmark, not part of the suite: a controller restart with many RosterConnections (default
+# A benchmark: a controller restart with many RosterConnections (the suite runs 200; default
 # 200), their start-up verifications spread over a jitter window (default 30 s). Runs the suite's
 # test `a_restart_spreads_verifications_and_a_429_keeps_connections_ready` (tests/controller_faults.rs)
 # at that size on the real API server, Postgres and the Clever emulator, and prints its figures:

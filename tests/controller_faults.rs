@@ -435,16 +435,17 @@ async fn a_restart_spreads_verifications_and_a_429_keeps_connections_ready() {
     let Some(env) = Env::new("flt-herd", 20).await else {
         return;
     };
-    // The suite runs 12 connections over a 10 s window; `hack/bench-restart-herd.sh` runs the same
-    // test with more (ROSTERSYNC_HERD_CONNECTIONS, ROSTERSYNC_HERD_WINDOW_SECONDS).
+    // The suite runs 200 connections over a 30 s window (as the reliability issue asks);
+    // `hack/bench-restart-herd.sh` runs the same test at another size
+    // (ROSTERSYNC_HERD_CONNECTIONS, ROSTERSYNC_HERD_WINDOW_SECONDS) and prints its figures.
     let env_number = |name: &str, default: u64| {
         std::env::var(name)
             .ok()
             .and_then(|v| v.parse::<u64>().ok())
             .unwrap_or(default)
     };
-    let n = env_number("ROSTERSYNC_HERD_CONNECTIONS", 12) as usize;
-    let window_secs = env_number("ROSTERSYNC_HERD_WINDOW_SECONDS", 10);
+    let n = env_number("ROSTERSYNC_HERD_CONNECTIONS", 200) as usize;
+    let window_secs = env_number("ROSTERSYNC_HERD_WINDOW_SECONDS", 30);
     let test_started = std::time::Instant::now();
     let names: Vec<String> = (0..n).map(|i| format!("district-{i:02}")).collect();
     let mut first = env.controller("controller-1", &[]);
