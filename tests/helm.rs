@@ -2217,27 +2217,9 @@ impl OwnCluster {
         sa: &str,
         path: &std::path::Path,
     ) {
-        use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
-        use k8s_openapi::api::core::v1::ServiceAccount;
-        let request = TokenRequest {
-            spec: Some(TokenRequestSpec {
-                expiration_seconds: Some(3600),
-                ..Default::default()
-            }),
-            ..Default::default()
-        };
-        let token = Api::<ServiceAccount>::namespaced(client.clone(), ns)
-            .create_subresource::<TokenRequest, TokenRequest>(
-                "token",
-                sa,
-                &Default::default(),
-                &request,
-            )
+        let token = rostersync::devtools::podrunner::service_account_token(client, ns, sa)
             .await
-            .unwrap_or_else(|e| panic!("TokenRequest for {ns}/{sa}: {e}"))
-            .status
-            .and_then(|s| s.token)
-            .expect("a token");
+            .unwrap_or_else(|e| panic!("TokenRequest for {ns}/{sa}: {e:#}"));
         let admin: Value = serde_yaml_ng::from_str(
             &std::fs::read_to_string(&self.kubeconfig).expect("admin kubeconfig"),
         )

@@ -257,14 +257,9 @@ async fn run_pod(
     Ok(())
 }
 
-/// Writes a kubeconfig at `path` that reaches the runner's API server as ServiceAccount `sa` of
-/// `ns` (a token from the TokenRequest API, valid for an hour).
-pub async fn service_account_kubeconfig(
-    client: &Client,
-    ns: &str,
-    sa: &str,
-    path: &std::path::Path,
-) -> anyhow::Result<()> {
+/// A one-hour token of ServiceAccount `ns/sa` from the TokenRequest API (what the kubelet projects
+/// into a pod).
+pub async fn service_account_token(client: &Client, ns: &str, sa: &str) -> anyhow::Result<String> {
     use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
     use k8s_openapi::api::core::v1::ServiceAccount;
     let request = TokenRequest {
@@ -274,7 +269,7 @@ pub async fn service_account_kubeconfig(
         }),
         ..Default::default()
     };
-    let token = Api::<ServiceAccount>::namespaced(client.clone(), ns)
+    Api::<ServiceAccount>::namespaced(client.clone(), ns)
         .create_subresource::<TokenRequest, TokenRequest>(
             "token",
             sa,
@@ -285,7 +280,18 @@ pub async fn service_account_kubeconfig(
         .with_context(|| format!("cannot get a token for ServiceAccount {ns}/{sa}"))?
         .status
         .and_then(|s| s.token)
-        .context("the TokenRequest has no token")?;
+        .context("the TokenRequest has no token")
+}
+
+/// Writes a kubeconfig at `path` that reaches the runner's API server as ServiceAccount `sa` of
+/// `ns` (a token from the TokenRequest API, valid for an hour).
+pub async fn service_account_kubeconfig(
+    client: &Client,
+    ns: &str,
+    sa: &str,
+    path: &std::path::Path,
+) -> anyhow::Result<()> {
+    let token = service_account_token(client, ns, sa).await?;
     let own = kube::config::Kubeconfig::read().context("cannot read the runner's kubeconfig")?;
     let context = own
         .current_context
