@@ -690,6 +690,14 @@ async fn clever_faults_fail_the_run_retriable_or_not_and_change_nothing() {
         .expect("a run");
     assert_eq!(out.result, RunResult::Succeeded, "{:?}", out.message);
     assert_eq!(out.counts.children.deactivated, 1);
+    // The run records what it cost Clever: the two 429s, each retried, among its requests.
+    assert_eq!(
+        (out.clever.rate_limited, out.clever.retries),
+        (2, 2),
+        "{:?}",
+        out.clever
+    );
+    assert!(out.clever.requests > 2, "{:?}", out.clever);
     assert_ne!(
         common::roster_dump(&pool, common::SYNC_CONNECTION).await,
         before

@@ -44,9 +44,9 @@ pub async fn apply(ctx: &Arc<Context>, o: &Observed, plan: &Plan) -> Result<()> 
         ctx.acting.check()?;
         emails::enqueue_alone(&ctx.db, &email.settings, &email.notice, now).await?;
     }
-    for (result, seconds) in &plan.finished_metrics {
+    for (result, seconds, clever) in &plan.finished_metrics {
         ctx.metrics
-            .sync_finished(&ns, connection, result.as_str(), *seconds);
+            .sync_finished(&ns, connection, result.as_str(), *seconds, *clever);
     }
     for note in &plan.events {
         publish(
