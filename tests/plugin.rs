@@ -1161,3 +1161,29 @@ async fn exit_code_contract_of_both_binaries() {
         assert_eq!(code, want, "{result}: stdout: {stdout}\nstderr: {stderr}");
     }
 }
+
+#[test]
+fn krew_manifest_template_names_the_binary_for_each_platform() {
+    let text = std::fs::read_to_string(common::repo_path("deploy/krew/roster.yaml")).expect("read");
+    let filled = text
+        .replace("${VERSION}", "0.1.0")
+        .replace("${SHA256_LINUX_AMD64}", &"a".repeat(64))
+        .replace("${SHA256_LINUX_ARM64}", &"b".repeat(64))
+        .replace("${SHA256_DARWIN_ARM64}", &"c".repeat(64));
+    assert!(!filled.contains("${"), "an unknown placeholder is left");
+    let doc: Value = serde_yaml_ng::from_str(&filled).expect("yaml");
+    assert_eq!(doc["kind"], "Plugin");
+    assert_eq!(doc["metadata"]["name"], "roster", "kubectl roster");
+    assert_eq!(doc["spec"]["version"], "v0.1.0");
+    let platforms = doc["spec"]["platforms"].as_array().expect("platforms");
+    assert!(platforms.len() >= 2);
+    for p in platforms {
+        assert_eq!(p["bin"], "kubectl-roster");
+        assert!(
+            p["uri"]
+                .as_str()
+                .is_some_and(|u| u.starts_with("https://") && u.ends_with(".tar.gz"))
+        );
+        assert_eq!(p["sha256"].as_str().map(str::len), Some(64));
+    }
+}

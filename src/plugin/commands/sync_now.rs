@@ -17,6 +17,10 @@ use crate::output::progress::Progress;
 use crate::output::runs::RunRow;
 use crate::output::{OutputFormat, exit, format_duration};
 
+/// The step while the pod runs (the sync reports its counts when it has finished).
+const FETCHING: &str =
+    "fetching: streaming the roster from Clever, then applying it in one transaction";
+
 /// How often `--wait` looks at the schedule, its Job and pod.
 const POLL: Duration = Duration::from_millis(500);
 
@@ -189,7 +193,9 @@ async fn observe(
         }
         other => {
             if seen.pod_phase.as_deref() != Some("Running") {
+                // It ran between two looks.
                 progress.step(format!("pod running: {pod_name}"));
+                progress.step(FETCHING);
             }
             let exit = pod
                 .status
