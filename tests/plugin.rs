@@ -84,8 +84,18 @@ impl District {
 
     /// Starts `sync-now --wait`, waits for its token, and returns (child, token).
     async fn start_wait(&self, timeout: &str) -> (tokio::process::Child, String) {
+        self.start_wait_with(timeout, &[]).await
+    }
+
+    /// [`District::start_wait`] with more arguments.
+    async fn start_wait_with(
+        &self,
+        timeout: &str,
+        extra: &[&str],
+    ) -> (tokio::process::Child, String) {
         let before = self.annotation(SYNC_NOW_ANNOTATION).await;
         let child = sync_now_wait(&self.ns, timeout)
+            .args(extra)
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())
             .kill_on_drop(true)
@@ -1186,4 +1196,36 @@ fn krew_manifest_template_names_the_binary_for_each_platform() {
         );
         assert_eq!(p["sha256"].as_str().map(str::len), Some(64));
     }
+}
+
+#[tokio::test]
+async fn sync_now_wait_quiet_prints_the_outcome_only() {
+    let Some(district) = District::new("plugin-quiet").await else {
+        return;
+    };
+    let (child, token) = district.start_wait_with("1m", &["--quiet"]).await;
+    let done = run(
+        "r-q",
+        "Succeeded",
+        "2026-01-05T10:00:00Z",
+        Some("2026-01-05T10:00:40Z"),
+        "children: created 1",
+    );
+    district
+        .set_schedule_status(json!({"lastRun": done, "recentRuns": [done],
+        "syncNow": {"available": false, "reason": "UsedSinceLastScheduledRun", "lastHandledToken": token}}))
+        .await;
+    let (code, stdout, stderr) = finish(child).await;
+    assert_eq!(code, 0, "stdout: {stdout}\nstderr: {stderr}");
+    assert_eq!(stdout.lines().count(), 1, "{stdout}");
+    assert!(
+        stdout.starts_with(
+            "result: Sync Succeeded: run r-q (job springfield-r-q) in 40s; children: created 1"
+        ),
+        "{stdout}"
+    );
+    assert!(
+        !stderr.contains('\r'),
+        "no spinner off a terminal: {stderr:?}"
+    );
 }

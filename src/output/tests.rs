@@ -120,7 +120,19 @@ fn colour_only_when_enabled_and_never_with_no_color() {
     let out = p.render(&rows()).expect("render");
     assert!(out.contains("\x1b["), "colour codes expected: {out:?}");
     assert!(!color_enabled(false), "never off a TTY");
-    // NO_COLOR is read from the environment; the binaries' tests set it for real processes.
+    use std::ffi::OsStr;
+    let xterm = Some(OsStr::new("xterm-256color"));
+    assert!(color_for(true, None, xterm));
+    assert!(
+        color_for(true, Some(OsStr::new("")), xterm),
+        "an empty NO_COLOR does not count"
+    );
+    assert!(
+        !color_for(true, Some(OsStr::new("1")), xterm),
+        "NO_COLOR wins over a TTY"
+    );
+    assert!(!color_for(true, None, Some(OsStr::new("dumb"))));
+    assert!(!color_for(false, None, xterm));
 }
 
 #[test]
