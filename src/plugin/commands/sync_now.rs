@@ -2,7 +2,7 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
-use anyhow::{Context as _, bail};
+use anyhow::bail;
 use jiff::Timestamp;
 use kube::api::ListParams;
 use kube::{Api, Client, ResourceExt};
@@ -279,27 +279,45 @@ pub async fn sync_now(
     ));
     let deadline = tokio::time::Instant::now() + timeout;
     let mut seen = Seen::default();
+    let mut read_failed = false;
     let schedule = loop {
-        let current = api
-            .get_opt(&sched_name)
-            .await
-            .with_context(|| format!("cannot read SyncSchedule {ns}/{sched_name}"))?;
-        let Some(current) = current else {
-            bail!("SyncSchedule {ns}/{sched_name} was deleted while waiting");
+        let current = match api.get_opt(&sched_name).await {
+            Ok(Some(current)) => Some(current),
+            Ok(None) => bail!("SyncSchedule {ns}/{sched_name} was deleted while waiting"),
+            Err(kube::Error::Api(status)) if matches!(status.code, 401 | 403) => {
+                bail!(
+                    "cannot read SyncSchedule {ns}/{sched_name}: {}",
+                    status.message
+                )
+            }
+            // A blip of the API server is waited out (until the deadline), not a failure.
+            Err(err) => {
+                if !read_failed {
+                    progress.clear_spinner();
+                    eprintln!(
+                        "note: cannot read SyncSchedule {ns}/{sched_name} ({err}); still waiting"
+                    );
+                    read_failed = true;
+                }
+                None
+            }
         };
-        observe(
-            client,
-            ns,
-            &current,
-            &token,
-            &known_runs,
-            &known_active,
-            &mut seen,
-            &mut progress,
-        )
-        .await;
-        if sync_now_outcome(&current, &token, &known_runs, &known_active).is_some() {
-            break current;
+        if let Some(current) = current {
+            read_failed = false;
+            observe(
+                client,
+                ns,
+                &current,
+                &token,
+                &known_runs,
+                &known_active,
+                &mut seen,
+                &mut progress,
+            )
+            .await;
+            if sync_now_outcome(&current, &token, &known_runs, &known_active).is_some() {
+                break current;
+            }
         }
         if tokio::time::Instant::now() >= deadline {
             progress.clear_spinner();
