@@ -381,6 +381,14 @@ pub async fn sync_now(
                 Some(key) => db_run(key, &run.run_id).await,
                 None => None,
             };
+            // The record's own duration (milliseconds) when Postgres is reachable.
+            let took = match record.as_ref().and_then(|r| r.duration_ms) {
+                Some(ms) => format!(
+                    " in {}",
+                    crate::output::time::format_elapsed(Duration::from_millis(ms))
+                ),
+                None => took,
+            };
             let mut line = format!(
                 "result: Sync {outcome}: run {} (job {}){took}",
                 run.run_id, run.job
@@ -389,7 +397,10 @@ pub async fn sync_now(
             if !run.summary.is_empty() {
                 line.push_str(&format!("; {}", run.summary));
             }
-            if let Some(counts) = counts.as_ref().filter(|c| **c != run.summary) {
+            if let Some(counts) = counts
+                .as_ref()
+                .filter(|c| !run.summary.contains(c.as_str()))
+            {
                 line.push_str(&format!("; counts: {counts}"));
             }
             if quiet && !machine {
