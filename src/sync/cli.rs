@@ -165,7 +165,7 @@ pub async fn run(args: SyncArgs) -> anyhow::Result<u8> {
         Ok(p) => p,
         Err(err) => {
             eprintln!("error: {err}");
-            return Ok(1);
+            return Ok(crate::output::exit::FAILED);
         }
     };
     if args.migrate {
