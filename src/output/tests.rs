@@ -207,6 +207,7 @@ fn the_sync_exit_codes_are_the_contract() {
                 reason: None,
                 message: None,
                 timings: serde_json::json!({}),
+                clever: Default::default(),
                 duration_ms: None,
                 notified: false,
                 attempts: 1,
