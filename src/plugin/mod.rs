@@ -7,6 +7,7 @@
 //! - `history NAME [--limit N]`: the `sync_runs` table when `DATABASE_URL` is reachable, else the
 //!   schedule's `status.recentRuns`.
 //! - `suspend NAME`, `resume NAME`, `approve NAME RUN_ID`, `preview NAME`.
+//! - `dashboard [--ui-url URL]`: the status pages through a local proxy adding the user's token.
 //!
 //! NAME is a SyncSchedule, or a RosterConnection whose (single) SyncSchedule is meant. Formatting is
 //! pure (unit-tested here); the commands talk to the API server and print.
@@ -87,6 +88,19 @@ pub enum PluginCommand {
         name: String,
         /// The held run's id (see `kubectl roster history`).
         run_id: String,
+    },
+    /// The status pages in your browser, as your kubeconfig user: a local proxy on 127.0.0.1 that
+    /// adds your bearer token and forwards to the controller's status UI.
+    Dashboard {
+        /// The status UI's URL (an Ingress, or a `kubectl port-forward` of its Service).
+        #[arg(long, env = "ROSTERSYNC_UI_URL")]
+        ui_url: Option<String>,
+        /// The local port (0: any free port).
+        #[arg(long, default_value_t = 0)]
+        port: u16,
+        /// Open the page in a browser.
+        #[arg(long)]
+        open: bool,
     },
     /// The next scheduled slots of a SyncSchedule.
     Preview {

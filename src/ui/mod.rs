@@ -1,7 +1,7 @@
 //! Roster Sync Status: the controller's read-only web pages and JSON API (`--ui-addr`), for people
 //! who never run kubectl (district admins, support, the SIS team).
 //!
-//! - `/`: the districts the caller may see (health, last run, next sync, Sync Now, suspended).
+//! - `/` (`?namespace=NS`): the districts the caller may see (health, last run, next sync, Sync Now, suspended).
 //! - `/districts/NS/NAME`: conditions in words, the schedule, the last 50 runs, a chart of
 //!   children and classrooms, the last run's problems (`problems.csv`), a held run's approval.
 //! - `/api/v1/districts`, `/api/v1/districts/NS/NAME`, `.../runs?limit=N`,
@@ -198,6 +198,7 @@ async fn authorize(
 async fn visible_districts(
     state: &UiState,
     headers: &HeaderMap,
+    only: Option<&str>,
 ) -> Result<Vec<data::DistrictJson>, UiError> {
     let caller = caller(state, headers).await?;
     let objects = data::list_objects(&state.client, &state.namespaces).await?;
@@ -205,6 +206,9 @@ async fn visible_districts(
     let mut out = Vec::new();
     for c in &objects.connections {
         let ns = c.namespace().unwrap_or_default();
+        if only.is_some_and(|only| only != ns) {
+            continue;
+        }
         if !state.auth.may_get(&caller, &ns, &c.name_any()).await? {
             continue;
         }
@@ -231,9 +235,19 @@ fn render<S: Serialize>(state: &UiState, template: &str, ctx: S) -> Result<Respo
     Ok((html_headers(), body).into_response())
 }
 
-async fn index_html(State(state): State<Shared>, headers: HeaderMap) -> Response {
+/// `?namespace=NS`: only the districts of one namespace.
+#[derive(Debug, Deserialize)]
+struct IndexQuery {
+    namespace: Option<String>,
+}
+
+async fn index_html(
+    State(state): State<Shared>,
+    Query(q): Query<IndexQuery>,
+    headers: HeaderMap,
+) -> Response {
     let page = async {
-        let districts = visible_districts(&state, &headers).await?;
+        let districts = visible_districts(&state, &headers, q.namespace.as_deref()).await?;
         let now = state.clock.now();
         let views: Vec<view::DistrictView> = districts
             .iter()
@@ -249,8 +263,12 @@ async fn index_html(State(state): State<Shared>, headers: HeaderMap) -> Response
         .unwrap_or_else(|e| e.respond(&state, Format::Html))
 }
 
-async fn index_json(State(state): State<Shared>, headers: HeaderMap) -> Response {
-    match visible_districts(&state, &headers).await {
+async fn index_json(
+    State(state): State<Shared>,
+    Query(q): Query<IndexQuery>,
+    headers: HeaderMap,
+) -> Response {
+    match visible_districts(&state, &headers, q.namespace.as_deref()).await {
         Ok(items) => axum::Json(json!({ "items": items })).into_response(),
         Err(e) => e.respond(&state, Format::Json),
     }

@@ -1,5 +1,5 @@
-//! `kubectl roster history`: the `sync_runs` table when `DATABASE_URL` is reachable, else the
-//! schedules' `status.recentRuns`.
+//! `kubectl roster history`: the `sync_runs` table when `DATABASE_URL` is reachable, else through
+//! the status UI's API as the user (`ROSTERSYNC_UI_URL`), else the schedules' `status.recentRuns`.
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -39,6 +39,38 @@ pub async fn db_run(connection: &ConnectionKey, run_id: &str) -> Option<RunRecor
     let run = store_runs::by_id(&pool, connection, run_id).await.ok()?;
     pool.close().await;
     run
+}
+
+/// The history through the status UI's API, as the kubeconfig's user, when `ROSTERSYNC_UI_URL`
+/// names the UI (None, with a note, otherwise or when it cannot answer).
+async fn ui_history(key: &ConnectionKey, limit: u16) -> Option<Vec<Vec<String>>> {
+    let url = std::env::var(crate::ui::client::UI_URL_ENV).ok()?;
+    let runs = async {
+        crate::ui::client::UiClient::from_kubeconfig(&url)
+            .await?
+            .history(key.namespace(), key.name(), limit)
+            .await
+    };
+    match runs.await {
+        Ok(runs) => Some(
+            runs.into_iter()
+                .map(|r| {
+                    vec![
+                        r.run_id,
+                        r.trigger.as_str().to_string(),
+                        r.result.as_str().to_string(),
+                        ts(Some(r.started_at)),
+                        ts(r.finished_at),
+                        r.summary,
+                    ]
+                })
+                .collect(),
+        ),
+        Err(e) => {
+            eprintln!("note: cannot read the history through the status UI: {e:#}");
+            None
+        }
+    }
 }
 
 fn ts(t: Option<Timestamp>) -> String {
@@ -85,40 +117,47 @@ pub async fn history(client: &Client, ns: &str, name: &str, limit: u16) -> anyho
                 .collect();
             ("sync_runs", rows)
         }
-        Err(why) => {
-            eprintln!("note: showing status.recentRuns (at most 5 per schedule); {why}");
-            let schedules = sched_api
-                .list(&ListParams::default())
-                .await
-                .context("cannot list SyncSchedules")?
-                .items;
-            let mut runs: Vec<RunStatus> = schedules
-                .iter()
-                .filter(|s| s.spec.connection_ref.name == connection)
-                .filter_map(|s| s.status.as_ref())
-                .flat_map(|st| st.recent_runs.iter().cloned())
-                .collect();
-            runs.sort_by_key(|r| std::cmp::Reverse(r.started_at.as_ref().map(|t| t.0)));
-            runs.dedup_by(|a, b| a.run_id == b.run_id);
-            runs.truncate(usize::from(limit));
-            let stamp = |t: Option<&k8s_openapi::apimachinery::pkg::apis::meta::v1::Time>| {
-                ts(t.map(|t| t.0))
-            };
-            let rows: Vec<Vec<String>> = runs
-                .iter()
-                .map(|r| {
-                    vec![
-                        r.run_id.clone(),
-                        r.trigger.map(|t| t.as_str()).unwrap_or("-").to_string(),
-                        r.result.map(|t| t.as_str()).unwrap_or("-").to_string(),
-                        stamp(r.started_at.as_ref()),
-                        stamp(r.finished_at.as_ref()),
-                        r.summary.clone(),
-                    ]
-                })
-                .collect();
-            ("status.recentRuns", rows)
-        }
+        Err(why) => match ui_history(&key, limit).await {
+            Some(rows) => ("status UI", rows),
+            None => {
+                eprintln!(
+                    "note: showing status.recentRuns (at most 5 per schedule); {why}; set \
+                       {} to read the whole history through the status UI",
+                    crate::ui::client::UI_URL_ENV
+                );
+                let schedules = sched_api
+                    .list(&ListParams::default())
+                    .await
+                    .context("cannot list SyncSchedules")?
+                    .items;
+                let mut runs: Vec<RunStatus> = schedules
+                    .iter()
+                    .filter(|s| s.spec.connection_ref.name == connection)
+                    .filter_map(|s| s.status.as_ref())
+                    .flat_map(|st| st.recent_runs.iter().cloned())
+                    .collect();
+                runs.sort_by_key(|r| std::cmp::Reverse(r.started_at.as_ref().map(|t| t.0)));
+                runs.dedup_by(|a, b| a.run_id == b.run_id);
+                runs.truncate(usize::from(limit));
+                let stamp = |t: Option<&k8s_openapi::apimachinery::pkg::apis::meta::v1::Time>| {
+                    ts(t.map(|t| t.0))
+                };
+                let rows: Vec<Vec<String>> = runs
+                    .iter()
+                    .map(|r| {
+                        vec![
+                            r.run_id.clone(),
+                            r.trigger.map(|t| t.as_str()).unwrap_or("-").to_string(),
+                            r.result.map(|t| t.as_str()).unwrap_or("-").to_string(),
+                            stamp(r.started_at.as_ref()),
+                            stamp(r.finished_at.as_ref()),
+                            r.summary.clone(),
+                        ]
+                    })
+                    .collect();
+                ("status.recentRuns", rows)
+            }
+        },
     };
     println!("History of {key} ({source}):");
     print!(

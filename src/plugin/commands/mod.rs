@@ -1,5 +1,6 @@
 //! The commands of `kubectl roster`, against the API server (and Postgres for `history`): one
 //! module per command group; this one dispatches and resolves NAME to a SyncSchedule.
+mod dashboard;
 mod history;
 mod schedule;
 mod status;
@@ -43,6 +44,9 @@ pub(super) async fn run(cli: PluginCli) -> anyhow::Result<u8> {
         PluginCommand::Resume { name } => schedule::set_suspend(&client, &ns, &name, false).await,
         PluginCommand::Approve { name, run_id } => {
             schedule::approve(&client, &ns, &name, &run_id).await
+        }
+        PluginCommand::Dashboard { ui_url, port, open } => {
+            dashboard::dashboard(cli.namespace.as_deref(), ui_url.as_deref(), port, open).await
         }
         PluginCommand::Preview { name, count } => {
             schedule::preview(&client, &ns, &name, count).await
