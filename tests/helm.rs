@@ -334,6 +334,10 @@ const CONTROLLER_USES: &[(&str, &str, &[&str])] = &[
     // kube-runtime's events::Recorder (controller/status.rs `publish`): creates events.k8s.io/v1
     // Events and patches a repeated one into a series.
     ("events.k8s.io", "events", &["create", "patch"]),
+    // ui/auth.rs (the status UI, `ui.enabled` by default): a TokenReview of each caller's token and
+    // a SubjectAccessReview per district shown.
+    ("authentication.k8s.io", "tokenreviews", &["create"]),
+    ("authorization.k8s.io", "subjectaccessreviews", &["create"]),
 ];
 
 /// The (group, resource, verb) triples a list of RBAC rules grants, checking that none uses a
