@@ -217,6 +217,8 @@ pub fn detail_view(d: &DistrictDetailJson, now: Timestamp) -> DetailView {
                 .iter()
                 .flat_map(|s| s.conditions.iter()),
         )
+        // Sync Now has its own line, in words, under Schedule.
+        .filter(|c| c.type_ != crate::api::condition::SYNC_NOW_AVAILABLE)
         .map(|c| ConditionView {
             type_: c.type_.clone(),
             ok: (c.status == "True") != (c.type_ == crate::api::condition::SUSPENDED),
