@@ -218,12 +218,13 @@ fn assert_same_run(api: &Value, row: &Value) {
 
 /// Names and birth dates of the district's children (what must never be shown).
 async fn personal_data(pool: &sqlx::PgPool, key: &ConnectionKey) -> Vec<String> {
-    let rows: Vec<(
+    type Row = (
         Option<String>,
         Option<String>,
         Option<String>,
         Option<String>,
-    )> = sqlx::query_as(
+    );
+    let rows: Vec<Row> = sqlx::query_as(
         "SELECT first_name || ' ' || last_name, to_char(dob, 'YYYY-MM-DD'),
                     to_char(dob, 'FMMM/FMDD/YYYY'), last_name || ', ' || first_name
              FROM children WHERE connection = $1",
