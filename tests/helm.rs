@@ -613,7 +613,20 @@ fn watch_namespaces_use_roles_per_namespace() {
         ],
     );
     assert!(find(&docs, "ClusterRole", "t-rostersync").is_none());
-    assert_eq!(kinds(&docs, "ClusterRoleBinding"), 0);
+    // The one cluster-wide binding: the status UI's reviews (cluster-scoped questions to the API
+    // server; they read nothing).
+    assert_eq!(kinds(&docs, "ClusterRoleBinding"), 1);
+    assert_eq!(
+        get(&docs, "ClusterRole", "t-rostersync-ui-reviews")["rules"],
+        json!([
+            {"apiGroups": ["authentication.k8s.io"], "resources": ["tokenreviews"], "verbs": ["create"]},
+            {"apiGroups": ["authorization.k8s.io"], "resources": ["subjectaccessreviews"], "verbs": ["create"]}
+        ])
+    );
+    assert_eq!(
+        get(&docs, "ClusterRoleBinding", "t-rostersync-ui-reviews")["subjects"],
+        json!([{"kind": "ServiceAccount", "name": "t-rostersync", "namespace": "ops"}])
+    );
     // Nothing cluster-wide mentions Secrets: the only ClusterRole left is the sync Job's.
     for role in docs.iter().filter(|d| d["kind"] == "ClusterRole") {
         assert!(!role["rules"].to_string().contains("secrets"), "{role}");

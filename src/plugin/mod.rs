@@ -92,7 +92,8 @@ pub enum PluginCommand {
     /// The status pages in your browser, as your kubeconfig user: a local proxy on 127.0.0.1 that
     /// adds your bearer token and forwards to the controller's status UI.
     Dashboard {
-        /// The status UI's URL (an Ingress, or a `kubectl port-forward` of its Service).
+        /// The status UI's URL (e.g. its Ingress). Default: a port-forward to the Service
+        /// ROSTERSYNC_UI_SERVICE (rostersync-ui) in ROSTERSYNC_UI_NAMESPACE (rostersync).
         #[arg(long, env = "ROSTERSYNC_UI_URL")]
         ui_url: Option<String>,
         /// The local port (0: any free port).

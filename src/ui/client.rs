@@ -178,3 +178,118 @@ impl UiClient {
         self.get_json(&path).await
     }
 }
+
+/// Where the chart puts the UI: the Service `rostersync-ui` of a release `rostersync` in namespace
+/// `rostersync` (override with `--ui-namespace` / `--ui-service`, or env).
+pub const DEFAULT_UI_NAMESPACE: &str = "rostersync";
+pub const DEFAULT_UI_SERVICE: &str = "rostersync-ui";
+/// The environment variables naming them.
+pub const UI_NAMESPACE_ENV: &str = "ROSTERSYNC_UI_NAMESPACE";
+pub const UI_SERVICE_ENV: &str = "ROSTERSYNC_UI_SERVICE";
+
+/// A port-forward to a ready pod behind the UI Service `ns/service`, as the kubeconfig's user
+/// (like `kubectl port-forward svc/...`): a listener on 127.0.0.1 whose every connection opens
+/// its own forward. Returns the local URL; the listener lives as long as the process.
+pub async fn port_forward(
+    client: &kube::Client,
+    ns: &str,
+    service: &str,
+) -> anyhow::Result<String> {
+    use k8s_openapi::api::core::v1::{Pod, Service};
+    use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+    use kube::api::{Api, ListParams};
+
+    let hint = format!(
+        "is the operator chart installed in namespace {ns} with ui.enabled? Give \
+         --ui-namespace/--ui-service ({UI_NAMESPACE_ENV}/{UI_SERVICE_ENV}), or --ui-url \
+         ({UI_URL_ENV}) for an Ingress"
+    );
+    let svc = Api::<Service>::namespaced(client.clone(), ns)
+        .get_opt(service)
+        .await
+        .with_context(|| format!("cannot read Service {ns}/{service}"))?
+        .with_context(|| format!("there is no Service {ns}/{service}: {hint}"))?;
+    let spec = svc.spec.unwrap_or_default();
+    let selector = spec
+        .selector
+        .unwrap_or_default()
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(",");
+    if selector.is_empty() {
+        bail!("Service {ns}/{service} selects no pods: {hint}");
+    }
+    let target = spec
+        .ports
+        .unwrap_or_default()
+        .into_iter()
+        .next()
+        .and_then(|p| p.target_port.or(Some(IntOrString::Int(p.port))))
+        .with_context(|| format!("Service {ns}/{service} has no port"))?;
+    let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
+    let ready = |p: &Pod| {
+        p.status
+            .as_ref()
+            .and_then(|s| s.conditions.as_ref())
+            .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+    };
+    let pod = pods
+        .list(&ListParams::default().labels(&selector))
+        .await
+        .with_context(|| format!("cannot list the pods of Service {ns}/{service}"))?
+        .items
+        .into_iter()
+        .find(ready)
+        .with_context(|| format!("no ready pod behind Service {ns}/{service}: {hint}"))?;
+    let port = match target {
+        IntOrString::Int(p) => p,
+        IntOrString::String(name) => pod
+            .spec
+            .as_ref()
+            .into_iter()
+            .flat_map(|s| s.containers.iter())
+            .flat_map(|c| c.ports.iter().flatten())
+            .find(|p| p.name.as_deref() == Some(name.as_str()))
+            .map(|p| p.container_port)
+            .with_context(|| format!("the UI pod has no port named {name:?}"))?,
+    };
+    let port = u16::try_from(port).with_context(|| format!("invalid UI port {port}"))?;
+    let pod_name = pod.metadata.name.unwrap_or_default();
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
+        .await
+        .context("cannot listen on 127.0.0.1 for the port-forward")?;
+    let local = listener
+        .local_addr()
+        .context("cannot read the local address")?;
+    tokio::spawn(async move {
+        while let Ok((mut conn, _)) = listener.accept().await {
+            let (pods, pod_name) = (pods.clone(), pod_name.clone());
+            tokio::spawn(async move {
+                let mut forward = match pods.portforward(&pod_name, &[port]).await {
+                    Ok(f) => f,
+                    Err(e) => {
+                        tracing::warn!(pod = %pod_name, error = %e, "port-forward failed");
+                        return;
+                    }
+                };
+                if let Some(mut upstream) = forward.take_stream(port) {
+                    let _ = tokio::io::copy_bidirectional(&mut conn, &mut upstream).await;
+                }
+                forward.abort();
+            });
+        }
+    });
+    Ok(format!("http://{local}"))
+}
+
+/// The UI's URL: `ui_url` when given, else a port-forward to the UI Service (namespace and name
+/// from the environment or the chart's defaults).
+pub async fn resolve_url(client: &kube::Client, ui_url: Option<&str>) -> anyhow::Result<String> {
+    if let Some(url) = ui_url {
+        return Ok(url.to_string());
+    }
+    let ns = std::env::var(UI_NAMESPACE_ENV).unwrap_or_else(|_| DEFAULT_UI_NAMESPACE.into());
+    let service = std::env::var(UI_SERVICE_ENV).unwrap_or_else(|_| DEFAULT_UI_SERVICE.into());
+    port_forward(client, &ns, &service).await
+}

@@ -1,7 +1,8 @@
 //! `kubectl roster dashboard`: the status pages in a browser, as the kubeconfig's user. A local
 //! proxy on 127.0.0.1 adds the user's own bearer token (from the kubeconfig, exec/OIDC plugins
 //! included, refreshed by kube's auth layer) to each request and forwards it to the controller's
-//! status UI (`--ui-url`), then prints the local URL (and opens it with `--open`).
+//! status UI (`--ui-url`, else a port-forward to the UI Service), then prints the local URL (and
+//! opens it with `--open`).
 use anyhow::Context as _;
 use axum::Router;
 use axum::extract::State;
@@ -63,17 +64,15 @@ async fn forward(State(p): State<Proxy>, method: Method, headers: HeaderMap, uri
 
 /// Runs the proxy until Ctrl-C.
 pub async fn dashboard(
+    client: &kube::Client,
     namespace: Option<&str>,
     ui_url: Option<&str>,
     port: u16,
     open: bool,
 ) -> anyhow::Result<u8> {
-    let ui_url = ui_url.context(
-        "no status UI URL: give --ui-url (or ROSTERSYNC_UI_URL), e.g. the Ingress of the UI, or \
-         run `kubectl -n rostersync port-forward svc/rostersync-ui 8081:8081` and give \
-         --ui-url http://127.0.0.1:8081 (see docs/ui.md)",
-    )?;
-    let ui = UiClient::from_kubeconfig(ui_url).await?;
+    // Without --ui-url: a port-forward to the UI Service, as the user (like kubectl port-forward).
+    let ui_url = crate::ui::client::resolve_url(client, ui_url).await?;
+    let ui = UiClient::from_kubeconfig(&ui_url).await?;
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
         .await
         .with_context(|| format!("cannot listen on 127.0.0.1:{port}"))?;

@@ -41,11 +41,12 @@ pub async fn db_run(connection: &ConnectionKey, run_id: &str) -> Option<RunRecor
     run
 }
 
-/// The history through the status UI's API, as the kubeconfig's user, when `ROSTERSYNC_UI_URL`
-/// names the UI (None, with a note, otherwise or when it cannot answer).
-async fn ui_history(key: &ConnectionKey, limit: u16) -> Option<Vec<Vec<String>>> {
-    let url = std::env::var(crate::ui::client::UI_URL_ENV).ok()?;
+/// The history through the status UI's API, as the kubeconfig's user: at `ROSTERSYNC_UI_URL`, else
+/// through a port-forward to the UI Service (None, with a note, when it cannot answer).
+async fn ui_history(client: &Client, key: &ConnectionKey, limit: u16) -> Option<Vec<Vec<String>>> {
+    let url = std::env::var(crate::ui::client::UI_URL_ENV).ok();
     let runs = async {
+        let url = crate::ui::client::resolve_url(client, url.as_deref()).await?;
         crate::ui::client::UiClient::from_kubeconfig(&url)
             .await?
             .history(key.namespace(), key.name(), limit)
@@ -117,7 +118,7 @@ pub async fn history(client: &Client, ns: &str, name: &str, limit: u16) -> anyho
                 .collect();
             ("sync_runs", rows)
         }
-        Err(why) => match ui_history(&key, limit).await {
+        Err(why) => match ui_history(client, &key, limit).await {
             Some(rows) => ("status UI", rows),
             None => {
                 eprintln!(

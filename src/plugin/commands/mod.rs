@@ -46,7 +46,14 @@ pub(super) async fn run(cli: PluginCli) -> anyhow::Result<u8> {
             schedule::approve(&client, &ns, &name, &run_id).await
         }
         PluginCommand::Dashboard { ui_url, port, open } => {
-            dashboard::dashboard(cli.namespace.as_deref(), ui_url.as_deref(), port, open).await
+            dashboard::dashboard(
+                &client,
+                cli.namespace.as_deref(),
+                ui_url.as_deref(),
+                port,
+                open,
+            )
+            .await
         }
         PluginCommand::Preview { name, count } => {
             schedule::preview(&client, &ns, &name, count).await
