@@ -444,6 +444,19 @@ async fn status_ui_shows_a_viewer_their_district_only() {
         .collect();
     assert_eq!(names, vec![key_a.to_string()], "{body}");
     assert_eq!(list["items"][0]["lastRun"]["runId"], json!(real.run_id));
+    // B is there for whoever may get it: the controller's own ServiceAccount sees both.
+    let operator = rostersync::devtools::podrunner::service_account_token(
+        &client,
+        &ns_a,
+        "rostersync-controller",
+    )
+    .await
+    .expect("controller token");
+    let (status, _, body) = get("/api/v1/districts", Some(&operator)).await;
+    assert_eq!(status, 200, "{body}");
+    let both: Value = serde_json::from_str(&body).expect("json");
+    assert_eq!(both["items"].as_array().map(Vec::len), Some(2), "{body}");
+    assert_eq!(get(&page_b, Some(&operator)).await.0, 200);
     for path in [
         page_b.clone(),
         format!("/api/v1{page_b}"),

@@ -4,8 +4,8 @@
 //!   JourneyPolicies (health, last result, last and next sync, Sync Now availability).
 //! - `sync-now NAME [--wait] [--timeout D]`: a fresh `rostersync.io/sync-now` token; with `--wait`,
 //!   waits until the controller handled it and the run finished (exit 1 on failure or rejection).
-//! - `history NAME [--limit N]`: the `sync_runs` table when `DATABASE_URL` is reachable, else the
-//!   schedule's `status.recentRuns`.
+//! - `history NAME [--limit N]`: the `sync_runs` table when `DATABASE_URL` is reachable, else
+//!   through the status UI's API as the user, else the schedule's `status.recentRuns`.
 //! - `suspend NAME`, `resume NAME`, `approve NAME RUN_ID`, `preview NAME`.
 //! - `dashboard [--ui-url URL]`: the status pages through a local proxy adding the user's token.
 //!
@@ -64,7 +64,8 @@ pub enum PluginCommand {
         #[arg(long, default_value = "15m", value_parser = parse_duration)]
         timeout: std::time::Duration,
     },
-    /// Sync runs, newest first: from Postgres (DATABASE_URL) when reachable, else from status.
+    /// Sync runs, newest first: from Postgres (DATABASE_URL) when reachable, else through the
+    /// status UI as you (ROSTERSYNC_UI_URL, or a port-forward to its Service), else from status.
     History {
         /// The SyncSchedule or RosterConnection.
         name: String,
