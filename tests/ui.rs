@@ -109,6 +109,8 @@ async fn insert_run(
         children: EntityCounts {
             created: children % 3,
             unchanged: children - children % 3,
+            // What the removal guard held.
+            deactivated: if result == RunResult::Held { 9 } else { 0 },
             ..Default::default()
         },
         classrooms: EntityCounts {
@@ -457,6 +459,9 @@ async fn status_ui_shows_a_viewer_their_district_only() {
     let both: Value = serde_json::from_str(&body).expect("json");
     assert_eq!(both["items"].as_array().map(Vec::len), Some(2), "{body}");
     assert_eq!(get(&page_b, Some(&operator)).await.0, 200);
+    let (status, _, body) = get("/", Some(&operator)).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("shelbyville") && body.contains("springfield"), "{body}");
     for path in [
         page_b.clone(),
         format!("/api/v1{page_b}"),
@@ -681,6 +686,25 @@ async fn status_ui_shows_a_viewer_their_district_only() {
             }
         }
     }
+    // A run held by the removal guard, newest: what it would remove and the approve command.
+    let later = real_start.0 + chrono::Duration::hours(1);
+    insert_run(
+        &env.db.pool,
+        &key_a,
+        "held-1",
+        RunResult::Held,
+        20,
+        later,
+        0,
+    )
+    .await;
+    let (status, _, html) = get(&page_a, Some(&token)).await;
+    assert_eq!(status, 200, "{html}");
+    assert!(html.contains("It would remove: 9 children."), "{html}");
+    assert!(
+        html.contains(&format!("kubectl roster approve -n {ns_a} nightly held-1")),
+        "{html}"
+    );
     let _ = dashboard.kill().await;
     let _ = crbs.delete(&crb_name, &DeleteParams::default()).await;
 }

@@ -63,6 +63,8 @@ impl UiState {
 /// The page templates (auto-escaping: every `.html` template escapes what it prints).
 fn templates() -> Environment<'static> {
     let mut env = Environment::new();
+    // A misspelt field is an error (a test fails), never an empty spot on the page.
+    env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
     for (name, source) in [
         ("base.html", include_str!("templates/base.html")),
         ("index.html", include_str!("templates/index.html")),
