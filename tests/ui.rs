@@ -461,7 +461,10 @@ async fn status_ui_shows_a_viewer_their_district_only() {
     assert_eq!(get(&page_b, Some(&operator)).await.0, 200);
     let (status, _, body) = get("/", Some(&operator)).await;
     assert_eq!(status, 200, "{body}");
-    assert!(body.contains("shelbyville") && body.contains("springfield"), "{body}");
+    assert!(
+        body.contains("shelbyville") && body.contains("springfield"),
+        "{body}"
+    );
     for path in [
         page_b.clone(),
         format!("/api/v1{page_b}"),

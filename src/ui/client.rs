@@ -18,7 +18,14 @@ pub const UI_URL_ENV: &str = "ROSTERSYNC_UI_URL";
 #[serde(rename_all = "camelCase")]
 pub struct ApiRun {
     pub run_id: String,
+    /// `namespace/name` of the RosterConnection.
+    pub connection: String,
     pub trigger: Trigger,
+    #[serde(default)]
+    pub dry_run: bool,
+    pub duration_ms: Option<u64>,
+    #[serde(default)]
+    pub counts: crate::run::Counts,
     pub result: RunResult,
     pub started_at: Timestamp,
     pub finished_at: Option<Timestamp>,

@@ -6,7 +6,7 @@ use serde::Serialize;
 
 use super::data::{DistrictDetailJson, DistrictJson, ProblemJson, RunJson, ScheduleJson};
 use crate::api::RunResult;
-use crate::plugin::{format_duration, relative};
+use crate::output::{format_duration, relative};
 
 /// `Thu 30 Nov 22:00 CST (in 3h)`, in `tz` (the schedule's time zone, else UTC).
 pub fn when(t: Timestamp, now: Timestamp, tz: &TimeZone) -> String {

@@ -63,16 +63,17 @@ async fn forward(State(p): State<Proxy>, method: Method, headers: HeaderMap, uri
 }
 
 /// Runs the proxy until Ctrl-C.
-pub async fn dashboard(
-    client: &kube::Client,
-    namespace: Option<&str>,
+pub(super) async fn dashboard(
+    ctx: &super::Ctx,
     ui_url: Option<&str>,
     port: u16,
     open: bool,
 ) -> anyhow::Result<u8> {
     // Without --ui-url: a port-forward to the UI Service, as the user (like kubectl port-forward).
-    let ui_url = crate::ui::client::resolve_url(client, ui_url).await?;
-    let ui = UiClient::from_kubeconfig(&ui_url).await?;
+    let ui_url = crate::ui::client::resolve_url(&ctx.client, ui_url).await?;
+    let config = super::client_config(&ctx.global).await?;
+    let ui = UiClient::with_config(config, &ui_url)?;
+    let namespace = ctx.global.namespace.as_deref();
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
         .await
         .with_context(|| format!("cannot listen on 127.0.0.1:{port}"))?;
