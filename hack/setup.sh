@@ -7,6 +7,8 @@ ensure_prerequisites() {
   command -v python3 >/dev/null || missing+=(python3)
   command -v runuser >/dev/null || missing+=(util-linux)
   ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
+  # The status UI's browser test (tests/ui.rs): Debian's headless-capable Chromium.
+  command -v chromium >/dev/null || missing+=(chromium)
   if [ "${#missing[@]}" -gt 0 ]; then
     echo "setup.sh: installing ${missing[*]}" >&2
     export DEBIAN_FRONTEND=noninteractive

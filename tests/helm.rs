@@ -334,6 +334,10 @@ const CONTROLLER_USES: &[(&str, &str, &[&str])] = &[
     // kube-runtime's events::Recorder (controller/status.rs `publish`): creates events.k8s.io/v1
     // Events and patches a repeated one into a series.
     ("events.k8s.io", "events", &["create", "patch"]),
+    // ui/auth.rs (the status UI, `ui.enabled` by default): a TokenReview of each caller's token and
+    // a SubjectAccessReview per district shown.
+    ("authentication.k8s.io", "tokenreviews", &["create"]),
+    ("authorization.k8s.io", "subjectaccessreviews", &["create"]),
 ];
 
 /// The (group, resource, verb) triples a list of RBAC rules grants, checking that none uses a
@@ -609,7 +613,20 @@ fn watch_namespaces_use_roles_per_namespace() {
         ],
     );
     assert!(find(&docs, "ClusterRole", "t-rostersync").is_none());
-    assert_eq!(kinds(&docs, "ClusterRoleBinding"), 0);
+    // The one cluster-wide binding: the status UI's reviews (cluster-scoped questions to the API
+    // server; they read nothing).
+    assert_eq!(kinds(&docs, "ClusterRoleBinding"), 1);
+    assert_eq!(
+        get(&docs, "ClusterRole", "t-rostersync-ui-reviews")["rules"],
+        json!([
+            {"apiGroups": ["authentication.k8s.io"], "resources": ["tokenreviews"], "verbs": ["create"]},
+            {"apiGroups": ["authorization.k8s.io"], "resources": ["subjectaccessreviews"], "verbs": ["create"]}
+        ])
+    );
+    assert_eq!(
+        get(&docs, "ClusterRoleBinding", "t-rostersync-ui-reviews")["subjects"],
+        json!([{"kind": "ServiceAccount", "name": "t-rostersync", "namespace": "ops"}])
+    );
     // Nothing cluster-wide mentions Secrets: the only ClusterRole left is the sync Job's.
     for role in docs.iter().filter(|d| d["kind"] == "ClusterRole") {
         assert!(!role["rules"].to_string().contains("secrets"), "{role}");
@@ -2570,10 +2587,11 @@ async fn platform_team_path_helm_install_to_synced_districts() {
     let cluster = OwnCluster::start();
     let client = cluster.client().await;
     let work = tempfile::tempdir().expect("tempdir");
-    let port = {
+    let free_port = || {
         let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
         l.local_addr().expect("addr").port()
     };
+    let (port, ui_port) = (free_port(), free_port());
 
     // The two districts' "Clever": the operator allows exactly their host:port.
     let emulator = |seed: u64, district: &str| {
@@ -2610,6 +2628,8 @@ async fn platform_team_path_helm_install_to_synced_districts() {
         "--set",
         &format!("controller.metricsPort={port}"),
         "--set",
+        &format!("ui.port={ui_port}"),
+        "--set",
         &format!(
             "clever.allowedApiHosts={{{},{}}}",
             host_port(&springfield),
@@ -2638,13 +2658,19 @@ async fn platform_team_path_helm_install_to_synced_districts() {
         "the container runs the image's entrypoint (rostersync); the test runs the binary the same way"
     );
     let mut args = args_of(deployment);
-    // The one change: the pod's address is the loopback interface here.
+    // The one change: the pod's addresses are the loopback interface here.
     let listen = format!("--metrics-addr=0.0.0.0:{port}");
     let at = args
         .iter()
         .position(|a| *a == listen)
         .unwrap_or_else(|| panic!("{listen} not in the rendered args {args:?}"));
     args[at] = format!("--metrics-addr=127.0.0.1:{port}");
+    let ui_listen = format!("--ui-addr=0.0.0.0:{ui_port}");
+    let at = args
+        .iter()
+        .position(|a| *a == ui_listen)
+        .unwrap_or_else(|| panic!("{ui_listen} not in the rendered args {args:?}"));
+    args[at] = format!("--ui-addr=127.0.0.1:{ui_port}");
     let pod_name = "rostersync-5d8f7c9b4-x2x7q";
     let mut env = kubelet_env(&client, ops, pod_name, container).await;
     assert!(env.iter().any(|(k, _)| k == "DATABASE_URL"), "{env:?}");
@@ -2710,6 +2736,22 @@ async fn platform_team_path_helm_install_to_synced_districts() {
     );
     let run = sync_now(&client, "district-springfield", "springfield", "platform-1").await;
     assert_eq!(run.result, Some(RunResult::Succeeded), "{run:?}");
+    // The status UI under the chart's RBAC: the controller reviews the caller's token
+    // (TokenReview) and access (SubjectAccessReview); the caller is its own ServiceAccount here.
+    let token =
+        rostersync::devtools::podrunner::service_account_token(&client, ops, service_account)
+            .await
+            .expect("a token");
+    let ui = operator
+        .http
+        .get(format!("http://127.0.0.1:{ui_port}/api/v1/districts"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("the status UI answers");
+    assert_eq!(ui.status(), 200);
+    let body = ui.text().await.expect("body");
+    assert!(body.contains("\"name\":\"springfield\""), "{body}");
 
     // 4. For 30 s after the run: nothing denied, no reconcile error. The finished Job gets marked
     //    reported (a patch) within that time.

@@ -101,6 +101,10 @@ pub struct ControllerArgs {
     /// Address of `/metrics`, `/healthz` and `/readyz`.
     #[arg(long, default_value = "0.0.0.0:8080")]
     pub metrics_addr: SocketAddr,
+    /// Address of the read-only status pages and JSON API (`/`, `/api/v1/...`; bearer token +
+    /// RBAC, see docs/ui.md); not served when unset.
+    #[arg(long)]
+    pub ui_addr: Option<SocketAddr>,
     /// Seconds between periodic re-verifications of a connection against Clever.
     #[arg(long, default_value_t = 600)]
     pub recheck_interval_seconds: u64,
@@ -269,6 +273,15 @@ pub async fn run(args: ControllerArgs) -> anyhow::Result<u8> {
         .with_context(|| format!("cannot listen on {}", args.metrics_addr))?;
     info!(%addr, "admin server listening (/metrics, /healthz, /readyz)");
     tokio::spawn(server);
+    if let Some(ui_addr) = args.ui_addr {
+        let clock = Clock::with_offset(jiff::SignedDuration::from_secs(args.clock_offset_seconds));
+        let state = crate::ui::UiState::new(client.clone(), db.clone(), namespaces.clone(), clock);
+        let (addr, server) = crate::ui::serve(ui_addr, state)
+            .await
+            .with_context(|| format!("cannot listen on --ui-addr {ui_addr}"))?;
+        info!(%addr, "status UI listening (/, /api/v1)");
+        tokio::spawn(server);
+    }
     // Readiness means "can serve and take over", not "is the leader": every replica, a standby
     // too, proves that it can list everything it would watch (API reachable, RBAC complete);
     // /readyz checks the database on each probe.

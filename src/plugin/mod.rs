@@ -9,8 +9,9 @@
 //!   JourneyPolicies (health, last result, last and next sync, Sync Now availability).
 //! - `sync-now NAME [--wait] [--timeout D] [--quiet]`: a fresh `rostersync.io/sync-now` token;
 //!   with `--wait`, one line per step until the run finished.
-//! - `history NAME [--limit N]`: the `sync_runs` table when `DATABASE_URL` is reachable, else the
-//!   schedule's `status.recentRuns`.
+//! - `history NAME [--limit N]`: the `sync_runs` table when `DATABASE_URL` is reachable, else
+//!   through the status UI's API as the user, else the schedule's `status.recentRuns`.
+//! - `dashboard [--ui-url URL]`: the status pages through a local proxy adding the user's token.
 //! - `events NAME`: the Events of the connection, its schedules and policy, newest last.
 //! - `logs NAME [RUN_ID]`: the run's pod log while the pod exists.
 //! - `suspend NAME`, `resume NAME`, `approve NAME RUN_ID`, `preview NAME`, `completion SHELL`.
@@ -120,7 +121,8 @@ pub enum PluginCommand {
         #[command(flatten)]
         out: OutputArgs,
     },
-    /// Sync runs, newest first: from Postgres (DATABASE_URL) when reachable, else from status.
+    /// Sync runs, newest first: from Postgres (DATABASE_URL) when reachable, else through the
+    /// status UI as you (ROSTERSYNC_UI_URL, or a port-forward to its Service), else from status.
     History {
         /// The SyncSchedule or RosterConnection.
         name: String,
@@ -160,6 +162,20 @@ pub enum PluginCommand {
         name: String,
         /// The held run's id (see `kubectl roster history`).
         run_id: String,
+    },
+    /// The status pages in your browser, as your kubeconfig user: a local proxy on 127.0.0.1 that
+    /// adds your bearer token and forwards to the controller's status UI.
+    Dashboard {
+        /// The status UI's URL (e.g. its Ingress). Default: a port-forward to the Service
+        /// ROSTERSYNC_UI_SERVICE (rostersync-ui) in ROSTERSYNC_UI_NAMESPACE (rostersync).
+        #[arg(long, env = "ROSTERSYNC_UI_URL")]
+        ui_url: Option<String>,
+        /// The local port (0: any free port).
+        #[arg(long, default_value_t = 0)]
+        port: u16,
+        /// Open the page in a browser.
+        #[arg(long)]
+        open: bool,
     },
     /// The next scheduled slots of a SyncSchedule.
     Preview {

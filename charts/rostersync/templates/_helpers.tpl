@@ -111,6 +111,9 @@ names can be reconciled with the controller in one spot.
 {{- define "rostersync.controllerArgs" -}}
 - controller
 - --metrics-addr=0.0.0.0:{{ .Values.controller.metricsPort }}
+{{- if .Values.ui.enabled }}
+- --ui-addr=0.0.0.0:{{ .Values.ui.port }}
+{{- end }}
 - --database-secret={{ required "database.secretName is required: the name of a Secret holding the Postgres URL" .Values.database.secretName }}
 - --database-secret-key={{ .Values.database.secretKey }}
 - --database-tenancy={{ include "rostersync.databaseTenancy" . }}
@@ -241,4 +244,15 @@ what the controller needs). Nothing can write a custom resource's spec.
 - apiGroups: [events.k8s.io]
   resources: [events]
   verbs: [create, patch]
+{{- if .Values.ui.enabled }}
+# The status UI (src/ui/auth.rs): who a caller is (TokenReview) and whether they may get a
+# district's RosterConnection (SubjectAccessReview). Cluster-scoped: with watch.namespaces the
+# chart also binds them cluster-wide (ui-rbac.yaml).
+- apiGroups: [authentication.k8s.io]
+  resources: [tokenreviews]
+  verbs: [create]
+- apiGroups: [authorization.k8s.io]
+  resources: [subjectaccessreviews]
+  verbs: [create]
+{{- end }}
 {{- end -}}

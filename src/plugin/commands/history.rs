@@ -1,5 +1,6 @@
-//! `kubectl roster history`: the `sync_runs` table when `DATABASE_URL` is reachable, else the
-//! schedules' `status.recentRuns`.
+//! `kubectl roster history`: the `sync_runs` table when `DATABASE_URL` is reachable, else through
+//! the status UI's API as the user (`ROSTERSYNC_UI_URL`, else a port-forward to the UI Service),
+//! else the schedules' `status.recentRuns`.
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -12,6 +13,7 @@ use crate::output::OutputFormat;
 use crate::output::runs::RunRow;
 use crate::run::{ConnectionKey, RunRecord};
 use crate::store::runs as store_runs;
+use crate::ui::client::{ApiRun, UiClient};
 
 async fn db_pool() -> Result<sqlx::PgPool, String> {
     let url = std::env::var("DATABASE_URL").map_err(|_| "DATABASE_URL is not set".to_string())?;
@@ -40,6 +42,49 @@ pub async fn db_run(connection: &ConnectionKey, run_id: &str) -> Option<RunRecor
     let run = store_runs::by_id(&pool, connection, run_id).await.ok()?;
     pool.close().await;
     run
+}
+
+/// A run as the status UI's API returned it.
+fn ui_row(r: ApiRun) -> RunRow {
+    RunRow {
+        run_id: r.run_id,
+        connection: r.connection,
+        trigger: Some(r.trigger.as_str().to_string()),
+        result: Some(r.result.as_str().to_string()),
+        dry_run: r.dry_run,
+        started_at: Some(r.started_at),
+        finished_at: r.finished_at,
+        duration_seconds: r.duration_ms.and_then(|ms| i64::try_from(ms / 1000).ok()),
+        problems: Some(r.problems),
+        counts: Some(r.counts),
+        reason: r.reason,
+        summary: r.summary,
+        source: "status UI",
+    }
+}
+
+/// The history through the status UI's API, as the user of the global flags' kubeconfig: at
+/// `ROSTERSYNC_UI_URL`, else through a port-forward to the UI Service (None, with a note, when
+/// it cannot answer).
+async fn ui_history(ctx: &Ctx, key: &ConnectionKey, limit: u16) -> Option<Vec<RunRow>> {
+    let url = std::env::var(crate::ui::client::UI_URL_ENV).ok();
+    let runs = async {
+        let url = crate::ui::client::resolve_url(&ctx.client, url.as_deref()).await?;
+        let config = super::client_config(&ctx.global).await?;
+        UiClient::with_config(config, &url)?
+            .history(key.namespace(), key.name(), limit)
+            .await
+    };
+    match runs.await {
+        Ok(runs) => Some(runs.into_iter().map(ui_row).collect()),
+        Err(e) => {
+            eprintln!(
+                "note: cannot read the history through the status UI: {e:#} (set {} to its URL)",
+                crate::ui::client::UI_URL_ENV
+            );
+            None
+        }
+    }
 }
 
 /// The RosterConnection NAME means: a schedule's connection, or the connection itself.
@@ -76,27 +121,30 @@ pub async fn history(
     let key = ConnectionKey::new(ns, &connection)?;
     let rows: Vec<RunRow> = match db_history(&key, limit).await {
         Ok(runs) => runs.iter().map(RunRow::from_record).collect(),
-        Err(why) => {
-            eprintln!("note: showing status.recentRuns (at most 5 per schedule); {why}");
-            let sched_api: Api<SyncSchedule> = Api::namespaced(client.clone(), ns);
-            let schedules = sched_api
-                .list(&ListParams::default())
-                .await
-                .context("cannot list SyncSchedules")?
-                .items;
-            let mut runs: Vec<RunStatus> = schedules
-                .iter()
-                .filter(|s| s.spec.connection_ref.name == connection)
-                .filter_map(|s| s.status.as_ref())
-                .flat_map(|st| st.recent_runs.iter().cloned())
-                .collect();
-            runs.sort_by_key(|r| std::cmp::Reverse(r.started_at.as_ref().map(|t| t.0)));
-            runs.dedup_by(|a, b| a.run_id == b.run_id);
-            runs.truncate(usize::from(limit));
-            runs.iter()
-                .map(|r| RunRow::from_status(key.as_str(), r))
-                .collect()
-        }
+        Err(why) => match ui_history(ctx, &key, limit).await {
+            Some(rows) => rows,
+            None => {
+                eprintln!("note: showing status.recentRuns (at most 5 per schedule); {why}");
+                let sched_api: Api<SyncSchedule> = Api::namespaced(client.clone(), ns);
+                let schedules = sched_api
+                    .list(&ListParams::default())
+                    .await
+                    .context("cannot list SyncSchedules")?
+                    .items;
+                let mut runs: Vec<RunStatus> = schedules
+                    .iter()
+                    .filter(|s| s.spec.connection_ref.name == connection)
+                    .filter_map(|s| s.status.as_ref())
+                    .flat_map(|st| st.recent_runs.iter().cloned())
+                    .collect();
+                runs.sort_by_key(|r| std::cmp::Reverse(r.started_at.as_ref().map(|t| t.0)));
+                runs.dedup_by(|a, b| a.run_id == b.run_id);
+                runs.truncate(usize::from(limit));
+                runs.iter()
+                    .map(|r| RunRow::from_status(key.as_str(), r))
+                    .collect()
+            }
+        },
     };
     if !format.is_machine() {
         let source = rows.first().map(|r| r.source).unwrap_or("no runs yet");

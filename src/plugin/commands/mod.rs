@@ -1,6 +1,7 @@
 //! The commands of `kubectl roster`, against the API server (and Postgres for `history`): one
 //! module per command group; this one builds the client from the global flags, dispatches and
 //! resolves NAME to a SyncSchedule.
+mod dashboard;
 mod events;
 mod history;
 mod logs;
@@ -103,6 +104,9 @@ pub(super) async fn run(cli: PluginCli) -> anyhow::Result<u8> {
         }
         PluginCommand::Events { name, out } => {
             events::events(&ctx, name.as_deref(), all, out.output).await
+        }
+        PluginCommand::Dashboard { ui_url, port, open } => {
+            dashboard::dashboard(&ctx, ui_url.as_deref(), port, open).await
         }
         PluginCommand::Logs { name, run_id } => logs::logs(&ctx, &name, run_id.as_deref()).await,
         PluginCommand::Suspend { name } => schedule::set_suspend(&ctx, &name, true).await,
