@@ -30,6 +30,9 @@ pub enum Command {
     History(crate::store::cli::HistoryArgs),
     /// Run one sync of a RosterConnection: Clever to Postgres, in one transaction.
     Sync(crate::sync::cli::SyncArgs),
+    /// After the sync: problems, match, journeys, rollover (crate::admin).
+    #[command(flatten)]
+    Admin(crate::admin::AdminCommand),
     // Subcommands are added here, one variant each, pointing at the module that owns the Args type.
     // Development tools (crate::devtools) follow: callable as always, hidden from `--help`.
     /// Test and demo support: run rostersync Jobs' pods as local processes (a stand-in kubelet).
@@ -96,6 +99,7 @@ pub fn main() -> ExitCode {
             Command::Migrate(args) => crate::store::cli::migrate(args).await,
             Command::History(args) => crate::store::cli::history(args).await,
             Command::Sync(args) => crate::sync::cli::run(args).await,
+            Command::Admin(command) => crate::admin::run(command, None).await,
             Command::PodRunner(args) => crate::devtools::podrunner::run(args).await,
             Command::CleverEmulator(args) => crate::devtools::emulator::cli::run(*args).await,
             Command::Bench(BenchCommand::Clever(args)) => {

@@ -177,6 +177,16 @@ pub struct SyncSettings {
     /// still recorded). When false, the display name follows the roster.
     #[serde(default)]
     pub allow_classroom_name_overrides: bool,
+
+    /// Roll the school year over automatically, once a year: the first sync on or after this date
+    /// (`MM-DD`, e.g. `07-01`) first archives the ending school year's children (as `rostersync
+    /// rollover` does), so that `autoCarryover` matches returning children. Unset: only by hand.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(
+        length(min = 5, max = 5),
+        regex(pattern = r"^(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$")
+    )]
+    pub rollover_date: Option<String>,
 }
 
 impl Default for SyncSettings {
@@ -190,6 +200,7 @@ impl Default for SyncSettings {
             email_recipients: Vec::new(),
             auto_carryover: false,
             allow_classroom_name_overrides: false,
+            rollover_date: None,
         }
     }
 }

@@ -96,6 +96,9 @@ pub enum PluginCommand {
         #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u16).range(1..=100))]
         count: u16,
     },
+    /// After the sync: problems, match, journeys, rollover (crate::admin; Postgres).
+    #[command(flatten)]
+    Admin(crate::admin::AdminCommand),
 }
 
 /// Entry point of the `kubectl-roster` binary.

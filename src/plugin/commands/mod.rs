@@ -1,5 +1,6 @@
 //! The commands of `kubectl roster`, against the API server (and Postgres for `history`): one
 //! module per command group; this one dispatches and resolves NAME to a SyncSchedule.
+mod admin;
 mod history;
 mod schedule;
 mod status;
@@ -19,6 +20,9 @@ use crate::api::SyncSchedule;
 const FIELD_MANAGER: &str = "kubectl-roster";
 
 pub(super) async fn run(cli: PluginCli) -> anyhow::Result<u8> {
+    if let PluginCommand::Admin(command) = cli.command {
+        return admin::run(command, cli.namespace).await;
+    }
     let client = Client::try_default()
         .await
         .context("cannot reach the cluster: check KUBECONFIG / the current kubectl context")?;
@@ -47,6 +51,8 @@ pub(super) async fn run(cli: PluginCli) -> anyhow::Result<u8> {
         PluginCommand::Preview { name, count } => {
             schedule::preview(&client, &ns, &name, count).await
         }
+        // Handled before connecting (above); kept for exhaustiveness.
+        PluginCommand::Admin(command) => admin::run(command, Some(ns)).await,
     }
 }
 
