@@ -227,3 +227,45 @@ async fn set_changes_exactly_the_selected_children_and_revert_restores_each() {
     );
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[tokio::test]
+async fn new_children_get_only_a_journey_the_operator_licenses() {
+    let Some(db) = db().await else { return };
+    // The district's policy lists Readiness, but the operator holds only Math.
+    exec(
+        &db.pool,
+        "INSERT INTO product_licenses (product) VALUES ('Math')",
+    )
+    .await;
+    let run = sync(
+        &db.pool,
+        &request(A, spec(false)),
+        &roster(vec![child("n1", "Nia", Grade::Preschool)]),
+    )
+    .await;
+    assert_eq!(run.problem_codes.get("JourneyNotLicensed"), Some(&1));
+    assert_eq!(journeys(&db.pool, A).await, [("n1".to_string(), None)]);
+    // Once the operator licenses it, the next new child gets it.
+    exec(
+        &db.pool,
+        "INSERT INTO product_licenses (product) VALUES ('Readiness')",
+    )
+    .await;
+    let run = sync(
+        &db.pool,
+        &request(A, spec(false)),
+        &roster(vec![
+            child("n1", "Nia", Grade::Preschool),
+            child("n2", "Ned", Grade::Preschool),
+        ]),
+    )
+    .await;
+    assert_eq!(run.problem_codes.get("JourneyNotLicensed"), None);
+    assert_eq!(
+        journeys(&db.pool, A).await,
+        [
+            ("n1".to_string(), None),
+            ("n2".to_string(), Some("Readiness".to_string()))
+        ]
+    );
+}

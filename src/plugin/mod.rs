@@ -96,6 +96,11 @@ pub enum PluginCommand {
         #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u16).range(1..=100))]
         count: u16,
     },
+    /// Print the Clever district id of an instant login link (or check an id), for districtId.
+    DistrictId {
+        /// The district's instant login link as copied from Clever (quote it), or the id.
+        link: String,
+    },
     /// After the sync: problems, match, journeys, rollover (crate::admin; Postgres).
     #[command(flatten)]
     Admin(crate::admin::AdminCommand),

@@ -77,9 +77,11 @@ pub fn parse_ids_csv(text: &str) -> Result<(Vec<i64>, Vec<String>), String> {
 }
 
 /// The products the operator holds licenses for.
-pub async fn licensed_products(pool: &PgPool) -> Result<Vec<String>, AdminError> {
+pub async fn licensed_products(
+    executor: impl sqlx::PgExecutor<'_>,
+) -> Result<Vec<String>, AdminError> {
     sqlx::query_scalar("SELECT product FROM product_licenses ORDER BY product")
-        .fetch_all(pool)
+        .fetch_all(executor)
         .await
         .map_err(AdminError::db("reading the licensed products"))
 }

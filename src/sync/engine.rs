@@ -336,7 +336,8 @@ fn apply_settings(req: &SyncRequest) -> ApplySettings {
         allow_removal: s.allow_removal,
         removal_mode: s.removal_mode,
         allow_classroom_name_overrides: s.allow_classroom_name_overrides,
-        new_child_journey: plan::new_child_journey(req.policy.as_ref()).unwrap_or(None),
+        // Final once the operator's licenses are read (run_recorded).
+        new_child_journey: plan::new_child_journey(req.policy.as_ref(), &[]).unwrap_or(None),
         level_grades: levels
             .iter()
             .map(|l| l.grade.as_str().to_string())
@@ -375,7 +376,17 @@ async fn run_recorded(
         req.spec.settings.auto_carryover,
     )
     .await?;
-    if let Err(unlicensed) = plan::new_child_journey(req.policy.as_ref()) {
+    // The operator's licenses (product_licenses) decide which journey new children may get.
+    let operator_licensed: Vec<String> =
+        sqlx::query_scalar("SELECT product FROM product_licenses ORDER BY product")
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(SyncError::db("reading the licensed products"))?;
+    let journey = plan::new_child_journey(req.policy.as_ref(), &operator_licensed);
+    let mut settings = settings.clone();
+    settings.new_child_journey = journey.clone().unwrap_or(None);
+    let settings = &settings;
+    if let Err(unlicensed) = journey {
         resolve::journey_problem(&mut tx, &unlicensed).await?;
     }
     let resolved = started.elapsed();

@@ -227,7 +227,8 @@ pub async fn journey_problem(conn: &mut PgConnection, journey: &str) -> Result<(
     sqlx::query(
         "INSERT INTO stg_problems (record_kind, clever_id, code, message)
          SELECT 'children', NULL, $1, count(*) || ' new children got no journey: newChildJourney '
-                || quote_literal($2) || ' is not one of licensedProducts'
+                || quote_literal($2) || ' is not a licensed product (the JourneyPolicy''s licensedProducts '
+                || 'and the operator''s licenses)'
          FROM stg_children WHERE match_kind IS DISTINCT FROM 'live' AND match_kind IS DISTINCT FROM 'carry'
            AND match_kind IS DISTINCT FROM 'manual'
          HAVING count(*) > 0",

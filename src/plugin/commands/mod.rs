@@ -1,6 +1,7 @@
 //! The commands of `kubectl roster`, against the API server (and Postgres for `history`): one
 //! module per command group; this one dispatches and resolves NAME to a SyncSchedule.
 mod admin;
+mod district_id;
 mod history;
 mod schedule;
 mod status;
@@ -20,8 +21,10 @@ use crate::api::SyncSchedule;
 const FIELD_MANAGER: &str = "kubectl-roster";
 
 pub(super) async fn run(cli: PluginCli) -> anyhow::Result<u8> {
-    if let PluginCommand::Admin(command) = cli.command {
-        return admin::run(command, cli.namespace).await;
+    match cli.command {
+        PluginCommand::Admin(command) => return admin::run(command, cli.namespace).await,
+        PluginCommand::DistrictId { link } => return district_id::district_id(&link),
+        _ => {}
     }
     let client = Client::try_default()
         .await
@@ -53,6 +56,7 @@ pub(super) async fn run(cli: PluginCli) -> anyhow::Result<u8> {
         }
         // Handled before connecting (above); kept for exhaustiveness.
         PluginCommand::Admin(command) => admin::run(command, Some(ns)).await,
+        PluginCommand::DistrictId { link } => district_id::district_id(&link),
     }
 }
 
