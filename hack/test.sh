@@ -29,9 +29,10 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-log "building the control plane binaries, promtool and sqlx-cli (cached under ~/.cache/rostersync)"
+log "building the control plane binaries, promtool, luahealth and sqlx-cli (cached under ~/.cache/rostersync)"
 "$root/hack/k8s/build.sh" >/dev/null
 promtool_bin="$("$root/hack/prometheus/build.sh")"
+luahealth_bin="$("$root/hack/argocd/build.sh")"
 "$root/hack/sqlx/cli.sh" >/dev/null
 log "building the crate and its tests"
 if ! cargo build --all-targets --locked 2>&1 | tee "$state/cargo-build.log"; then
@@ -54,8 +55,9 @@ log "starting the control plane"
 "$root/hack/k8s/up.sh" "$state/k8s"
 # shellcheck disable=SC1091
 source "$state/k8s/env"
-# promtool checks the chart's PrometheusRule (tests/prometheus_rules.rs).
-export PATH="$promtool_bin:$PATH"
+# promtool checks the chart's PrometheusRule (tests/prometheus_rules.rs); luahealth evaluates the
+# Argo CD health check (deploy/argocd/health.lua) on the objects' real status.
+export PATH="$promtool_bin:$luahealth_bin:$PATH"
 export ROSTERSYNC_REQUIRE_SERVERS=1
 log "setup took $((SECONDS - started))s; running the suite"
 

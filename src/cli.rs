@@ -8,7 +8,8 @@ use clap::{Parser, Subcommand};
 #[command(
     name = "rostersync",
     version,
-    about = "Keeps an early-learning roster in sync with Clever, the Kubernetes way"
+    about = "Keeps an early-learning roster in sync with Clever, the Kubernetes way",
+    after_help = crate::output::exit::help_text()
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -33,6 +34,11 @@ pub enum Command {
     /// After the sync: problems, match, journeys, rollover (crate::admin).
     #[command(flatten)]
     Admin(crate::admin::AdminCommand),
+    /// Print a shell completion script: `source <(rostersync completion bash)`.
+    Completion {
+        /// bash, zsh, fish, elvish or powershell.
+        shell: clap_complete::Shell,
+    },
     // Subcommands are added here, one variant each, pointing at the module that owns the Args type.
     // Development tools (crate::devtools) follow: callable as always, hidden from `--help`.
     /// Test and demo support: run rostersync Jobs' pods as local processes (a stand-in kubelet).
@@ -83,12 +89,15 @@ async fn crds(args: CrdsArgs) -> anyhow::Result<u8> {
 /// Parses arguments, sets up logging, runs the subcommand and maps its outcome to an exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Command::Completion { shell } = cli.command {
+        return print_completion::<Cli>(shell, "rostersync");
+    }
     crate::telemetry::init_logging();
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(err) => {
             eprintln!("error: cannot start the async runtime: {err}");
-            return ExitCode::from(1);
+            return ExitCode::from(crate::output::exit::FAILED);
         }
     };
     let result: anyhow::Result<u8> = runtime.block_on(async move {
@@ -99,7 +108,8 @@ pub fn main() -> ExitCode {
             Command::Migrate(args) => crate::store::cli::migrate(args).await,
             Command::History(args) => crate::store::cli::history(args).await,
             Command::Sync(args) => crate::sync::cli::run(args).await,
-            Command::Admin(command) => crate::admin::run(command, None).await,
+            Command::Admin(command) => crate::admin::run(command, None, false).await,
+            Command::Completion { .. } => Ok(0),
             Command::PodRunner(args) => crate::devtools::podrunner::run(args).await,
             Command::CleverEmulator(args) => crate::devtools::emulator::cli::run(*args).await,
             Command::Bench(BenchCommand::Clever(args)) => {
@@ -114,7 +124,26 @@ pub fn main() -> ExitCode {
         Ok(code) => ExitCode::from(code),
         Err(err) => {
             eprintln!("error: {err:#}");
-            ExitCode::from(1)
+            ExitCode::from(crate::output::exit::FAILED)
+        }
+    }
+}
+
+/// Writes the completion script of command line `C` for `shell` to stdout. Hidden (development)
+/// subcommands are left out of it, as from `--help`.
+pub fn print_completion<C: clap::CommandFactory>(
+    shell: clap_complete::Shell,
+    bin: &str,
+) -> ExitCode {
+    let mut cmd = C::command();
+    let mut out = Vec::new();
+    clap_complete::generate(shell, &mut cmd, bin, &mut out);
+    use std::io::Write as _;
+    match std::io::stdout().write_all(&out) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: cannot write the completion script: {err}");
+            ExitCode::from(crate::output::exit::FAILED)
         }
     }
 }

@@ -13,6 +13,7 @@ pub mod cli;
 pub mod controller;
 pub mod devtools;
 pub mod notify;
+pub mod output;
 pub mod plugin;
 pub mod run;
 pub mod schedule;

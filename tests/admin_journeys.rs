@@ -131,7 +131,7 @@ async fn set_changes_exactly_the_selected_children_and_revert_restores_each() {
 
     let list = rostersync(&db, &["journeys", "list", A, "-o", "csv"]);
     let rows = parse_csv(list.ok());
-    assert_eq!(rows[0][0], "id");
+    assert_eq!(rows[0][..4], ["ID", "CHANGED", "BY", "SELECTOR"]);
     assert_eq!(rows[1][0], change_id.to_string());
     assert_eq!(rows[1][2], "ops@district");
     assert_eq!(rows[1][3], "grade=Preschool");

@@ -50,13 +50,13 @@ async fn an_ambiguous_carry_over_linked_by_hand_stays_one_child_through_syncs() 
     let dup = current(&db.pool, "a").await;
     assert_eq!(dup.len(), 1, "a was created new");
     let problems = rostersync(&db, &["problems", CONN, "-o", "json"]).json();
-    assert!(problems["problems"].as_array().is_some_and(|p| {
+    assert!(problems["items"].as_array().is_some_and(|p| {
         p.iter()
             .any(|p| p["code"] == "CarryoverAmbiguous" && p["cleverId"] == "a")
     }));
 
     let list = rostersync(&db, &["match", "list", CONN, "-o", "json"]).json();
-    let row = list
+    let row = list["items"]
         .as_array()
         .and_then(|rows| rows.iter().find(|r| r["cleverId"] == "a"))
         .cloned()
@@ -65,7 +65,7 @@ async fn an_ambiguous_carry_over_linked_by_hand_stays_one_child_through_syncs() 
     assert_eq!(row["id"], dup[0]);
     assert_eq!(row["candidates"], format!("{keep} {other}"));
     let csv = parse_csv(rostersync(&db, &["match", "list", CONN, "-o", "csv"]).ok());
-    assert_eq!(csv[0], ["kind", "status", "clever_id", "id", "candidates"]);
+    assert_eq!(csv[0], ["KIND", "STATUS", "CLEVER ID", "ID", "CANDIDATES"]);
 
     // A dry run changes nothing; an unknown target is a clear error.
     let dry = rostersync(
@@ -209,7 +209,7 @@ async fn educators_in_the_product_are_linked_by_email_and_two_candidates_are_rep
     );
 
     let list = rostersync(&db, &["match", "list", CONN, "-o", "json"]).json();
-    let row = list
+    let row = list["items"]
         .as_array()
         .and_then(|rows| rows.iter().find(|r| r["cleverId"] == "t2"))
         .cloned()

@@ -40,8 +40,16 @@ async fn problems_of_a_run_by_code_with_ids_only_in_every_format() {
     let rows = parse_csv(csv.ok());
     assert_eq!(
         rows[0],
-        ["code", "record_kind", "clever_id", "message", "what_to_do"]
+        [
+            "CODE",
+            "KIND",
+            "CLEVER ID",
+            "WHAT TO DO",
+            "MESSAGE",
+            "RUN ID"
+        ]
     );
+    assert!(rows[1..].iter().all(|r| r[5] == run.run_id));
     assert_eq!(rows.len(), 3, "{rows:?}");
     assert_eq!(rows[1][0], "MultipleSections");
     assert_eq!(rows[1][2], "b");
@@ -61,10 +69,11 @@ async fn problems_of_a_run_by_code_with_ids_only_in_every_format() {
     }
 
     let json = rostersync(&db, &["problems", CONN, "-o", "json"]).json();
-    assert_eq!(json["runId"], run.run_id.as_str());
-    assert_eq!(json["problems"][0]["cleverId"], "b");
+    assert_eq!(json["kind"], "ProblemList");
+    assert_eq!(json["items"][0]["runId"], run.run_id.as_str());
+    assert_eq!(json["items"][0]["cleverId"], "b");
     assert!(
-        json["problems"][0]["whatToDo"]
+        json["items"][0]["whatToDo"]
             .as_str()
             .is_some_and(|s| !s.is_empty())
     );
@@ -75,8 +84,8 @@ async fn problems_of_a_run_by_code_with_ids_only_in_every_format() {
 
     // history -o json carries the problem counts by code.
     let history = rostersync(&db, &["history", "--connection", CONN, "--output", "json"]).json();
-    assert_eq!(history[0]["problemCodes"]["MultipleSections"], 1);
-    assert_eq!(history[0]["problemCodes"]["StudentNotFound"], 1);
+    assert_eq!(history["items"][0]["problemCodes"]["MultipleSections"], 1);
+    assert_eq!(history["items"][0]["problemCodes"]["StudentNotFound"], 1);
 }
 
 #[tokio::test]
@@ -103,7 +112,8 @@ async fn unknown_runs_and_connections_are_clear_errors() {
         unknown.stderr
     );
     let clean = rostersync(&db, &["problems", CONN]);
-    assert!(clean.ok().contains("no problems"), "{}", clean.stdout);
+    clean.ok();
+    assert!(clean.stderr.contains("no problems"), "{}", clean.stderr);
     let bad = rostersync(&db, &["problems", "no-slash"]);
     assert_eq!(bad.code, Some(1));
     assert!(bad.stderr.contains("NAMESPACE/NAME"), "{}", bad.stderr);

@@ -20,6 +20,27 @@ fn run_ok(cmd: &mut std::process::Command) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// The kstatus conditions (Ready, Reconciling, Stalled) of an object: (type, status) in that order.
+fn kstatus(object: &serde_json::Value) -> Vec<(&str, &str)> {
+    let conditions = object["status"]["conditions"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    ["Ready", "Reconciling", "Stalled"]
+        .into_iter()
+        .filter_map(|t| {
+            conditions.iter().find(|c| c["type"] == t).map(|c| {
+                let status = if c["status"] == "True" {
+                    "True"
+                } else {
+                    "False"
+                };
+                (t, status)
+            })
+        })
+        .collect()
+}
+
 #[tokio::test]
 async fn connection_wrong_district_then_fixed_and_rotated_secret_reverified() {
     let Some((env, _controller)) = Env::with_controller("e2e-conn", 40).await else {
@@ -31,6 +52,18 @@ async fn connection_wrong_district_then_fixed_and_rotated_secret_reverified() {
         .connection_reason("springfield", "DistrictNotFound")
         .await;
     assert!(msg.contains("instant login link"), "{msg}");
+    // kstatus: a wrong district needs a person, so the connection is Stalled, and Argo CD's health
+    // check (the shipped Lua, on the object as the API server returns it) says Degraded.
+    let stalled = env.connection_json("springfield").await;
+    assert_eq!(
+        kstatus(&stalled),
+        [("Ready", "False"), ("Stalled", "True")],
+        "{stalled}"
+    );
+    if let Some((health, message)) = common::argocd_health(&stalled) {
+        assert_eq!(health, "Degraded", "{message}");
+        assert!(message.starts_with("DistrictNotFound: "), "{message}");
+    }
 
     let patch = json!({"spec": {"districtId": env.district_id()}});
     env.connections()
@@ -42,6 +75,11 @@ async fn connection_wrong_district_then_fixed_and_rotated_secret_reverified() {
         .await
         .expect("fix district id");
     env.connection_reason("springfield", "Verified").await;
+    let ready = env.connection_json("springfield").await;
+    assert_eq!(kstatus(&ready), [("Ready", "True")], "{ready}");
+    if let Some((health, message)) = common::argocd_health(&ready) {
+        assert_eq!(health, "Healthy", "{message}");
+    }
     let c = env.connections().get("springfield").await.expect("get");
     let status = c.status.expect("status");
     assert!(status.district.is_some_and(|d| !d.name.is_empty()));
@@ -62,6 +100,16 @@ async fn connection_wrong_district_then_fixed_and_rotated_secret_reverified() {
         .expect("rotate");
     env.connection_reason("springfield", "CredentialsInvalid")
         .await;
+    let invalid = env.connection_json("springfield").await;
+    assert_eq!(
+        kstatus(&invalid),
+        [("Ready", "False"), ("Stalled", "True")],
+        "{invalid}"
+    );
+    if let Some((health, message)) = common::argocd_health(&invalid) {
+        assert_eq!(health, "Degraded", "{message}");
+        assert!(message.starts_with("CredentialsInvalid: "), "{message}");
+    }
     secrets
         .patch(
             "clever",
@@ -118,6 +166,12 @@ async fn sync_now_runs_second_is_rejected_and_a_failed_run_makes_it_available_ag
     assert_eq!(st.recent_runs.len(), 2);
     assert_eq!(st.consecutive_failures, 0);
     assert!(st.last_successful_time.is_some() && st.last_failure_time.is_some());
+    // One failure is not "repeated failures": the schedule stays Ready, and healthy for Argo CD.
+    let schedule = serde_json::to_value(&s).expect("schedule JSON");
+    assert_eq!(kstatus(&schedule), [("Ready", "True")], "{schedule}");
+    if let Some((health, message)) = common::argocd_health(&schedule) {
+        assert_eq!(health, "Healthy", "{message}");
+    }
     // The connection reflects the run too.
     let conn = env.connection_last_sync(&ok_run).await;
     assert_eq!(conn.result, Some(RunResult::Succeeded));

@@ -63,7 +63,9 @@ async fn migrations_apply_twice_and_history_lists_runs_as_table_and_json() {
         .output()
         .expect("history");
     assert!(out.status.success());
-    let runs: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(doc["kind"], "RunList", "the shared list document");
+    let runs = &doc["items"];
     let ids: Vec<&str> = runs
         .as_array()
         .expect("array")

@@ -14,13 +14,12 @@ pub mod print;
 
 use anyhow::{Context as _, bail};
 use clap::{Args, Subcommand};
-use serde::Serialize;
 
+use crate::output::OutputFormat;
 use crate::run::ConnectionKey;
 use crate::store::journeys::{self, Selector};
 use crate::store::matching::{self, RecordKind};
 use crate::store::{problems, rollover};
-use print::Output;
 
 /// The admin verbs (flattened into both binaries' subcommands).
 #[derive(Debug, Subcommand)]
@@ -44,9 +43,9 @@ pub enum AdminCommand {
 pub struct Common {
     /// The RosterConnection: NAMESPACE/NAME (in `kubectl roster`, NAME with -n works too).
     pub connection: String,
-    /// Output format.
-    #[arg(short = 'o', long, value_enum, default_value_t = Output::Table)]
-    pub output: Output,
+    /// Output format: table, wide, json, yaml or csv (ids only, never names or birth dates).
+    #[arg(short = 'o', long, value_enum, default_value_t = OutputFormat::Table)]
+    pub output: OutputFormat,
     /// Postgres URL of the roster database (the operator's credential).
     #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
     pub database_url: String,
@@ -195,48 +194,25 @@ async fn pool(common: &Common) -> anyhow::Result<sqlx::PgPool> {
         .context("cannot connect to the roster database (--database-url / DATABASE_URL)")
 }
 
-/// One outcome printed as a one-row table (or JSON object / CSV).
-fn print_one<T: Serialize>(value: &T, columns: &[&str], output: Output) -> anyhow::Result<()> {
-    if output == Output::Json {
-        println!("{}", serde_json::to_string_pretty(value)?);
-        return Ok(());
-    }
-    print::print(std::slice::from_ref(value), columns, output, "")
-}
-
-/// Runs an admin verb; `namespace` completes a bare NAME (kubectl roster's -n).
-pub async fn run(command: AdminCommand, namespace: Option<&str>) -> anyhow::Result<u8> {
+/// Runs an admin verb; `namespace` completes a bare NAME (kubectl roster's -n); `utc`: absolute
+/// times in UTC (kubectl roster's --utc).
+pub async fn run(command: AdminCommand, namespace: Option<&str>, utc: bool) -> anyhow::Result<u8> {
     match command {
         AdminCommand::Problems(args) => {
             let key = connection_key(&args.common.connection, namespace)?;
             let pool = pool(&args.common).await?;
             let run = problems::for_run(&pool, &key, args.run_id.as_deref()).await?;
-            match args.common.output {
-                Output::Json => println!("{}", serde_json::to_string_pretty(&run)?),
-                output => {
-                    if output == Output::Table {
-                        println!("run {} of {}", run.run_id, run.connection);
-                    }
-                    print::print(
-                        &run.problems,
-                        &["code", "recordKind", "cleverId", "message", "whatToDo"],
-                        output,
-                        "no problems",
-                    )?;
-                }
+            if !args.common.output.is_machine() {
+                eprintln!("run {} of {}", run.run_id, run.connection);
             }
+            print::rows(&run.problems, args.common.output, utc, "no problems")?;
             Ok(0)
         }
         AdminCommand::Match(MatchCommand::List { common }) => {
             let key = connection_key(&common.connection, namespace)?;
             let pool = pool(&common).await?;
             let rows = matching::list(&pool, &key).await?;
-            print::print(
-                &rows,
-                &["kind", "status", "cleverId", "id", "candidates"],
-                common.output,
-                "nothing to match",
-            )?;
+            print::rows(&rows, common.output, utc, "nothing to match")?;
             Ok(0)
         }
         AdminCommand::Match(MatchCommand::Link {
@@ -258,7 +234,7 @@ pub async fn run(command: AdminCommand, namespace: Option<&str>) -> anyhow::Resu
                 change.dry_run,
             )
             .await?;
-            print_one(&out, LINK_COLUMNS, common.output)?;
+            print::one(&out, common.output, utc)?;
             Ok(0)
         }
         AdminCommand::Match(MatchCommand::Unlink {
@@ -271,7 +247,7 @@ pub async fn run(command: AdminCommand, namespace: Option<&str>) -> anyhow::Resu
             let pool = pool(&common).await?;
             let out = matching::unlink(&pool, &key, kind, &clever_id, &change.by(), change.dry_run)
                 .await?;
-            print_one(&out, LINK_COLUMNS, common.output)?;
+            print::one(&out, common.output, utc)?;
             Ok(0)
         }
         AdminCommand::Journeys(JourneysCommand::Set {
@@ -315,40 +291,14 @@ pub async fn run(command: AdminCommand, namespace: Option<&str>) -> anyhow::Resu
                 change.dry_run,
             )
             .await?;
-            print_one(
-                &out,
-                &[
-                    "changeId",
-                    "selector",
-                    "journey",
-                    "children",
-                    "unchanged",
-                    "sampleIds",
-                    "dryRun",
-                ],
-                common.output,
-            )?;
+            print::one(&out, common.output, utc)?;
             Ok(0)
         }
         AdminCommand::Journeys(JourneysCommand::List { common, limit }) => {
             let key = connection_key(&common.connection, namespace)?;
             let pool = pool(&common).await?;
             let rows = journeys::list(&pool, &key, limit).await?;
-            print::print(
-                &rows,
-                &[
-                    "id",
-                    "changedAt",
-                    "changedBy",
-                    "selector",
-                    "journey",
-                    "children",
-                    "revertedAt",
-                    "revertedBy",
-                ],
-                common.output,
-                "no journey changes",
-            )?;
+            print::rows(&rows, common.output, utc, "no journey changes")?;
             Ok(0)
         }
         AdminCommand::Journeys(JourneysCommand::Revert {
@@ -360,11 +310,7 @@ pub async fn run(command: AdminCommand, namespace: Option<&str>) -> anyhow::Resu
             let pool = pool(&common).await?;
             let out =
                 journeys::revert(&pool, &key, change_id, &change.by(), change.dry_run).await?;
-            print_one(
-                &out,
-                &["changeId", "restored", "skipped", "dryRun"],
-                common.output,
-            )?;
+            print::one(&out, common.output, utc)?;
             Ok(0)
         }
         AdminCommand::Rollover(args) => {
@@ -379,18 +325,8 @@ pub async fn run(command: AdminCommand, namespace: Option<&str>) -> anyhow::Resu
                 args.change.dry_run,
             )
             .await?;
-            print_one(
-                &out,
-                &[
-                    "schoolYear",
-                    "children",
-                    "enrollments",
-                    "alreadyDone",
-                    "dryRun",
-                ],
-                args.common.output,
-            )?;
-            if out.already_done && args.common.output == Output::Table {
+            print::one(&out, args.common.output, utc)?;
+            if out.already_done && !args.common.output.is_machine() {
                 eprintln!(
                     "{} was already rolled over for {}: nothing was changed",
                     out.school_year, out.connection
@@ -400,12 +336,3 @@ pub async fn run(command: AdminCommand, namespace: Option<&str>) -> anyhow::Resu
         }
     }
 }
-
-const LINK_COLUMNS: &[&str] = &[
-    "action",
-    "kind",
-    "cleverId",
-    "id",
-    "mergedDuplicate",
-    "dryRun",
-];

@@ -1,191 +1,199 @@
-//! The admin verbs' only printing code: rows (any `Serialize` struct) as a table, JSON or CSV.
-//! Kept in one place so that it can move to the shared output module in one step.
-use serde::Serialize;
+//! How the admin verbs' rows print through the shared output module ([`crate::output`]): each row
+//! type's columns and cells. Ids, codes and counts only: never a name or a birth date.
+use crate::output::{Cell, Column, OutputFormat, Printer, TableRow, Tone};
+use crate::store::journeys::{JourneyChangeOutcome, JourneyChangeRow, RevertOutcome};
+use crate::store::matching::{LinkOutcome, MatchRow, RecordKind};
+use crate::store::problems::ProblemRow;
+use crate::store::rollover::RolloverOutcome;
 
-/// `-o table|json|csv`.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
-pub enum Output {
-    #[default]
-    Table,
-    Json,
-    Csv,
+fn opt<T: ToString>(v: &Option<T>) -> Cell {
+    Cell::text(v.as_ref().map(ToString::to_string).unwrap_or_default())
 }
 
-/// A row's cells for `columns` (its serialized field names), in that order.
-fn cells<T: Serialize>(row: &T, columns: &[&str]) -> anyhow::Result<Vec<(String, String)>> {
-    let value = serde_json::to_value(row)?;
-    let serde_json::Value::Object(mut map) = value else {
-        anyhow::bail!("a row is not an object");
-    };
-    Ok(columns
-        .iter()
-        .map(|k| {
-            let v = map.remove(*k).unwrap_or(serde_json::Value::Null);
-            let cell = match v {
-                serde_json::Value::Null => String::new(),
-                serde_json::Value::String(s) => s,
-                serde_json::Value::Array(items) => items
-                    .iter()
-                    .map(|i| match i {
-                        serde_json::Value::String(s) => s.clone(),
-                        other => other.to_string(),
-                    })
-                    .collect::<Vec<_>>()
-                    .join(" "),
-                other => other.to_string(),
-            };
-            (k.to_string(), cell)
-        })
-        .collect())
+fn kind(k: RecordKind) -> Cell {
+    Cell::text(match k {
+        RecordKind::Child => "child",
+        RecordKind::Educator => "educator",
+    })
 }
 
-/// `camelCase` to `CAMEL CASE` (table headers) or `camel_case` (CSV headers).
-fn header(key: &str, sep: char, upper: bool) -> String {
-    let mut out = String::new();
-    for c in key.chars() {
-        if c.is_ascii_uppercase() && !out.is_empty() {
-            out.push(sep);
-        }
-        if upper {
-            out.push(c.to_ascii_uppercase());
-        } else {
-            out.push(c.to_ascii_lowercase());
-        }
-    }
-    out
+fn yes_no(b: bool) -> Cell {
+    Cell::text(if b { "yes" } else { "no" })
 }
 
-fn csv_cell(cell: &str) -> String {
-    if cell.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", cell.replace('"', "\"\""))
-    } else {
-        cell.to_string()
+impl TableRow for ProblemRow {
+    const KIND: &'static str = "Problem";
+    const COLUMNS: &'static [Column] = &[
+        Column::new("CODE"),
+        Column::new("KIND"),
+        Column::new("CLEVER ID"),
+        Column::new("WHAT TO DO"),
+        Column::wide("MESSAGE"),
+        Column::wide("RUN ID"),
+    ];
+    fn cells(&self) -> Vec<Cell> {
+        vec![
+            Cell::status(&self.code, Tone::Warn),
+            Cell::text(&self.record_kind),
+            opt(&self.clever_id),
+            Cell::text(&self.what_to_do),
+            Cell::text(&self.message),
+            Cell::text(&self.run_id),
+        ]
     }
 }
 
-/// Renders `rows`: JSON as is; a table or CSV with `columns` (serialized field names) in that
-/// order. An empty table prints `empty`; an empty CSV only its header.
-pub fn render<T: Serialize>(
-    rows: &[T],
-    columns: &[&str],
-    output: Output,
-    empty: &str,
-) -> anyhow::Result<String> {
-    if output == Output::Json {
-        return Ok(format!("{}\n", serde_json::to_string_pretty(rows)?));
+impl TableRow for MatchRow {
+    const KIND: &'static str = "Match";
+    const COLUMNS: &'static [Column] = &[
+        Column::new("KIND"),
+        Column::new("STATUS"),
+        Column::new("CLEVER ID"),
+        Column::new("ID"),
+        Column::new("CANDIDATES"),
+    ];
+    fn cells(&self) -> Vec<Cell> {
+        vec![
+            kind(self.kind),
+            Cell::status(&self.status, Tone::Warn),
+            opt(&self.clever_id),
+            opt(&self.id),
+            Cell::text(&self.candidates),
+        ]
     }
-    let table: Vec<Vec<(String, String)>> = rows
-        .iter()
-        .map(|r| cells(r, columns))
-        .collect::<Result<_, _>>()?;
-    if table.is_empty() && output == Output::Table {
-        return Ok(format!("{empty}\n"));
-    }
-    let keys: Vec<&str> = columns.to_vec();
-    let mut out = String::new();
-    match output {
-        Output::Csv => {
-            let head: Vec<String> = keys.iter().map(|k| header(k, '_', false)).collect();
-            out.push_str(&head.join(","));
-            out.push('\n');
-            for row in &table {
-                let line: Vec<String> = row.iter().map(|(_, c)| csv_cell(c)).collect();
-                out.push_str(&line.join(","));
-                out.push('\n');
-            }
-        }
-        _ => {
-            let head: Vec<String> = keys.iter().map(|k| header(k, ' ', true)).collect();
-            let mut widths: Vec<usize> = head.iter().map(|h| h.chars().count()).collect();
-            for row in &table {
-                for (i, (_, c)) in row.iter().enumerate() {
-                    if let Some(w) = widths.get_mut(i) {
-                        *w = (*w).max(c.chars().count());
-                    }
-                }
-            }
-            let line = |cells: Vec<&str>| {
-                let last = cells.len().saturating_sub(1);
-                let mut l = String::new();
-                for (i, c) in cells.into_iter().enumerate() {
-                    if i == last {
-                        l.push_str(c);
-                    } else {
-                        let pad = widths[i].saturating_sub(c.chars().count());
-                        l.push_str(c);
-                        l.push_str(&" ".repeat(pad + 2));
-                    }
-                }
-                l.trim_end().to_string() + "\n"
-            };
-            out.push_str(&line(head.iter().map(String::as_str).collect()));
-            for row in &table {
-                out.push_str(&line(row.iter().map(|(_, c)| c.as_str()).collect()));
-            }
-        }
-    }
-    Ok(out)
 }
 
-/// Prints `rows` to stdout (see [`render`]).
-pub fn print<T: Serialize>(
-    rows: &[T],
-    columns: &[&str],
-    output: Output,
+impl TableRow for LinkOutcome {
+    const KIND: &'static str = "Link";
+    const COLUMNS: &'static [Column] = &[
+        Column::new("ACTION"),
+        Column::new("KIND"),
+        Column::new("CLEVER ID"),
+        Column::new("ID"),
+        Column::new("MERGED DUPLICATE"),
+        Column::new("DRY RUN"),
+    ];
+    fn cells(&self) -> Vec<Cell> {
+        vec![
+            Cell::text(&self.action),
+            kind(self.kind),
+            Cell::text(&self.clever_id),
+            Cell::text(self.id.to_string()),
+            opt(&self.merged_duplicate),
+            yes_no(self.dry_run),
+        ]
+    }
+}
+
+impl TableRow for JourneyChangeOutcome {
+    const KIND: &'static str = "JourneyChange";
+    const COLUMNS: &'static [Column] = &[
+        Column::new("CHANGE ID"),
+        Column::new("SELECTOR"),
+        Column::new("JOURNEY"),
+        Column::new("CHILDREN"),
+        Column::new("UNCHANGED"),
+        Column::new("SAMPLE IDS"),
+        Column::new("DRY RUN"),
+    ];
+    fn cells(&self) -> Vec<Cell> {
+        let sample: Vec<String> = self.sample_ids.iter().map(ToString::to_string).collect();
+        vec![
+            opt(&self.change_id),
+            Cell::text(&self.selector),
+            Cell::text(&self.journey),
+            Cell::text(self.children.to_string()),
+            Cell::text(self.unchanged.to_string()),
+            Cell::text(sample.join(" ")),
+            yes_no(self.dry_run),
+        ]
+    }
+}
+
+impl TableRow for JourneyChangeRow {
+    const KIND: &'static str = "JourneyChangeRecord";
+    const COLUMNS: &'static [Column] = &[
+        Column::new("ID"),
+        Column::new("CHANGED"),
+        Column::new("BY"),
+        Column::new("SELECTOR"),
+        Column::new("JOURNEY"),
+        Column::new("CHILDREN"),
+        Column::new("REVERTED"),
+        Column::wide("REVERTED BY"),
+    ];
+    fn cells(&self) -> Vec<Cell> {
+        vec![
+            Cell::text(self.id.to_string()),
+            Cell::time(self.changed_at),
+            Cell::text(&self.changed_by),
+            Cell::text(&self.selector),
+            opt(&self.journey),
+            Cell::text(self.children.to_string()),
+            Cell::time(self.reverted_at),
+            opt(&self.reverted_by),
+        ]
+    }
+}
+
+impl TableRow for RevertOutcome {
+    const KIND: &'static str = "JourneyRevert";
+    const COLUMNS: &'static [Column] = &[
+        Column::new("CHANGE ID"),
+        Column::new("RESTORED"),
+        Column::new("SKIPPED"),
+        Column::new("DRY RUN"),
+    ];
+    fn cells(&self) -> Vec<Cell> {
+        vec![
+            Cell::text(self.change_id.to_string()),
+            Cell::text(self.restored.to_string()),
+            Cell::text(self.skipped.to_string()),
+            yes_no(self.dry_run),
+        ]
+    }
+}
+
+impl TableRow for RolloverOutcome {
+    const KIND: &'static str = "Rollover";
+    const COLUMNS: &'static [Column] = &[
+        Column::new("SCHOOL YEAR"),
+        Column::new("CHILDREN"),
+        Column::new("ENROLLMENTS"),
+        Column::new("ALREADY DONE"),
+        Column::new("DRY RUN"),
+    ];
+    fn cells(&self) -> Vec<Cell> {
+        vec![
+            Cell::text(&self.school_year),
+            Cell::text(self.children.to_string()),
+            Cell::text(self.enrollments.to_string()),
+            yes_no(self.already_done),
+            yes_no(self.dry_run),
+        ]
+    }
+}
+
+/// Prints rows (a table says `empty` on stderr when there are none).
+pub fn rows<R: TableRow>(
+    rows: &[R],
+    format: OutputFormat,
+    utc: bool,
     empty: &str,
 ) -> anyhow::Result<()> {
-    print!("{}", render(rows, columns, output, empty)?);
+    Printer::new(format, utc).print(rows)?;
+    if rows.is_empty() && !format.is_machine() {
+        eprintln!("{empty}");
+    }
     Ok(())
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[derive(Serialize)]
-    #[serde(rename_all = "camelCase")]
-    struct Row {
-        code: &'static str,
-        clever_id: Option<&'static str>,
-        what_to_do: &'static str,
+/// Prints one outcome: a one-row table (or CSV), or the object itself as JSON/YAML.
+pub fn one<R: TableRow>(row: &R, format: OutputFormat, utc: bool) -> anyhow::Result<()> {
+    let printer = Printer::new(format, utc);
+    match format {
+        OutputFormat::Json | OutputFormat::Yaml => print!("{}", printer.render_doc(row)?),
+        _ => printer.print(std::slice::from_ref(row))?,
     }
-
-    #[test]
-    fn rows_render_as_table_csv_and_json() {
-        let rows = [
-            Row {
-                code: "A",
-                clever_id: Some("x1"),
-                what_to_do: "say \"hi\", then go",
-            },
-            Row {
-                code: "Longer",
-                clever_id: None,
-                what_to_do: "-",
-            },
-        ];
-        let cols = ["code", "cleverId", "whatToDo"];
-        let table = render(&rows, &cols, Output::Table, "none").expect("table");
-        assert_eq!(
-            table,
-            "CODE    CLEVER ID  WHAT TO DO\nA       x1         say \"hi\", then go\nLonger             -\n"
-        );
-        let csv = render(&rows, &cols, Output::Csv, "none").expect("csv");
-        assert_eq!(
-            csv,
-            "code,clever_id,what_to_do\nA,x1,\"say \"\"hi\"\", then go\"\nLonger,,-\n"
-        );
-        let json: serde_json::Value =
-            serde_json::from_str(&render(&rows, &cols, Output::Json, "none").expect("json"))
-                .expect("parses");
-        assert_eq!(json[0]["cleverId"], "x1");
-        assert_eq!(
-            render::<Row>(&[], &cols, Output::Table, "none").expect("empty"),
-            "none\n"
-        );
-        assert_eq!(
-            render::<Row>(&[], &cols, Output::Csv, "none").expect("empty"),
-            "code,clever_id,what_to_do\n"
-        );
-    }
+    Ok(())
 }

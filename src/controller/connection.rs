@@ -396,6 +396,7 @@ pub async fn reconcile(conn: &RosterConnection, ctx: &Arc<Context>) -> Result<Ac
         );
     }
     status.last_sync = super::runs::last_sync(&ctx.db, &key).await?;
+    super::kstatus::derive(&mut status.conditions);
     status.observed_generation = generation;
     if status != old {
         let api: Api<RosterConnection> = Api::namespaced(ctx.client.clone(), &ns);

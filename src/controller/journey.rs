@@ -97,6 +97,7 @@ pub async fn reconcile(policy: &JourneyPolicy, ctx: &Arc<Context>) -> Result<Act
         Err(msg) => condition_at(cond::READY, false, "Invalid", msg, generation, now),
     };
     set_condition(&mut status.conditions, ready);
+    super::kstatus::derive(&mut status.conditions);
     status.observed_generation = generation;
     if status != old {
         let api: Api<JourneyPolicy> = Api::namespaced(ctx.client.clone(), &ns);

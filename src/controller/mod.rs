@@ -14,6 +14,7 @@ pub mod error;
 pub mod history;
 pub mod job;
 pub mod journey;
+pub mod kstatus;
 pub mod leader;
 pub mod metrics;
 pub mod names;
@@ -140,6 +141,10 @@ pub struct ControllerArgs {
     /// (`JobLost`) and reported once it started at least this long ago.
     #[arg(long, default_value_t = 300)]
     pub lost_run_grace_seconds: u64,
+    /// A SyncSchedule whose last this many runs failed is `Ready=False` (reason `RepeatedFailures`,
+    /// kstatus `Stalled`) until a run succeeds; 0: never.
+    #[arg(long, default_value_t = 3)]
+    pub failures_before_not_ready: u32,
     /// Tests only: shift the controller's clock by this many seconds.
     #[arg(long, default_value_t = 0, hide = true, allow_hyphen_values = true)]
     pub clock_offset_seconds: i64,
@@ -196,6 +201,8 @@ pub struct Context {
     pub tenants: Option<tenancy::Tenants>,
     /// `--extra-ca-file`, for verifying connections against Clever.
     pub extra_ca: Option<crate::tls::ExtraCa>,
+    /// `--failures-before-not-ready`.
+    pub failures_before_not_ready: u32,
 }
 
 /// How long a replica that lost the Lease waits for its in-flight reconciles (which cannot write
@@ -351,6 +358,7 @@ pub async fn run(args: ControllerArgs) -> anyhow::Result<u8> {
         verify_jitter: Duration::from_secs(args.verify_startup_jitter_seconds),
         lost_run_grace: Duration::from_secs(args.lost_run_grace_seconds),
         max_concurrent_reconciles: args.max_concurrent_reconciles,
+        failures_before_not_ready: args.failures_before_not_ready,
     });
     let lease_lost = Arc::new(std::sync::atomic::AtomicBool::new(false));
     if let Some(held) = &leadership {

@@ -1,44 +1,94 @@
 //! `kubectl roster`: the kubectl plugin for platform teams (binary `kubectl-roster`).
 //!
-//! - `status [NAME] [-n NS | -A]`: one table across RosterConnections, SyncSchedules and
+//! kubectl does not pass its global flags to plugins, so the plugin takes them itself
+//! (`--kubeconfig`, `--context`, `-n`, `-A`, `--as`, `--as-group`, `--request-timeout`) and builds
+//! its one client from them ([`commands::client`]). Every read verb takes
+//! `-o table|wide|json|yaml|csv` and prints through [`crate::output`].
+//!
+//! - `status [NAME] [--watch]`: one table across RosterConnections, SyncSchedules and
 //!   JourneyPolicies (health, last result, last and next sync, Sync Now availability).
-//! - `sync-now NAME [--wait] [--timeout D]`: a fresh `rostersync.io/sync-now` token; with `--wait`,
-//!   waits until the controller handled it and the run finished (exit 1 on failure or rejection).
+//! - `sync-now NAME [--wait] [--timeout D] [--quiet]`: a fresh `rostersync.io/sync-now` token;
+//!   with `--wait`, one line per step until the run finished.
 //! - `history NAME [--limit N]`: the `sync_runs` table when `DATABASE_URL` is reachable, else the
 //!   schedule's `status.recentRuns`.
-//! - `suspend NAME`, `resume NAME`, `approve NAME RUN_ID`, `preview NAME`.
+//! - `events NAME`: the Events of the connection, its schedules and policy, newest last.
+//! - `logs NAME [RUN_ID]`: the run's pod log while the pod exists.
+//! - `suspend NAME`, `resume NAME`, `approve NAME RUN_ID`, `preview NAME`, `completion SHELL`.
 //!
-//! NAME is a SyncSchedule, or a RosterConnection whose (single) SyncSchedule is meant. Formatting is
-//! pure (unit-tested here); the commands talk to the API server and print.
+//! NAME is a SyncSchedule, or a RosterConnection whose (single) SyncSchedule is meant.
 mod commands;
 mod format;
 
 pub use commands::{Outcome, sync_now_outcome};
-pub use format::{format_duration, parse_duration, relative, status_table};
+pub use format::{StatusRow, SyncNowRow, not_ready_notes, status_rows};
 
 use std::process::ExitCode;
+use std::time::Duration;
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 
-/// Exit code of a failed or held run, a rejected Sync Now, or any error.
-pub const EXIT_FAILED: u8 = 1;
+use crate::output::{OutputFormat, exit, parse_duration};
+
+/// Exit code of a failed run or any error (see [`crate::output::exit`]).
+pub const EXIT_FAILED: u8 = exit::FAILED;
 /// Exit code when `--wait` timed out.
-pub const EXIT_TIMEOUT: u8 = 3;
+pub const EXIT_TIMEOUT: u8 = exit::TIMED_OUT;
 
 #[derive(Debug, Parser)]
 #[command(
     name = "kubectl-roster",
     bin_name = "kubectl roster",
     version,
-    about = "Inspect and operate rostersync: status, Sync Now, history, suspend/resume, approvals"
+    about = "Inspect and operate rostersync: status, Sync Now, history, events, logs, suspend/resume, approvals",
+    after_help = exit_help()
 )]
 /// The `kubectl roster` command line (the `rostersync` binary's is [`crate::cli::Cli`]).
 pub struct PluginCli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: PluginCommand,
+}
+
+fn exit_help() -> String {
+    exit::help_text()
+}
+
+/// kubectl's global flags, which kubectl does not pass on to plugins.
+#[derive(Clone, Debug, Default, Args)]
+pub struct GlobalArgs {
+    /// Path to the kubeconfig file (default: $KUBECONFIG, else ~/.kube/config, else in-cluster).
+    #[arg(long, global = true, value_name = "PATH")]
+    pub kubeconfig: Option<std::path::PathBuf>,
+    /// The kubeconfig context to use.
+    #[arg(long, global = true)]
+    pub context: Option<String>,
     /// Namespace (default: the kubeconfig context's namespace).
     #[arg(short = 'n', long, global = true)]
     pub namespace: Option<String>,
-    #[command(subcommand)]
-    pub command: PluginCommand,
+    /// All namespaces (status, events).
+    #[arg(short = 'A', long, global = true, conflicts_with = "namespace")]
+    pub all_namespaces: bool,
+    /// Impersonate this user.
+    #[arg(long = "as", global = true, value_name = "USER")]
+    pub as_user: Option<String>,
+    /// Impersonate this group (repeatable).
+    #[arg(long = "as-group", global = true, value_name = "GROUP")]
+    pub as_group: Vec<String>,
+    /// Timeout of each request to the API server, e.g. 10s, 1m.
+    #[arg(long, global = true, value_parser = parse_duration, value_name = "DURATION")]
+    pub request_timeout: Option<Duration>,
+    /// Absolute times in UTC instead of the viewer's zone.
+    #[arg(long, global = true)]
+    pub utc: bool,
+}
+
+/// `-o` of a read verb.
+#[derive(Clone, Copy, Debug, Default, Args)]
+pub struct OutputArgs {
+    /// Output format: table, wide, json, yaml or csv (JSON/YAML: see README "Output formats").
+    #[arg(short = 'o', long = "output", value_enum, default_value_t = OutputFormat::Table)]
+    pub output: OutputFormat,
 }
 
 /// The `kubectl roster` subcommands.
@@ -48,20 +98,27 @@ pub enum PluginCommand {
     Status {
         /// Only objects with this name.
         name: Option<String>,
-        /// All namespaces.
-        #[arg(short = 'A', long, conflicts_with = "namespace")]
-        all_namespaces: bool,
+        /// Print again on every change (table: the whole table; json/yaml: one document each).
+        #[arg(short = 'w', long)]
+        watch: bool,
+        #[command(flatten)]
+        out: OutputArgs,
     },
     /// Ask for one immediate sync (a fresh rostersync.io/sync-now token).
     SyncNow {
         /// The SyncSchedule (or its RosterConnection).
         name: String,
-        /// Wait until the controller handled the request and the run finished.
+        /// Wait until the run finished, printing each step.
         #[arg(long)]
         wait: bool,
         /// How long to wait, e.g. 30s, 10m, 1h30m.
         #[arg(long, default_value = "15m", value_parser = parse_duration)]
-        timeout: std::time::Duration,
+        timeout: Duration,
+        /// Print only the outcome (no step lines, no spinner).
+        #[arg(short = 'q', long)]
+        quiet: bool,
+        #[command(flatten)]
+        out: OutputArgs,
     },
     /// Sync runs, newest first: from Postgres (DATABASE_URL) when reachable, else from status.
     History {
@@ -70,6 +127,22 @@ pub enum PluginCommand {
         /// How many runs.
         #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u16).range(1..=1000))]
         limit: u16,
+        #[command(flatten)]
+        out: OutputArgs,
+    },
+    /// The Events of a connection, its schedules and its policy (and their Jobs), newest last.
+    Events {
+        /// The RosterConnection or SyncSchedule (all of the namespace with -A or without NAME).
+        name: Option<String>,
+        #[command(flatten)]
+        out: OutputArgs,
+    },
+    /// The log of a run's pod (the newest run without RUN_ID), while the pod exists.
+    Logs {
+        /// The SyncSchedule (or its RosterConnection).
+        name: String,
+        /// The run id (see `kubectl roster history`).
+        run_id: Option<String>,
     },
     /// Stop scheduled syncs (spec.suspend=true); Sync Now still works.
     Suspend {
@@ -95,6 +168,13 @@ pub enum PluginCommand {
         /// How many slots.
         #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u16).range(1..=100))]
         count: u16,
+        #[command(flatten)]
+        out: OutputArgs,
+    },
+    /// Print a shell completion script: `source <(kubectl roster completion bash)`.
+    Completion {
+        /// bash, zsh, fish, elvish or powershell.
+        shell: clap_complete::Shell,
     },
     /// Print the Clever district id of an instant login link (or check an id), for districtId.
     DistrictId {
@@ -109,6 +189,9 @@ pub enum PluginCommand {
 /// Entry point of the `kubectl-roster` binary.
 pub fn main() -> ExitCode {
     let cli = PluginCli::parse();
+    if let PluginCommand::Completion { shell } = cli.command {
+        return crate::cli::print_completion::<PluginCli>(shell, "kubectl-roster");
+    }
     crate::telemetry::init_logging();
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,

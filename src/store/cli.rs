@@ -1,7 +1,9 @@
 //! `rostersync migrate` and `rostersync history`.
 use anyhow::Context as _;
 
-use crate::run::{ConnectionKey, RunRecord};
+use crate::output::runs::RunRow;
+use crate::output::{OutputFormat, Printer};
+use crate::run::ConnectionKey;
 
 /// Arguments of `rostersync migrate`.
 #[derive(Debug, clap::Args)]
@@ -20,14 +22,6 @@ pub async fn migrate(args: MigrateArgs) -> anyhow::Result<u8> {
     Ok(0)
 }
 
-/// Output formats of `rostersync history`.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
-pub enum HistoryOutput {
-    #[default]
-    Table,
-    Json,
-}
-
 /// Arguments of `rostersync history`.
 #[derive(Debug, clap::Args)]
 pub struct HistoryArgs {
@@ -37,8 +31,12 @@ pub struct HistoryArgs {
     /// How many runs to show (newest first).
     #[arg(long, default_value_t = 20)]
     pub limit: i64,
-    #[arg(long, value_enum, default_value_t = HistoryOutput::Table)]
-    pub output: HistoryOutput,
+    /// Output format: table, wide, json, yaml or csv (JSON/YAML: a `RunList`, README "Output formats").
+    #[arg(short = 'o', long, value_enum, default_value_t = OutputFormat::Table)]
+    pub output: OutputFormat,
+    /// Absolute times in UTC instead of the viewer's zone.
+    #[arg(long)]
+    pub utc: bool,
     /// Postgres URL of the roster database.
     #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
     pub database_url: String,
@@ -56,43 +54,7 @@ pub async fn history(args: HistoryArgs) -> anyhow::Result<u8> {
     let runs = super::runs::list(&pool, connection.as_ref(), args.limit.max(0))
         .await
         .context("cannot read the sync history (has `rostersync migrate` run?)")?;
-    match args.output {
-        HistoryOutput::Json => println!("{}", serde_json::to_string_pretty(&runs)?),
-        HistoryOutput::Table => print!("{}", history_table(&runs)),
-    }
+    let rows: Vec<RunRow> = runs.iter().map(RunRow::from_record).collect();
+    Printer::new(args.output, args.utc).print(&rows)?;
     Ok(0)
-}
-
-/// Renders runs as a fixed-width table.
-pub fn history_table(runs: &[RunRecord]) -> String {
-    let mut out = format!(
-        "{:<36} {:<28} {:<9} {:<10} {:<20} {:>8} {:>8}  {}\n",
-        "RUN ID", "CONNECTION", "TRIGGER", "RESULT", "STARTED", "SECONDS", "PROBLEMS", "SUMMARY"
-    );
-    for r in runs {
-        let secs = r
-            .duration_ms
-            .map(|ms| format!("{:.1}", ms as f64 / 1000.0))
-            .unwrap_or_else(|| "-".into());
-        let result = if r.dry_run {
-            format!("{}*", r.result.as_str())
-        } else {
-            r.result.as_str().to_string()
-        };
-        out.push_str(&format!(
-            "{:<36} {:<28} {:<9} {:<10} {:<20} {:>8} {:>8}  {}\n",
-            r.run_id,
-            r.connection.as_str(),
-            r.trigger.as_str(),
-            result,
-            r.started_at.strftime("%Y-%m-%d %H:%M:%S").to_string(),
-            secs,
-            r.problems,
-            r.summary()
-        ));
-    }
-    if runs.iter().any(|r| r.dry_run) {
-        out.push_str("(* dry run: nothing was applied)\n");
-    }
-    out
 }

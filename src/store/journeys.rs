@@ -265,17 +265,36 @@ pub async fn set(
 }
 
 /// One change of the log.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, sqlx::FromRow)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct JourneyChangeRow {
     pub id: i64,
-    pub changed_at: String,
+    pub changed_at: jiff::Timestamp,
     pub changed_by: String,
     pub selector: String,
     pub journey: Option<String>,
     pub children: i32,
-    pub reverted_at: Option<String>,
+    pub reverted_at: Option<jiff::Timestamp>,
     pub reverted_by: Option<String>,
+}
+
+type ChangeTuple = (
+    i64,
+    chrono::DateTime<chrono::Utc>,
+    String,
+    String,
+    Option<String>,
+    i32,
+    Option<chrono::DateTime<chrono::Utc>>,
+    Option<String>,
+);
+
+fn jiff_of(t: chrono::DateTime<chrono::Utc>) -> jiff::Timestamp {
+    jiff::Timestamp::new(
+        t.timestamp(),
+        i32::try_from(t.timestamp_subsec_nanos()).unwrap_or(0),
+    )
+    .unwrap_or(jiff::Timestamp::UNIX_EPOCH)
 }
 
 /// The journey changes of `connection`, newest first.
@@ -284,17 +303,28 @@ pub async fn list(
     connection: &ConnectionKey,
     limit: i64,
 ) -> Result<Vec<JourneyChangeRow>, AdminError> {
-    sqlx::query_as(
-        "SELECT id, to_char(changed_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') AS changed_at,
-                changed_by, selector, journey, children,
-                to_char(reverted_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') AS reverted_at, reverted_by
+    let rows: Vec<ChangeTuple> = sqlx::query_as(
+        "SELECT id, changed_at, changed_by, selector, journey, children, reverted_at, reverted_by
          FROM journey_changes WHERE connection = $1 ORDER BY id DESC LIMIT $2",
     )
     .bind(connection.as_str())
     .bind(limit.max(0))
     .fetch_all(pool)
     .await
-    .map_err(AdminError::db("reading the journey changes"))
+    .map_err(AdminError::db("reading the journey changes"))?;
+    Ok(rows
+        .into_iter()
+        .map(|r| JourneyChangeRow {
+            id: r.0,
+            changed_at: jiff_of(r.1),
+            changed_by: r.2,
+            selector: r.3,
+            journey: r.4,
+            children: r.5,
+            reverted_at: r.6.map(jiff_of),
+            reverted_by: r.7,
+        })
+        .collect())
 }
 
 /// What a revert did.

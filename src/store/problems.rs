@@ -11,6 +11,7 @@ use crate::run::ConnectionKey;
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, sqlx::FromRow)]
 #[serde(rename_all = "camelCase")]
 pub struct ProblemRow {
+    pub run_id: String,
     pub code: String,
     pub record_kind: String,
     /// The record's Clever id (`None` for a problem about the run as a whole).
@@ -109,7 +110,7 @@ pub async fn for_run(
             })?,
     };
     let mut problems: Vec<ProblemRow> = sqlx::query_as(
-        "SELECT p.code, p.record_kind, p.clever_id, p.message FROM sync_problems p
+        "SELECT p.run_id, p.code, p.record_kind, p.clever_id, p.message FROM sync_problems p
          JOIN sync_runs r ON r.run_id = p.run_id
          WHERE p.run_id = $1 AND r.connection = $2
          ORDER BY p.code, p.record_kind, p.clever_id NULLS FIRST, p.id",

@@ -179,6 +179,51 @@ pub fn run_tool(program: &str, args: &[&str]) -> (bool, String, String) {
     )
 }
 
+/// Argo CD's verdict on `object` from the shipped health check (`deploy/argocd/health.lua`),
+/// evaluated by `luahealth` (gopher-lua, Argo CD's Lua engine; `hack/argocd/build.sh`, put on PATH by
+/// hack/test.sh): `(status, message)`. `None` (skip) when luahealth is missing outside hack/test.sh.
+#[allow(dead_code)]
+pub fn argocd_health(object: &serde_json::Value) -> Option<(String, String)> {
+    use std::io::Write as _;
+    let script = repo_path("deploy/argocd/health.lua");
+    let child = std::process::Command::new("luahealth")
+        .arg(&script)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn();
+    let mut child = match child {
+        Ok(child) => child,
+        Err(err) => {
+            assert!(
+                !servers_required(),
+                "luahealth is required under hack/test.sh but cannot run ({err}): hack/argocd/build.sh builds it"
+            );
+            eprintln!(
+                "skipped the Argo CD health check: luahealth is not on PATH (hack/argocd/build.sh)"
+            );
+            return None;
+        }
+    };
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(object.to_string().as_bytes())
+        .expect("write the object");
+    let out = child.wait_with_output().expect("luahealth");
+    assert!(
+        out.status.success(),
+        "luahealth failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("luahealth JSON");
+    Some((
+        v["status"].as_str().unwrap_or_default().to_string(),
+        v["message"].as_str().unwrap_or_default().to_string(),
+    ))
+}
+
 /// Runs `kubectl` (from PATH, as `hack/k8s/up.sh`'s env sets it) and returns (status, stdout, stderr).
 pub fn kubectl(args: &[&str]) -> (bool, String, String) {
     run_tool("kubectl", args)

@@ -428,6 +428,12 @@ impl Env {
             .expect("annotate schedule");
     }
 
+    /// The connection as the API server returns it (JSON), as Argo CD and Flux see it.
+    pub async fn connection_json(&self, name: &str) -> serde_json::Value {
+        let c = self.connections().get(name).await.expect("get connection");
+        serde_json::to_value(c).expect("connection JSON")
+    }
+
     /// Waits until the connection's Ready condition has `reason`, and returns its message.
     pub async fn connection_reason(&self, name: &str, reason: &str) -> String {
         let api = self.connections();

@@ -135,6 +135,7 @@ names can be reconciled with the controller in one spot.
 - --max-concurrent-reconciles={{ .Values.controller.maxConcurrentReconciles }}
 - --verify-startup-jitter-seconds={{ .Values.controller.verifyStartupJitterSeconds }}
 - --lost-run-grace-seconds={{ .Values.controller.lostRunGraceSeconds }}
+- --failures-before-not-ready={{ .Values.controller.failuresBeforeNotReady }}
 {{- if eq (include "rostersync.leaderElect" .) "true" }}
 - --leader-elect
 - --lease-name={{ include "rostersync.leaseName" . }}

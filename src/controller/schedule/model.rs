@@ -11,6 +11,9 @@ use crate::run::RunResult;
 pub struct PlanConfig {
     /// Repeats of the same problem are emailed at most once per this interval.
     pub email_repeat_interval: chrono::Duration,
+    /// `--failures-before-not-ready`: a schedule whose last this many runs failed is not Ready
+    /// (0: never).
+    pub failures_before_not_ready: u32,
 }
 
 /// What one reconcile does.

@@ -79,6 +79,7 @@ pub async fn observe(sched: &SyncSchedule, ctx: &Arc<Context>) -> Result<Observe
         lost_check_at,
         config: PlanConfig {
             email_repeat_interval: ctx.email_repeat_interval,
+            failures_before_not_ready: ctx.failures_before_not_ready,
         },
         job_problems: job::template_problems(&sched.spec.job.pod, &ctx.job_config.defaults),
     })

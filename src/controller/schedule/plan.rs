@@ -38,8 +38,15 @@ pub fn owned_by(job: &Job, sched: &SyncSchedule) -> bool {
             && job.owner_references().is_empty())
 }
 
-/// The schedule's decision at `now`.
+/// The schedule's decision at `now`, with the kstatus conditions derived from its `Ready`.
 pub fn plan(o: &Observed, now: Timestamp) -> Plan {
+    let mut p = plan_status(o, now);
+    crate::controller::kstatus::derive(&mut p.status.conditions);
+    p.write_status = p.status != o.schedule.status.clone().unwrap_or_default();
+    p
+}
+
+fn plan_status(o: &Observed, now: Timestamp) -> Plan {
     let sched = &o.schedule;
     let name = sched.name_any();
     let generation = sched.metadata.generation;

@@ -200,6 +200,7 @@ impl World {
             lost_check_at: self.lost_check_at,
             config: PlanConfig {
                 email_repeat_interval: chrono::Duration::hours(24),
+                failures_before_not_ready: 3,
             },
             job_problems: job::template_problems(&self.schedule.spec.job.pod, &self.defaults),
         };
@@ -739,4 +740,58 @@ fn a_catch_up_at_peak_time_is_recorded_missed_and_says_why() {
     // At 04:30 (inside the window) the same slot is caught up.
     let p = w.plan("2026-01-01T04:30:00Z");
     assert_eq!(p.starts.len(), 1, "{:?}", p.events);
+}
+
+#[test]
+fn repeated_failures_make_the_schedule_stalled_until_a_run_succeeds() {
+    let mut w = World::new().handled_through(SLOT);
+    let mut now = ts("2026-01-01T02:05:00Z");
+    let finish = |w: &mut World, id: &str, result: RunResult, now: Timestamp| {
+        w.finished = vec![FinishedRun {
+            job: format!("nightly-{id}"),
+            run: record(id, result),
+            connection: None,
+            job_gone: false,
+        }];
+        let p = w.plan(&now.to_string());
+        w.schedule.status = Some(p.status.clone());
+        p
+    };
+    for (i, id) in ["r1", "r2"].into_iter().enumerate() {
+        let p = finish(&mut w, id, RunResult::Failed, now);
+        assert_eq!(p.status.consecutive_failures, i as i32 + 1);
+        assert_eq!(
+            condition(&p, "Ready").0,
+            "True",
+            "after {} failure(s)",
+            i + 1
+        );
+        assert!(p.status.conditions.iter().all(|c| c.type_ != "Stalled"));
+        now += jiff::SignedDuration::from_mins(1);
+    }
+    let p = finish(&mut w, "r3", RunResult::Failed, now);
+    assert!(p.write_status);
+    let (status, reason, message) = condition(&p, "Ready");
+    assert_eq!((status, reason), ("False", "RepeatedFailures"));
+    assert!(
+        message.contains("the last 3 runs failed") && message.contains("r3"),
+        "{message}"
+    );
+    assert_eq!(condition(&p, "Stalled").1, "RepeatedFailures");
+    assert!(p.status.conditions.iter().all(|c| c.type_ != "Reconciling"));
+
+    now += jiff::SignedDuration::from_mins(1);
+    let p = finish(&mut w, "r4", RunResult::Succeeded, now);
+    assert_eq!(condition(&p, "Ready").0, "True");
+    assert!(p.status.conditions.iter().all(|c| c.type_ != "Stalled"));
+}
+
+#[test]
+fn a_schedule_waiting_for_its_connection_is_reconciling() {
+    let mut w = World::new();
+    w.connection = Some(connection(false));
+    let p = w.plan("2026-01-01T01:00:00Z");
+    assert_eq!(condition(&p, "Ready").1, "ConnectionNotReady");
+    assert_eq!(condition(&p, "Reconciling").0, "True");
+    assert_eq!(p.status.observed_generation, w.schedule.metadata.generation);
 }

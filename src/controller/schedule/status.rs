@@ -56,7 +56,10 @@ pub(super) fn conditions(
     blocked: Option<&str>,
     now: Timestamp,
 ) {
+    let failures_before_not_ready = o.config.failures_before_not_ready;
     let generation = sched.metadata.generation;
+    let failing = failures_before_not_ready > 0
+        && i64::from(st.consecutive_failures) >= i64::from(failures_before_not_ready);
     let conn = &sched.spec.connection_ref.name;
     let ready = |status: bool, reason: &str, message: String| {
         condition_at(cond::READY, status, reason, message, generation, now)
@@ -71,6 +74,11 @@ pub(super) fn conditions(
             false,
             "ConnectionNotReady",
             format!("RosterConnection {conn} is not Ready: see its conditions"),
+        ),
+        (Some(_), true, _) if failing => ready(
+            false,
+            crate::controller::kstatus::REPEATED_FAILURES,
+            repeated_failures_message(st),
         ),
         (Some(_), true, Some(why)) => ready(
             true,
@@ -130,4 +138,20 @@ pub(super) fn conditions(
         available_after: avail.available_after.map(Time),
         last_handled_token: handled,
     });
+}
+
+/// The message of a schedule whose last runs failed: how many, the latest failure's summary, and
+/// what makes it Ready again.
+fn repeated_failures_message(st: &SyncScheduleStatus) -> String {
+    let latest = st
+        .recent_runs
+        .iter()
+        .find(|r| r.result == Some(RunResult::Failed))
+        .map(|r| format!(" (latest: run {}: {})", r.run_id, r.summary))
+        .unwrap_or_default();
+    format!(
+        "the last {} runs failed{latest}; fix the cause (`kubectl roster history` lists the runs), \
+         the next successful run makes the schedule Ready again",
+        st.consecutive_failures
+    )
 }

@@ -3,12 +3,13 @@
 use std::time::Duration;
 
 use anyhow::Context as _;
-use jiff::Timestamp;
 use kube::api::ListParams;
 use kube::{Api, Client, ResourceExt};
 
+use super::Ctx;
 use crate::api::{RosterConnection, RunStatus, SyncSchedule};
-use crate::plugin::format::render_columns;
+use crate::output::OutputFormat;
+use crate::output::runs::RunRow;
 use crate::run::{ConnectionKey, RunRecord};
 use crate::store::runs as store_runs;
 
@@ -41,20 +42,15 @@ pub async fn db_run(connection: &ConnectionKey, run_id: &str) -> Option<RunRecor
     run
 }
 
-fn ts(t: Option<Timestamp>) -> String {
-    t.map(|t| t.strftime("%Y-%m-%d %H:%M:%SZ").to_string())
-        .unwrap_or_else(|| "-".into())
-}
-
-pub async fn history(client: &Client, ns: &str, name: &str, limit: u16) -> anyhow::Result<u8> {
-    // NAME is a schedule (use its connection) or a connection (use its schedules' status).
+/// The RosterConnection NAME means: a schedule's connection, or the connection itself.
+pub async fn resolve_connection(client: &Client, ns: &str, name: &str) -> anyhow::Result<String> {
     let sched_api: Api<SyncSchedule> = Api::namespaced(client.clone(), ns);
-    let connection = match sched_api
+    match sched_api
         .get_opt(name)
         .await
         .with_context(|| format!("cannot read SyncSchedule {ns}/{name}"))?
     {
-        Some(s) => s.spec.connection_ref.name,
+        Some(s) => Ok(s.spec.connection_ref.name),
         None => {
             let conn_api: Api<RosterConnection> = Api::namespaced(client.clone(), ns);
             conn_api
@@ -64,29 +60,25 @@ pub async fn history(client: &Client, ns: &str, name: &str, limit: u16) -> anyho
                 .map(|c| c.name_any())
                 .with_context(|| {
                     format!("no SyncSchedule or RosterConnection named {name:?} in namespace {ns}")
-                })?
-        }
-    };
-    let key = ConnectionKey::new(ns, &connection)?;
-    let (source, rows) = match db_history(&key, limit).await {
-        Ok(runs) => {
-            let rows: Vec<Vec<String>> = runs
-                .iter()
-                .map(|r| {
-                    vec![
-                        r.run_id.clone(),
-                        r.trigger.as_str().to_string(),
-                        r.result.as_str().to_string(),
-                        ts(Some(r.started_at)),
-                        ts(r.finished_at),
-                        r.summary(),
-                    ]
                 })
-                .collect();
-            ("sync_runs", rows)
         }
+    }
+}
+
+pub async fn history(
+    ctx: &Ctx,
+    name: &str,
+    limit: u16,
+    format: OutputFormat,
+) -> anyhow::Result<u8> {
+    let (client, ns) = (&ctx.client, ctx.ns.as_str());
+    let connection = resolve_connection(client, ns, name).await?;
+    let key = ConnectionKey::new(ns, &connection)?;
+    let rows: Vec<RunRow> = match db_history(&key, limit).await {
+        Ok(runs) => runs.iter().map(RunRow::from_record).collect(),
         Err(why) => {
             eprintln!("note: showing status.recentRuns (at most 5 per schedule); {why}");
+            let sched_api: Api<SyncSchedule> = Api::namespaced(client.clone(), ns);
             let schedules = sched_api
                 .list(&ListParams::default())
                 .await
@@ -101,34 +93,15 @@ pub async fn history(client: &Client, ns: &str, name: &str, limit: u16) -> anyho
             runs.sort_by_key(|r| std::cmp::Reverse(r.started_at.as_ref().map(|t| t.0)));
             runs.dedup_by(|a, b| a.run_id == b.run_id);
             runs.truncate(usize::from(limit));
-            let stamp = |t: Option<&k8s_openapi::apimachinery::pkg::apis::meta::v1::Time>| {
-                ts(t.map(|t| t.0))
-            };
-            let rows: Vec<Vec<String>> = runs
-                .iter()
-                .map(|r| {
-                    vec![
-                        r.run_id.clone(),
-                        r.trigger.map(|t| t.as_str()).unwrap_or("-").to_string(),
-                        r.result.map(|t| t.as_str()).unwrap_or("-").to_string(),
-                        stamp(r.started_at.as_ref()),
-                        stamp(r.finished_at.as_ref()),
-                        r.summary.clone(),
-                    ]
-                })
-                .collect();
-            ("status.recentRuns", rows)
+            runs.iter()
+                .map(|r| RunRow::from_status(key.as_str(), r))
+                .collect()
         }
     };
-    println!("History of {key} ({source}):");
-    print!(
-        "{}",
-        render_columns(
-            &[
-                "RUN ID", "TRIGGER", "RESULT", "STARTED", "FINISHED", "DETAILS"
-            ],
-            &rows
-        )
-    );
+    if !format.is_machine() {
+        let source = rows.first().map(|r| r.source).unwrap_or("no runs yet");
+        println!("History of {key} ({source}):");
+    }
+    ctx.printer(format).hide("CONNECTION").print(&rows)?;
     Ok(0)
 }

@@ -1,8 +1,11 @@
 //! The commands of `kubectl roster`, against the API server (and Postgres for `history`): one
-//! module per command group; this one dispatches and resolves NAME to a SyncSchedule.
+//! module per command group; this one builds the client from the global flags, dispatches and
+//! resolves NAME to a SyncSchedule.
 mod admin;
 mod district_id;
+mod events;
 mod history;
+mod logs;
 mod schedule;
 mod status;
 mod sync_now;
@@ -11,51 +14,114 @@ pub use sync_now::{Outcome, sync_now_outcome};
 
 use anyhow::{Context as _, bail};
 use kube::api::{ListParams, Patch, PatchParams};
-use kube::{Api, Client, ResourceExt};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::{Api, Client, Config, ResourceExt};
 use serde_json::json;
 
-use super::{PluginCli, PluginCommand};
+use super::{GlobalArgs, PluginCli, PluginCommand};
 use crate::api::SyncSchedule;
+use crate::output::{OutputFormat, Printer};
 
 /// The field manager of the plugin's patches.
 const FIELD_MANAGER: &str = "kubectl-roster";
 
+/// What every command gets: the client, the namespace, the global flags.
+pub(super) struct Ctx {
+    pub client: Client,
+    pub ns: String,
+    pub global: GlobalArgs,
+}
+
+impl Ctx {
+    /// A printer for `-o format` with the global `--utc`.
+    pub fn printer(&self, format: OutputFormat) -> Printer {
+        Printer::new(format, self.global.utc)
+    }
+}
+
+/// The client configuration the global flags describe: `--kubeconfig` (else $KUBECONFIG,
+/// ~/.kube/config, in-cluster), `--context`, `--as`, `--as-group`, `--request-timeout`.
+pub async fn client_config(global: &GlobalArgs) -> anyhow::Result<Config> {
+    let options = KubeConfigOptions {
+        context: global.context.clone(),
+        cluster: None,
+        user: None,
+    };
+    let mut config = match &global.kubeconfig {
+        Some(path) => {
+            let kubeconfig = Kubeconfig::read_from(path)
+                .with_context(|| format!("cannot read kubeconfig {}", path.display()))?;
+            Config::from_custom_kubeconfig(kubeconfig, &options)
+                .await
+                .with_context(|| format!("cannot use kubeconfig {}", path.display()))?
+        }
+        None if global.context.is_some() => Config::from_kubeconfig(&options)
+            .await
+            .context("cannot use the kubeconfig ($KUBECONFIG or ~/.kube/config)")?,
+        None => Config::infer().await.context(
+            "cannot find a cluster: no --kubeconfig, $KUBECONFIG, ~/.kube/config or in-cluster service account",
+        )?,
+    };
+    if let Some(user) = &global.as_user {
+        config.auth_info.impersonate = Some(user.clone());
+    }
+    if !global.as_group.is_empty() {
+        config.auth_info.impersonate_groups = Some(global.as_group.clone());
+    }
+    if let Some(t) = global.request_timeout {
+        config.connect_timeout = Some(t);
+        config.read_timeout = Some(t);
+        config.write_timeout = Some(t);
+    }
+    Ok(config)
+}
+
 pub(super) async fn run(cli: PluginCli) -> anyhow::Result<u8> {
+    // Postgres-only verbs: no cluster needed.
     match cli.command {
-        PluginCommand::Admin(command) => return admin::run(command, cli.namespace).await,
+        PluginCommand::Admin(command) => return admin::run(command, &cli.global).await,
         PluginCommand::DistrictId { link } => return district_id::district_id(&link),
         _ => {}
     }
-    let client = Client::try_default()
-        .await
-        .context("cannot reach the cluster: check KUBECONFIG / the current kubectl context")?;
-    let ns = cli
-        .namespace
-        .clone()
-        .unwrap_or_else(|| client.default_namespace().to_string());
+    let config = client_config(&cli.global).await?;
+    let default_ns = config.default_namespace.clone();
+    let client = Client::try_from(config).context(
+        "cannot build the API client from the kubeconfig: check --kubeconfig / --context",
+    )?;
+    let ns = cli.global.namespace.clone().unwrap_or(default_ns);
+    let ctx = Ctx {
+        client,
+        ns,
+        global: cli.global,
+    };
+    let all = ctx.global.all_namespaces;
     match cli.command {
-        PluginCommand::Status {
-            name,
-            all_namespaces,
-        } => status::status(&client, &ns, name.as_deref(), all_namespaces).await,
+        PluginCommand::Status { name, watch, out } => {
+            status::status(&ctx, name.as_deref(), all, watch, out.output).await
+        }
         PluginCommand::SyncNow {
             name,
             wait,
             timeout,
-        } => sync_now::sync_now(&client, &ns, &name, wait, timeout).await,
-        PluginCommand::History { name, limit } => {
-            history::history(&client, &ns, &name, limit).await
+            quiet,
+            out,
+        } => sync_now::sync_now(&ctx, &name, wait, timeout, quiet, out.output).await,
+        PluginCommand::History { name, limit, out } => {
+            history::history(&ctx, &name, limit, out.output).await
         }
-        PluginCommand::Suspend { name } => schedule::set_suspend(&client, &ns, &name, true).await,
-        PluginCommand::Resume { name } => schedule::set_suspend(&client, &ns, &name, false).await,
-        PluginCommand::Approve { name, run_id } => {
-            schedule::approve(&client, &ns, &name, &run_id).await
+        PluginCommand::Events { name, out } => {
+            events::events(&ctx, name.as_deref(), all, out.output).await
         }
-        PluginCommand::Preview { name, count } => {
-            schedule::preview(&client, &ns, &name, count).await
+        PluginCommand::Logs { name, run_id } => logs::logs(&ctx, &name, run_id.as_deref()).await,
+        PluginCommand::Suspend { name } => schedule::set_suspend(&ctx, &name, true).await,
+        PluginCommand::Resume { name } => schedule::set_suspend(&ctx, &name, false).await,
+        PluginCommand::Approve { name, run_id } => schedule::approve(&ctx, &name, &run_id).await,
+        PluginCommand::Preview { name, count, out } => {
+            schedule::preview(&ctx, &name, count, out.output).await
         }
+        PluginCommand::Completion { .. } => Ok(0),
         // Handled before connecting (above); kept for exhaustiveness.
-        PluginCommand::Admin(command) => admin::run(command, Some(ns)).await,
+        PluginCommand::Admin(command) => admin::run(command, &ctx.global).await,
         PluginCommand::DistrictId { link } => district_id::district_id(&link),
     }
 }

@@ -2,19 +2,44 @@
 use anyhow::{Context as _, bail};
 use jiff::Timestamp;
 use kube::api::{Patch, PatchParams};
-use kube::{Api, Client, ResourceExt};
+use kube::{Api, ResourceExt};
 use serde_json::json;
 
-use super::{FIELD_MANAGER, annotate, resolve_schedule};
-use crate::api::{APPROVE_REMOVALS_ANNOTATION, RunResult, SyncSchedule};
-use crate::plugin::format::{relative, render_columns};
+use serde::Serialize;
 
-pub async fn set_suspend(
-    client: &Client,
-    ns: &str,
-    name: &str,
-    suspend: bool,
-) -> anyhow::Result<u8> {
+use super::{Ctx, FIELD_MANAGER, annotate, resolve_schedule};
+use crate::api::{APPROVE_REMOVALS_ANNOTATION, RunResult, SyncSchedule};
+use crate::output::{Cell, Column, OutputFormat, TableRow};
+
+/// One slot of `kubectl roster preview`. JSON/YAML kind `SlotList`.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SlotRow {
+    /// The slot in the schedule's zone, RFC 3339 with offset and zone name.
+    pub local: String,
+    /// The same instant (RFC 3339 UTC).
+    pub at: Timestamp,
+    pub schedule: String,
+}
+
+impl TableRow for SlotRow {
+    const KIND: &'static str = "Slot";
+    const COLUMNS: &'static [Column] = &[
+        Column::new("LOCAL"),
+        Column::new("WHEN"),
+        Column::wide("AT"),
+    ];
+    fn cells(&self) -> Vec<Cell> {
+        vec![
+            Cell::text(&self.local),
+            Cell::text(crate::output::relative(self.at, Timestamp::now())),
+            Cell::time(self.at),
+        ]
+    }
+}
+
+pub async fn set_suspend(ctx: &Ctx, name: &str, suspend: bool) -> anyhow::Result<u8> {
+    let (client, ns) = (&ctx.client, ctx.ns.as_str());
     let schedule = resolve_schedule(client, ns, name).await?;
     let sched_name = schedule.name_any();
     let api: Api<SyncSchedule> = Api::namespaced(client.clone(), ns);
@@ -43,7 +68,8 @@ pub async fn set_suspend(
     Ok(0)
 }
 
-pub async fn approve(client: &Client, ns: &str, name: &str, run_id: &str) -> anyhow::Result<u8> {
+pub async fn approve(ctx: &Ctx, name: &str, run_id: &str) -> anyhow::Result<u8> {
+    let (client, ns) = (&ctx.client, ctx.ns.as_str());
     let schedule = resolve_schedule(client, ns, name).await?;
     let sched_name = schedule.name_any();
     let status = schedule.status.clone().unwrap_or_default();
@@ -69,9 +95,33 @@ pub async fn approve(client: &Client, ns: &str, name: &str, run_id: &str) -> any
     Ok(0)
 }
 
-pub async fn preview(client: &Client, ns: &str, name: &str, count: u16) -> anyhow::Result<u8> {
+pub async fn preview(
+    ctx: &Ctx,
+    name: &str,
+    count: u16,
+    format: OutputFormat,
+) -> anyhow::Result<u8> {
+    let (client, ns) = (&ctx.client, ctx.ns.as_str());
     let schedule = resolve_schedule(client, ns, name).await?;
+    let sched_name = schedule.name_any();
     let s = &schedule.spec;
+    let rule = crate::schedule::ScheduleRule::from_spec(s)
+        .map_err(|err| anyhow::anyhow!("SyncSchedule {ns}/{sched_name} is invalid: {err}"))?;
+    let printer = ctx.printer(format);
+    let slots =
+        crate::schedule::preview::preview_slots(&rule, printer.time.now, usize::from(count));
+    let rows: Vec<SlotRow> = slots
+        .iter()
+        .map(|slot| SlotRow {
+            local: crate::schedule::preview::local_rfc3339(slot),
+            at: slot.timestamp(),
+            schedule: sched_name.clone(),
+        })
+        .collect();
+    if format.is_machine() {
+        printer.print(&rows)?;
+        return Ok(0);
+    }
     let day = match (s.day_of_week, s.day_of_month) {
         (Some(d), _) => format!(" on {d:?}"),
         (_, Some(d)) => format!(" on day {d}"),
@@ -86,26 +136,7 @@ pub async fn preview(client: &Client, ns: &str, name: &str, count: u16) -> anyho
         s.off_peak_window.end,
         if s.suspend { ", SUSPENDED" } else { "" }
     );
-    let rule = crate::schedule::ScheduleRule::from_spec(s).map_err(|err| {
-        anyhow::anyhow!(
-            "SyncSchedule {ns}/{} is invalid: {err}",
-            schedule.name_any()
-        )
-    })?;
-    let slots =
-        crate::schedule::preview::preview_slots(&rule, Timestamp::now(), usize::from(count));
-    let now = Timestamp::now();
-    let rows: Vec<Vec<String>> = slots
-        .iter()
-        .map(|slot| {
-            vec![
-                crate::schedule::preview::local_rfc3339(slot),
-                slot.timestamp().strftime("%Y-%m-%d %H:%M:%SZ").to_string(),
-                relative(slot.timestamp(), now),
-            ]
-        })
-        .collect();
-    print!("{}", render_columns(&["LOCAL", "UTC", "WHEN"], &rows));
+    printer.print(&rows)?;
     if s.suspend {
         println!("(suspended: these slots run only after `kubectl roster resume`)");
     }
@@ -114,11 +145,7 @@ pub async fn preview(client: &Client, ns: &str, name: &str, count: u16) -> anyho
         .as_ref()
         .and_then(|st| st.next_sync_time.as_ref())
     {
-        println!(
-            "controller's next sync: {} ({})",
-            t.0.strftime("%Y-%m-%d %H:%M:%SZ"),
-            relative(t.0, now)
-        );
+        println!("controller's next sync: {}", printer.time.both(t.0));
     }
     Ok(0)
 }

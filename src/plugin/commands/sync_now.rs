@@ -7,11 +7,18 @@ use jiff::Timestamp;
 use kube::api::ListParams;
 use kube::{Api, Client, ResourceExt};
 
+use k8s_openapi::api::core::v1::Pod;
+use serde::Serialize;
+
 use super::history::db_run;
-use super::{annotate, resolve_schedule};
+use super::{Ctx, annotate, resolve_schedule};
 use crate::api::{RunResult, RunStatus, SYNC_NOW_ANNOTATION, SyncSchedule};
-use crate::plugin::format::{format_duration, relative};
-use crate::plugin::{EXIT_FAILED, EXIT_TIMEOUT};
+use crate::output::progress::Progress;
+use crate::output::runs::RunRow;
+use crate::output::{OutputFormat, exit, format_duration};
+
+/// How often `--wait` looks at the schedule, its Job and pod.
+const POLL: Duration = Duration::from_millis(500);
 
 /// What became of a Sync Now request, as seen in a SyncSchedule's status.
 #[derive(Clone, Debug, PartialEq)]
@@ -72,13 +79,147 @@ fn new_token() -> String {
     )
 }
 
-pub async fn sync_now(
+/// The result document of `sync-now -o json|yaml` (kind `SyncNowResult`).
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SyncNowResult {
+    pub api_version: &'static str,
+    pub kind: &'static str,
+    pub namespace: String,
+    pub schedule: String,
+    pub token: String,
+    /// `Requested` (without --wait), `Succeeded`, `Failed`, `Held`, `Rejected` or `TimedOut`.
+    pub outcome: String,
+    /// The exit code (README "Exit codes").
+    pub exit_code: u8,
+    /// The rejection reason.
+    pub reason: Option<String>,
+    pub available_after: Option<Timestamp>,
+    pub run: Option<RunRow>,
+    /// The step lines printed while waiting.
+    pub steps: Vec<String>,
+}
+
+/// What `--wait` has seen so far, to print each step once.
+#[derive(Default)]
+struct Seen {
+    handled: bool,
+    job: Option<String>,
+    pod_phase: Option<String>,
+}
+
+/// Prints the steps the schedule, its new Job and the Job's pod show now.
+#[allow(clippy::too_many_arguments)]
+async fn observe(
     client: &Client,
     ns: &str,
+    schedule: &SyncSchedule,
+    token: &str,
+    known_runs: &HashSet<String>,
+    known_active: &HashSet<String>,
+    seen: &mut Seen,
+    progress: &mut Progress,
+) {
+    let Some(status) = schedule.status.as_ref() else {
+        return;
+    };
+    let handled = status
+        .sync_now
+        .as_ref()
+        .is_some_and(|sn| sn.last_handled_token.as_deref() == Some(token));
+    if !handled {
+        return;
+    }
+    let new_run = status
+        .last_run
+        .iter()
+        .chain(status.recent_runs.iter())
+        .find(|r| !known_runs.contains(&r.run_id));
+    let new_job = status
+        .active
+        .iter()
+        .find(|a| !known_active.contains(*a))
+        .cloned()
+        .or_else(|| new_run.map(|r| r.job.clone()));
+    if !seen.handled && new_job.is_some() {
+        seen.handled = true;
+        progress.step("token handled: the controller accepted the request");
+    }
+    let Some(job) = new_job else {
+        return;
+    };
+    if seen.job.is_none() {
+        match new_run {
+            Some(r) => progress.step(format!("Job created: {job} (run {})", r.run_id)),
+            None => progress.step(format!("Job created: {job}")),
+        }
+        seen.job = Some(job.clone());
+    }
+    // The pod: best effort (a district viewer may not list pods).
+    let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
+    let Ok(list) = pods
+        .list(&ListParams::default().labels(&format!("job-name={job}")))
+        .await
+    else {
+        return;
+    };
+    let Some(pod) = list
+        .items
+        .iter()
+        .max_by_key(|p| p.metadata.creation_timestamp.as_ref().map(|t| t.0))
+    else {
+        return;
+    };
+    let phase = pod
+        .status
+        .as_ref()
+        .and_then(|st| st.phase.clone())
+        .unwrap_or_else(|| "Pending".into());
+    if seen.pod_phase.as_deref() == Some(phase.as_str()) {
+        return;
+    }
+    let pod_name = pod.name_any();
+    match phase.as_str() {
+        "Pending" => progress.step(format!("pod created: {pod_name} (Pending)")),
+        "Running" => {
+            progress.step(format!("pod running: {pod_name}"));
+            progress.step(
+                "fetching: streaming the roster from Clever, then applying it in one transaction",
+            );
+        }
+        other => {
+            if seen.pod_phase.as_deref() != Some("Running") {
+                progress.step(format!("pod running: {pod_name}"));
+            }
+            let exit = pod
+                .status
+                .as_ref()
+                .and_then(|st| st.container_statuses.as_ref())
+                .and_then(|cs| {
+                    cs.iter()
+                        .find_map(|c| c.state.as_ref()?.terminated.as_ref())
+                })
+                .map(|t| format!(", exit code {}", t.exit_code))
+                .unwrap_or_default();
+            progress.step(format!(
+                "pod finished: {pod_name} ({other}{exit}); recording the result"
+            ));
+        }
+    }
+    seen.pod_phase = Some(phase);
+}
+
+pub async fn sync_now(
+    ctx: &Ctx,
     name: &str,
     wait: bool,
     timeout: Duration,
+    quiet: bool,
+    format: OutputFormat,
 ) -> anyhow::Result<u8> {
+    let (client, ns) = (&ctx.client, ctx.ns.as_str());
+    let printer = ctx.printer(format);
+    let time = printer.time.clone();
     let schedule = resolve_schedule(client, ns, name).await?;
     let sched_name = schedule.name_any();
     let api: Api<SyncSchedule> = Api::namespaced(client.clone(), ns);
@@ -99,95 +240,158 @@ pub async fn sync_now(
     let token = new_token();
     let requested_at = Timestamp::now();
     annotate(client, ns, &sched_name, SYNC_NOW_ANNOTATION, &token).await?;
-    println!("Sync Now requested for syncschedule/{sched_name} in {ns} (token {token})");
-    if !wait {
-        return Ok(0);
-    }
-
-    let cond = {
-        let token = token.clone();
-        let known_runs = known_runs.clone();
-        let known_active = known_active.clone();
-        move |obj: Option<&SyncSchedule>| {
-            obj.and_then(|s| sync_now_outcome(s, &token, &known_runs, &known_active))
-                .is_some()
-        }
+    let mut result = SyncNowResult {
+        api_version: crate::output::API_VERSION,
+        kind: "SyncNowResult",
+        namespace: ns.to_string(),
+        schedule: sched_name.clone(),
+        token: token.clone(),
+        outcome: "Requested".into(),
+        exit_code: exit::OK,
+        reason: None,
+        available_after: None,
+        run: None,
+        steps: Vec::new(),
     };
-    let waited = tokio::time::timeout(
-        timeout,
-        kube::runtime::wait::await_condition(api.clone(), &sched_name, cond),
-    )
-    .await;
-    let schedule = match waited {
-        Err(_) => {
+    let machine = format.is_machine();
+    let finish = |mut result: SyncNowResult, steps: &[String]| -> anyhow::Result<u8> {
+        result.steps = steps.to_vec();
+        if machine {
+            print!("{}", printer.render_doc(&result)?);
+        }
+        Ok(result.exit_code)
+    };
+    if !wait {
+        if !machine {
+            println!("Sync Now requested for syncschedule/{sched_name} in {ns} (token {token})");
+        }
+        return finish(result, &[]);
+    }
+    let mut progress = Progress::with_stream(quiet, machine);
+    progress.step(format!(
+        "Sync Now requested for syncschedule/{sched_name} in {ns} (token {token})"
+    ));
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut seen = Seen::default();
+    let schedule = loop {
+        let current = api
+            .get_opt(&sched_name)
+            .await
+            .with_context(|| format!("cannot read SyncSchedule {ns}/{sched_name}"))?;
+        let Some(current) = current else {
+            bail!("SyncSchedule {ns}/{sched_name} was deleted while waiting");
+        };
+        observe(
+            client,
+            ns,
+            &current,
+            &token,
+            &known_runs,
+            &known_active,
+            &mut seen,
+            &mut progress,
+        )
+        .await;
+        if sync_now_outcome(&current, &token, &known_runs, &known_active).is_some() {
+            break current;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            progress.clear_spinner();
+            let doing = if seen.job.is_some() {
+                "the run to finish"
+            } else {
+                "the controller to handle the request"
+            };
             eprintln!(
-                "timed out after {} waiting for the controller to handle token {token} and finish the run; \
-                 check `kubectl roster status {sched_name} -n {ns}` and that the rostersync controller is running",
+                "timed out after {} waiting for {doing} (token {token}); \
+                 check `kubectl roster status {sched_name} -n {ns}`, `kubectl roster events {sched_name} -n {ns}` and that the rostersync controller is running",
                 format_duration(timeout.as_secs() as i64)
             );
-            return Ok(EXIT_TIMEOUT);
+            result.outcome = "TimedOut".into();
+            result.exit_code = exit::TIMED_OUT;
+            return finish(result, progress.lines());
         }
-        Ok(Err(err)) => return Err(err).context("lost the watch on the SyncSchedule"),
-        Ok(Ok(None)) => bail!("SyncSchedule {ns}/{sched_name} was deleted while waiting"),
-        Ok(Ok(Some(s))) => s,
+        progress.tick();
+        tokio::time::sleep(
+            POLL.min(deadline.saturating_duration_since(tokio::time::Instant::now())),
+        )
+        .await;
     };
+    progress.clear_spinner();
     match sync_now_outcome(&schedule, &token, &known_runs, &known_active) {
         Some(Outcome::Rejected {
             reason,
             available_after,
         }) => {
+            progress.step(format!(
+                "token handled: the controller rejected the request ({reason})"
+            ));
             let event = rejection_event(client, ns, &sched_name, requested_at).await;
             eprintln!("Sync Now was rejected: {reason}");
-            if let Some(message) = event {
+            if let Some(message) = &event {
                 eprintln!("  {message}");
             }
             match available_after {
-                Some(t) => eprintln!(
-                    "  Sync Now is available again at {} ({})",
-                    t.strftime("%Y-%m-%d %H:%M:%SZ"),
-                    relative(t, Timestamp::now())
-                ),
+                Some(t) => eprintln!("  Sync Now is available again at {}", time.both(t)),
                 None => eprintln!(
                     "  Sync Now becomes available again after the next scheduled run, or after a failed run"
                 ),
             }
-            Ok(EXIT_FAILED)
+            result.outcome = "Rejected".into();
+            result.exit_code = exit::REJECTED;
+            result.reason = Some(reason);
+            result.available_after = available_after;
+            finish(result, progress.lines())
         }
         Some(Outcome::Finished(run)) => {
-            let result = run.result.map(|r| r.as_str()).unwrap_or("Unknown");
+            let outcome = run.result.map(|r| r.as_str()).unwrap_or("Unknown");
             let took = match (&run.started_at, &run.finished_at) {
                 (Some(s), Some(f)) => {
                     format!(" in {}", format_duration(f.0.as_second() - s.0.as_second()))
                 }
                 _ => String::new(),
             };
-            println!("Sync {result}: run {} (job {}){took}", run.run_id, run.job);
-            if !run.summary.is_empty() {
-                println!("  {}", run.summary);
-            }
             let connection =
                 crate::run::ConnectionKey::new(ns, &schedule.spec.connection_ref.name).ok();
             let record = match &connection {
                 Some(key) => db_run(key, &run.run_id).await,
                 None => None,
             };
-            if let Some(record) = record {
-                let counts = record.counts.describe();
-                if counts != run.summary {
-                    println!("  counts: {counts}");
-                }
+            let mut line = format!(
+                "result: Sync {outcome}: run {} (job {}){took}",
+                run.run_id, run.job
+            );
+            let counts = record.as_ref().map(|r| r.counts.describe());
+            if !run.summary.is_empty() {
+                line.push_str(&format!("; {}", run.summary));
             }
-            match run.result {
-                Some(RunResult::Succeeded) => Ok(0),
+            if let Some(counts) = counts.as_ref().filter(|c| **c != run.summary) {
+                line.push_str(&format!("; counts: {counts}"));
+            }
+            if quiet && !machine {
+                println!("{line}");
+            }
+            progress.step(line);
+            result.run = Some(match &record {
+                Some(r) => RunRow::from_record(r),
+                None => RunRow::from_status(
+                    &format!("{ns}/{}", schedule.spec.connection_ref.name),
+                    &run,
+                ),
+            });
+            result.outcome = outcome.to_string();
+            result.exit_code = match run.result {
+                Some(RunResult::Succeeded) => exit::OK,
                 Some(RunResult::Held) => {
                     eprintln!(
                         "the run is held by the removal guard; review it, then: kubectl roster approve {sched_name} {} -n {ns}",
                         run.run_id
                     );
-                    Ok(EXIT_FAILED)
+                    exit::HELD
                 }
-                _ => Ok(EXIT_FAILED),
-            }
+                _ => exit::FAILED,
+            };
+            finish(result, progress.lines())
         }
         None => bail!("the controller handled token {token} but its status shows no outcome"),
     }

@@ -1,0 +1,5 @@
+module rostersync.io/hack/argocd/tools/luahealth
+
+go 1.26
+
+require github.com/yuin/gopher-lua v1.1.2
