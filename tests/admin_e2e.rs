@@ -84,6 +84,7 @@ async fn policies_are_checked_against_the_operators_licenses_and_a_missing_polic
         "spec": {"districtId": env.district_id(),
                  "apiBaseUrl": env.emulator.base_url().as_str().trim_end_matches('/'),
                  "credentialsSecretRef": {"name": "clever"},
+                 "settings": {"sendEmails": true, "emailRecipients": ["admin@district.example"]},
                  "journeyPolicyRef": {"name": "later"}},
     }))
     .expect("connection");
@@ -95,6 +96,22 @@ async fn policies_are_checked_against_the_operators_licenses_and_a_missing_polic
         .connection_reason("district", "JourneyPolicyNotFound")
         .await;
     assert!(message.contains("\"later\""), "{message}");
+    // Emailed (queued in the outbox; no SMTP in this test), once.
+    let (subject, body): (String, String) = common::wait_for("the email", TIMEOUT, || {
+        let pool = env.db.pool.clone();
+        async move {
+            sqlx::query_as(
+                "SELECT subject, body_text FROM email_outbox WHERE kind = 'ConnectionMisconfigured'",
+            )
+            .fetch_optional(&pool)
+            .await
+            .ok()
+            .flatten()
+        }
+    })
+    .await;
+    assert!(subject.contains("connection misconfigured"), "{subject}");
+    assert!(body.contains("JourneyPolicyNotFound"), "{body}");
     policies
         .create(
             &PostParams::default(),
@@ -103,4 +120,11 @@ async fn policies_are_checked_against_the_operators_licenses_and_a_missing_polic
         .await
         .expect("create");
     env.connection_reason("district", "Verified").await;
+    let emails: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM email_outbox WHERE kind = 'ConnectionMisconfigured'",
+    )
+    .fetch_one(&env.db.pool)
+    .await
+    .expect("outbox");
+    assert_eq!(emails, 1, "repeats are suppressed");
 }

@@ -395,6 +395,10 @@ pub async fn reconcile(conn: &RosterConnection, ctx: &Arc<Context>) -> Result<Ac
             ),
         );
     }
+    if missing_policy.is_some() {
+        // Emailed like an invalid credential (repeats suppressed by the notifier).
+        notify_failure(ctx, conn, &key, &status, now).await?;
+    }
     status.last_sync = super::runs::last_sync(&ctx.db, &key).await?;
     super::kstatus::derive(&mut status.conditions);
     status.observed_generation = generation;
@@ -433,8 +437,8 @@ async fn missing_journey_policy(
     Ok(found.items.is_empty().then(|| r.name.clone()))
 }
 
-/// Emails invalid credentials or an unknown district (on every failed check: the notifier
-/// suppresses repeats within the repeat interval); nothing for other results.
+/// Emails invalid credentials, an unknown district or a missing JourneyPolicy (on every failed
+/// check: the notifier suppresses repeats within the repeat interval); nothing for other results.
 async fn notify_failure(
     ctx: &Context,
     conn: &RosterConnection,

@@ -234,6 +234,35 @@ fn content(event: &Notice) -> Content {
                 ],
             }
         }
+        Notice::ConnectionMisconfigured {
+            reason, message, ..
+        } => {
+            facts.push(("Reason", scrub(reason)));
+            facts.push(("Details", scrub(message)));
+            Content {
+                outcome: "connection misconfigured".into(),
+                headline: format!(
+                    "The connection for {district} is not ready: no sync can run until its \
+                     configuration is fixed."
+                ),
+                facts,
+                counts_title: "",
+                counts: vec![],
+                steps: vec![
+                    Step {
+                        text: "Fix what the Details say (for JourneyPolicyNotFound: create the \
+                               JourneyPolicy that spec.journeyPolicyRef names, or fix the \
+                               reference); the operator checks the connection again on its own."
+                            .into(),
+                        command: Some(format!(
+                            "kubectl -n {ns} get rosterconnection {name} -o \
+                             jsonpath='{{.spec.journeyPolicyRef.name}}'"
+                        )),
+                    },
+                    describe,
+                ],
+            }
+        }
         Notice::ScheduleMissed {
             schedule,
             slot,

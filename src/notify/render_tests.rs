@@ -108,9 +108,14 @@ fn every_kind_has_a_headline_facts_and_next_steps() {
             message: "m".into(),
         },
         Notice::RunSucceeded {
-            source: s,
+            source: s.clone(),
             run_id: "r".into(),
             counts: counts(),
+        },
+        Notice::ConnectionMisconfigured {
+            source: s,
+            reason: "JourneyPolicyNotFound".into(),
+            message: "m".into(),
         },
     ];
     for e in &events {
