@@ -26,8 +26,11 @@ async fn problems_of_a_run_by_code_with_ids_only_in_every_format() {
     let table = rostersync(&db, &["problems", CONN]);
     let text = table.ok();
     assert!(
-        text.contains(&format!("run {} of {CONN}", run.run_id)),
-        "{text}"
+        table
+            .stderr
+            .contains(&format!("run {} of {CONN}", run.run_id)),
+        "{}",
+        table.stderr
     );
     assert!(text.contains("MultipleSections"), "{text}");
     assert!(text.contains("StudentNotFound"), "{text}");

@@ -80,7 +80,7 @@ pub fn parse_ids_csv(text: &str) -> Result<(Vec<i64>, Vec<String>), String> {
 pub async fn licensed_products(
     executor: impl sqlx::PgExecutor<'_>,
 ) -> Result<Vec<String>, AdminError> {
-    sqlx::query_scalar("SELECT product FROM product_licenses ORDER BY product")
+    sqlx::query_scalar!("SELECT product FROM product_licenses ORDER BY product")
         .fetch_all(executor)
         .await
         .map_err(AdminError::db("reading the licensed products"))
@@ -92,16 +92,18 @@ pub async fn set_licensed_products(pool: &PgPool, products: &[String]) -> Result
         .begin()
         .await
         .map_err(AdminError::db("starting the license update"))?;
-    let removed = sqlx::query("DELETE FROM product_licenses WHERE NOT (product = ANY($1))")
-        .bind(products)
-        .execute(&mut *tx)
-        .await
-        .map_err(AdminError::db("removing licenses"))?
-        .rows_affected();
-    let added = sqlx::query(
-        "INSERT INTO product_licenses (product) SELECT DISTINCT unnest($1::text[]) ON CONFLICT DO NOTHING",
+    let removed = sqlx::query!(
+        "DELETE FROM product_licenses WHERE NOT (product = ANY($1))",
+        products
     )
-    .bind(products)
+    .execute(&mut *tx)
+    .await
+    .map_err(AdminError::db("removing licenses"))?
+    .rows_affected();
+    let added = sqlx::query!(
+        "INSERT INTO product_licenses (product) SELECT DISTINCT unnest($1::text[]) ON CONFLICT DO NOTHING",
+        products,
+    )
     .execute(&mut *tx)
     .await
     .map_err(AdminError::db("adding licenses"))?
@@ -167,13 +169,13 @@ pub async fn set(
         }));
     }
     if let Selector::Ids { ids, clever_ids } = selector {
-        let known: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM children c WHERE c.connection = $1 AND c.archived_school_year IS NULL
-               AND (c.id = ANY($2) OR c.clever_id = ANY($3))",
+        let known = sqlx::query_scalar!(
+            r#"SELECT count(*) AS "known!" FROM children c WHERE c.connection = $1 AND c.archived_school_year IS NULL
+               AND (c.id = ANY($2) OR c.clever_id = ANY($3))"#,
+            connection.as_str(),
+            ids,
+            clever_ids,
         )
-        .bind(connection.as_str())
-        .bind(ids)
-        .bind(clever_ids)
         .fetch_one(pool)
         .await
         .map_err(AdminError::db("checking the ids"))?;
@@ -227,34 +229,36 @@ pub async fn set(
             .map_err(AdminError::db("ending the dry run"))?;
         return Ok(outcome);
     }
-    let change_id: i64 = sqlx::query_scalar(
+    let change_id = sqlx::query_scalar!(
         "INSERT INTO journey_changes (connection, selector, journey, children, changed_by)
          VALUES ($1, $2, $3, $4, $5) RETURNING id",
+        connection.as_str(),
+        outcome.selector,
+        journey,
+        i32::try_from(ids.len()).unwrap_or(i32::MAX),
+        by,
     )
-    .bind(connection.as_str())
-    .bind(&outcome.selector)
-    .bind(journey)
-    .bind(i32::try_from(ids.len()).unwrap_or(i32::MAX))
-    .bind(by)
     .fetch_one(&mut *tx)
     .await
     .map_err(AdminError::db("recording the journey change"))?;
-    sqlx::query(
+    sqlx::query!(
         "INSERT INTO journey_change_items (change_id, child_id, from_journey, to_journey)
          SELECT $1, u.id, u.from_journey, $4 FROM unnest($2::bigint[], $3::text[]) AS u(id, from_journey)",
+        change_id,
+        &ids,
+        &froms as &[Option<String>],
+        journey,
     )
-    .bind(change_id)
-    .bind(&ids)
-    .bind(&froms)
-    .bind(journey)
     .execute(&mut *tx)
     .await
     .map_err(AdminError::db("recording each child's journey"))?;
-    sqlx::query("UPDATE children SET journey = $3, updated_at = now() WHERE connection = $1 AND id = ANY($2)")
-        .bind(connection.as_str())
-        .bind(&ids)
-        .bind(journey)
-        .execute(&mut *tx)
+    sqlx::query!(
+        "UPDATE children SET journey = $3, updated_at = now() WHERE connection = $1 AND id = ANY($2)",
+        connection.as_str(),
+        &ids,
+        journey,
+    )
+    .execute(&mut *tx)
         .await
         .map_err(AdminError::db("changing journeys"))?;
     tx.commit()
@@ -278,17 +282,6 @@ pub struct JourneyChangeRow {
     pub reverted_by: Option<String>,
 }
 
-type ChangeTuple = (
-    i64,
-    chrono::DateTime<chrono::Utc>,
-    String,
-    String,
-    Option<String>,
-    i32,
-    Option<chrono::DateTime<chrono::Utc>>,
-    Option<String>,
-);
-
 fn jiff_of(t: chrono::DateTime<chrono::Utc>) -> jiff::Timestamp {
     jiff::Timestamp::new(
         t.timestamp(),
@@ -303,26 +296,26 @@ pub async fn list(
     connection: &ConnectionKey,
     limit: i64,
 ) -> Result<Vec<JourneyChangeRow>, AdminError> {
-    let rows: Vec<ChangeTuple> = sqlx::query_as(
+    let rows = sqlx::query!(
         "SELECT id, changed_at, changed_by, selector, journey, children, reverted_at, reverted_by
          FROM journey_changes WHERE connection = $1 ORDER BY id DESC LIMIT $2",
+        connection.as_str(),
+        limit.max(0),
     )
-    .bind(connection.as_str())
-    .bind(limit.max(0))
     .fetch_all(pool)
     .await
     .map_err(AdminError::db("reading the journey changes"))?;
     Ok(rows
         .into_iter()
         .map(|r| JourneyChangeRow {
-            id: r.0,
-            changed_at: jiff_of(r.1),
-            changed_by: r.2,
-            selector: r.3,
-            journey: r.4,
-            children: r.5,
-            reverted_at: r.6.map(jiff_of),
-            reverted_by: r.7,
+            id: r.id,
+            changed_at: jiff_of(r.changed_at),
+            changed_by: r.changed_by,
+            selector: r.selector,
+            journey: r.journey,
+            children: r.children,
+            reverted_at: r.reverted_at.map(jiff_of),
+            reverted_by: r.reverted_by,
         })
         .collect())
 }
@@ -354,12 +347,12 @@ pub async fn revert(
         .await
         .map_err(AdminError::db("starting the revert"))?;
     lock_connection(&mut tx, connection).await?;
-    let change: Option<(Option<String>,)> = sqlx::query_as(
+    let change = sqlx::query_scalar!(
         "SELECT to_char(reverted_at, 'YYYY-MM-DD HH24:MI') FROM journey_changes
          WHERE id = $1 AND connection = $2 FOR UPDATE",
+        change_id,
+        connection.as_str(),
     )
-    .bind(change_id)
-    .bind(connection.as_str())
     .fetch_optional(&mut *tx)
     .await
     .map_err(AdminError::db("reading the journey change"))?;
@@ -369,38 +362,41 @@ pub async fn revert(
                 "connection {connection} has no journey change {change_id} (see `rostersync journeys list {connection}`)"
             )));
         }
-        Some((Some(at),)) => {
+        Some(Some(at)) => {
             return Err(AdminError::Invalid(format!(
                 "journey change {change_id} was already reverted ({at} UTC); nothing was changed"
             )));
         }
-        Some((None,)) => {}
+        Some(None) => {}
     }
-    let total: i64 =
-        sqlx::query_scalar("SELECT count(*) FROM journey_change_items WHERE change_id = $1")
-            .bind(change_id)
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(AdminError::db("counting the change's children"))?;
-    let restored = sqlx::query(
+    let total = sqlx::query_scalar!(
+        r#"SELECT count(*) AS "total!" FROM journey_change_items WHERE change_id = $1"#,
+        change_id
+    )
+    .fetch_one(&mut *tx)
+    .await
+    .map_err(AdminError::db("counting the change's children"))?;
+    let restored = sqlx::query!(
         "UPDATE children c SET journey = i.from_journey, updated_at = now()
          FROM journey_change_items i
          WHERE i.change_id = $1 AND c.id = i.child_id AND c.connection = $2
            AND c.journey IS NOT DISTINCT FROM i.to_journey",
+        change_id,
+        connection.as_str(),
     )
-    .bind(change_id)
-    .bind(connection.as_str())
     .execute(&mut *tx)
     .await
     .map_err(AdminError::db("restoring journeys"))?
     .rows_affected();
     let restored = i64::try_from(restored).unwrap_or(i64::MAX);
-    sqlx::query("UPDATE journey_changes SET reverted_at = now(), reverted_by = $2 WHERE id = $1")
-        .bind(change_id)
-        .bind(by)
-        .execute(&mut *tx)
-        .await
-        .map_err(AdminError::db("recording the revert"))?;
+    sqlx::query!(
+        "UPDATE journey_changes SET reverted_at = now(), reverted_by = $2 WHERE id = $1",
+        change_id,
+        by,
+    )
+    .execute(&mut *tx)
+    .await
+    .map_err(AdminError::db("recording the revert"))?;
     if dry_run {
         tx.rollback()
             .await

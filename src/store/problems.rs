@@ -8,7 +8,7 @@ use super::StoreError;
 use crate::run::ConnectionKey;
 
 /// One problem of a run.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, sqlx::FromRow)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ProblemRow {
     pub run_id: String,
@@ -17,7 +17,6 @@ pub struct ProblemRow {
     /// The record's Clever id (`None` for a problem about the run as a whole).
     pub clever_id: Option<String>,
     pub message: String,
-    #[sqlx(skip)]
     pub what_to_do: String,
 }
 
@@ -109,20 +108,28 @@ pub async fn for_run(
                 connection: connection.to_string(),
             })?,
     };
-    let mut problems: Vec<ProblemRow> = sqlx::query_as(
+    let rows = sqlx::query!(
         "SELECT p.run_id, p.code, p.record_kind, p.clever_id, p.message FROM sync_problems p
          JOIN sync_runs r ON r.run_id = p.run_id
          WHERE p.run_id = $1 AND r.connection = $2
          ORDER BY p.code, p.record_kind, p.clever_id NULLS FIRST, p.id",
+        run_id,
+        connection.as_str(),
     )
-    .bind(&run_id)
-    .bind(connection.as_str())
     .fetch_all(pool)
     .await
     .map_err(StoreError::query("reading sync_problems"))?;
-    for p in &mut problems {
-        p.what_to_do = what_to_do(&p.code, connection.as_str());
-    }
+    let problems = rows
+        .into_iter()
+        .map(|p| ProblemRow {
+            what_to_do: what_to_do(&p.code, connection.as_str()),
+            run_id: p.run_id,
+            code: p.code,
+            record_kind: p.record_kind,
+            clever_id: p.clever_id,
+            message: p.message,
+        })
+        .collect();
     Ok(RunProblems {
         connection: connection.to_string(),
         run_id,

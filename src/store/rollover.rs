@@ -81,10 +81,10 @@ pub(crate) async fn lock_connection(
     tx: &mut PgConnection,
     connection: &ConnectionKey,
 ) -> Result<(), AdminError> {
-    let locked: bool = sqlx::query_scalar(
-        "SELECT pg_try_advisory_xact_lock(hashtextextended('rostersync:sync:' || $1, 0))",
+    let locked = sqlx::query_scalar!(
+        r#"SELECT pg_try_advisory_xact_lock(hashtextextended('rostersync:sync:' || $1, 0)) AS "locked!""#,
+        connection.as_str(),
     )
-    .bind(connection.as_str())
     .fetch_one(&mut *tx)
     .await
     .map_err(AdminError::db("taking the connection's sync lock"))?;
@@ -134,40 +134,40 @@ pub async fn rollover_in(
     dry_run: bool,
 ) -> Result<RolloverOutcome, AdminError> {
     parse_school_year(school_year).map_err(AdminError::Invalid)?;
-    let done: Option<(i32, i32)> = sqlx::query_as(
+    let done = sqlx::query!(
         "SELECT children, enrollments FROM school_year_rollovers WHERE connection = $1 AND school_year = $2",
+        connection.as_str(),
+        school_year,
     )
-    .bind(connection.as_str())
-    .bind(school_year)
     .fetch_optional(&mut *tx)
     .await
     .map_err(AdminError::db("reading the rollovers"))?;
-    if let Some((children, enrollments)) = done {
+    if let Some(done) = done {
         return Ok(RolloverOutcome {
             connection: connection.to_string(),
             school_year: school_year.to_string(),
-            children: children.into(),
-            enrollments: enrollments.into(),
+            children: done.children.into(),
+            enrollments: done.enrollments.into(),
             already_done: true,
             dry_run,
         });
     }
-    let enrollments = sqlx::query(
+    let enrollments = sqlx::query!(
         "UPDATE enrollments e SET active = false, updated_at = now() FROM children c
          WHERE e.child_id = c.id AND e.connection = $1 AND c.connection = $1 AND e.active
            AND c.archived_school_year IS NULL AND c.source = 'roster' AND c.clever_id IS NOT NULL",
+        connection.as_str(),
     )
-    .bind(connection.as_str())
     .execute(&mut *tx)
     .await
     .map_err(AdminError::db("deactivating enrollments"))?
     .rows_affected();
-    let children = sqlx::query(
+    let children = sqlx::query!(
         "UPDATE children SET archived_school_year = $2, active = false, updated_at = now()
          WHERE connection = $1 AND archived_school_year IS NULL AND source = 'roster' AND clever_id IS NOT NULL",
+        connection.as_str(),
+        school_year,
     )
-    .bind(connection.as_str())
-    .bind(school_year)
     .execute(&mut *tx)
     .await
     .map_err(AdminError::db("archiving children"))?
@@ -176,15 +176,15 @@ pub async fn rollover_in(
         i64::try_from(children).unwrap_or(i64::MAX),
         i64::try_from(enrollments).unwrap_or(i64::MAX),
     );
-    sqlx::query(
+    sqlx::query!(
         "INSERT INTO school_year_rollovers (connection, school_year, rolled_by, children, enrollments)
          VALUES ($1, $2, $3, $4, $5)",
+        connection.as_str(),
+        school_year,
+        by,
+        i32::try_from(children).unwrap_or(i32::MAX),
+        i32::try_from(enrollments).unwrap_or(i32::MAX),
     )
-    .bind(connection.as_str())
-    .bind(school_year)
-    .bind(by)
-    .bind(i32::try_from(children).unwrap_or(i32::MAX))
-    .bind(i32::try_from(enrollments).unwrap_or(i32::MAX))
     .execute(&mut *tx)
     .await
     .map_err(AdminError::db("recording the rollover"))?;
