@@ -182,26 +182,26 @@ pub async fn link(
         RecordKind::Child => link_child(&mut tx, connection, clever_id, to).await?,
         RecordKind::Educator => link_educator(&mut tx, connection, clever_id, to).await?,
     };
-    sqlx::query(
+    sqlx::query!(
         "UPDATE roster_links SET unlinked_at = now(), unlinked_by = $4
          WHERE connection = $1 AND record_kind = $2 AND clever_id = $3 AND unlinked_at IS NULL",
+        connection.as_str(),
+        kind.table(),
+        clever_id,
+        by,
     )
-    .bind(connection.as_str())
-    .bind(kind.table())
-    .bind(clever_id)
-    .bind(by)
     .execute(&mut *tx)
     .await
     .map_err(AdminError::db("closing the previous link"))?;
-    sqlx::query(
+    sqlx::query!(
         "INSERT INTO roster_links (connection, record_kind, clever_id, target_id, linked_by)
          VALUES ($1, $2, $3, $4, $5)",
+        connection.as_str(),
+        kind.table(),
+        clever_id,
+        to,
+        by,
     )
-    .bind(connection.as_str())
-    .bind(kind.table())
-    .bind(clever_id)
-    .bind(to)
-    .bind(by)
     .execute(&mut *tx)
     .await
     .map_err(AdminError::db("recording the link"))?;
@@ -281,53 +281,55 @@ async fn link_child(
             )));
         }
         // The duplicate's enrollment (the roster's classroom) moves to the linked child.
-        sqlx::query("DELETE FROM enrollments WHERE child_id = $1")
-            .bind(to)
+        sqlx::query!("DELETE FROM enrollments WHERE child_id = $1", to,)
             .execute(&mut *tx)
             .await
             .map_err(AdminError::db("replacing the linked child's enrollment"))?;
-        sqlx::query("UPDATE enrollments SET child_id = $2, updated_at = now() WHERE child_id = $1")
-            .bind(dup)
-            .bind(to)
-            .execute(&mut *tx)
-            .await
-            .map_err(AdminError::db("moving the enrollment"))?;
+        sqlx::query!(
+            "UPDATE enrollments SET child_id = $2, updated_at = now() WHERE child_id = $1",
+            dup,
+            to,
+        )
+        .execute(&mut *tx)
+        .await
+        .map_err(AdminError::db("moving the enrollment"))?;
         // Roster data comes from the duplicate; journey, level and progress stay the target's.
-        sqlx::query(
-            "UPDATE children t SET sis_id = d.sis_id, first_name = d.first_name,
+        sqlx::query!(
+        "UPDATE children t SET sis_id = d.sis_id, first_name = d.first_name,
                  last_name = d.last_name, school_clever_id = d.school_clever_id, grade = d.grade, dob = d.dob,
                  gender = d.gender, ell_status = d.ell_status, hispanic_ethnicity = d.hispanic_ethnicity,
                  race = d.race, home_language = d.home_language, iep_status = d.iep_status,
                  frl_status = d.frl_status, source = 'roster', active = d.active,
                  archived_school_year = NULL, clever_id = NULL, updated_at = now()
              FROM children d WHERE d.id = $1 AND t.id = $2",
-        )
-        .bind(dup)
-        .bind(to)
+        dup,
+        to,
+    )
         .execute(&mut *tx)
         .await
         .map_err(AdminError::db("merging the duplicate child"))?;
-        sqlx::query("DELETE FROM children WHERE id = $1")
-            .bind(dup)
+        sqlx::query!("DELETE FROM children WHERE id = $1", dup,)
             .execute(&mut *tx)
             .await
             .map_err(AdminError::db("removing the duplicate child"))?;
-        sqlx::query("UPDATE children SET clever_id = $2 WHERE id = $1")
-            .bind(to)
-            .bind(clever_id)
-            .execute(&mut *tx)
-            .await
-            .map_err(AdminError::db("linking the child"))?;
+        sqlx::query!(
+            "UPDATE children SET clever_id = $2 WHERE id = $1",
+            to,
+            clever_id,
+        )
+        .execute(&mut *tx)
+        .await
+        .map_err(AdminError::db("linking the child"))?;
         merged = Some(dup);
     } else {
-        sqlx::query(
+        sqlx::query!(
             "UPDATE children SET clever_id = $3, source = 'roster', active = true,
                  archived_school_year = NULL, updated_at = now()
              WHERE connection = $1 AND id = $2",
+            connection.as_str(),
+            to,
+            clever_id,
         )
-        .bind(connection.as_str())
-        .bind(to)
-        .bind(clever_id)
         .execute(&mut *tx)
         .await
         .map_err(AdminError::db("linking the child"))?;
@@ -341,11 +343,11 @@ async fn link_educator(
     clever_id: &str,
     to: i64,
 ) -> Result<Option<i64>, AdminError> {
-    let target: Option<Option<String>> = sqlx::query_scalar(
+    let target: Option<Option<String>> = sqlx::query_scalar!(
         "SELECT clever_id FROM educators WHERE connection = $1 AND id = $2 FOR UPDATE",
+        connection.as_str(),
+        to,
     )
-    .bind(connection.as_str())
-    .bind(to)
     .fetch_optional(&mut *tx)
     .await
     .map_err(AdminError::db("reading the target educator"))?;
@@ -360,21 +362,21 @@ async fn link_educator(
              (`rostersync match unlink {connection} --kind educator --clever-id {other}`)"
         )));
     }
-    let dup: Option<i64> = sqlx::query_scalar(
+    let dup: Option<i64> = sqlx::query_scalar!(
         "DELETE FROM educators WHERE connection = $1 AND clever_id = $2 RETURNING id",
+        connection.as_str(),
+        clever_id,
     )
-    .bind(connection.as_str())
-    .bind(clever_id)
     .fetch_optional(&mut *tx)
     .await
     .map_err(AdminError::db("removing the duplicate educator"))?;
-    sqlx::query(
+    sqlx::query!(
         "UPDATE educators SET clever_id = $3, source = 'roster', active = true, updated_at = now()
          WHERE connection = $1 AND id = $2",
+        connection.as_str(),
+        to,
+        clever_id,
     )
-    .bind(connection.as_str())
-    .bind(to)
-    .bind(clever_id)
     .execute(&mut *tx)
     .await
     .map_err(AdminError::db("linking the educator"))?;
@@ -421,29 +423,29 @@ pub async fn unlink(
             }
         )));
     };
-    let closed = sqlx::query(
+    let closed = sqlx::query!(
         "UPDATE roster_links SET unlinked_at = now(), unlinked_by = $4
          WHERE connection = $1 AND record_kind = $2 AND clever_id = $3 AND unlinked_at IS NULL",
+        connection.as_str(),
+        kind.table(),
+        clever_id,
+        by,
     )
-    .bind(connection.as_str())
-    .bind(kind.table())
-    .bind(clever_id)
-    .bind(by)
     .execute(&mut *tx)
     .await
     .map_err(AdminError::db("closing the link"))?
     .rows_affected();
     if closed == 0 {
         // Matched by the sync, never linked by hand: record the unlink so it is not matched again.
-        sqlx::query(
-            "INSERT INTO roster_links (connection, record_kind, clever_id, target_id, linked_by, unlinked_by, unlinked_at)
+        sqlx::query!(
+        "INSERT INTO roster_links (connection, record_kind, clever_id, target_id, linked_by, unlinked_by, unlinked_at)
              VALUES ($1, $2, $3, $4, 'sync', $5, now())",
-        )
-        .bind(connection.as_str())
-        .bind(kind.table())
-        .bind(clever_id)
-        .bind(id)
-        .bind(by)
+        connection.as_str(),
+        kind.table(),
+        clever_id,
+        id,
+        by,
+    )
         .execute(&mut *tx)
         .await
         .map_err(AdminError::db("recording the unlink"))?;
