@@ -133,9 +133,20 @@ pub fn main() -> ExitCode {
 /// subcommands are left out of it, as from `--help`.
 pub fn print_completion<C: clap::CommandFactory>(
     shell: clap_complete::Shell,
-    bin: &str,
+    bin: &'static str,
 ) -> ExitCode {
-    let mut cmd = C::command();
+    // The same command line without its hidden subcommands (clap_complete would list them).
+    let full = C::command();
+    let mut cmd = clap::Command::new(bin)
+        .about(full.get_about().cloned().unwrap_or_default())
+        .version(env!("CARGO_PKG_VERSION"))
+        .subcommand_required(full.is_subcommand_required_set());
+    for arg in full.get_arguments() {
+        cmd = cmd.arg(arg.clone());
+    }
+    for sub in full.get_subcommands().filter(|s| !s.is_hide_set()) {
+        cmd = cmd.subcommand(sub.clone());
+    }
     let mut out = Vec::new();
     clap_complete::generate(shell, &mut cmd, bin, &mut out);
     use std::io::Write as _;

@@ -1,6 +1,15 @@
 //! Logging setup. Logs go to stderr so that a subcommand's stdout stays machine-readable.
 use tracing_subscriber::EnvFilter;
 
+/// The logging variables a process passes on to the sync Jobs it starts: `RUST_LOG` and
+/// `ROSTERSYNC_LOG_FORMAT`, those that are set.
+pub fn inherited_env() -> Vec<(String, String)> {
+    ["RUST_LOG", "ROSTERSYNC_LOG_FORMAT"]
+        .into_iter()
+        .filter_map(|name| Some((name.to_string(), std::env::var(name).ok()?)))
+        .collect()
+}
+
 /// Initialises `tracing` from `RUST_LOG` (default `info`); `ROSTERSYNC_LOG_FORMAT=json` selects JSON lines.
 pub fn init_logging() {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));

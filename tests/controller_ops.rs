@@ -604,6 +604,20 @@ async fn sync_series_per_connection_and_schedule_and_removed_with_the_objects() 
             && sample(&text, &runs(&sb, "Held")).is_none(),
         "{text}"
     );
+    // What the runs cost Clever, as the Jobs recorded it in their history rows: every run sent
+    // requests (the district, its schools, sections, users); the emulator answered no 429.
+    for labels in [&sf, &sb] {
+        let requests = sample(&text, &s("rostersync_clever_requests_total", labels));
+        assert!(
+            requests.is_some_and(|r| r >= 4.0),
+            "{labels}: {requests:?}\n{text}"
+        );
+        assert_eq!(
+            sample(&text, &s("rostersync_clever_rate_limited_total", labels)),
+            Some(0.0),
+            "{labels}"
+        );
+    }
     let now = jiff::Timestamp::now().as_second() as f64;
     let held_since = sample(
         &text,

@@ -859,6 +859,52 @@ fn optional_servicemonitor_and_networkpolicy() {
 }
 
 #[test]
+fn optional_grafana_dashboard_configmap_holds_the_shipped_dashboard() {
+    if !helm_available() {
+        return;
+    }
+    assert_eq!(kinds(&render("rostersync", &[]), "ConfigMap"), 0);
+    let docs = render(
+        "rostersync",
+        &[
+            "--set",
+            "grafanaDashboard.enabled=true",
+            "--set",
+            "grafanaDashboard.namespace=monitoring",
+            "--set",
+            "grafanaDashboard.annotations.grafana_folder=Platform",
+        ],
+    );
+    let cm = get(&docs, "ConfigMap", "t-rostersync-dashboard");
+    assert_eq!(cm["metadata"]["namespace"], "monitoring");
+    assert_eq!(cm["metadata"]["labels"]["grafana_dashboard"], "1");
+    assert_eq!(cm["metadata"]["annotations"]["grafana_folder"], "Platform");
+    let shipped: Value = serde_json::from_str(
+        &std::fs::read_to_string(common::repo_path(
+            "charts/rostersync/dashboards/rostersync.json",
+        ))
+        .expect("dashboard file"),
+    )
+    .expect("the dashboard is JSON");
+    let rendered: Value =
+        serde_json::from_str(cm["data"]["rostersync.json"].as_str().expect("data"))
+            .expect("the ConfigMap's dashboard is JSON");
+    assert_eq!(rendered, shipped);
+    assert_eq!(shipped["uid"], "rostersync-overview");
+    let titles: Vec<&str> = shipped["panels"]
+        .as_array()
+        .expect("panels")
+        .iter()
+        .filter(|p| p["type"] == "row")
+        .filter_map(|p| p["title"].as_str())
+        .collect();
+    assert_eq!(
+        titles,
+        ["Fleet overview", "One district", "Controller health"]
+    );
+}
+
+#[test]
 fn operator_schema_rejects_bad_values_with_helpful_messages() {
     if !helm_available() {
         return;
@@ -1135,6 +1181,8 @@ fn everything_on() -> Vec<(&'static str, Vec<&'static str>)> {
                 "metrics.serviceMonitor.enabled=true",
                 "--set",
                 "networkPolicy.enabled=true",
+                "--set",
+                "grafanaDashboard.enabled=true",
                 "--set",
                 "podLabels.team=roster",
             ],

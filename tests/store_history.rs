@@ -119,6 +119,11 @@ async fn a_run_id_is_checked_with_its_connection_on_every_read_and_write() {
         reason: "Synced",
         message: "ok",
         timings: serde_json::json!({}),
+        clever: rostersync::run::CleverRequests {
+            requests: 12,
+            retries: 3,
+            rate_limited: 1,
+        },
     };
     runs::finish(&mut conn, &a, "shared-id", &finish)
         .await
@@ -127,6 +132,10 @@ async fn a_run_id_is_checked_with_its_connection_on_every_read_and_write() {
         .await
         .expect("read")
         .expect("a's run");
+    assert_eq!(
+        before.clever, finish.clever,
+        "what the run cost Clever is kept"
+    );
 
     // B: reads nothing, writes nothing.
     assert!(

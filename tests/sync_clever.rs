@@ -182,10 +182,22 @@ async fn run_binary(
     token: &str,
     extra: &[&str],
 ) -> (i32, String) {
+    run_binary_logs(url, manifest, token, extra).await.0
+}
+
+/// [`run_binary`] with JSON logs at `info` (as a Job inheriting the controller's): also its stderr.
+async fn run_binary_logs(
+    url: &str,
+    manifest: &std::path::Path,
+    token: &str,
+    extra: &[&str],
+) -> ((i32, String), String) {
     let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_rostersync"))
         .args(["sync", "--output", "json", "--connection-file"])
         .arg(manifest)
         .args(extra)
+        .env("RUST_LOG", "info")
+        .env("ROSTERSYNC_LOG_FORMAT", "json")
         .env("DATABASE_URL", url)
         .env("CLEVER_TOKEN", token)
         .env_remove("CLEVER_CLIENT_ID")
@@ -197,8 +209,11 @@ async fn run_binary(
         eprintln!("rostersync stderr:\n{stderr}");
     }
     (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        ),
+        stderr.into_owned(),
     )
 }
 
@@ -214,10 +229,28 @@ async fn the_binary_exits_0_3_and_2_and_prints_the_json_contract() {
     s.settings.removal_guard_percent = 10;
     let manifest = write_manifest(dir.path(), &s);
 
-    let (code, stdout) = run_binary(&url, &manifest, emu.token(), &[]).await;
+    let ((code, stdout), logs) = run_binary_logs(&url, &manifest, emu.token(), &[]).await;
     assert_eq!(code, 0, "{stdout}");
     let json: serde_json::Value = serde_json::from_str(stdout.trim()).expect("json output");
     assert_eq!(json["result"], "Succeeded");
+    // JSON logs, each line of the run inside its span: run id, connection and trigger, so that a
+    // run can be followed from the controller's decision (same fields) to the Job's phases.
+    let in_run: Vec<serde_json::Value> = logs
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|l| l["span"]["name"] == "run")
+        .collect();
+    assert!(
+        in_run
+            .iter()
+            .any(|l| l["fields"]["message"] == "sync started"),
+        "{logs}"
+    );
+    for line in &in_run {
+        assert_eq!(line["span"]["run_id"], json["runId"], "{line}");
+        assert_eq!(line["span"]["connection"], "default/district", "{line}");
+        assert_eq!(line["span"]["trigger"], "Manual", "{line}");
+    }
     for key in ["runId", "result", "counts", "problems", "durationMs"] {
         assert!(json.get(key).is_some(), "missing {key}: {json}");
     }
@@ -690,6 +723,14 @@ async fn clever_faults_fail_the_run_retriable_or_not_and_change_nothing() {
         .expect("a run");
     assert_eq!(out.result, RunResult::Succeeded, "{:?}", out.message);
     assert_eq!(out.counts.children.deactivated, 1);
+    // The run records what it cost Clever: the two 429s, each retried, among its requests.
+    assert_eq!(
+        (out.clever.rate_limited, out.clever.retries),
+        (2, 2),
+        "{:?}",
+        out.clever
+    );
+    assert!(out.clever.requests > 2, "{:?}", out.clever);
     assert_ne!(
         common::roster_dump(&pool, common::SYNC_CONNECTION).await,
         before

@@ -94,6 +94,8 @@ pub struct ClientStats {
     pub requests: u64,
     /// Retries after a 5xx, 429, timeout or connection error.
     pub retries: u64,
+    /// Responses that were 429 Too Many Requests.
+    pub rate_limited: u64,
     /// Response body bytes received for successful responses.
     pub bytes: u64,
 }
@@ -102,6 +104,7 @@ pub struct ClientStats {
 pub(super) struct Counters {
     pub(super) requests: AtomicU64,
     pub(super) retries: AtomicU64,
+    pub(super) rate_limited: AtomicU64,
     pub(super) bytes: AtomicU64,
 }
 
@@ -183,6 +186,7 @@ impl CleverClient {
         ClientStats {
             requests: self.counters.requests.load(Ordering::Relaxed),
             retries: self.counters.retries.load(Ordering::Relaxed),
+            rate_limited: self.counters.rate_limited.load(Ordering::Relaxed),
             bytes: self.counters.bytes.load(Ordering::Relaxed),
         }
     }

@@ -132,6 +132,7 @@ impl CleverClient {
                 )),
             },
             StatusClass::RateLimited => {
+                self.counters.rate_limited.fetch_add(1, Ordering::Relaxed);
                 let header = |name: &str| {
                     resp.headers()
                         .get(name)

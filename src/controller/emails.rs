@@ -160,6 +160,7 @@ mod tests {
             reason: reason.map(str::to_string),
             message: reason.map(|_| "one line".to_string()),
             timings: serde_json::json!({}),
+            clever: Default::default(),
             duration_ms: None,
             notified: false,
             attempts: 1,

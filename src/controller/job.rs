@@ -142,6 +142,9 @@ pub struct JobConfig {
     pub allowed_api_hosts: crate::clever::AllowedApiHosts,
     /// `--sync-ca-bundle-configmap`: extra CA certificates every sync Job mounts and trusts.
     pub ca_bundle: Option<CaBundle>,
+    /// The controller's own logging variables (`RUST_LOG`, `ROSTERSYNC_LOG_FORMAT`), passed on to
+    /// every sync Job so that its logs read like the controller's ([`crate::telemetry::inherited_env`]).
+    pub log_env: Vec<(String, String)>,
 }
 
 /// A ConfigMap key holding PEM CA certificates, in each sync Job's namespace.
@@ -497,6 +500,19 @@ pub fn build_job(input: &JobInput<'_>) -> Option<Job> {
     });
     let job_settings = &schedule.spec.job;
     let pod = merge_pod_settings(&job_settings.pod, &input.config.defaults);
+    // The controller's log level and format, unless the schedule's extraEnv sets its own.
+    env.extend(
+        input
+            .config
+            .log_env
+            .iter()
+            .filter(|(name, _)| !pod.extra_env.iter().flatten().any(|var| &var.name == name))
+            .map(|(name, value)| EnvVar {
+                name: name.clone(),
+                value: Some(value.clone()),
+                ..EnvVar::default()
+            }),
+    );
     // The CRD's rules and the schedule's check keep these out; dropped here too, so that the
     // controller's variables and labels always win.
     env.extend(

@@ -35,7 +35,61 @@ fn config() -> JobConfig {
         defaults: JobPodSettings::default(),
         allowed_api_hosts: crate::clever::AllowedApiHosts::clever(),
         ca_bundle: None,
+        log_env: Vec::new(),
     }
+}
+
+#[test]
+fn jobs_inherit_the_controllers_log_level_and_format_unless_the_schedule_sets_them() {
+    let cfg = JobConfig {
+        log_env: vec![
+            ("RUST_LOG".into(), "debug,kube=info".into()),
+            ("ROSTERSYNC_LOG_FORMAT".into(), "json".into()),
+        ],
+        ..config()
+    };
+    let env_of = |s: &SyncSchedule| {
+        let c = connection();
+        let job = build_job(&JobInput {
+            schedule: s,
+            connection: &c,
+            request: &RunRequest::SyncNow { token: "t1".into() },
+            credentials: CredentialKeys::Token,
+            config: &cfg,
+        })
+        .expect("job");
+        job.spec
+            .expect("spec")
+            .template
+            .spec
+            .expect("pod")
+            .containers[0]
+            .env
+            .clone()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|v| (v.name, v.value.unwrap_or_default()))
+            .filter(|(n, _)| n != "CLEVER_TOKEN" && n != "DATABASE_URL")
+            .collect::<Vec<_>>()
+    };
+    let pairs = |v: &[(&str, &str)]| -> Vec<(String, String)> {
+        v.iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect()
+    };
+    assert_eq!(
+        env_of(&schedule("nightly")),
+        pairs(&[
+            ("RUST_LOG", "debug,kube=info"),
+            ("ROSTERSYNC_LOG_FORMAT", "json")
+        ])
+    );
+    // A district debugging its own runs: its RUST_LOG wins, the format is still inherited.
+    let own = schedule_with_job(json!({"extraEnv": [{"name": "RUST_LOG", "value": "trace"}]}));
+    assert_eq!(
+        env_of(&own),
+        pairs(&[("ROSTERSYNC_LOG_FORMAT", "json"), ("RUST_LOG", "trace")])
+    );
 }
 
 #[test]

@@ -175,6 +175,9 @@ pub struct Metrics {
     pub reconcile_duration: HistogramFamily<ControllerLabels>,
     pub syncs: Family<RunLabels, Counter>,
     pub sync_duration: HistogramFamily<ConnectionLabels>,
+    pub clever_requests: Family<ConnectionLabels, Counter>,
+    pub clever_retries: Family<ConnectionLabels, Counter>,
+    pub clever_rate_limited: Family<ConnectionLabels, Counter>,
     pub last_success: Family<ScheduleLabels, F64Gauge>,
     pub next_sync: Family<ScheduleLabels, F64Gauge>,
     pub period: Family<ScheduleLabels, F64Gauge>,
@@ -208,6 +211,9 @@ impl Default for Metrics {
             reconcile_duration: Family::new_with_constructor(reconcile_histogram),
             syncs: Family::default(),
             sync_duration: Family::new_with_constructor(sync_histogram),
+            clever_requests: Family::default(),
+            clever_retries: Family::default(),
+            clever_rate_limited: Family::default(),
             last_success: Family::default(),
             next_sync: Family::default(),
             period: Family::default(),
@@ -265,6 +271,21 @@ impl Default for Metrics {
             "sync_duration_seconds",
             "Duration of finished sync runs by connection",
             m.sync_duration.clone(),
+        );
+        r.register(
+            "clever_requests",
+            "HTTP requests finished sync runs sent to Clever (retries included), by connection",
+            m.clever_requests.clone(),
+        );
+        r.register(
+            "clever_retries",
+            "Requests finished sync runs retried (after a 5xx, 429, timeout or connection error), by connection",
+            m.clever_retries.clone(),
+        );
+        r.register(
+            "clever_rate_limited",
+            "429 Too Many Requests answers finished sync runs got from Clever, by connection",
+            m.clever_rate_limited.clone(),
         );
         r.register(
             "last_successful_sync_timestamp_seconds",
@@ -367,8 +388,16 @@ impl Metrics {
             .inc();
     }
 
-    /// A run of connection `ns/connection` finished with `result` after `seconds`.
-    pub fn sync_finished(&self, ns: &str, connection: &str, result: &str, seconds: Option<f64>) {
+    /// A run of connection `ns/connection` finished with `result` after `seconds`, having cost
+    /// Clever `clever` (as the Job recorded it in its history row).
+    pub fn sync_finished(
+        &self,
+        ns: &str,
+        connection: &str,
+        result: &str,
+        seconds: Option<f64>,
+        clever: crate::run::CleverRequests,
+    ) {
         if let Ok(mut seen) = self.connections.lock() {
             seen.insert(schedule_key(ns, connection));
         }
@@ -379,14 +408,22 @@ impl Metrics {
                 result: result.into(),
             })
             .inc();
+        let labels = ConnectionLabels {
+            namespace: ns.into(),
+            connection: connection.into(),
+        };
         if let Some(s) = seconds {
-            self.sync_duration
-                .get_or_create(&ConnectionLabels {
-                    namespace: ns.into(),
-                    connection: connection.into(),
-                })
-                .observe(s);
+            self.sync_duration.get_or_create(&labels).observe(s);
         }
+        self.clever_requests
+            .get_or_create(&labels)
+            .inc_by(clever.requests);
+        self.clever_retries
+            .get_or_create(&labels)
+            .inc_by(clever.retries);
+        self.clever_rate_limited
+            .get_or_create(&labels)
+            .inc_by(clever.rate_limited);
     }
 
     /// Sets the series of schedule `ns/name` (syncing `connection`) to `g`.
@@ -476,10 +513,14 @@ impl Metrics {
                 result: result.as_str().into(),
             });
         }
-        self.sync_duration.remove(&ConnectionLabels {
+        let labels = ConnectionLabels {
             namespace: ns.into(),
             connection: name.into(),
-        });
+        };
+        self.sync_duration.remove(&labels);
+        self.clever_requests.remove(&labels);
+        self.clever_retries.remove(&labels);
+        self.clever_rate_limited.remove(&labels);
     }
 
     /// After a full list of the schedules in `scope` (every namespace when `None`): forgets the
@@ -732,9 +773,24 @@ mod tests {
         let m = Metrics::default();
         m.schedule_observed("a", "nightly", "springfield", &gauges());
         m.schedule_observed("b", "nightly", "shelbyville", &gauges());
-        m.sync_finished("a", "springfield", "Succeeded", Some(3.0));
-        m.sync_finished("b", "shelbyville", "Failed", None);
-        assert_eq!(lines_with(&m, "namespace=\"a\"").len(), 8 + 1 + 13);
+        let clever = crate::run::CleverRequests {
+            requests: 7,
+            retries: 2,
+            rate_limited: 1,
+        };
+        m.sync_finished("a", "springfield", "Succeeded", Some(3.0), clever);
+        m.sync_finished("b", "shelbyville", "Failed", None, Default::default());
+        assert_eq!(lines_with(&m, "namespace=\"a\"").len(), 8 + 1 + 13 + 3);
+        for line in [
+            "rostersync_clever_requests_total{namespace=\"a\",connection=\"springfield\"} 7",
+            "rostersync_clever_retries_total{namespace=\"a\",connection=\"springfield\"} 2",
+            "rostersync_clever_rate_limited_total{namespace=\"a\",connection=\"springfield\"} 1",
+        ] {
+            assert!(
+                lines_with(&m, "clever_").contains(&line.to_string()),
+                "{line}"
+            );
+        }
         assert!(!lines_with(&m, "namespace=\"b\"").is_empty());
 
         // The connection changes: the series move to the new label set.
@@ -753,6 +809,82 @@ mod tests {
         m.retain_connections(None, &HashSet::new());
         assert!(lines_with(&m, "namespace=\"b\"").is_empty());
         assert_eq!(lines_with(&m, "namespace=\"c\"").len(), 8);
+    }
+
+    /// The metric names a PromQL text uses (`rostersync_...`, histogram and counter suffixes kept).
+    fn names_used(text: &str) -> std::collections::BTreeSet<String> {
+        let mut names = std::collections::BTreeSet::new();
+        let mut rest = text;
+        while let Some(i) = rest.find("rostersync_") {
+            let tail = &rest[i..];
+            let end = tail
+                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .unwrap_or(tail.len());
+            names.insert(tail[..end].to_string());
+            rest = &tail[end..];
+        }
+        names
+    }
+
+    /// Every series name the controller can export: `# TYPE` families with their samples' suffixes.
+    fn exported() -> std::collections::BTreeSet<String> {
+        // Empty families are not encoded: give every one a series.
+        let m = Metrics::default();
+        m.schedule_observed("a", "nightly", "springfield", &gauges());
+        m.sync_finished("a", "springfield", "Failed", Some(1.0), Default::default());
+        m.reconciled("SyncSchedule");
+        m.reconcile_done("SyncSchedule", true, 0.1);
+        m.failed("SyncSchedule", "database");
+        m.set_outbox(&[("a/springfield".into(), 1, 2.0)]);
+        let text = m.encode().expect("encode");
+        let mut names = std::collections::BTreeSet::new();
+        for line in text.lines() {
+            let Some(rest) = line.strip_prefix("# TYPE ") else {
+                continue;
+            };
+            let mut parts = rest.split_whitespace();
+            let (Some(name), Some(kind)) = (parts.next(), parts.next()) else {
+                continue;
+            };
+            let suffixes: &[&str] = match kind {
+                "counter" => &["_total"],
+                "histogram" => &["_bucket", "_sum", "_count"],
+                _ => &[""],
+            };
+            names.extend(suffixes.iter().map(|s| format!("{name}{s}")));
+        }
+        names
+    }
+
+    /// The shipped Grafana dashboard and PrometheusRule use only metrics the controller exports
+    /// (a renamed metric breaks this test, not an on-call engineer's night).
+    #[test]
+    fn dashboard_and_alerts_use_only_exported_metrics() {
+        let exported = exported();
+        assert!(exported.contains("rostersync_syncs_total"), "{exported:?}");
+        for (file, text) in [
+            (
+                "charts/rostersync/dashboards/rostersync.json",
+                include_str!("../../charts/rostersync/dashboards/rostersync.json"),
+            ),
+            (
+                "charts/rostersync/templates/prometheusrule.yaml",
+                include_str!("../../charts/rostersync/templates/prometheusrule.yaml"),
+            ),
+        ] {
+            let used = names_used(text);
+            assert!(used.len() >= 5, "{file} uses {used:?}");
+            let unknown: Vec<_> = used.difference(&exported).collect();
+            assert!(
+                unknown.is_empty(),
+                "{file} uses metrics the controller does not export: {unknown:?}"
+            );
+        }
+        let dashboard: serde_json::Value = serde_json::from_str(include_str!(
+            "../../charts/rostersync/dashboards/rostersync.json"
+        ))
+        .expect("the dashboard is JSON");
+        assert!(dashboard["panels"].as_array().is_some_and(|p| p.len() > 10));
     }
 
     #[test]

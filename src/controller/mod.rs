@@ -346,6 +346,7 @@ pub async fn run(args: ControllerArgs) -> anyhow::Result<u8> {
             defaults: args.sync_job_defaults.clone(),
             allowed_api_hosts: crate::clever::AllowedApiHosts::new(args.allowed_api_hosts.clone()),
             ca_bundle: args.sync_ca_bundle_configmap.clone(),
+            log_env: crate::telemetry::inherited_env(),
         },
         extra_ca,
         tenants,

@@ -260,6 +260,7 @@ mod tests {
             reason: None,
             message: None,
             timings: serde_json::json!({}),
+            clever: Default::default(),
             duration_ms: None,
             notified: false,
             attempts: 1,

@@ -363,9 +363,20 @@ where
     F: FnOnce(Arc<DeserializeGuard<K>>, Arc<Context>) -> Fut,
     Fut: std::future::Future<Output = Result<Action>>,
 {
+    use tracing::Instrument as _;
     ctx.metrics.reconciled(kind);
     let started = std::time::Instant::now();
-    let result = guarded_inner(kind, obj, ctx.clone(), f).await;
+    // One span per reconcile: every line it logs (and the runs it starts) carries the object.
+    let meta = obj.meta();
+    let span = tracing::info_span!(
+        "reconcile",
+        controller = kind,
+        namespace = meta.namespace.as_deref().unwrap_or_default(),
+        name = meta.name.as_deref().unwrap_or_default(),
+    );
+    let result = guarded_inner(kind, obj, ctx.clone(), f)
+        .instrument(span)
+        .await;
     ctx.metrics
         .reconcile_done(kind, result.is_ok(), started.elapsed().as_secs_f64());
     result

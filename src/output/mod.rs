@@ -160,8 +160,21 @@ pub trait TableRow: Serialize {
 /// Whether to colour output written to a stream that `is_tty`: only on a TTY, never with a
 /// non-empty `NO_COLOR` (<https://no-color.org>), never with `TERM=dumb`.
 pub fn color_enabled(is_tty: bool) -> bool {
-    let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
-    let dumb = std::env::var_os("TERM").is_some_and(|v| v == "dumb");
+    color_for(
+        is_tty,
+        std::env::var_os("NO_COLOR").as_deref(),
+        std::env::var_os("TERM").as_deref(),
+    )
+}
+
+/// [`color_enabled`] with the environment given: `NO_COLOR` and `TERM`.
+pub fn color_for(
+    is_tty: bool,
+    no_color: Option<&std::ffi::OsStr>,
+    term: Option<&std::ffi::OsStr>,
+) -> bool {
+    let no_color = no_color.is_some_and(|v| !v.is_empty());
+    let dumb = term.is_some_and(|v| v == "dumb");
     is_tty && !no_color && !dumb
 }
 

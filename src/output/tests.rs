@@ -120,7 +120,19 @@ fn colour_only_when_enabled_and_never_with_no_color() {
     let out = p.render(&rows()).expect("render");
     assert!(out.contains("\x1b["), "colour codes expected: {out:?}");
     assert!(!color_enabled(false), "never off a TTY");
-    // NO_COLOR is read from the environment; the binaries' tests set it for real processes.
+    use std::ffi::OsStr;
+    let xterm = Some(OsStr::new("xterm-256color"));
+    assert!(color_for(true, None, xterm));
+    assert!(
+        color_for(true, Some(OsStr::new("")), xterm),
+        "an empty NO_COLOR does not count"
+    );
+    assert!(
+        !color_for(true, Some(OsStr::new("1")), xterm),
+        "NO_COLOR wins over a TTY"
+    );
+    assert!(!color_for(true, None, Some(OsStr::new("dumb"))));
+    assert!(!color_for(false, None, xterm));
 }
 
 #[test]
@@ -164,4 +176,56 @@ fn progress_lines_carry_the_elapsed_time() {
         progress::Progress::line(std::time::Duration::from_millis(4200), "Job created"),
         "[  4.2s] Job created"
     );
+}
+
+/// `rostersync sync` follows the contract: a run's and a sync error's exit codes are the
+/// contract's codes (0 ok, 1 failed but retriable, 2 not retriable, 3 held).
+#[test]
+fn the_sync_exit_codes_are_the_contract() {
+    use crate::run::{ConnectionKey, Counts, ProblemCodes, RunRecord, RunResult, Trigger};
+    for result in [
+        RunResult::Succeeded,
+        RunResult::Held,
+        RunResult::Failed,
+        RunResult::Running,
+    ] {
+        for retriable in [false, true] {
+            let r = RunRecord {
+                run_id: "r-1".into(),
+                connection: ConnectionKey::parse("ns/a").expect("key"),
+                schedule: None,
+                trigger: Trigger::Manual,
+                job: None,
+                dry_run: false,
+                started_at: now(),
+                finished_at: None,
+                result,
+                retriable,
+                counts: Counts::default(),
+                problems: 0,
+                problem_codes: ProblemCodes::new(),
+                reason: None,
+                message: None,
+                timings: serde_json::json!({}),
+                clever: Default::default(),
+                duration_ms: None,
+                notified: false,
+                attempts: 1,
+            };
+            assert_eq!(
+                r.exit_code(),
+                exit::for_run(result, retriable),
+                "{result:?} {retriable}"
+            );
+        }
+    }
+    let permanent = crate::sync::SyncError::Config("bad".into());
+    assert_eq!(permanent.exit_code(), exit::USAGE);
+    let transient = crate::sync::SyncError::Source {
+        reason: "CleverUnavailable",
+        message: "503".into(),
+        retriable: true,
+    };
+    assert_eq!(transient.exit_code(), exit::FAILED);
+    assert_eq!(exit::for_run(RunResult::Held, false), exit::HELD);
 }

@@ -19,6 +19,27 @@ use serde::Serialize;
 
 use crate::api::{LastSync, RunStatus};
 
+/// What a run cost Clever (`sync_runs.clever_requests`): HTTP requests sent (retries included),
+/// retries, and 429 answers.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct CleverRequests {
+    pub requests: u64,
+    pub retries: u64,
+    pub rate_limited: u64,
+}
+
+impl CleverRequests {
+    /// From the stored JSON; missing or unreadable fields count 0 (rows written before the column).
+    pub fn from_json(v: &serde_json::Value) -> CleverRequests {
+        serde_json::from_value(v.clone()).unwrap_or_default()
+    }
+
+    pub fn to_json(self) -> serde_json::Value {
+        serde_json::to_value(self).unwrap_or_default()
+    }
+}
+
 /// The longest summary kept in a status field (the message part is cut, never the reason).
 pub const SUMMARY_MAX: usize = 300;
 
@@ -48,6 +69,8 @@ pub struct RunRecord {
     pub message: Option<String>,
     /// Phase timings in milliseconds (`fetchMs`, `applyMs`, `totalMs`, ...).
     pub timings: serde_json::Value,
+    /// What the run cost Clever.
+    pub clever: CleverRequests,
     /// From start to finish, when finished.
     pub duration_ms: Option<u64>,
     /// Whether the controller has reported it (status, Event, email).

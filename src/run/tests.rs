@@ -18,6 +18,7 @@ fn record(result: RunResult) -> RunRecord {
         reason: None,
         message: None,
         timings: serde_json::json!({}),
+        clever: Default::default(),
         duration_ms: Some(90_000),
         notified: false,
         attempts: 1,

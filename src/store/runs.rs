@@ -40,6 +40,7 @@ pub struct Finish<'a> {
     pub reason: &'a str,
     pub message: &'a str,
     pub timings: serde_json::Value,
+    pub clever: crate::run::CleverRequests,
 }
 
 /// A run whose pod stopped without recording an outcome (deadline, OOM, eviction, a killed
@@ -75,6 +76,7 @@ struct Row {
     reason: Option<String>,
     message: Option<String>,
     timings: serde_json::Value,
+    clever_requests: serde_json::Value,
     notified_at: Option<DateTime<Utc>>,
     attempts: i32,
 }
@@ -122,6 +124,7 @@ impl TryFrom<Row> for RunRecord {
             reason: row.reason,
             message: row.message,
             timings: row.timings,
+            clever: crate::run::CleverRequests::from_json(&row.clever_requests),
             duration_ms: finished_at
                 .map(|f| u64::try_from(f.duration_since(started_at).as_millis()).unwrap_or(0)),
             notified: row.notified_at.is_some(),
@@ -164,7 +167,7 @@ pub async fn start(conn: &mut PgConnection, run: &RunStart) -> Result<(), StoreE
         "INSERT INTO sync_runs (run_id, connection, schedule, trigger, job, dry_run, started_at, result)
          VALUES ($1, $2, $3, $4, $5, $6, now(), 'Running')
          ON CONFLICT (run_id) DO UPDATE SET started_at = now(), result = 'Running', finished_at = NULL,
-             reason = NULL, message = NULL, counts = '{}', problems = 0, problem_codes = '{}', timings = '{}',
+             reason = NULL, message = NULL, counts = '{}', problems = 0, problem_codes = '{}', timings = '{}', clever_requests = '{}',
              retriable = false, attempts = sync_runs.attempts + 1
          WHERE sync_runs.connection = EXCLUDED.connection",
         run.run_id,
@@ -236,7 +239,7 @@ pub async fn finish(
     let problems: u64 = f.problem_codes.values().sum();
     let r = sqlx::query!(
         "UPDATE sync_runs SET result = $2, retriable = $3, finished_at = now(), counts = $4, problems = $5,
-                problem_codes = $6, reason = $7, message = $8, timings = $9
+                problem_codes = $6, reason = $7, message = $8, timings = $9, clever_requests = $11
          WHERE run_id = $1 AND connection = $10 AND result = 'Running'",
         run_id,
         f.result.as_str(),
@@ -248,6 +251,7 @@ pub async fn finish(
         f.message,
         f.timings,
         connection.as_str(),
+        f.clever.to_json(),
     )
     .execute(&mut *conn)
     .await

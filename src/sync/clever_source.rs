@@ -23,6 +23,8 @@ use crate::clever::{
 pub struct CleverSource {
     pub config: ClientConfig,
     pub credentials: CleverCredentials,
+    /// The run's clients (their counters are shared by their clones), for [`RosterSource::requests`].
+    clients: std::sync::Arc<std::sync::Mutex<Vec<CleverClient>>>,
 }
 
 impl CleverSource {
@@ -31,6 +33,7 @@ impl CleverSource {
         CleverSource {
             config: ClientConfig::new(base_url, clever::Token::new(String::new())),
             credentials,
+            clients: Default::default(),
         }
     }
 
@@ -42,7 +45,11 @@ impl CleverSource {
                 clever::lookup_district_token(&cfg, app, district_id).await?
             }
         };
-        CleverClient::new(cfg)
+        let client = CleverClient::new(cfg)?;
+        if let Ok(mut clients) = self.clients.lock() {
+            clients.push(client.clone());
+        }
+        Ok(client)
     }
 }
 
@@ -115,7 +122,23 @@ where
 }
 
 impl RosterSource for CleverSource {
+    fn requests(&self) -> crate::run::CleverRequests {
+        let clients = self.clients.lock().map(|c| c.clone()).unwrap_or_default();
+        clients.iter().map(CleverClient::stats).fold(
+            crate::run::CleverRequests::default(),
+            |sum, s| crate::run::CleverRequests {
+                requests: sum.requests + s.requests,
+                retries: sum.retries + s.retries,
+                rate_limited: sum.rate_limited + s.rate_limited,
+            },
+        )
+    }
+
     async fn stage(&self, ctx: &StageContext, stager: &mut Stager<'_>) -> Result<(), SyncError> {
+        // Counted per run: a source used again starts from zero.
+        if let Ok(mut clients) = self.clients.lock() {
+            clients.clear();
+        }
         let client = self.client(&ctx.district_id).await?;
         client.district(&ctx.district_id).await?;
 

@@ -165,7 +165,7 @@ pub async fn run(args: SyncArgs) -> anyhow::Result<u8> {
         Ok(p) => p,
         Err(err) => {
             eprintln!("error: {err}");
-            return Ok(1);
+            return Ok(crate::output::exit::FAILED);
         }
     };
     if args.migrate {
@@ -194,7 +194,16 @@ pub async fn run(args: SyncArgs) -> anyhow::Result<u8> {
     source.config.max_pages = args.clever_max_pages;
     source.config.max_body_bytes = args.clever_max_body_bytes;
     source.config.extra_ca = extra_ca;
-    match run_sync_with(&pool, &req, &source, &limits).await {
+    // The run's span: every line of the sync carries the run id, connection and trigger (the
+    // controller logs the Job's creation in a span with the same fields).
+    let span = tracing::info_span!(
+        "run",
+        run_id = %req.run_id,
+        connection = %req.connection,
+        trigger = req.trigger.as_str(),
+    );
+    match tracing::Instrument::instrument(run_sync_with(&pool, &req, &source, &limits), span).await
+    {
         Ok(run) => {
             print_outcome(&run, args.output)?;
             Ok(run.exit_code())

@@ -52,6 +52,11 @@ pub trait RosterSource {
         ctx: &StageContext,
         stager: &mut Stager<'_>,
     ) -> impl Future<Output = Result<(), SyncError>> + Send;
+
+    /// What staging has cost the upstream API so far (recorded with the run's outcome).
+    fn requests(&self) -> crate::run::CleverRequests {
+        crate::run::CleverRequests::default()
+    }
 }
 
 /// Runs one sync with the default [`SessionLimits`] as the client's bounds; see [`run_sync_with`].
@@ -169,10 +174,10 @@ impl Run<'_> {
                 let reusable = !err.is_session_fault();
                 (Err(err), reusable)
             }
-            Ok(None) => (self.conclude(None).await, true),
+            Ok(None) => (self.conclude(None, source.requests()).await, true),
             Err(err) => {
                 let reusable = !err.is_session_fault();
-                (self.conclude(Some(err)).await, reusable)
+                (self.conclude(Some(err), source.requests()).await, reusable)
             }
         }
     }
@@ -214,7 +219,11 @@ impl Run<'_> {
 
     /// Records a failure (conditionally: only a row still `Running`) and returns the run as
     /// stored: the same value history and the controller read.
-    async fn conclude(&self, failure: Option<SyncError>) -> Result<RunRecord, SyncError> {
+    async fn conclude(
+        &self,
+        failure: Option<SyncError>,
+        clever: crate::run::CleverRequests,
+    ) -> Result<RunRecord, SyncError> {
         let (req, bound) = (self.req, self.bound);
         if let Some(err @ SyncError::FinishedElsewhere { .. }) = failure {
             tracing::error!(run_id = %req.run_id, "{err}");
@@ -267,6 +276,7 @@ impl Run<'_> {
                 reason: err.reason(),
                 message: &message,
                 timings,
+                clever,
             };
             let updated = bounded(bound, "recording the failure", async {
                 Ok(runs::finish(&mut rec, &req.connection, &req.run_id, &finish).await?)
@@ -479,6 +489,7 @@ async fn run_recorded(
         reason,
         message: &message,
         timings,
+        clever: source.requests(),
     };
     // Only a row still Running is finished: another party's outcome (the controller recording a
     // lost pod) is never overwritten; the roster changes are rolled back instead.

@@ -18,6 +18,7 @@ use crate::controller::job::{self, JobInput, REPORTED_ANNOTATION};
 use crate::controller::metrics::ScheduleGauges;
 use crate::controller::status::{apply_status, publish};
 use crate::store::{StoreError, runs};
+use tracing::Instrument as _;
 
 /// Carries out `plan`. Every write is preceded by a check that this replica may still act.
 ///
@@ -36,17 +37,31 @@ pub async fn apply(ctx: &Arc<Context>, o: &Observed, plan: &Plan) -> Result<()> 
     if !plan.starts.is_empty() {
         let keys = credential_keys(ctx, o, &ns).await?;
         for request in &plan.starts {
-            create_job(ctx, o, &jobs, request, keys).await?;
-            info!(schedule = %name, job = %job::job_name(&name, request), "sync started");
+            let job_name = job::job_name(&name, request);
+            let run_id = job::run_id(&job_name, &sched.uid().unwrap_or_default(), &ns);
+            // The run's span: the same run_id, connection and trigger as the Job's own span.
+            let span = tracing::info_span!(
+                "run",
+                run_id = %run_id,
+                connection = %format!("{ns}/{connection}"),
+                trigger = request.trigger().as_str(),
+            );
+            async {
+                create_job(ctx, o, &jobs, request, keys).await?;
+                info!(schedule = %name, job = %job_name, "sync started");
+                Ok::<(), Error>(())
+            }
+            .instrument(span)
+            .await?;
         }
     }
     for email in &plan.emails {
         ctx.acting.check()?;
         emails::enqueue_alone(&ctx.db, &email.settings, &email.notice, now).await?;
     }
-    for (result, seconds) in &plan.finished_metrics {
+    for (result, seconds, clever) in &plan.finished_metrics {
         ctx.metrics
-            .sync_finished(&ns, connection, result.as_str(), *seconds);
+            .sync_finished(&ns, connection, result.as_str(), *seconds, *clever);
     }
     for note in &plan.events {
         publish(

@@ -33,7 +33,7 @@ pub struct Plan {
     /// Finished, reported Jobs beyond the history limits.
     pub prune: Vec<String>,
     /// Runs whose outcome is new in status (result, seconds), for the metrics.
-    pub finished_metrics: Vec<(RunResult, Option<f64>)>,
+    pub finished_metrics: Vec<(RunResult, Option<f64>, crate::run::CleverRequests)>,
     /// When the last run succeeded and when the next slot is (Unix seconds), for the metrics.
     pub last_success: Option<f64>,
     pub next_slot: Option<f64>,

@@ -408,7 +408,7 @@ fn report(
             }
         }
         let seconds = run.duration_ms.map(|ms| ms as f64 / 1000.0);
-        p.finished_metrics.push((run.result, seconds));
+        p.finished_metrics.push((run.result, seconds, run.clever));
         let id = &run.run_id;
         let summary = &entry.summary;
         match run.result {

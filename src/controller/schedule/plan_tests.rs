@@ -123,6 +123,7 @@ fn record(id: &str, result: RunResult) -> RunRecord {
         result,
         retriable: false,
         counts: Counts::default(),
+        clever: Default::default(),
         problems: 0,
         problem_codes: Default::default(),
         reason: Some(
@@ -546,7 +547,10 @@ fn a_finished_job_is_reported_once() {
         Some(Notice::RunSucceeded { .. })
     ));
     assert_eq!(reasons(&p), ["SyncSucceeded"]);
-    assert_eq!(p.finished_metrics, vec![(RunResult::Succeeded, Some(60.0))]);
+    assert_eq!(
+        p.finished_metrics,
+        vec![(RunResult::Succeeded, Some(60.0), Default::default())]
+    );
     assert_eq!(
         p.status.last_successful_time.as_ref().map(|t| t.0),
         Some(ts("2026-01-01T02:01:00Z"))

@@ -2,7 +2,7 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
-use anyhow::{Context as _, bail};
+use anyhow::bail;
 use jiff::Timestamp;
 use kube::api::ListParams;
 use kube::{Api, Client, ResourceExt};
@@ -16,6 +16,10 @@ use crate::api::{RunResult, RunStatus, SYNC_NOW_ANNOTATION, SyncSchedule};
 use crate::output::progress::Progress;
 use crate::output::runs::RunRow;
 use crate::output::{OutputFormat, exit, format_duration};
+
+/// The step while the pod runs (the sync reports its counts when it has finished).
+const FETCHING: &str =
+    "fetching: streaming the roster from Clever, then applying it in one transaction";
 
 /// How often `--wait` looks at the schedule, its Job and pod.
 const POLL: Duration = Duration::from_millis(500);
@@ -189,7 +193,9 @@ async fn observe(
         }
         other => {
             if seen.pod_phase.as_deref() != Some("Running") {
+                // It ran between two looks.
                 progress.step(format!("pod running: {pod_name}"));
+                progress.step(FETCHING);
             }
             let exit = pod
                 .status
@@ -273,27 +279,45 @@ pub async fn sync_now(
     ));
     let deadline = tokio::time::Instant::now() + timeout;
     let mut seen = Seen::default();
+    let mut read_failed = false;
     let schedule = loop {
-        let current = api
-            .get_opt(&sched_name)
-            .await
-            .with_context(|| format!("cannot read SyncSchedule {ns}/{sched_name}"))?;
-        let Some(current) = current else {
-            bail!("SyncSchedule {ns}/{sched_name} was deleted while waiting");
+        let current = match api.get_opt(&sched_name).await {
+            Ok(Some(current)) => Some(current),
+            Ok(None) => bail!("SyncSchedule {ns}/{sched_name} was deleted while waiting"),
+            Err(kube::Error::Api(status)) if matches!(status.code, 401 | 403) => {
+                bail!(
+                    "cannot read SyncSchedule {ns}/{sched_name}: {}",
+                    status.message
+                )
+            }
+            // A blip of the API server is waited out (until the deadline), not a failure.
+            Err(err) => {
+                if !read_failed {
+                    progress.clear_spinner();
+                    eprintln!(
+                        "note: cannot read SyncSchedule {ns}/{sched_name} ({err}); still waiting"
+                    );
+                    read_failed = true;
+                }
+                None
+            }
         };
-        observe(
-            client,
-            ns,
-            &current,
-            &token,
-            &known_runs,
-            &known_active,
-            &mut seen,
-            &mut progress,
-        )
-        .await;
-        if sync_now_outcome(&current, &token, &known_runs, &known_active).is_some() {
-            break current;
+        if let Some(current) = current {
+            read_failed = false;
+            observe(
+                client,
+                ns,
+                &current,
+                &token,
+                &known_runs,
+                &known_active,
+                &mut seen,
+                &mut progress,
+            )
+            .await;
+            if sync_now_outcome(&current, &token, &known_runs, &known_active).is_some() {
+                break current;
+            }
         }
         if tokio::time::Instant::now() >= deadline {
             progress.clear_spinner();
@@ -357,6 +381,14 @@ pub async fn sync_now(
                 Some(key) => db_run(key, &run.run_id).await,
                 None => None,
             };
+            // The record's own duration (milliseconds) when Postgres is reachable.
+            let took = match record.as_ref().and_then(|r| r.duration_ms) {
+                Some(ms) => format!(
+                    " in {}",
+                    crate::output::time::format_elapsed(Duration::from_millis(ms))
+                ),
+                None => took,
+            };
             let mut line = format!(
                 "result: Sync {outcome}: run {} (job {}){took}",
                 run.run_id, run.job
@@ -365,7 +397,10 @@ pub async fn sync_now(
             if !run.summary.is_empty() {
                 line.push_str(&format!("; {}", run.summary));
             }
-            if let Some(counts) = counts.as_ref().filter(|c| **c != run.summary) {
+            if let Some(counts) = counts
+                .as_ref()
+                .filter(|c| !run.summary.contains(c.as_str()))
+            {
                 line.push_str(&format!("; counts: {counts}"));
             }
             if quiet && !machine {
