@@ -31,6 +31,9 @@ pub enum Command {
     History(crate::store::cli::HistoryArgs),
     /// Run one sync of a RosterConnection: Clever to Postgres, in one transaction.
     Sync(crate::sync::cli::SyncArgs),
+    /// After the sync: problems, match, journeys, rollover (crate::admin).
+    #[command(flatten)]
+    Admin(crate::admin::AdminCommand),
     /// Print a shell completion script: `source <(rostersync completion bash)`.
     Completion {
         /// bash, zsh, fish, elvish or powershell.
@@ -105,6 +108,7 @@ pub fn main() -> ExitCode {
             Command::Migrate(args) => crate::store::cli::migrate(args).await,
             Command::History(args) => crate::store::cli::history(args).await,
             Command::Sync(args) => crate::sync::cli::run(args).await,
+            Command::Admin(command) => crate::admin::run(command, None, false).await,
             Command::Completion { .. } => Ok(0),
             Command::PodRunner(args) => crate::devtools::podrunner::run(args).await,
             Command::CleverEmulator(args) => crate::devtools::emulator::cli::run(*args).await,

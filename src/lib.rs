@@ -6,6 +6,7 @@
 //! Postgres and the sync engine), `controller`, `notify`, `plugin` (`kubectl roster`), and
 //! `devtools` (the Clever emulator, the pod runner and the benchmarks, for tests, the demo and
 //! measurements). `docs/architecture.md` has the module map and the data path.
+pub mod admin;
 pub mod api;
 pub mod clever;
 pub mod cli;

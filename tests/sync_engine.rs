@@ -497,13 +497,14 @@ async fn dry_run_reports_the_real_counts_and_writes_only_its_history_row() {
 async fn carry_over_restores_a_unique_archived_child_and_reports_ambiguity() {
     let Some(pool) = db().await else { return };
     // Last year's children, archived: x (new Clever id, same sis id) with progress and a journey,
-    // and two archived records with the same name and dob as d.
+    // and two archived records of the same school year with the same name and dob as d (records
+    // of different years are not ambiguous: the newer year wins, tests/admin_rollover.rs).
     sqlx::query(
         "INSERT INTO children (connection, clever_id, sis_id, first_name, last_name, dob, journey, placement_level,
                                has_progress, active, archived_school_year) VALUES
          ($1, 'old-a', 'sis-a', 'Ann', 'Doe', '2021-03-04', 'Math', 7, true, false, '2024-2025'),
          ($1, 'old-d1', 'x1', 'Di', 'Doe', '2021-03-04', 'Math', 2, false, false, '2024-2025'),
-         ($1, 'old-d2', 'x2', ' di ', 'DOE', '2021-03-04', 'Math', 2, false, false, '2023-2024'),
+         ($1, 'old-d2', 'x2', ' di ', 'DOE', '2021-03-04', 'Math', 2, false, false, '2024-2025'),
          ('other/conn', 'b', 'sis-b', 'Bo', 'Doe', '2021-03-04', 'Math', 2, true, false, '2024-2025')",
     )
     .bind(CONN)

@@ -617,6 +617,43 @@ async fn status_ui_shows_a_viewer_their_district_only() {
         "title, header and 60 runs: {stdout}"
     );
 
+    // `kubectl roster problems` without DATABASE_URL: through the UI, as the viewer, as JSON;
+    // and refused for district B.
+    let out = plugin(
+        &["problems", "-n", &ns_a, "springfield", "-o", "json"],
+        &[("KUBECONFIG", &kubeconfig), ("ROSTERSYNC_UI_URL", &ui)],
+    )
+    .output()
+    .await
+    .expect("kubectl-roster problems");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let listed: serde_json::Value = serde_json::from_slice(&out.stdout).expect("problems JSON");
+    let items = listed["items"].as_array().cloned().unwrap_or_default();
+    assert_eq!(items.len(), problems.items.len(), "{listed}");
+    assert!(
+        items
+            .iter()
+            .all(|p| p["runId"] == real.run_id.as_str() && p["whatToDo"].is_string()),
+        "{listed}"
+    );
+    let out = plugin(
+        &["problems", "-n", &ns_b, "shelbyville"],
+        &[("KUBECONFIG", &kubeconfig), ("ROSTERSYNC_UI_URL", &ui)],
+    )
+    .output()
+    .await
+    .expect("kubectl-roster problems");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("403"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
     // `kubectl roster dashboard`: the local proxy adds the viewer's token.
     let mut dashboard = plugin(
         &["dashboard", "-n", &ns_a, "--ui-url", &ui],

@@ -177,6 +177,16 @@ pub struct SyncSettings {
     /// still recorded). When false, the display name follows the roster.
     #[serde(default)]
     pub allow_classroom_name_overrides: bool,
+
+    /// Roll the school year over automatically, once a year: the first sync on or after this date
+    /// (`MM-DD`, e.g. `07-01`) first archives the ending school year's children (as `rostersync
+    /// rollover` does), so that `autoCarryover` matches returning children. Unset: only by hand.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(
+        length(min = 5, max = 5),
+        regex(pattern = r"^(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$")
+    )]
+    pub rollover_date: Option<String>,
 }
 
 impl Default for SyncSettings {
@@ -190,6 +200,7 @@ impl Default for SyncSettings {
             email_recipients: Vec::new(),
             auto_carryover: false,
             allow_classroom_name_overrides: false,
+            rollover_date: None,
         }
     }
 }
@@ -266,4 +277,63 @@ pub struct LastSync {
     /// A one-line summary of the counts (no personal data).
     #[serde(default)]
     pub summary: String,
+}
+
+/// The Clever district id in `input`: the id itself (24 lowercase hex characters), or a whole
+/// instant login link as the district admin copies it from Clever, whose `district_id=` parameter
+/// holds the id (e.g. `https://clever.com/oauth/authorize?...&district_id=<id>`). Surrounding
+/// whitespace is ignored; upper-case hex is lowered.
+pub fn district_id_from(input: &str) -> Result<String, String> {
+    let is_id = |s: &str| s.len() == 24 && s.chars().all(|c| c.is_ascii_hexdigit());
+    let input = input.trim();
+    if is_id(input) {
+        return Ok(input.to_ascii_lowercase());
+    }
+    let query = input
+        .split_once('?')
+        .map(|(_, q)| q.split('#').next().unwrap_or(q));
+    let found = query
+        .into_iter()
+        .flat_map(|q| q.split('&'))
+        .find_map(|pair| {
+            let (k, v) = pair.split_once('=')?;
+            (k == "district_id" || k == "district").then_some(v)
+        });
+    match found {
+        Some(id) if is_id(id) => Ok(id.to_ascii_lowercase()),
+        Some(id) => Err(format!(
+            "the link's district_id {id:?} is not a Clever district id (24 hex characters)"
+        )),
+        None => Err(format!(
+            "{input:?} is neither a Clever district id (24 hex characters) nor an instant login link \
+             with a district_id= parameter"
+        )),
+    }
+}
+
+#[cfg(test)]
+mod district_id_tests {
+    use super::district_id_from;
+
+    #[test]
+    fn ids_and_whole_instant_login_links_give_the_id() {
+        let id = "5f0c1a2b3c4d5e6f70819a2b";
+        assert_eq!(district_id_from(id).as_deref(), Ok(id));
+        assert_eq!(
+            district_id_from(&format!("  {}  ", id.to_uppercase())).as_deref(),
+            Ok(id)
+        );
+        let link = format!(
+            "https://clever.com/oauth/authorize?channel=clever&client_id=abc&confirmed=true&district_id={id}&redirect_uri=https%3A%2F%2Fapp.example%2Fclever&response_type=code"
+        );
+        assert_eq!(district_id_from(&link).as_deref(), Ok(id));
+        assert_eq!(
+            district_id_from(&format!("https://clever.com/in/app?district_id={id}#x")).as_deref(),
+            Ok(id)
+        );
+        let err = district_id_from("https://clever.com/oauth/authorize?client_id=abc").unwrap_err();
+        assert!(err.contains("district_id="), "{err}");
+        assert!(district_id_from("https://clever.com/x?district_id=123").is_err());
+        assert!(district_id_from("").is_err());
+    }
 }

@@ -81,6 +81,7 @@ fn default_cutoff() -> String {
 
 fn default_levels() -> Vec<GradeLevel> {
     [
+        (Grade::InfantToddler, 1),
         (Grade::Preschool, 1),
         (Grade::PreKindergarten, 3),
         (Grade::TransitionalKindergarten, 3),

@@ -214,7 +214,7 @@ fn from_error(district_id: &str, err: CleverError) -> Verification {
                 "DistrictNotFound",
                 format!(
                     "Clever has no district {district_id} for these credentials: double-check the \
-                     district id from the district's instant login link (the `district=` part), and \
+                     district id from the district's instant login link (the `district_id=` part), and \
                      that the token belongs to that district"
                 ),
             ),
@@ -295,8 +295,15 @@ pub async fn reconcile(conn: &RosterConnection, ctx: &Arc<Context>) -> Result<Ac
         .conditions
         .iter()
         .any(|c| c.type_ == cond::READY && c.reason == super::tenancy::UNAVAILABLE_REASON);
+    // Not Ready for want of its JourneyPolicy: verify again (Ready from Clever) once it exists.
+    let missing_policy = missing_journey_policy(conn, &ns, ctx).await?;
+    let policy_was_missing = old
+        .conditions
+        .iter()
+        .any(|c| c.type_ == cond::READY && c.reason == JOURNEY_POLICY_NOT_FOUND);
     let due = old.conditions.is_empty()
         || credential_was_missing
+        || (policy_was_missing && missing_policy.is_none())
         || memo.as_ref().is_none_or(|m| {
             m.generation != generation || m.secret_version != secret_version || now >= m.next_check
         });
@@ -371,6 +378,27 @@ pub async fn reconcile(conn: &RosterConnection, ctx: &Arc<Context>) -> Result<Ac
             ),
         );
     }
+    if let Some(policy) = &missing_policy {
+        // Every sync Job would fail on it: not Ready instead (a SyncSchedule waits for Ready).
+        set_condition(
+            &mut status.conditions,
+            condition_at(
+                cond::READY,
+                false,
+                JOURNEY_POLICY_NOT_FOUND,
+                format!(
+                    "journeyPolicyRef names JourneyPolicy {policy:?}, which does not exist in namespace \
+                     {ns}: create it (or fix journeyPolicyRef); syncs wait until it exists"
+                ),
+                generation,
+                now,
+            ),
+        );
+    }
+    if missing_policy.is_some() {
+        // Emailed like an invalid credential (repeats suppressed by the notifier).
+        notify_failure(ctx, conn, &key, &status, now).await?;
+    }
     status.last_sync = super::runs::last_sync(&ctx.db, &key).await?;
     super::kstatus::derive(&mut status.conditions);
     status.observed_generation = generation;
@@ -379,14 +407,38 @@ pub async fn reconcile(conn: &RosterConnection, ctx: &Arc<Context>) -> Result<Ac
         apply_status(&ctx.acting, &api, &name, &status).await?;
     }
     let mut wait = ctx.clock.until(next_check).max(Duration::from_secs(1));
-    if credential_missing {
+    if credential_missing || missing_policy.is_some() {
         wait = wait.min(UNREACHABLE_RETRY);
     }
     Ok(Action::requeue(wait))
 }
 
-/// Emails invalid credentials or an unknown district (on every failed check: the notifier
-/// suppresses repeats within the repeat interval); nothing for other results.
+/// The Ready reason of a connection whose journeyPolicyRef names no JourneyPolicy.
+pub const JOURNEY_POLICY_NOT_FOUND: &str = "JourneyPolicyNotFound";
+
+/// The name in `journeyPolicyRef` when no such JourneyPolicy exists (a list by name: the
+/// controller lists and watches policies, it has no `get` on them).
+async fn missing_journey_policy(
+    conn: &RosterConnection,
+    ns: &str,
+    ctx: &Context,
+) -> Result<Option<String>> {
+    let Some(r) = &conn.spec.journey_policy_ref else {
+        return Ok(None);
+    };
+    let found = Api::<crate::api::JourneyPolicy>::namespaced(ctx.client.clone(), ns)
+        .list_metadata(
+            &kube::api::ListParams::default()
+                .fields(&format!("metadata.name={}", r.name))
+                .limit(1),
+        )
+        .await
+        .map_err(Error::kube("looking up the JourneyPolicy"))?;
+    Ok(found.items.is_empty().then(|| r.name.clone()))
+}
+
+/// Emails invalid credentials, an unknown district or a missing JourneyPolicy (on every failed
+/// check: the notifier suppresses repeats within the repeat interval); nothing for other results.
 async fn notify_failure(
     ctx: &Context,
     conn: &RosterConnection,

@@ -90,6 +90,11 @@ pub fn verification_notice(reason: &str, message: &str, source: Source) -> Optio
             run_id: None,
             message,
         }),
+        super::connection::JOURNEY_POLICY_NOT_FOUND => Some(Notice::ConnectionMisconfigured {
+            source,
+            reason: reason.to_string(),
+            message,
+        }),
         _ => None,
     }
 }

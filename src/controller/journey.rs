@@ -38,13 +38,54 @@ pub fn validate(spec: &JourneyPolicySpec) -> Result<(), String> {
     Ok(())
 }
 
+/// The products of `spec` the operator holds no license for (`licensed`: the operator's list;
+/// empty = not configured, nothing is refused).
+pub fn unlicensed(spec: &JourneyPolicySpec, licensed: &[String]) -> Vec<String> {
+    if licensed.is_empty() {
+        return Vec::new();
+    }
+    let mut out: Vec<String> = spec
+        .licensed_products
+        .iter()
+        .chain(std::iter::once(&spec.new_child_journey))
+        .filter(|p| !licensed.contains(p))
+        .cloned()
+        .collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
 pub async fn reconcile(policy: &JourneyPolicy, ctx: &Arc<Context>) -> Result<Action> {
     let ns = policy.namespace().ok_or(Error::MissingField("namespace"))?;
     let generation = policy.metadata.generation;
     let now = ctx.clock.now();
     let old = policy.status.clone().unwrap_or_default();
     let mut status = old.clone();
+    // The operator's licenses; unreadable (the database down) counts as not configured for now,
+    // and the policy is checked again at the next resync.
+    let licensed = match crate::store::journeys::licensed_products(&ctx.db).await {
+        Ok(l) => l,
+        Err(err) => {
+            tracing::warn!(policy = %policy.name_any(), "cannot read the licensed products: {err}");
+            Vec::new()
+        }
+    };
+    let not_licensed = unlicensed(&policy.spec, &licensed);
     let ready = match validate(&policy.spec) {
+        Ok(()) if !not_licensed.is_empty() => condition_at(
+            cond::READY,
+            false,
+            "ProductNotLicensed",
+            format!(
+                "the operator holds no license for {}: licensed products are {}; ask the platform \
+                 team, or name only licensed products",
+                not_licensed.join(", "),
+                licensed.join(", ")
+            ),
+            generation,
+            now,
+        ),
         Ok(()) => condition_at(
             cond::READY,
             true,
@@ -74,6 +115,20 @@ mod tests {
             "licensedProducts": ["Readiness", "Literacy"], "newChildJourney": journey
         }))
         .expect("spec")
+    }
+
+    #[test]
+    fn products_the_operator_does_not_license_are_named() {
+        let s = spec("Literacy");
+        assert!(
+            unlicensed(&s, &[]).is_empty(),
+            "not configured: nothing refused"
+        );
+        assert!(unlicensed(&s, &["Readiness".into(), "Literacy".into(), "Math".into()]).is_empty());
+        assert_eq!(
+            unlicensed(&s, &["Literacy".into()]),
+            vec!["Readiness".to_string()]
+        );
     }
 
     #[test]

@@ -166,6 +166,13 @@ pub struct ControllerArgs {
     /// `--smtp-secret NAME` is in the controller's namespace (`POD_NAMESPACE`).
     #[command(flatten)]
     pub notify: crate::notify::NotifyArgs,
+    /// The products this operator holds licenses for (comma separated): JourneyPolicies may only
+    /// name these (else `Ready=False`, `ProductNotLicensed`), syncs give new children only these,
+    /// and `journeys set` only sets these. Written to the database at start (`product_licenses`,
+    /// read-only for districts). Unset: the database's list stays as it is (when empty, each
+    /// JourneyPolicy's own licensedProducts apply, as before).
+    #[arg(long, env = "ROSTERSYNC_LICENSED_PRODUCTS", value_delimiter = ',')]
+    pub licensed_products: Option<Vec<String>>,
 }
 
 /// What every reconcile shares.
@@ -228,6 +235,17 @@ pub async fn run(args: ControllerArgs) -> anyhow::Result<u8> {
     crate::store::migrate(&db)
         .await
         .context("cannot migrate the database")?;
+    if let Some(products) = &args.licensed_products {
+        let products: Vec<String> = products
+            .iter()
+            .map(|p| p.trim().to_string())
+            .filter(|p| !p.is_empty())
+            .collect();
+        let changed = crate::store::journeys::set_licensed_products(&db, &products)
+            .await
+            .context("cannot record the licensed products")?;
+        tracing::info!(products = %products.join(","), changed, "licensed products");
+    }
     let tenants = match args.database_tenancy {
         crate::store::tenancy::Tenancy::Shared => None,
         crate::store::tenancy::Tenancy::Dedicated => Some(tenancy::Tenants {

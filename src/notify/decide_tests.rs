@@ -60,6 +60,11 @@ fn event(kind: NoticeKind, variant: &str) -> Notice {
             run_id,
             counts: Counts::default(),
         },
+        NoticeKind::ConnectionMisconfigured => Notice::ConnectionMisconfigured {
+            source,
+            reason: variant.into(),
+            message: "m".into(),
+        },
     }
 }
 

@@ -81,6 +81,13 @@ pub enum Notice {
         run_id: Option<String>,
         message: String,
     },
+    /// The connection's configuration keeps every sync from running (e.g. its journeyPolicyRef
+    /// names no JourneyPolicy): `reason` is the connection's Ready reason.
+    ConnectionMisconfigured {
+        source: Source,
+        reason: String,
+        message: String,
+    },
     /// A scheduled slot did not run (e.g. the operator was down past the starting deadline).
     ScheduleMissed {
         source: Source,
@@ -107,10 +114,11 @@ pub enum NoticeKind {
     DistrictNotFound,
     ScheduleMissed,
     RunSucceeded,
+    ConnectionMisconfigured,
 }
 
 impl NoticeKind {
-    pub const ALL: [NoticeKind; 7] = [
+    pub const ALL: [NoticeKind; 8] = [
         NoticeKind::RunFailed,
         NoticeKind::RunHeld,
         NoticeKind::Recovered,
@@ -118,6 +126,7 @@ impl NoticeKind {
         NoticeKind::DistrictNotFound,
         NoticeKind::ScheduleMissed,
         NoticeKind::RunSucceeded,
+        NoticeKind::ConnectionMisconfigured,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -129,6 +138,7 @@ impl NoticeKind {
             NoticeKind::DistrictNotFound => "DistrictNotFound",
             NoticeKind::ScheduleMissed => "ScheduleMissed",
             NoticeKind::RunSucceeded => "RunSucceeded",
+            NoticeKind::ConnectionMisconfigured => "ConnectionMisconfigured",
         }
     }
 
@@ -145,6 +155,7 @@ impl NoticeKind {
                 | NoticeKind::RunHeld
                 | NoticeKind::CredentialsInvalid
                 | NoticeKind::DistrictNotFound
+                | NoticeKind::ConnectionMisconfigured
         )
     }
 }
@@ -165,6 +176,7 @@ impl Notice {
             Notice::DistrictNotFound { .. } => NoticeKind::DistrictNotFound,
             Notice::ScheduleMissed { .. } => NoticeKind::ScheduleMissed,
             Notice::RunSucceeded { .. } => NoticeKind::RunSucceeded,
+            Notice::ConnectionMisconfigured { .. } => NoticeKind::ConnectionMisconfigured,
         }
     }
 
@@ -176,7 +188,8 @@ impl Notice {
             | Notice::CredentialsInvalid { source, .. }
             | Notice::DistrictNotFound { source, .. }
             | Notice::ScheduleMissed { source, .. }
-            | Notice::RunSucceeded { source, .. } => source,
+            | Notice::RunSucceeded { source, .. }
+            | Notice::ConnectionMisconfigured { source, .. } => source,
         }
     }
 
@@ -189,7 +202,7 @@ impl Notice {
             Notice::CredentialsInvalid { run_id, .. } | Notice::DistrictNotFound { run_id, .. } => {
                 run_id.as_deref()
             }
-            Notice::ScheduleMissed { .. } => None,
+            Notice::ScheduleMissed { .. } | Notice::ConnectionMisconfigured { .. } => None,
         }
     }
 
@@ -214,6 +227,9 @@ impl Notice {
             } => format!("ScheduleMissed:{schedule}:{}", label(reason)),
             Notice::Recovered { run_id, .. } => format!("Recovered:{run_id}"),
             Notice::RunSucceeded { run_id, .. } => format!("RunSucceeded:{run_id}"),
+            Notice::ConnectionMisconfigured { reason, .. } => {
+                format!("ConnectionMisconfigured:{}", label(reason))
+            }
         }
     }
 

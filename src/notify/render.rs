@@ -57,12 +57,22 @@ fn content(event: &Notice) -> Content {
         command: Some(format!("kubectl -n {ns} describe rosterconnection {name}")),
     };
     let history = Step {
-        text: "See the run history (counts, reasons, per-record problems):".into(),
+        text: "See the run history (counts, reasons, problems by code):".into(),
         command: Some(format!(
             "rostersync history --connection {}",
             source.connection
         )),
     };
+    // The run's per-record problems, each with its Clever id and what to do.
+    let problems = event.run_id().map(|run_id| Step {
+        text: "See the run's per-record problems (Clever ids and what to do; -o csv for the SIS \
+               team):"
+            .into(),
+        command: Some(format!(
+            "rostersync problems {} {run_id}",
+            source.connection
+        )),
+    });
     let mut facts = vec![
         ("Connection", source.connection.clone()),
         ("District", district_fact(source)),
@@ -92,6 +102,7 @@ fn content(event: &Notice) -> Content {
                 });
             }
             steps.push(history);
+            steps.extend(problems);
             steps.push(describe);
             Content {
                 outcome: "sync failed".into(),
@@ -147,7 +158,10 @@ fn content(event: &Notice) -> Content {
                         )),
                     },
                     history,
-                ],
+                ]
+                .into_iter()
+                .chain(problems)
+                .collect(),
             }
         }
         Notice::Recovered { counts, .. } => Content {
@@ -228,6 +242,35 @@ fn content(event: &Notice) -> Content {
                         command: Some(format!(
                             "kubectl -n {ns} get rosterconnection {name} -o \
                              jsonpath='{{.spec.districtId}}'"
+                        )),
+                    },
+                    describe,
+                ],
+            }
+        }
+        Notice::ConnectionMisconfigured {
+            reason, message, ..
+        } => {
+            facts.push(("Reason", scrub(reason)));
+            facts.push(("Details", scrub(message)));
+            Content {
+                outcome: "connection misconfigured".into(),
+                headline: format!(
+                    "The connection for {district} is not ready: no sync can run until its \
+                     configuration is fixed."
+                ),
+                facts,
+                counts_title: "",
+                counts: vec![],
+                steps: vec![
+                    Step {
+                        text: "Fix what the Details say (for JourneyPolicyNotFound: create the \
+                               JourneyPolicy that spec.journeyPolicyRef names, or fix the \
+                               reference); the operator checks the connection again on its own."
+                            .into(),
+                        command: Some(format!(
+                            "kubectl -n {ns} get rosterconnection {name} -o \
+                             jsonpath='{{.spec.journeyPolicyRef.name}}'"
                         )),
                     },
                     describe,

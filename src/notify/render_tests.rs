@@ -108,9 +108,14 @@ fn every_kind_has_a_headline_facts_and_next_steps() {
             message: "m".into(),
         },
         Notice::RunSucceeded {
-            source: s,
+            source: s.clone(),
             run_id: "r".into(),
             counts: counts(),
+        },
+        Notice::ConnectionMisconfigured {
+            source: s,
+            reason: "JourneyPolicyNotFound".into(),
+            message: "m".into(),
         },
     ];
     for e in &events {
@@ -137,4 +142,28 @@ fn every_kind_has_a_headline_facts_and_next_steps() {
     }
     let missed = render(&events[5]);
     assert!(missed.text.contains("2025-03-01T02:00:00Z"));
+}
+
+#[test]
+fn run_emails_point_at_the_runs_problems() {
+    let failed = render(&Notice::RunFailed {
+        source: source(Some("Springfield USD")),
+        run_id: "run-7".into(),
+        reason: "CleverError".into(),
+        message: "m".into(),
+        counts: counts(),
+    });
+    assert!(
+        failed
+            .text
+            .contains("rostersync problems district-a/springfield run-7"),
+        "{}",
+        failed.text
+    );
+    let unknown = render(&Notice::CredentialsInvalid {
+        source: source(None),
+        run_id: None,
+        message: "m".into(),
+    });
+    assert!(!unknown.text.contains("rostersync problems"));
 }

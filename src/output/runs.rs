@@ -24,6 +24,9 @@ pub struct RunRow {
     pub duration_seconds: Option<i64>,
     /// Per-record problems (`null` when read from status).
     pub problems: Option<u64>,
+    /// The problems by code, e.g. `{"MultipleSections": 3}` (`null` when read from status);
+    /// `rostersync problems` lists them.
+    pub problem_codes: Option<crate::run::ProblemCodes>,
     /// Created / updated / ... per entity (`null` when read from status).
     pub counts: Option<Counts>,
     pub reason: Option<String>,
@@ -48,6 +51,7 @@ impl RunRow {
                 .finished_at
                 .map(|f| f.as_second() - r.started_at.as_second()),
             problems: Some(r.problems),
+            problem_codes: Some(r.problem_codes.clone()),
             counts: Some(r.counts),
             reason: r.reason.clone(),
             summary: r.summary(),
@@ -71,6 +75,7 @@ impl RunRow {
                 .zip(finished)
                 .map(|(s, f)| f.as_second() - s.as_second()),
             problems: None,
+            problem_codes: None,
             counts: None,
             reason: None,
             summary: r.summary.clone(),

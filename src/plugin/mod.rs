@@ -192,6 +192,14 @@ pub enum PluginCommand {
         /// bash, zsh, fish, elvish or powershell.
         shell: clap_complete::Shell,
     },
+    /// Print the Clever district id of an instant login link (or check an id), for districtId.
+    DistrictId {
+        /// The district's instant login link as copied from Clever (quote it), or the id.
+        link: String,
+    },
+    /// After the sync: problems, match, journeys, rollover (crate::admin; Postgres).
+    #[command(flatten)]
+    Admin(crate::admin::AdminCommand),
 }
 
 /// Entry point of the `kubectl-roster` binary.

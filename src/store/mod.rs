@@ -1,6 +1,10 @@
 //! The roster store in Postgres: connecting, the embedded migrations, and the sync history
 //! (`sync_runs`, `sync_problems`, all in [`runs`]). The roster tables themselves are written only by [`crate::sync`].
 pub mod cli;
+pub mod journeys;
+pub mod matching;
+pub mod problems;
+pub mod rollover;
 pub mod runs;
 pub mod tenancy;
 

@@ -44,8 +44,24 @@ pub const TENANT_TABLES: [&str; 7] = [
     "sync_problems",
 ];
 
+/// Tables of the admin tools (links, journey changes, rollovers) with the same rights, limited
+/// to the district's rows by row-level security; a sync reads the links and may roll a school
+/// year over (`settings.rolloverDate`). Unlike [`TENANT_TABLES`], a sync does not fill them.
+pub const TENANT_ADMIN_TABLES: [&str; 4] = [
+    "roster_links",
+    "journey_changes",
+    "journey_change_items",
+    "school_year_rollovers",
+];
+
 /// The sequences behind those tables' serial columns.
-pub const TENANT_SEQUENCES: [&str; 2] = ["children_id_seq", "sync_problems_id_seq"];
+pub const TENANT_SEQUENCES: [&str; 5] = [
+    "children_id_seq",
+    "sync_problems_id_seq",
+    "educators_id_seq",
+    "roster_links_id_seq",
+    "journey_changes_id_seq",
+];
 
 fn short_hash(parts: &[&str], hex_chars: usize) -> String {
     let mut hasher = Sha256::new();
@@ -172,6 +188,12 @@ pub async fn prepare(pool: &PgPool) -> Result<Prepared, StoreError> {
             "GRANT SELECT, INSERT, UPDATE, DELETE ON {} TO {group}",
             TENANT_TABLES.join(", ")
         ),
+        format!(
+            "GRANT SELECT, INSERT, UPDATE, DELETE ON {} TO {group}",
+            TENANT_ADMIN_TABLES.join(", ")
+        ),
+        // The operator's licensed products: read only.
+        format!("GRANT SELECT ON product_licenses TO {group}"),
         format!(
             "GRANT USAGE, SELECT ON SEQUENCE {} TO {group}",
             TENANT_SEQUENCES.join(", ")

@@ -226,7 +226,7 @@ impl Keyed {
     ) -> Result<u64, SyncError> {
         let (table, staging) = (self.table, self.staging);
         let gone = format!(
-            "t.connection = $1 AND t.active AND NOT EXISTS (SELECT 1 FROM {staging} s WHERE s.clever_id = t.clever_id)"
+            "t.connection = $1 AND t.active AND t.clever_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM {staging} s WHERE s.clever_id = t.clever_id)"
         );
         removal(conn, s, c, table, &gone, self.entity).await
     }
@@ -315,6 +315,25 @@ pub(super) async fn analyze_staging_if_grown(
     Ok(())
 }
 
+/// Educators of the product matched to roster teachers (`resolve::match_educators`) take their
+/// Clever id; the upsert then updates them from the roster like any current record.
+async fn link_matched_educators(
+    conn: &mut PgConnection,
+    s: &ApplySettings,
+) -> Result<u64, SyncError> {
+    execute(
+        conn,
+        sqlx::query(
+            "UPDATE educators t SET clever_id = s.clever_id, source = 'roster', active = true, updated_at = now()
+             FROM stg_educators s
+             WHERE s.match_kind IN ('email', 'sis') AND t.id = s.match_id AND t.connection = $1 AND t.clever_id IS NULL",
+        )
+        .bind(&s.connection),
+        "linking matched educators",
+    )
+    .await
+}
+
 /// Active records per entity before the run.
 pub async fn active_before(
     conn: &mut PgConnection,
@@ -323,7 +342,7 @@ pub async fn active_before(
     let row = sqlx::query!(
         r#"SELECT (SELECT count(*) FROM schools WHERE connection = $1 AND active) AS "schools!",
                 (SELECT count(*) FROM classrooms WHERE connection = $1 AND active) AS "classrooms!",
-                (SELECT count(*) FROM educators WHERE connection = $1 AND active) AS "educators!",
+                (SELECT count(*) FROM educators WHERE connection = $1 AND active AND clever_id IS NOT NULL) AS "educators!",
                 (SELECT count(*) FROM children WHERE connection = $1 AND active AND source = 'roster'
                     AND archived_school_year IS NULL) AS "children!",
                 (SELECT count(*) FROM enrollments WHERE connection = $1 AND active) AS "enrollments!""#,
@@ -353,9 +372,12 @@ pub async fn apply(
     let mut counts = Counts {
         schools: SCHOOLS.upsert(conn, s).await?,
         classrooms: CLASSROOMS.upsert(conn, s).await?,
-        educators: EDUCATORS.upsert(conn, s).await?,
         ..Default::default()
     };
+    let matched = link_matched_educators(conn, s).await?;
+    counts.educators = EDUCATORS.upsert(conn, s).await?;
+    counts.educators.matched = matched;
+    counts.educators.unchanged = counts.educators.unchanged.saturating_sub(matched);
     counts.children = super::apply_children::upsert(conn, s).await?;
     counts.enrollments = super::apply_children::upsert_enrollments(conn, s).await?;
 

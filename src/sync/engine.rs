@@ -346,7 +346,8 @@ fn apply_settings(req: &SyncRequest) -> ApplySettings {
         allow_removal: s.allow_removal,
         removal_mode: s.removal_mode,
         allow_classroom_name_overrides: s.allow_classroom_name_overrides,
-        new_child_journey: plan::new_child_journey(req.policy.as_ref()).unwrap_or(None),
+        // Final once the operator's licenses are read (run_recorded).
+        new_child_journey: plan::new_child_journey(req.policy.as_ref(), &[]).unwrap_or(None),
         level_grades: levels
             .iter()
             .map(|l| l.grade.as_str().to_string())
@@ -377,6 +378,7 @@ async fn run_recorded(
     let mut tx = Connection::begin(&mut *conn)
         .await
         .map_err(SyncError::db("starting the transaction"))?;
+    rollover_if_due(&mut tx, req).await?;
     let before = active_before(&mut tx, req.connection.as_str()).await?;
     resolve::resolve(
         &mut tx,
@@ -384,7 +386,17 @@ async fn run_recorded(
         req.spec.settings.auto_carryover,
     )
     .await?;
-    if let Err(unlicensed) = plan::new_child_journey(req.policy.as_ref()) {
+    // The operator's licenses (product_licenses) decide which journey new children may get.
+    let operator_licensed: Vec<String> =
+        sqlx::query_scalar("SELECT product FROM product_licenses ORDER BY product")
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(SyncError::db("reading the licensed products"))?;
+    let journey = plan::new_child_journey(req.policy.as_ref(), &operator_licensed);
+    let mut settings = settings.clone();
+    settings.new_child_journey = journey.clone().unwrap_or(None);
+    let settings = &settings;
+    if let Err(unlicensed) = journey {
         resolve::journey_problem(&mut tx, &unlicensed).await?;
     }
     let resolved = started.elapsed();
@@ -508,6 +520,33 @@ async fn run_recorded(
             .map(|(entity, _)| entity)
             .collect();
         refresh_statistics(conn, &grown).await?;
+    }
+    Ok(())
+}
+
+/// With `settings.rolloverDate`, the school year's rollover runs once, in the run's transaction
+/// (under its lock), before anything is matched: the first run on or after the date archives the
+/// ending year's children. A dry run never rolls over (its transaction commits the run's record).
+async fn rollover_if_due(conn: &mut PgConnection, req: &SyncRequest) -> Result<(), SyncError> {
+    let Some(date) = req.spec.settings.rollover_date.as_deref() else {
+        return Ok(());
+    };
+    if req.dry_run {
+        return Ok(());
+    }
+    let date = plan::parse_cutoff(date).ok_or_else(|| {
+        SyncError::Config(format!("rolloverDate {date:?} is not a valid MM-DD date"))
+    })?;
+    let year = crate::store::rollover::due_school_year(date, req.today);
+    let done =
+        crate::store::rollover::rollover_in(conn, &req.connection, &year, "rolloverDate", false)
+            .await
+            .map_err(|e| match e {
+                crate::store::rollover::AdminError::Store(e) => SyncError::from(e),
+                other => SyncError::Config(format!("the automatic rollover of {year}: {other}")),
+            })?;
+    if !done.already_done {
+        tracing::info!(run_id = %req.run_id, school_year = %year, children = done.children, "school year rolled over (rolloverDate)");
     }
     Ok(())
 }

@@ -19,9 +19,18 @@
 //!   same school" uses it.
 //! - Matching order for a staged child: a current record by Clever id (update or reactivate), then
 //!   (with `autoCarryover`) archived records by Clever id, sis_id, name+dob, then manual records by
-//!   sis_id, then name+dob in the same school, else a new child. A match must be unique both ways;
-//!   otherwise the child is created new and a `CarryoverAmbiguous`/`ManualMatchAmbiguous` problem
-//!   is recorded. Name+dob matching needs shared demographics (no dob is staged otherwise).
+//!   sis_id, then name+dob in the same school, else a new child. Among archived candidates only
+//!   the most recent school year counts (a child archived in two years matches its newer record).
+//!   A match must be unique both ways; otherwise the child is created new and a
+//!   `CarryoverAmbiguous`/`ManualMatchAmbiguous` problem is recorded (`rostersync match link`
+//!   resolves it by hand; the link lives on the record, so later syncs keep it). A record an admin
+//!   unlinked from a Clever id is never matched to it again. Name+dob matching needs shared
+//!   demographics (no dob is staged otherwise).
+//! - Educators new to the roster are matched to the product's own educators (`source = 'manual'`)
+//!   by email (case-insensitive), then SIS id, unique both ways; otherwise created new with an
+//!   `EducatorMatchAmbiguous` problem.
+//! - With `settings.rolloverDate`, the first (non-dry) run on or after the date rolls the ending
+//!   school year over first (`store::rollover`), once.
 //! - Removal applies to roster children only (never manual or archived ones); a child's
 //!   enrollment is removed with it. Stale records without `allowRemoval` are one
 //!   `StaleNotRemoved` problem per entity with the count.

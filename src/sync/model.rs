@@ -97,6 +97,9 @@ pub mod code {
     pub const CARRYOVER_AMBIGUOUS: &str = "CarryoverAmbiguous";
     /// Several manual children could be this child (or the reverse); left for manual matching.
     pub const MANUAL_MATCH_AMBIGUOUS: &str = "ManualMatchAmbiguous";
+    /// Several educators already in the product could be this roster teacher (by email or SIS id);
+    /// a new educator was created, left for manual matching.
+    pub const EDUCATOR_MATCH_AMBIGUOUS: &str = "EducatorMatchAmbiguous";
     /// The JourneyPolicy's newChildJourney is not licensed: new children got no journey.
     pub const JOURNEY_NOT_LICENSED: &str = "JourneyNotLicensed";
     /// Records left the roster but were kept because allowRemoval is false.

@@ -96,15 +96,23 @@ pub fn normalize_name(name: Option<&str>) -> Option<String> {
     }
 }
 
-/// The journey new children get: the policy's `newChildJourney` when it is licensed. `Err` carries
-/// the unlicensed journey's name (new children then get none, and the run reports it).
-pub fn new_child_journey(policy: Option<&JourneyPolicySpec>) -> Result<Option<String>, String> {
+/// The journey new children get: the policy's `newChildJourney` when it is licensed: by the
+/// operator (`operator_licensed`, the `product_licenses` table) and listed in the policy's
+/// `licensedProducts`. An empty operator list means not configured: the policy's list alone
+/// decides (as before the operator held the licenses). `Err` carries the unlicensed journey's name
+/// (new children then get none, and the run reports it).
+pub fn new_child_journey(
+    policy: Option<&JourneyPolicySpec>,
+    operator_licensed: &[String],
+) -> Result<Option<String>, String> {
     match policy {
         None => Ok(None),
         Some(p)
             if p.licensed_products
                 .iter()
-                .any(|l| l == &p.new_child_journey) =>
+                .any(|l| l == &p.new_child_journey)
+                && (operator_licensed.is_empty()
+                    || operator_licensed.contains(&p.new_child_journey)) =>
         {
             Ok(Some(p.new_child_journey.clone()))
         }
@@ -383,10 +391,23 @@ mod tests {
             new_child_journey: "Readiness".into(),
             grade_placement: Default::default(),
         };
-        assert_eq!(new_child_journey(Some(&p)), Ok(Some("Readiness".into())));
+        assert_eq!(
+            new_child_journey(Some(&p), &[]),
+            Ok(Some("Readiness".into()))
+        );
+        let operator = ["Readiness".to_string()];
+        assert_eq!(
+            new_child_journey(Some(&p), &operator),
+            Ok(Some("Readiness".into()))
+        );
+        assert_eq!(
+            new_child_journey(Some(&p), &["Math".to_string()]),
+            Err("Readiness".into()),
+            "the operator's licenses decide, not the district's list alone"
+        );
         p.new_child_journey = "Math".into();
-        assert_eq!(new_child_journey(Some(&p)), Err("Math".into()));
-        assert_eq!(new_child_journey(None), Ok(None));
+        assert_eq!(new_child_journey(Some(&p), &[]), Err("Math".into()));
+        assert_eq!(new_child_journey(None, &[]), Ok(None));
     }
 
     #[test]

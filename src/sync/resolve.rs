@@ -49,16 +49,25 @@ FROM children c
 WHERE c.connection = $1 AND c.clever_id = s.clever_id AND c.archived_school_year IS NULL";
 
 /// One matching pass: staged children still unmatched, against candidate records by one key.
-/// A staged child with exactly one candidate that no other staged child also matches is
-/// matched (`kind`); otherwise it is marked `<kind>-ambiguous` and becomes a new child.
+/// Only the candidates of the most recent archived school year count (for manual records, which
+/// have none, all do): a child archived in two years matches its newer record. A staged child
+/// with exactly one such candidate that no other staged child also matches is matched (`kind`);
+/// otherwise it is marked `<kind>-ambiguous` and becomes a new child. A record an admin unlinked
+/// from a Clever id (`roster_links`) is never matched to it again.
 fn match_pass(kind: &str, candidates: &str, key: &str) -> String {
     format!(
-        "WITH cand AS (
-            SELECT s.clever_id AS sid, c.id AS cid
+        "WITH all_cand AS (
+            SELECT s.clever_id AS sid, c.id AS cid,
+                   rank() OVER (PARTITION BY s.clever_id ORDER BY c.archived_school_year DESC NULLS LAST) AS newest
             FROM stg_children s
             JOIN children c ON c.connection = $1 AND ({candidates}) AND ({key})
             WHERE s.match_kind IS NULL
               AND NOT EXISTS (SELECT 1 FROM stg_children x WHERE x.child_id = c.id)
+              AND NOT EXISTS (SELECT 1 FROM roster_links l WHERE l.connection = $1
+                  AND l.record_kind = 'children' AND l.clever_id = s.clever_id AND l.target_id = c.id
+                  AND l.unlinked_at IS NOT NULL)
+        ), cand AS (
+            SELECT sid, cid FROM all_cand WHERE newest = 1
         ), per_s AS (
             SELECT sid, min(cid) AS cid, count(*) AS n FROM cand GROUP BY sid
         ), per_c AS (
@@ -71,6 +80,65 @@ fn match_pass(kind: &str, candidates: &str, key: &str) -> String {
         SET child_id = d.cid, match_kind = CASE WHEN d.cid IS NULL THEN '{kind}-ambiguous' ELSE '{kind}' END
         FROM decided d WHERE d.sid = s.clever_id"
     )
+}
+
+/// Educators new to the roster (no record with their Clever id) matched to the product's own
+/// educators (`source = 'manual'`, no Clever id) by `key`; unique both ways, else ambiguous.
+fn educator_pass(kind: &str, key: &str) -> String {
+    format!(
+        "WITH cand AS (
+            SELECT s.clever_id AS sid, c.id AS cid
+            FROM stg_educators s
+            JOIN educators c ON c.connection = $1 AND c.clever_id IS NULL AND c.source = 'manual' AND ({key})
+            WHERE s.match_kind IS NULL
+              AND NOT EXISTS (SELECT 1 FROM educators e WHERE e.connection = $1 AND e.clever_id = s.clever_id)
+              AND NOT EXISTS (SELECT 1 FROM stg_educators x WHERE x.match_id = c.id)
+              AND NOT EXISTS (SELECT 1 FROM roster_links l WHERE l.connection = $1
+                  AND l.record_kind = 'educators' AND l.clever_id = s.clever_id AND l.target_id = c.id
+                  AND l.unlinked_at IS NOT NULL)
+        ), per_s AS (
+            SELECT sid, min(cid) AS cid, count(*) AS n FROM cand GROUP BY sid
+        ), per_c AS (
+            SELECT cid, count(*) AS n FROM cand GROUP BY cid
+        ), decided AS (
+            SELECT p.sid, CASE WHEN p.n = 1 AND q.n = 1 THEN p.cid END AS cid
+            FROM per_s p JOIN per_c q ON q.cid = p.cid
+        )
+        UPDATE stg_educators s
+        SET match_id = d.cid, match_kind = CASE WHEN d.cid IS NULL THEN 'ambiguous' ELSE '{kind}' END
+        FROM decided d WHERE d.sid = s.clever_id"
+    )
+}
+
+const EDUCATOR_BY_EMAIL: &str = "s.email IS NOT NULL AND btrim(s.email) <> '' AND lower(btrim(c.email)) = lower(btrim(s.email))";
+const EDUCATOR_BY_SIS_ID: &str = "s.sis_id IS NOT NULL AND c.sis_id = s.sis_id";
+
+const EDUCATOR_PROBLEMS: &str = "
+INSERT INTO stg_problems (record_kind, clever_id, code, message)
+SELECT 'educators', clever_id, 'EducatorMatchAmbiguous',
+       'several educators already in the product (or several roster teachers) match by email or SIS id; '
+       || 'created as a new educator: link the right one manually'
+FROM stg_educators WHERE match_kind = 'ambiguous' ORDER BY clever_id";
+
+/// Matches staged educators to the product's own educators: by email, then by SIS id. Never
+/// guesses: an ambiguous match is created new and reported.
+pub async fn match_educators(conn: &mut PgConnection, connection: &str) -> Result<(), SyncError> {
+    sqlx::raw_sql("ALTER TABLE stg_educators ADD COLUMN IF NOT EXISTS match_id bigint, ADD COLUMN IF NOT EXISTS match_kind text")
+        .execute(&mut *conn)
+        .await
+        .map_err(SyncError::db("preparing educator matching"))?;
+    for (kind, key) in [("email", EDUCATOR_BY_EMAIL), ("sis", EDUCATOR_BY_SIS_ID)] {
+        sqlx::query(&educator_pass(kind, key))
+            .bind(connection)
+            .execute(&mut *conn)
+            .await
+            .map_err(SyncError::db("matching educators to existing ones"))?;
+    }
+    sqlx::raw_sql(EDUCATOR_PROBLEMS)
+        .execute(&mut *conn)
+        .await
+        .map_err(SyncError::db("recording educator matching problems"))?;
+    Ok(())
 }
 
 const ARCHIVED: &str = "c.archived_school_year IS NOT NULL";
@@ -140,6 +208,7 @@ pub async fn resolve(
                 "matching children to archived or manual records",
             ))?;
     }
+    match_educators(conn, connection).await?;
     sqlx::raw_sql(MATCH_PROBLEMS)
         .execute(&mut *conn)
         .await
@@ -158,7 +227,8 @@ pub async fn journey_problem(conn: &mut PgConnection, journey: &str) -> Result<(
     sqlx::query(
         "INSERT INTO stg_problems (record_kind, clever_id, code, message)
          SELECT 'children', NULL, $1, count(*) || ' new children got no journey: newChildJourney '
-                || quote_literal($2) || ' is not one of licensedProducts'
+                || quote_literal($2) || ' is not a licensed product (the JourneyPolicy''s licensedProducts '
+                || 'and the operator''s licenses)'
          FROM stg_children WHERE match_kind IS DISTINCT FROM 'live' AND match_kind IS DISTINCT FROM 'carry'
            AND match_kind IS DISTINCT FROM 'manual'
          HAVING count(*) > 0",

@@ -32,6 +32,8 @@ pub struct ApiRun {
     pub summary: String,
     #[serde(default)]
     pub problems: u64,
+    #[serde(default)]
+    pub problem_codes: crate::run::ProblemCodes,
     pub reason: Option<String>,
 }
 

@@ -215,38 +215,13 @@ pub struct ProblemJson {
     pub what_to_do: String,
 }
 
-impl From<Problem> for ProblemJson {
-    fn from(problem: Problem) -> ProblemJson {
+impl ProblemJson {
+    /// `problem` of connection `key`, with what to do about it (the same words as `rostersync
+    /// problems`: [`crate::store::problems::what_to_do`]).
+    pub fn of(problem: Problem, key: &ConnectionKey) -> ProblemJson {
         ProblemJson {
-            what_to_do: what_to_do(&problem.code).to_string(),
+            what_to_do: crate::store::problems::what_to_do(&problem.code, key.as_str()),
             problem,
-        }
-    }
-}
-
-/// What a district admin does about a problem code.
-pub fn what_to_do(code: &str) -> &'static str {
-    match code {
-        "MultipleSections" => {
-            "The child is in several shared sections: keep one homeroom section per child in the \
-             SIS, or move the child to the right classroom in the product."
-        }
-        "StudentNotFound" => {
-            "A section lists a student that Clever did not share: check the sharing settings in \
-             Clever for this student."
-        }
-        "ClassroomOverCapacity" => {
-            "Split the section in the SIS (at most 32 children per classroom)."
-        }
-        "CarryoverAmbiguous" | "ManualMatchAmbiguous" => {
-            "Match the child to the right existing record in the product (Match users)."
-        }
-        "JourneyNotLicensed" => {
-            "Choose a licensed journey for new children in the JourneyPolicy, or license the product."
-        }
-        _ => {
-            "Fix the record in the SIS (it reaches Clever and then the next sync), or ask your \
-             platform team with the Clever id."
         }
     }
 }
@@ -469,7 +444,10 @@ pub async fn detail(
         district: district_json(c, &refs, runs.first().cloned(), now),
         conditions: conditions(&status.conditions),
         problems_run_id: latest_finished.map(|r| r.run_id),
-        problems: problems.into_iter().map(ProblemJson::from).collect(),
+        problems: problems
+            .into_iter()
+            .map(|p| ProblemJson::of(p, &key))
+            .collect(),
         runs: runs.into_iter().map(RunJson::from).collect(),
         held,
     })

@@ -351,7 +351,7 @@ async fn problems(
         Some(r) => data::latest_problems(&state.db, &key, r)
             .await?
             .into_iter()
-            .map(data::ProblemJson::from)
+            .map(|p| data::ProblemJson::of(p, &key))
             .collect(),
         None => Vec::new(),
     };

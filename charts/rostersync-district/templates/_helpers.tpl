@@ -75,3 +75,14 @@ annotations:
 {{- fail "database.createSecret is true: set database.url (postgres://...)" -}}
 {{- end -}}
 {{- end -}}
+
+{{/* The Clever district id: districtId itself, or the district_id= parameter of a whole instant
+login link pasted into districtId. */}}
+{{- define "district.districtId" -}}
+{{- $v := .Values.districtId | trim -}}
+{{- if regexMatch "[?&]district_id=[0-9a-fA-F]{24}" $v -}}
+{{- regexReplaceAll "^.*[?&]district_id=([0-9a-fA-F]{24}).*$" $v "${1}" | lower -}}
+{{- else -}}
+{{- $v -}}
+{{- end -}}
+{{- end -}}

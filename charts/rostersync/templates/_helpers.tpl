@@ -129,6 +129,9 @@ names can be reconciled with the controller in one spot.
 {{- range .Values.clever.allowedApiHosts }}
 - --allowed-api-host={{ . }}
 {{- end }}
+{{- with .Values.licensedProducts }}
+- --licensed-products={{ join "," . }}
+{{- end }}
 {{- range .Values.watch.namespaces }}
 - --namespace={{ . }}
 {{- end }}

@@ -56,6 +56,7 @@ fn ui_row(r: ApiRun) -> RunRow {
         finished_at: r.finished_at,
         duration_seconds: r.duration_ms.and_then(|ms| i64::try_from(ms / 1000).ok()),
         problems: Some(r.problems),
+        problem_codes: Some(r.problem_codes),
         counts: Some(r.counts),
         reason: r.reason,
         summary: r.summary,

@@ -1,7 +1,9 @@
 //! The commands of `kubectl roster`, against the API server (and Postgres for `history`): one
 //! module per command group; this one builds the client from the global flags, dispatches and
 //! resolves NAME to a SyncSchedule.
+mod admin;
 mod dashboard;
+mod district_id;
 mod events;
 mod history;
 mod logs;
@@ -76,6 +78,12 @@ pub async fn client_config(global: &GlobalArgs) -> anyhow::Result<Config> {
 }
 
 pub(super) async fn run(cli: PluginCli) -> anyhow::Result<u8> {
+    // Postgres-only verbs: no cluster needed.
+    match cli.command {
+        PluginCommand::Admin(command) => return admin::run(command, &cli.global).await,
+        PluginCommand::DistrictId { link } => return district_id::district_id(&link),
+        _ => {}
+    }
     let config = client_config(&cli.global).await?;
     let default_ns = config.default_namespace.clone();
     let client = Client::try_from(config).context(
@@ -116,6 +124,9 @@ pub(super) async fn run(cli: PluginCli) -> anyhow::Result<u8> {
             schedule::preview(&ctx, &name, count, out.output).await
         }
         PluginCommand::Completion { .. } => Ok(0),
+        // Handled before connecting (above); kept for exhaustiveness.
+        PluginCommand::Admin(command) => admin::run(command, &ctx.global).await,
+        PluginCommand::DistrictId { link } => district_id::district_id(&link),
     }
 }
 
