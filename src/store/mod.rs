@@ -3,6 +3,7 @@
 pub mod cli;
 pub mod runs;
 pub mod tenancy;
+pub mod time;
 
 use std::time::Duration;
 
