@@ -75,12 +75,12 @@ pub const ROW_COLUMNS: &[&str] = &[
     "reason",
     "message",
     "timings",
-    "clever_requests",
     "notified_at",
     "attempts",
+    "clever_requests",
 ];
 
-/// A `sync_runs` row as stored: every column, in [`ROW_COLUMNS`] order. The queries name the
+/// A `sync_runs` row as stored: every column of [`ROW_COLUMNS`]. The queries name the
 /// columns (timestamps need a `Ts` override, which `SELECT *` cannot carry); a database test
 /// (`tests/store_history.rs`, `row_columns_are_the_table_columns`) fails when the table gains a
 /// column that is not listed here.
