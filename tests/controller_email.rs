@@ -259,7 +259,7 @@ async fn undelivered_email_survives_a_controller_restart_and_is_delivered_once()
         .await;
     // Queued, and a delivery attempted and failed.
     common::wait_for("a failed delivery attempt", TIMEOUT, || async {
-        let (attempts, sent): (i32, Option<chrono::DateTime<chrono::Utc>>) =
+        let (attempts, sent): (i32, Option<rostersync::store::time::Ts>) =
             sqlx::query_as("SELECT attempts, sent_at FROM email_outbox WHERE connection = $1")
                 .bind(connection_key(&env))
                 .fetch_optional(&env.db.pool)

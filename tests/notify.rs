@@ -6,7 +6,6 @@ mod notify_support;
 
 use std::time::Duration;
 
-use chrono::TimeZone;
 use common::ReceivedMail;
 use notify_support::*;
 use rostersync::notify::{Counts, Notice, NoticeKind, Source};
@@ -189,9 +188,8 @@ async fn schedule_missed_email() {
     let Some(env) = Env::start().await else {
         return;
     };
-    let slot = chrono::Utc
-        .with_ymd_and_hms(2025, 3, 1, 2, 0, 0)
-        .single()
+    let slot = "2025-03-01T02:00:00Z"
+        .parse::<jiff::Timestamp>()
         .expect("valid");
     let event = Notice::ScheduleMissed {
         source: source(&env.connection),

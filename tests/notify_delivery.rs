@@ -8,7 +8,7 @@ mod notify_support;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
+use jiff::Timestamp;
 use notify_support::*;
 use rostersync::notify::{Delivery, Sender, message_id};
 use sqlx::Row;
@@ -25,12 +25,15 @@ async fn row(env: &Env, id: i64) -> (i32, Option<String>, bool) {
     (r.get("attempts"), r.get("last_error"), r.get("sent"))
 }
 
-async fn created_at(env: &Env, id: i64) -> DateTime<Utc> {
-    sqlx::query_scalar("SELECT created_at FROM email_outbox WHERE id = $1")
-        .bind(id)
-        .fetch_one(&env.db.pool)
-        .await
-        .expect("created_at")
+async fn created_at(env: &Env, id: i64) -> Timestamp {
+    sqlx::query_scalar::<_, rostersync::store::time::Ts>(
+        "SELECT created_at FROM email_outbox WHERE id = $1",
+    )
+    .bind(id)
+    .fetch_one(&env.db.pool)
+    .await
+    .expect("created_at")
+    .0
 }
 
 /// Waits until every given row has been attempted at least `n` times.

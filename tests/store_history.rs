@@ -201,3 +201,95 @@ async fn a_run_id_is_checked_with_its_connection_on_every_read_and_write() {
             .expect("mark")
     );
 }
+
+/// `Ts` (the crate's one timestamptz mapping, src/store/time.rs) against real Postgres: what it
+/// binds is the instant Postgres stores, and what Postgres returns decodes to the same instant, in
+/// the binary format (prepared statements) and the text format (`raw_sql`), to the microsecond.
+#[tokio::test]
+async fn timestamptz_round_trips_through_ts() {
+    use rostersync::store::time::Ts;
+    use sqlx::Row;
+    let Some(db) = common::fresh_db().await else {
+        return;
+    };
+    let mut conn = db.pool.acquire().await.expect("connection");
+    sqlx::query("SET TIME ZONE 'UTC'")
+        .execute(&mut *conn)
+        .await
+        .expect("timezone");
+    for (rfc, pg) in [
+        (
+            "2025-03-01T02:00:00.123456Z",
+            "2025-03-01 02:00:00.123456+00",
+        ),
+        (
+            "1969-12-31T23:59:59.999999Z",
+            "1969-12-31 23:59:59.999999+00",
+        ),
+        (
+            "1900-06-15T12:34:56.000001Z",
+            "1900-06-15 12:34:56.000001+00",
+        ),
+        (
+            "1999-12-31T23:59:59.999999Z",
+            "1999-12-31 23:59:59.999999+00",
+        ),
+        ("2000-01-01T00:00:00Z", "2000-01-01 00:00:00+00"),
+        (
+            "9999-12-30T21:59:59.999999Z",
+            "9999-12-30 21:59:59.999999+00",
+        ),
+    ] {
+        let t: jiff::Timestamp = rfc.parse().expect("timestamp");
+        // Encode: Postgres sees the same instant.
+        let (text, back): (String, Ts) = sqlx::query_as("SELECT $1::timestamptz::text, $1")
+            .bind(Ts(t))
+            .fetch_one(&mut *conn)
+            .await
+            .expect("bind");
+        assert_eq!(text, pg, "{rfc} as stored by Postgres");
+        assert_eq!(back, Ts(t), "{rfc} bound and read back");
+        // Decode, binary format: a value Postgres produced.
+        let decoded: Ts = sqlx::query_scalar("SELECT $1::text::timestamptz")
+            .bind(pg)
+            .fetch_one(&mut *conn)
+            .await
+            .expect("decode binary");
+        assert_eq!(decoded, Ts(t), "{pg} (binary)");
+        // Decode, text format.
+        let row = sqlx::raw_sql(&format!("SELECT '{pg}'::timestamptz"))
+            .fetch_one(&mut *conn)
+            .await
+            .expect("raw_sql");
+        let decoded: Ts = row.try_get(0).expect("decode text");
+        assert_eq!(decoded, Ts(t), "{pg} (text)");
+    }
+    // Outside jiff's range: an error that says so, not a panic or a wrong instant.
+    let err = sqlx::query_scalar::<_, Ts>("SELECT 'infinity'::timestamptz")
+        .fetch_one(&mut *conn)
+        .await
+        .expect_err("infinity");
+    assert!(err.to_string().contains("out of range"), "{err}");
+}
+
+/// `runs::ROW_COLUMNS`, the columns every `sync_runs` query names (they cannot `SELECT *`: the
+/// timestamps need their `Ts` override), are exactly the table's columns: a migration adding a
+/// column fails here until the queries and `Row` read it.
+#[tokio::test]
+async fn row_columns_are_the_table_columns() {
+    let Some(db) = common::fresh_db().await else {
+        return;
+    };
+    rostersync::store::MIGRATOR
+        .run(&db.pool)
+        .await
+        .expect("migrate");
+    let columns: Vec<String> = sqlx::query_scalar(
+        "SELECT column_name::text FROM information_schema.columns
+         WHERE table_schema = 'public' AND table_name = 'sync_runs' ORDER BY ordinal_position",
+    )
+    .fetch_all(&db.pool)
+    .await
+    .expect("columns");
+    assert_eq!(columns, rostersync::store::runs::ROW_COLUMNS);
+}

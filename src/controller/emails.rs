@@ -21,7 +21,7 @@ use crate::store::StoreError;
 pub const MISSED_REASON: &str = "StartingDeadlineExceeded";
 
 /// The connection's notification settings with the operator's repeat interval.
-pub fn settings(conn: &RosterConnection, repeat_interval: chrono::Duration) -> NotifySettings {
+pub fn settings(conn: &RosterConnection, repeat_interval: jiff::SignedDuration) -> NotifySettings {
     NotifySettings::from_sync_settings(&conn.spec.settings, repeat_interval)
 }
 
@@ -99,12 +99,6 @@ pub fn verification_notice(reason: &str, message: &str, source: Source) -> Optio
     }
 }
 
-/// The controller's clock as the notifier's `now` (drives the repeat interval).
-pub fn chrono_now(now: Timestamp) -> chrono::DateTime<chrono::Utc> {
-    chrono::DateTime::from_timestamp(now.as_second(), now.subsec_nanosecond().max(0) as u32)
-        .unwrap_or_else(chrono::Utc::now)
-}
-
 /// Queues `notice` on `tx` (the caller's transaction). Returns the outbox id, if an email is sent.
 pub async fn enqueue_in(
     tx: &mut PgConnection,
@@ -112,7 +106,7 @@ pub async fn enqueue_in(
     notice: &Notice,
     now: Timestamp,
 ) -> Result<Option<i64>> {
-    Ok(crate::notify::enqueue(tx, settings, notice, chrono_now(now)).await?)
+    Ok(crate::notify::enqueue(tx, settings, notice, now).await?)
 }
 
 /// Queues `notice` in its own transaction (verification results, missed slots).
@@ -219,11 +213,5 @@ mod tests {
         ] {
             assert_eq!(kind(r), None, "{r}");
         }
-    }
-
-    #[test]
-    fn clock_conversion_keeps_the_instant() {
-        let t = Timestamp::from_second(1_700_000_000).expect("ts");
-        assert_eq!(chrono_now(t).timestamp(), 1_700_000_000);
     }
 }

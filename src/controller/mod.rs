@@ -189,7 +189,7 @@ pub struct Context {
     /// Consecutive reconcile failures per object, for the error backoff.
     pub failures: Mutex<HashMap<String, u32>>,
     /// Repeats of the same problem are emailed at most once per this interval.
-    pub email_repeat_interval: chrono::Duration,
+    pub email_repeat_interval: jiff::SignedDuration,
     /// Whether this replica may write now (the leader Lease is held and renewed in time); checked
     /// right before every Job creation, status write, Event, report and email.
     pub acting: leader::Acting,

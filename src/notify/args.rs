@@ -136,7 +136,7 @@ pub struct NotifyArgs {
     pub smtp: SmtpArgs,
     /// Repeats of the same problem are emailed at most once per this interval (e.g. 24h, 90m).
     #[arg(long, env = "ROSTERSYNC_EMAIL_REPEAT_INTERVAL", default_value = "24h", value_parser = parse_interval)]
-    pub email_repeat_interval: chrono::Duration,
+    pub email_repeat_interval: jiff::SignedDuration,
 }
 
 impl NotifyArgs {
@@ -161,7 +161,7 @@ impl NotifyArgs {
 }
 
 /// Parses an interval such as `24h`, `90m`, `1h30m` or `PT24H`.
-pub fn parse_interval(s: &str) -> Result<chrono::Duration, String> {
+pub fn parse_interval(s: &str) -> Result<jiff::SignedDuration, String> {
     let d: jiff::SignedDuration = s
         .trim()
         .parse()
@@ -169,7 +169,7 @@ pub fn parse_interval(s: &str) -> Result<chrono::Duration, String> {
     if d.is_negative() {
         return Err(format!("{s:?} is negative"));
     }
-    chrono::Duration::from_std(d.unsigned_abs()).map_err(|e| format!("{s:?}: {e}"))
+    Ok(d)
 }
 
 #[cfg(test)]
@@ -178,9 +178,18 @@ mod tests {
 
     #[test]
     fn repeat_intervals_parse() {
-        assert_eq!(parse_interval("24h"), Ok(chrono::Duration::hours(24)));
-        assert_eq!(parse_interval("1h30m"), Ok(chrono::Duration::minutes(90)));
-        assert_eq!(parse_interval("PT2H"), Ok(chrono::Duration::hours(2)));
+        assert_eq!(
+            parse_interval("24h"),
+            Ok(jiff::SignedDuration::from_hours(24))
+        );
+        assert_eq!(
+            parse_interval("1h30m"),
+            Ok(jiff::SignedDuration::from_mins(90))
+        );
+        assert_eq!(
+            parse_interval("PT2H"),
+            Ok(jiff::SignedDuration::from_hours(2))
+        );
         assert!(parse_interval("soon").is_err());
         assert!(parse_interval("-1h").is_err());
     }
@@ -205,7 +214,10 @@ mod tests {
             "6h",
         ])
         .expect("parses");
-        assert_eq!(cli.notify.email_repeat_interval, chrono::Duration::hours(6));
+        assert_eq!(
+            cli.notify.email_repeat_interval,
+            jiff::SignedDuration::from_hours(6)
+        );
         let c = cli.notify.smtp.config().expect("valid");
         assert_eq!((c.port, c.tls), (25, TlsMode::None));
     }

@@ -1,13 +1,13 @@
 //! The pure decision: does this event become an email? Emails go out on changes of state, not on
 //! every run: a repeat of the state last emailed (same fingerprint) within the repeat interval is
 //! suppressed; a different problem, a recovery, or the same problem after the interval is sent.
-use chrono::{DateTime, Duration, Utc};
+use jiff::{SignedDuration, Timestamp};
 
 use super::notice::{Notice, NoticeKind};
 use crate::api::SyncSettings;
 
 /// Repeats of the same problem are re-sent at most once per this interval by default.
-pub const DEFAULT_REPEAT_INTERVAL: Duration = Duration::hours(24);
+pub const DEFAULT_REPEAT_INTERVAL: SignedDuration = SignedDuration::from_hours(24);
 
 /// A connection's notification settings (from its `spec.settings`) plus the operator's repeat
 /// interval (an operator option, not an API field).
@@ -16,11 +16,11 @@ pub struct NotifySettings {
     pub send_emails: bool,
     pub send_success_emails: bool,
     pub recipients: Vec<String>,
-    pub repeat_interval: Duration,
+    pub repeat_interval: SignedDuration,
 }
 
 impl NotifySettings {
-    pub fn from_sync_settings(settings: &SyncSettings, repeat_interval: Duration) -> Self {
+    pub fn from_sync_settings(settings: &SyncSettings, repeat_interval: SignedDuration) -> Self {
         NotifySettings {
             send_emails: settings.send_emails,
             send_success_emails: settings.send_success_emails,
@@ -35,7 +35,7 @@ impl NotifySettings {
 pub struct LastNotified {
     pub kind: NoticeKind,
     pub fingerprint: String,
-    pub sent_at: DateTime<Utc>,
+    pub sent_at: Timestamp,
     /// A problem was emailed and no recovery since.
     pub problem_open: bool,
 }
@@ -69,7 +69,7 @@ pub fn decide(
     settings: &NotifySettings,
     event: &Notice,
     last: Option<&LastNotified>,
-    now: DateTime<Utc>,
+    now: Timestamp,
 ) -> EmailDecision {
     if !settings.send_emails {
         return EmailDecision::Skip(SkipReason::EmailsDisabled);
@@ -99,7 +99,8 @@ pub fn decide(
             let fingerprint = event.fingerprint();
             let repeat = last.is_some_and(|l| {
                 // abs: a writer whose clock runs behind still sees a repeat.
-                l.fingerprint == fingerprint && (now - l.sent_at).abs() < settings.repeat_interval
+                l.fingerprint == fingerprint
+                    && now.duration_since(l.sent_at).abs() < settings.repeat_interval
             });
             if repeat {
                 EmailDecision::Skip(SkipReason::Repeat)
@@ -112,11 +113,7 @@ pub fn decide(
 
 /// The notification state after `sent` was emailed at `now` (`problem_since` kept while a problem
 /// stays open).
-pub fn next_state(
-    sent: &Notice,
-    previous: Option<&LastNotified>,
-    now: DateTime<Utc>,
-) -> LastNotified {
+pub fn next_state(sent: &Notice, previous: Option<&LastNotified>, now: Timestamp) -> LastNotified {
     let kind = sent.kind();
     let problem_open = if kind.is_problem() {
         true

@@ -1,5 +1,3 @@
-use chrono::TimeZone;
-
 use super::*;
 use crate::notify::notice::{Counts, Source};
 
@@ -68,10 +66,8 @@ fn event(kind: NoticeKind, variant: &str) -> Notice {
     }
 }
 
-fn t0() -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(2025, 3, 1, 2, 0, 0)
-        .single()
-        .expect("valid")
+fn t0() -> Timestamp {
+    "2025-03-01T02:00:00Z".parse::<Timestamp>().expect("valid")
 }
 
 fn on(success: bool) -> NotifySettings {
@@ -83,7 +79,7 @@ fn on(success: bool) -> NotifySettings {
     }
 }
 
-fn last_for(e: &Notice, at: DateTime<Utc>) -> LastNotified {
+fn last_for(e: &Notice, at: Timestamp) -> LastNotified {
     next_state(e, None, at)
 }
 
@@ -138,9 +134,9 @@ fn a_repeat_within_the_interval_is_suppressed_and_resent_after_it() {
         let e = event(kind, "A");
         let last = last_for(&e, t0());
         for later in [
-            Duration::zero(),
-            Duration::hours(1),
-            Duration::hours(23) + Duration::minutes(59),
+            SignedDuration::ZERO,
+            SignedDuration::from_hours(1),
+            SignedDuration::from_hours(23) + SignedDuration::from_mins(59),
         ] {
             assert_eq!(
                 decide(&on(false), &e, Some(&last), t0() + later),
@@ -150,10 +146,18 @@ fn a_repeat_within_the_interval_is_suppressed_and_resent_after_it() {
         }
         // A clock behind the one that recorded the state still sees a repeat.
         assert_eq!(
-            decide(&on(false), &e, Some(&last), t0() - Duration::minutes(5)),
+            decide(
+                &on(false),
+                &e,
+                Some(&last),
+                t0() - SignedDuration::from_mins(5)
+            ),
             EmailDecision::Skip(SkipReason::Repeat)
         );
-        for later in [Duration::hours(24), Duration::days(3)] {
+        for later in [
+            SignedDuration::from_hours(24),
+            SignedDuration::from_hours(72),
+        ] {
             assert_eq!(
                 decide(&on(false), &e, Some(&last), t0() + later),
                 EmailDecision::Send(e.clone()),
@@ -174,7 +178,12 @@ fn a_different_problem_is_sent_at_once() {
             let b = event(second, "B");
             let last = last_for(&a, t0());
             assert_eq!(
-                decide(&on(false), &b, Some(&last), t0() + Duration::minutes(1)),
+                decide(
+                    &on(false),
+                    &b,
+                    Some(&last),
+                    t0() + SignedDuration::from_mins(1)
+                ),
                 EmailDecision::Send(b.clone()),
                 "{first} then {second}"
             );
@@ -187,19 +196,29 @@ fn the_repeat_interval_is_configurable() {
     let e = event(NoticeKind::RunFailed, "A");
     let last = last_for(&e, t0());
     let hourly = NotifySettings {
-        repeat_interval: Duration::hours(1),
+        repeat_interval: SignedDuration::from_hours(1),
         ..on(false)
     };
     assert_eq!(
-        decide(&hourly, &e, Some(&last), t0() + Duration::minutes(59)),
+        decide(
+            &hourly,
+            &e,
+            Some(&last),
+            t0() + SignedDuration::from_mins(59)
+        ),
         EmailDecision::Skip(SkipReason::Repeat)
     );
     assert_eq!(
-        decide(&hourly, &e, Some(&last), t0() + Duration::minutes(61)),
+        decide(
+            &hourly,
+            &e,
+            Some(&last),
+            t0() + SignedDuration::from_mins(61)
+        ),
         EmailDecision::Send(e.clone())
     );
     let always = NotifySettings {
-        repeat_interval: Duration::zero(),
+        repeat_interval: SignedDuration::ZERO,
         ..on(false)
     };
     assert_eq!(
@@ -224,7 +243,7 @@ fn a_success_after_an_emailed_problem_is_a_recovery_whatever_the_success_setting
                     &on(success_emails),
                     &event(success_kind, "ok"),
                     Some(&last),
-                    t0() + Duration::minutes(5),
+                    t0() + SignedDuration::from_mins(5),
                 );
                 let EmailDecision::Send(sent) = decision else {
                     panic!("{problem} then {success_kind}: {decision:?}");
@@ -244,11 +263,11 @@ fn successes_without_an_open_problem_follow_send_success_emails() {
         for kind in [NoticeKind::RunSucceeded, NoticeKind::Recovered] {
             let e = event(kind, "ok");
             assert_eq!(
-                decide(&on(false), &e, last, t0() + Duration::minutes(1)),
+                decide(&on(false), &e, last, t0() + SignedDuration::from_mins(1)),
                 EmailDecision::Skip(SkipReason::SuccessEmailsDisabled)
             );
             let EmailDecision::Send(sent) =
-                decide(&on(true), &e, last, t0() + Duration::minutes(1))
+                decide(&on(true), &e, last, t0() + SignedDuration::from_mins(1))
             else {
                 panic!("success emails on: {kind} not sent");
             };
@@ -291,7 +310,7 @@ fn state_transitions_keep_track_of_open_problems() {
             &on(false),
             &again,
             Some(&recovered),
-            t0() + Duration::minutes(1)
+            t0() + SignedDuration::from_mins(1)
         ),
         EmailDecision::Send(again.clone())
     );
@@ -303,7 +322,12 @@ fn invalid_credentials_are_one_state_whatever_the_message() {
     let b = event(NoticeKind::CredentialsInvalid, "token revoked");
     let last = last_for(&a, t0());
     assert_eq!(
-        decide(&on(false), &b, Some(&last), t0() + Duration::hours(2)),
+        decide(
+            &on(false),
+            &b,
+            Some(&last),
+            t0() + SignedDuration::from_hours(2)
+        ),
         EmailDecision::Skip(SkipReason::Repeat)
     );
 }

@@ -5,7 +5,7 @@
 //! rules; [`scrub`] is a second line of defence).
 use std::fmt;
 
-use chrono::{DateTime, Utc};
+use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
 /// Which connection and district a notice is about.
@@ -92,7 +92,7 @@ pub enum Notice {
     ScheduleMissed {
         source: Source,
         schedule: String,
-        slot: DateTime<Utc>,
+        slot: Timestamp,
         reason: String,
         message: String,
     },

@@ -1,6 +1,8 @@
 //! The outbox in Postgres (`migrations/90000000000000_email_outbox.sql`): `enqueue` writes an
 //! email in the caller's transaction, so it exists if and only if the caller's outcome commits.
-use chrono::{DateTime, Utc};
+use jiff::Timestamp;
+
+use crate::store::time::Ts;
 use sqlx::PgConnection;
 
 use super::decide::{EmailDecision, LastNotified, NotifySettings, SkipReason, decide, next_state};
@@ -36,7 +38,7 @@ pub async fn enqueue(
     tx: &mut PgConnection,
     settings: &NotifySettings,
     event: &Notice,
-    now: DateTime<Utc>,
+    now: Timestamp,
 ) -> Result<Option<i64>, NotifyError> {
     let connection = event.source().connection.as_str();
     if !settings.send_emails {
@@ -53,7 +55,7 @@ pub async fn enqueue(
     .map_err(db("creating the notification state"))?;
     let stored = sqlx::query_as!(
         StateRow,
-        "SELECT kind, fingerprint, last_sent_at, problem_open FROM notification_state \
+        "SELECT kind, fingerprint, last_sent_at AS \"last_sent_at: Ts\", problem_open FROM notification_state \
          WHERE connection = $1 FOR UPDATE",
         connection,
     )
@@ -99,7 +101,7 @@ pub async fn enqueue(
         connection,
         state.kind.as_str(),
         state.fingerprint,
-        state.sent_at,
+        Ts(state.sent_at) as _,
         id,
         state.problem_open,
     )
@@ -121,7 +123,7 @@ pub async fn enqueue(
 struct StateRow {
     kind: Option<String>,
     fingerprint: Option<String>,
-    last_sent_at: Option<DateTime<Utc>>,
+    last_sent_at: Option<Ts>,
     problem_open: bool,
 }
 
@@ -131,7 +133,7 @@ impl StateRow {
         Some(LastNotified {
             kind: NoticeKind::parse(&self.kind?)?,
             fingerprint: self.fingerprint?,
-            sent_at: self.last_sent_at?,
+            sent_at: self.last_sent_at?.0,
             problem_open: self.problem_open,
         })
     }
@@ -172,7 +174,7 @@ pub async fn notification_state(
 ) -> Result<Option<LastNotified>, NotifyError> {
     let row = sqlx::query_as!(
         StateRow,
-        "SELECT kind, fingerprint, last_sent_at, problem_open FROM notification_state \
+        "SELECT kind, fingerprint, last_sent_at AS \"last_sent_at: Ts\", problem_open FROM notification_state \
          WHERE connection = $1",
         connection,
     )

@@ -287,7 +287,7 @@ fn content(event: &Notice) -> Content {
             facts.push(("Schedule", schedule.clone()));
             facts.push((
                 "Missed slot",
-                slot.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                slot.strftime("%Y-%m-%dT%H:%M:%SZ").to_string(),
             ));
             facts.push(("Reason", scrub(reason)));
             facts.push(("Details", scrub(message)));

@@ -1,5 +1,3 @@
-use chrono::TimeZone;
-
 use super::*;
 
 fn source(name: Option<&str>) -> Source {
@@ -65,9 +63,8 @@ fn values_are_html_escaped_and_subjects_are_one_line() {
 #[test]
 fn every_kind_has_a_headline_facts_and_next_steps() {
     let s = source(Some("Springfield USD"));
-    let slot = chrono::Utc
-        .with_ymd_and_hms(2025, 3, 1, 2, 0, 0)
-        .single()
+    let slot = "2025-03-01T02:00:00Z"
+        .parse::<jiff::Timestamp>()
         .expect("valid");
     let events = [
         Notice::RunFailed {

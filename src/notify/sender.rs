@@ -9,7 +9,9 @@
 use std::future::Future;
 use std::time::{Duration, SystemTime};
 
-use chrono::{DateTime, Utc};
+use jiff::Timestamp;
+
+use crate::store::time::Ts;
 use futures::FutureExt;
 use lettre::message::header::{HeaderName, HeaderValue};
 use lettre::message::{Mailbox, MultiPart};
@@ -157,7 +159,8 @@ impl Sender {
             .map_err(db("starting a transaction"))?;
         let Some(row) = sqlx::query_as!(
             OutboxRow,
-            "SELECT id, connection, kind, recipients, subject, body_text, body_html, created_at, \
+            "SELECT id, connection, kind, recipients, subject, body_text, body_html, \
+             created_at AS \"created_at: Ts\", \
              attempts FROM email_outbox \
              WHERE sent_at IS NULL AND failed_at IS NULL AND next_attempt_at <= clock_timestamp() \
              ORDER BY next_attempt_at, id LIMIT 1 FOR UPDATE SKIP LOCKED",
@@ -274,7 +277,7 @@ impl Sender {
     }
 
     fn message(&self, row: &OutboxRow) -> Result<Message, String> {
-        let (id, created_at) = (row.id, row.created_at);
+        let (id, created_at) = (row.id, row.created_at.0);
         let mut builder = Message::builder()
             .from(self.from.clone())
             .subject(row.subject.clone())
@@ -308,15 +311,15 @@ struct OutboxRow {
     subject: String,
     body_text: String,
     body_html: String,
-    created_at: DateTime<Utc>,
+    created_at: Ts,
     attempts: i32,
 }
 
 /// The Message-ID of an outbox row: the same on every attempt, unique per database row.
-pub fn message_id(id: i64, created_at: DateTime<Utc>, from: &Mailbox) -> String {
+pub fn message_id(id: i64, created_at: Timestamp, from: &Mailbox) -> String {
     format!(
         "<rostersync.{id}.{}@{}>",
-        created_at.timestamp_micros(),
+        created_at.as_microsecond(),
         from.email.domain()
     )
 }

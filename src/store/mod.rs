@@ -7,6 +7,7 @@ pub mod problems;
 pub mod rollover;
 pub mod runs;
 pub mod tenancy;
+pub mod time;
 
 use std::time::Duration;
 

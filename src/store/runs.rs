@@ -9,11 +9,11 @@
 //! also filters on the connection, so a run id from elsewhere (a Job label, a manifest, another
 //! district's history) can neither read nor change another connection's run, and a run id taken
 //! by another connection is refused ([`StoreError::RunIdTaken`]) instead of overwritten.
-use chrono::{DateTime, Utc};
 use jiff::Timestamp;
 use sqlx::{PgConnection, PgExecutor};
 
 use super::StoreError;
+use super::time::Ts;
 use crate::run::{
     ConnectionKey, Counts, Problem, ProblemCodes, RunRecord, RunResult, Trigger, parse_result,
     parse_trigger,
@@ -57,8 +57,33 @@ pub struct LostPod<'a> {
     pub message: &'a str,
 }
 
-/// A `sync_runs` row as stored: every column, so `SELECT *` decodes into it and a new column that
-/// is not added here fails the build (the compile-time checked queries see the schema).
+/// The columns of `sync_runs` in table order: what [`Row`] reads, spelled out by every query of it.
+pub const ROW_COLUMNS: &[&str] = &[
+    "run_id",
+    "connection",
+    "schedule",
+    "trigger",
+    "job",
+    "dry_run",
+    "started_at",
+    "finished_at",
+    "result",
+    "retriable",
+    "counts",
+    "problems",
+    "problem_codes",
+    "reason",
+    "message",
+    "timings",
+    "notified_at",
+    "attempts",
+    "clever_requests",
+];
+
+/// A `sync_runs` row as stored: every column of [`ROW_COLUMNS`]. The queries name the
+/// columns (timestamps need a `Ts` override, which `SELECT *` cannot carry); a database test
+/// (`tests/store_history.rs`, `row_columns_are_the_table_columns`) fails when the table gains a
+/// column that is not listed here.
 struct Row {
     run_id: String,
     connection: String,
@@ -66,8 +91,8 @@ struct Row {
     trigger: String,
     job: Option<String>,
     dry_run: bool,
-    started_at: DateTime<Utc>,
-    finished_at: Option<DateTime<Utc>>,
+    started_at: Ts,
+    finished_at: Option<Ts>,
     result: String,
     retriable: bool,
     counts: serde_json::Value,
@@ -77,21 +102,8 @@ struct Row {
     message: Option<String>,
     timings: serde_json::Value,
     clever_requests: serde_json::Value,
-    notified_at: Option<DateTime<Utc>>,
+    notified_at: Option<Ts>,
     attempts: i32,
-}
-
-fn chrono_of(t: Timestamp) -> DateTime<Utc> {
-    DateTime::from_timestamp(t.as_second(), t.subsec_nanosecond().max(0).unsigned_abs())
-        .unwrap_or_default()
-}
-
-fn timestamp_of(t: DateTime<Utc>) -> Timestamp {
-    Timestamp::new(
-        t.timestamp(),
-        i32::try_from(t.timestamp_subsec_nanos()).unwrap_or(0),
-    )
-    .unwrap_or(Timestamp::UNIX_EPOCH)
 }
 
 impl TryFrom<Row> for RunRecord {
@@ -106,8 +118,8 @@ impl TryFrom<Row> for RunRecord {
         let connection = ConnectionKey::parse(&row.connection)
             .map_err(|e| invalid("connection", e.to_string()))?;
         let trigger = parse_trigger(&row.trigger).map_err(|e| invalid("trigger", e))?;
-        let started_at = timestamp_of(row.started_at);
-        let finished_at = row.finished_at.map(timestamp_of);
+        let started_at = row.started_at.0;
+        let finished_at = row.finished_at.map(Timestamp::from);
         Ok(RunRecord {
             connection,
             trigger,
@@ -278,7 +290,7 @@ pub async fn record_lost_pod(
         lost.schedule,
         lost.trigger.as_str(),
         lost.job,
-        chrono_of(lost.started_at),
+        Ts(lost.started_at) as _,
         lost.reason,
         lost.message,
     )
@@ -317,7 +329,12 @@ pub async fn by_id(
 ) -> Result<Option<RunRecord>, StoreError> {
     let row = sqlx::query_as!(
         Row,
-        "SELECT * FROM sync_runs WHERE run_id = $1 AND connection = $2",
+        "SELECT run_id, connection, schedule, trigger, job, dry_run,
+                started_at AS \"started_at: Ts\", finished_at AS \"finished_at: Ts\",
+                result, retriable, counts, problems, problem_codes, reason,
+                message, timings, clever_requests, notified_at AS \"notified_at: Ts\",
+                attempts
+         FROM sync_runs WHERE run_id = $1 AND connection = $2",
         run_id,
         connection.as_str(),
     )
@@ -336,7 +353,12 @@ pub async fn pending_held(
 ) -> Result<Option<RunRecord>, StoreError> {
     let row = sqlx::query_as!(
         Row,
-        "SELECT h.* FROM sync_runs h WHERE h.connection = $1 AND h.result = 'Held' AND NOT h.dry_run
+        "SELECT h.run_id, h.connection, h.schedule, h.trigger, h.job, h.dry_run,
+                h.started_at AS \"started_at: Ts\", h.finished_at AS \"finished_at: Ts\",
+                h.result, h.retriable, h.counts, h.problems, h.problem_codes, h.reason,
+                h.message, h.timings, h.clever_requests, h.notified_at AS \"notified_at: Ts\",
+                h.attempts
+         FROM sync_runs h WHERE h.connection = $1 AND h.result = 'Held' AND NOT h.dry_run
            AND NOT EXISTS (SELECT 1 FROM sync_runs s WHERE s.connection = h.connection
                              AND s.result = 'Succeeded' AND NOT s.dry_run AND s.started_at > h.started_at)
          ORDER BY h.started_at DESC, h.run_id DESC LIMIT 1",
@@ -356,7 +378,12 @@ pub async fn latest_finished(
 ) -> Result<Option<RunRecord>, StoreError> {
     let row = sqlx::query_as!(
         Row,
-        "SELECT * FROM sync_runs WHERE connection = $1 AND result <> 'Running' AND NOT dry_run
+        "SELECT run_id, connection, schedule, trigger, job, dry_run,
+                started_at AS \"started_at: Ts\", finished_at AS \"finished_at: Ts\",
+                result, retriable, counts, problems, problem_codes, reason,
+                message, timings, clever_requests, notified_at AS \"notified_at: Ts\",
+                attempts
+         FROM sync_runs WHERE connection = $1 AND result <> 'Running' AND NOT dry_run
          ORDER BY finished_at DESC NULLS LAST, started_at DESC LIMIT 1",
         connection.as_str(),
     )
@@ -374,7 +401,12 @@ pub async fn list(
 ) -> Result<Vec<RunRecord>, StoreError> {
     let rows = sqlx::query_as!(
         Row,
-        "SELECT * FROM sync_runs WHERE ($1::text IS NULL OR connection = $1)
+        "SELECT run_id, connection, schedule, trigger, job, dry_run,
+                started_at AS \"started_at: Ts\", finished_at AS \"finished_at: Ts\",
+                result, retriable, counts, problems, problem_codes, reason,
+                message, timings, clever_requests, notified_at AS \"notified_at: Ts\",
+                attempts
+         FROM sync_runs WHERE ($1::text IS NULL OR connection = $1)
          ORDER BY started_at DESC, run_id DESC LIMIT $2",
         connection.map(ConnectionKey::as_str),
         limit.max(0),
@@ -417,12 +449,17 @@ pub async fn unreported(
 ) -> Result<Vec<RunRecord>, StoreError> {
     let rows = sqlx::query_as!(
         Row,
-        "SELECT * FROM sync_runs WHERE connection = $1 AND schedule = $2 AND job IS NOT NULL
+        "SELECT run_id, connection, schedule, trigger, job, dry_run,
+                started_at AS \"started_at: Ts\", finished_at AS \"finished_at: Ts\",
+                result, retriable, counts, problems, problem_codes, reason,
+                message, timings, clever_requests, notified_at AS \"notified_at: Ts\",
+                attempts
+         FROM sync_runs WHERE connection = $1 AND schedule = $2 AND job IS NOT NULL
              AND notified_at IS NULL AND started_at >= $3
          ORDER BY started_at, run_id LIMIT 100",
         connection.as_str(),
         schedule,
-        chrono_of(since),
+        Ts(since) as _,
     )
     .fetch_all(executor)
     .await

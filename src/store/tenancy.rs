@@ -99,7 +99,7 @@ pub fn role_name(database: &str, connection: &str) -> String {
 
 /// A new random password: 32 hex characters (128 bits), so that it needs no quoting anywhere.
 pub fn new_password() -> String {
-    use rand::Rng;
+    use rand::RngExt;
     let bytes: [u8; 16] = rand::rng().random();
     bytes.iter().fold(String::with_capacity(32), |mut s, b| {
         let _ = write!(s, "{b:02x}");

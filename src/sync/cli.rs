@@ -233,7 +233,7 @@ async fn check_database(pool: &sqlx::PgPool, connection: &ConnectionKey) -> Resu
 
 /// A run id for a standalone run: `<name>-<UTC time>-<64 random bits>`.
 pub fn new_run_id(name: &str) -> String {
-    use rand::Rng;
+    use rand::RngExt;
     let now = jiff::Timestamp::now().strftime("%Y%m%dt%H%M%S");
     let suffix: u64 = rand::rng().random();
     format!("{name}-{now}-{suffix:016x}")

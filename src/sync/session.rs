@@ -10,7 +10,9 @@
 use std::future::Future;
 use std::time::{Duration, Instant};
 
-use chrono::{DateTime, Utc};
+use jiff::Timestamp;
+
+use crate::store::time::Ts;
 use sqlx::{PgConnection, PgPool};
 
 use super::SyncError;
@@ -19,7 +21,7 @@ use super::SyncError;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Session {
     pub pid: i32,
-    pub backend_start: DateTime<Utc>,
+    pub backend_start: Timestamp,
 }
 
 /// Awaits `fut` for at most `limit`; longer is a lost session (Postgres did not answer).
@@ -43,7 +45,7 @@ impl Session {
     /// The session of `conn`.
     pub async fn of(conn: &mut PgConnection) -> Result<Session, SyncError> {
         let row = sqlx::query!(
-            r#"SELECT pid AS "pid!", backend_start AS "backend_start!" FROM pg_stat_activity
+            r#"SELECT pid AS "pid!", backend_start AS "backend_start!: Ts" FROM pg_stat_activity
                WHERE pid = pg_backend_pid()"#
         )
         .fetch_one(&mut *conn)
@@ -51,7 +53,7 @@ impl Session {
         .map_err(SyncError::db("reading the session's backend"))?;
         Ok(Session {
             pid: row.pid,
-            backend_start: row.backend_start,
+            backend_start: row.backend_start.0,
         })
     }
 
@@ -60,7 +62,7 @@ impl Session {
         sqlx::query_scalar!(
             r#"SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE pid = $1 AND backend_start = $2) AS "alive!""#,
             self.pid,
-            self.backend_start,
+            Ts(self.backend_start) as _,
         )
         .fetch_one(&mut *other)
         .await
@@ -75,7 +77,7 @@ impl Session {
             r#"SELECT pg_terminate_backend(pid, $3) AS "ended!" FROM pg_stat_activity
                WHERE pid = $1 AND backend_start = $2"#,
             self.pid,
-            self.backend_start,
+            Ts(self.backend_start) as _,
             wait_ms,
         )
         .fetch_optional(&mut *other)

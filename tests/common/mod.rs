@@ -93,7 +93,7 @@ pub async fn fresh_namespace(client: &kube::Client, prefix: &str) -> String {
 
 /// A short random suffix for names (lowercase, DNS-safe).
 pub fn unique_suffix() -> String {
-    use rand::Rng;
+    use rand::RngExt;
     let mut rng = rand::rng();
     (0..10)
         .map(|_| char::from(b'a' + rng.random_range(0..26u8)))

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use chrono::{DateTime, TimeZone, Utc};
+use jiff::Timestamp;
 use rostersync::notify::{
     Counts, LastNotified, Notice, NotifySettings, Sender, SenderOptions, SmtpConfig, Source,
 };
@@ -61,7 +61,7 @@ impl Env {
         &self,
         settings: &NotifySettings,
         event: &Notice,
-        now: DateTime<Utc>,
+        now: Timestamp,
     ) -> Option<i64> {
         let mut tx = self.db.pool.begin().await.expect("begin");
         let id = rostersync::notify::enqueue(&mut tx, settings, event, now)
@@ -182,14 +182,12 @@ pub fn on() -> NotifySettings {
     }
 }
 
-pub fn t0() -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(2025, 3, 1, 2, 0, 0)
-        .single()
-        .expect("valid")
+pub fn t0() -> Timestamp {
+    "2025-03-01T02:00:00Z".parse::<Timestamp>().expect("valid")
 }
 
-pub fn later(hours: i64) -> DateTime<Utc> {
-    t0() + chrono::Duration::hours(hours)
+pub fn later(hours: i64) -> Timestamp {
+    t0() + jiff::SignedDuration::from_hours(hours)
 }
 
 pub fn source(connection: &str) -> Source {

@@ -10,7 +10,7 @@ use crate::run::RunResult;
 #[derive(Clone, Copy, Debug)]
 pub struct PlanConfig {
     /// Repeats of the same problem are emailed at most once per this interval.
-    pub email_repeat_interval: chrono::Duration,
+    pub email_repeat_interval: jiff::SignedDuration,
     /// `--failures-before-not-ready`: a schedule whose last this many runs failed is not Ready
     /// (0: never).
     pub failures_before_not_ready: u32,

@@ -246,7 +246,7 @@ fn plan_status(o: &Observed, now: Timestamp) -> Plan {
                     notice: notify::Notice::ScheduleMissed {
                         source: emails::source(conn, &key),
                         schedule: name.clone(),
-                        slot: emails::chrono_now(*slot),
+                        slot: *slot,
                         reason: emails::MISSED_REASON.to_string(),
                         message: note,
                     },

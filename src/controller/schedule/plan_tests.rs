@@ -200,7 +200,7 @@ impl World {
             finished: self.finished.clone(),
             lost_check_at: self.lost_check_at,
             config: PlanConfig {
-                email_repeat_interval: chrono::Duration::hours(24),
+                email_repeat_interval: jiff::SignedDuration::from_hours(24),
                 failures_before_not_ready: 3,
             },
             job_problems: job::template_problems(&self.schedule.spec.job.pod, &self.defaults),
@@ -337,7 +337,7 @@ fn a_slot_blocked_past_its_deadline_is_missed_with_an_event_and_an_email() {
         [email] => match &email.notice {
             Notice::ScheduleMissed { schedule, slot, .. } => {
                 assert_eq!(schedule, "nightly");
-                assert_eq!(slot.timestamp(), ts(SLOT).as_second());
+                assert_eq!(slot.as_second(), ts(SLOT).as_second());
             }
             other => panic!("not a missed slot: {other:?}"),
         },

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use jiff::{Span, Timestamp};
 use rand::rngs::SmallRng;
-use rand::{Rng, SeedableRng};
+use rand::{RngExt, SeedableRng};
 use serde::Serialize;
 
 use super::record::{Entry, Kind, role_bit};

@@ -72,7 +72,7 @@ pub fn sync_now_outcome(
 }
 
 fn new_token() -> String {
-    use rand::Rng;
+    use rand::RngExt;
     let mut rng = rand::rng();
     let suffix: String = (0..4)
         .map(|_| char::from(b'a' + rng.random_range(0..26u8)))

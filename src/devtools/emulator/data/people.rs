@@ -2,7 +2,7 @@
 //! district admins, office staff and parent contacts.
 use jiff::Span;
 use jiff::civil::{Date, date};
-use rand::Rng;
+use rand::RngExt;
 use rand::rngs::SmallRng;
 use serde_json::Value;
 

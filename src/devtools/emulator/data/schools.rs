@@ -1,6 +1,6 @@
 //! Schools: community schools for tiny districts, else elementary (early grades to 5), middle and
 //! high schools, named after places.
-use rand::Rng;
+use rand::RngExt;
 
 use super::people::{FIRST, LAST};
 use super::{GRADES, Gen, entry};
