@@ -88,7 +88,7 @@ async fn insert_run(
     run_id: &str,
     result: RunResult,
     children: u64,
-    before: chrono::DateTime<chrono::Utc>,
+    before: jiff::Timestamp,
     days: i64,
 ) {
     let mut conn = pool.acquire().await.expect("db connection");
@@ -151,7 +151,7 @@ async fn insert_run(
          WHERE run_id = $1",
     )
     .bind(run_id)
-    .bind(before)
+    .bind(rostersync::store::time::Ts(before))
     .bind(i32::try_from(days).expect("days"))
     .execute(pool)
     .await
@@ -310,7 +310,7 @@ async fn status_ui_shows_a_viewer_their_district_only() {
     let real = env.sync_now_finished("ui-1", &[]).await;
     assert_eq!(real.result, Some(RunResult::Succeeded), "{real:?}");
     let key_a = ConnectionKey::new(&ns_a, "springfield").expect("key");
-    let real_start: (chrono::DateTime<chrono::Utc>,) =
+    let real_start: (rostersync::store::time::Ts,) =
         sqlx::query_as("SELECT started_at FROM sync_runs WHERE run_id = $1")
             .bind(&real.run_id)
             .fetch_one(&env.db.pool)
@@ -328,7 +328,7 @@ async fn status_ui_shows_a_viewer_their_district_only() {
             &format!("hist-{i:02}"),
             result,
             12 + (60 - i as u64) / 8,
-            real_start.0,
+            real_start.0.0,
             i,
         )
         .await;
@@ -361,7 +361,7 @@ async fn status_ui_shows_a_viewer_their_district_only() {
         "b-run",
         RunResult::Succeeded,
         12,
-        real_start.0,
+        real_start.0.0,
         1,
     )
     .await;
@@ -728,7 +728,7 @@ async fn status_ui_shows_a_viewer_their_district_only() {
         }
     }
     // A run held by the removal guard, newest: what it would remove and the approve command.
-    let later = real_start.0 + chrono::Duration::hours(1);
+    let later = real_start.0.0 + jiff::SignedDuration::from_hours(1);
     insert_run(
         &env.db.pool,
         &key_a,

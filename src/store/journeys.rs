@@ -1,6 +1,7 @@
 //! The bulk journey updater: set the journey of a selection of a connection's children (by school,
 //! classroom, grade or a list of ids), only to a product the operator holds licenses for, with a
 //! change log (who, when, each child's journey before and after) that `revert` restores from.
+use crate::store::time::Ts;
 use serde::Serialize;
 use sqlx::PgPool;
 
@@ -282,14 +283,6 @@ pub struct JourneyChangeRow {
     pub reverted_by: Option<String>,
 }
 
-fn jiff_of(t: chrono::DateTime<chrono::Utc>) -> jiff::Timestamp {
-    jiff::Timestamp::new(
-        t.timestamp(),
-        i32::try_from(t.timestamp_subsec_nanos()).unwrap_or(0),
-    )
-    .unwrap_or(jiff::Timestamp::UNIX_EPOCH)
-}
-
 /// The journey changes of `connection`, newest first.
 pub async fn list(
     pool: &PgPool,
@@ -297,8 +290,9 @@ pub async fn list(
     limit: i64,
 ) -> Result<Vec<JourneyChangeRow>, AdminError> {
     let rows = sqlx::query!(
-        "SELECT id, changed_at, changed_by, selector, journey, children, reverted_at, reverted_by
-         FROM journey_changes WHERE connection = $1 ORDER BY id DESC LIMIT $2",
+        r#"SELECT id, changed_at AS "changed_at: Ts", changed_by, selector, journey, children,
+                reverted_at AS "reverted_at: Ts", reverted_by
+         FROM journey_changes WHERE connection = $1 ORDER BY id DESC LIMIT $2"#,
         connection.as_str(),
         limit.max(0),
     )
@@ -309,12 +303,12 @@ pub async fn list(
         .into_iter()
         .map(|r| JourneyChangeRow {
             id: r.id,
-            changed_at: jiff_of(r.changed_at),
+            changed_at: r.changed_at.0,
             changed_by: r.changed_by,
             selector: r.selector,
             journey: r.journey,
             children: r.children,
-            reverted_at: r.reverted_at.map(jiff_of),
+            reverted_at: r.reverted_at.map(|t| t.0),
             reverted_by: r.reverted_by,
         })
         .collect())
