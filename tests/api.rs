@@ -685,6 +685,7 @@ async fn defaults_appear_on_created_objects() {
     assert_eq!(
         raw.data["spec"]["gradePlacement"],
         json!({"useDemographics": true, "birthdateCutoff": "09-01", "levels": [
+            {"grade": "InfantToddler", "startingLevel": 1},
             {"grade": "Preschool", "startingLevel": 1}, {"grade": "PreKindergarten", "startingLevel": 3},
             {"grade": "TransitionalKindergarten", "startingLevel": 3}, {"grade": "Other", "startingLevel": 3},
             {"grade": "Kindergarten", "startingLevel": 4}, {"grade": "1", "startingLevel": 6}]})

@@ -170,7 +170,15 @@ async fn defaults_and_schedule_settings_reach_the_sync_pod_and_bad_ones_are_repo
         .flatten()
         .map(|e| e.name.as_str())
         .collect();
-    assert_eq!(env_names, ["CLEVER_TOKEN", "DATABASE_URL", "NO_PROXY"]);
+    // The controller's own RUST_LOG (tests/controller/env.rs) is inherited by the Job.
+    assert_eq!(
+        env_names,
+        ["CLEVER_TOKEN", "DATABASE_URL", "RUST_LOG", "NO_PROXY"]
+    );
+    assert_eq!(
+        container.env.iter().flatten().find(|e| e.name == "RUST_LOG").and_then(|e| e.value.as_deref()),
+        Some("info,rostersync=debug")
+    );
     assert_eq!(
         container.resources,
         Some(rostersync::controller::job::default_resources())

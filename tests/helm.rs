@@ -2085,7 +2085,7 @@ async fn helm_install_of_both_charts_creates_what_they_promise() {
         .expect("the JourneyPolicy");
     assert_eq!(policy.spec.new_child_journey, "Early Literacy");
     // API-server defaults filled what the chart left out.
-    assert_eq!(policy.spec.grade_placement.levels.len(), 6);
+    assert_eq!(policy.spec.grade_placement.levels.len(), 7);
 
     // An upgrade that suspends the schedule (the summer break) goes through Helm too.
     let (ok, out, err) = helm(&[
