@@ -12,6 +12,15 @@ use clap::{Parser, Subcommand};
     after_help = crate::output::exit::help_text()
 )]
 pub struct Cli {
+    /// Export traces (a span per reconcile and per sync run: ids only) to this OpenTelemetry
+    /// collector over OTLP/HTTP (`URL/v1/traces`). Off unless set; sync Jobs inherit it.
+    #[arg(
+        long,
+        global = true,
+        env = "OTEL_EXPORTER_OTLP_ENDPOINT",
+        value_name = "URL"
+    )]
+    pub otlp_endpoint: Option<String>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -92,7 +101,13 @@ pub fn main() -> ExitCode {
     if let Command::Completion { shell } = cli.command {
         return print_completion::<Cli>(shell, "rostersync");
     }
-    crate::telemetry::init_logging();
+    let service = match &cli.command {
+        Command::Controller(_) => "rostersync-controller",
+        Command::Sync(_) => "rostersync-sync",
+        _ => "rostersync",
+    };
+    // Declared before the runtime: dropped after it, flushing the spans outside of it.
+    let _telemetry = crate::telemetry::init(cli.otlp_endpoint.as_deref(), service);
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(err) => {

@@ -176,7 +176,12 @@ async fn defaults_and_schedule_settings_reach_the_sync_pod_and_bad_ones_are_repo
         ["CLEVER_TOKEN", "DATABASE_URL", "RUST_LOG", "NO_PROXY"]
     );
     assert_eq!(
-        container.env.iter().flatten().find(|e| e.name == "RUST_LOG").and_then(|e| e.value.as_deref()),
+        container
+            .env
+            .iter()
+            .flatten()
+            .find(|e| e.name == "RUST_LOG")
+            .and_then(|e| e.value.as_deref()),
         Some("info,rostersync=debug")
     );
     assert_eq!(

@@ -736,3 +736,111 @@ async fn clever_faults_fail_the_run_retriable_or_not_and_change_nothing() {
         before
     );
 }
+
+/// The requests an OTLP receiver got: content type and body.
+type Received = std::sync::Arc<std::sync::Mutex<Vec<(String, Vec<u8>)>>>;
+
+/// A loopback OTLP/HTTP receiver: the content type and body of every POST to `/v1/traces`.
+async fn otlp_receiver() -> (String, Received) {
+    use axum::{Router, body::Bytes, http::HeaderMap, routing::post};
+    let got: Received = Default::default();
+    let sink = got.clone();
+    let app = Router::new().route(
+        "/v1/traces",
+        post(move |headers: HeaderMap, body: Bytes| {
+            let sink = sink.clone();
+            async move {
+                let kind = headers
+                    .get("content-type")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or_default()
+                    .to_string();
+                sink.lock().expect("lock").push((kind, body.to_vec()));
+                ""
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (format!("http://{addr}"), got)
+}
+
+/// With an OTLP endpoint (the flag's environment variable, as a Job inherits it), the run's span
+/// reaches the collector: OTLP/HTTP protobuf with the run id, the connection and the service name,
+/// flushed before the process exits. Without one, nothing is sent (the default is off).
+#[tokio::test]
+async fn the_runs_span_is_exported_over_otlp_when_an_endpoint_is_set() {
+    let Some((_pool, url)) = db().await else {
+        return;
+    };
+    let emu = emulator(40).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let manifest = write_manifest(dir.path(), &spec(&emu));
+    let (endpoint, got) = otlp_receiver().await;
+    let run = |otlp: Option<&str>, run_id: &str| {
+        let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_rostersync"));
+        cmd.args([
+            "sync",
+            "--output",
+            "json",
+            "--run-id",
+            run_id,
+            "--connection-file",
+        ])
+        .arg(&manifest)
+        .env("DATABASE_URL", &url)
+        .env("CLEVER_TOKEN", emu.token())
+        .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
+        .env_remove("CLEVER_CLIENT_ID");
+        if let Some(e) = otlp {
+            cmd.env("OTEL_EXPORTER_OTLP_ENDPOINT", e);
+        }
+        cmd
+    };
+    let out = run(None, "otlp-off").output().await.expect("run");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        got.lock().expect("lock").is_empty(),
+        "exported without an endpoint"
+    );
+
+    let out = run(Some(&endpoint), "otlp-on").output().await.expect("run");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let requests = got.lock().expect("lock").clone();
+    assert!(
+        !requests.is_empty(),
+        "no OTLP request before the process exited"
+    );
+    let contains = |needle: &str| {
+        requests
+            .iter()
+            .any(|(_, body)| body.windows(needle.len()).any(|w| w == needle.as_bytes()))
+    };
+    assert!(
+        requests
+            .iter()
+            .all(|(kind, _)| kind == "application/x-protobuf"),
+        "{:?}",
+        requests.iter().map(|(k, _)| k).collect::<Vec<_>>()
+    );
+    for needle in [
+        "rostersync-sync",
+        "otlp-on",
+        "run_id",
+        "default/district",
+        "Manual",
+    ] {
+        assert!(contains(needle), "{needle} missing from the exported spans");
+    }
+}
