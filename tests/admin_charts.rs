@@ -9,18 +9,7 @@ use std::process::Command;
 const ID: &str = "5e8f0c1a2b3c4d5e6f708192";
 
 fn helm_available() -> bool {
-    let ok = Command::new("helm")
-        .arg("version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !ok {
-        assert!(
-            !common::servers_required(),
-            "helm is required under hack/test.sh but is not on PATH"
-        );
-        eprintln!("skipped: this test needs helm on PATH; run hack/test.sh to run it");
-    }
-    ok
+    common::tool_available("helm", "version", "hack/k8s/build.sh builds it")
 }
 
 fn template(chart: &str, args: &[&str]) -> (bool, String, String) {

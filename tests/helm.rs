@@ -23,18 +23,7 @@ const DISTRICT_ID: &str = "5e8f0c1a2b3c4d5e6f708192";
 
 /// Whether `helm` can run here; skips (or fails under hack/test.sh) when it cannot.
 fn helm_available() -> bool {
-    let ok = Command::new("helm")
-        .arg("version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !ok {
-        assert!(
-            !common::servers_required(),
-            "helm is required under hack/test.sh but is not on PATH"
-        );
-        eprintln!("skipped: this test needs helm on PATH; run hack/test.sh to run it");
-    }
-    ok
+    common::tool_available("helm", "version", "hack/k8s/build.sh builds it")
 }
 
 fn chart(name: &str) -> String {

@@ -8,25 +8,7 @@
 //! (`ROSTERSYNC_REQUIRE_SERVERS=1`) a missing tool is a failure.
 mod common;
 
-use std::process::Command;
-
 use serde_json::{Value, json};
-
-/// Whether `program version_arg` runs; skips (or fails under hack/test.sh) when it does not.
-fn tool_available(program: &str, version_arg: &str, built_by: &str) -> bool {
-    let ok = Command::new(program)
-        .arg(version_arg)
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !ok {
-        assert!(
-            !common::servers_required(),
-            "{program} is required under hack/test.sh but is not on PATH ({built_by})"
-        );
-        eprintln!("skipped: this test needs {program} on PATH ({built_by}); run hack/test.sh");
-    }
-    ok
-}
 
 /// The PrometheusRule the chart renders with `args`, in namespace `ops`.
 fn rendered_rule(args: &[&str]) -> Option<Value> {
@@ -144,8 +126,8 @@ tests:
 
 #[test]
 fn prometheus_rule_is_off_by_default_and_passes_promtool_check_and_unit_tests() {
-    if !tool_available("helm", "version", "hack/k8s/build.sh")
-        || !tool_available("promtool", "--version", "hack/prometheus/build.sh")
+    if !common::tool_available("helm", "version", "hack/k8s/build.sh")
+        || !common::tool_available("promtool", "--version", "hack/prometheus/build.sh")
     {
         return;
     }

@@ -379,7 +379,7 @@ impl Printer {
 
 /// One CSV field (RFC 4180): quoted when it holds a comma, quote or line break; a leading `=`, `+`,
 /// `-` or `@` is prefixed with `'` so that spreadsheets never run it as a formula.
-fn csv_field(s: &str) -> String {
+pub(crate) fn csv_field(s: &str) -> String {
     let s = if s.starts_with(['=', '+', '@']) || (s.starts_with('-') && s.len() > 1) {
         format!("'{s}")
     } else {

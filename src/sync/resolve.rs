@@ -68,19 +68,24 @@ fn match_pass(kind: &str, candidates: &str, key: &str) -> String {
                   AND l.unlinked_at IS NOT NULL)
         ), cand AS (
             SELECT sid, cid FROM all_cand WHERE newest = 1
-        ), per_s AS (
+        ), {UNIQUE_BOTH_WAYS}
+        UPDATE stg_children s
+        SET child_id = d.cid, match_kind = CASE WHEN d.cid IS NULL THEN '{kind}-ambiguous' ELSE '{kind}' END
+        FROM decided d WHERE d.sid = s.clever_id"
+    )
+}
+
+/// The tail of a matching pass: from `cand(sid, cid)` (roster record, candidate), `decided(sid,
+/// cid)` keeps a pair only when it is unique both ways (one candidate for the record, one record
+/// for the candidate); otherwise `cid` is NULL: ambiguous, reported, never guessed.
+const UNIQUE_BOTH_WAYS: &str = "per_s AS (
             SELECT sid, min(cid) AS cid, count(*) AS n FROM cand GROUP BY sid
         ), per_c AS (
             SELECT cid, count(*) AS n FROM cand GROUP BY cid
         ), decided AS (
             SELECT p.sid, CASE WHEN p.n = 1 AND q.n = 1 THEN p.cid END AS cid
             FROM per_s p JOIN per_c q ON q.cid = p.cid
-        )
-        UPDATE stg_children s
-        SET child_id = d.cid, match_kind = CASE WHEN d.cid IS NULL THEN '{kind}-ambiguous' ELSE '{kind}' END
-        FROM decided d WHERE d.sid = s.clever_id"
-    )
-}
+        )";
 
 /// Educators new to the roster (no record with their Clever id) matched to the product's own
 /// educators (`source = 'manual'`, no Clever id) by `key`; unique both ways, else ambiguous.
@@ -96,14 +101,7 @@ fn educator_pass(kind: &str, key: &str) -> String {
               AND NOT EXISTS (SELECT 1 FROM roster_links l WHERE l.connection = $1
                   AND l.record_kind = 'educators' AND l.clever_id = s.clever_id AND l.target_id = c.id
                   AND l.unlinked_at IS NOT NULL)
-        ), per_s AS (
-            SELECT sid, min(cid) AS cid, count(*) AS n FROM cand GROUP BY sid
-        ), per_c AS (
-            SELECT cid, count(*) AS n FROM cand GROUP BY cid
-        ), decided AS (
-            SELECT p.sid, CASE WHEN p.n = 1 AND q.n = 1 THEN p.cid END AS cid
-            FROM per_s p JOIN per_c q ON q.cid = p.cid
-        )
+        ), {UNIQUE_BOTH_WAYS}
         UPDATE stg_educators s
         SET match_id = d.cid, match_kind = CASE WHEN d.cid IS NULL THEN 'ambiguous' ELSE '{kind}' END
         FROM decided d WHERE d.sid = s.clever_id"

@@ -311,21 +311,6 @@ pub fn chart_svg(runs: &[RunJson]) -> String {
     )
 }
 
-/// One CSV field: quoted when needed; a leading `=`, `+`, `-` or `@` is defused with `'` so a
-/// spreadsheet never runs it as a formula.
-fn csv_field(s: &str) -> String {
-    let s = if s.starts_with(['=', '+', '-', '@']) {
-        format!("'{s}")
-    } else {
-        s.to_string()
-    };
-    if s.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s
-    }
-}
-
 /// The problems of run `run_id` as CSV (ids, codes, messages, what to do).
 pub fn problems_csv(run_id: &str, problems: &[ProblemJson]) -> String {
     let mut out = String::from("run_id,record_kind,clever_id,code,message,what_to_do\r\n");
@@ -340,7 +325,7 @@ pub fn problems_csv(run_id: &str, problems: &[ProblemJson]) -> String {
         ];
         out.push_str(
             &row.iter()
-                .map(|f| csv_field(f))
+                .map(|f| crate::output::csv_field(f))
                 .collect::<Vec<_>>()
                 .join(","),
         );
@@ -352,6 +337,7 @@ pub fn problems_csv(run_id: &str, problems: &[ProblemJson]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::output::csv_field;
 
     #[test]
     fn csv_fields_are_quoted_and_formulas_defused() {

@@ -179,6 +179,23 @@ pub fn run_tool(program: &str, args: &[&str]) -> (bool, String, String) {
     )
 }
 
+/// Whether `program version_arg` runs; skips (or fails under hack/test.sh) when it does not.
+#[allow(dead_code)]
+pub fn tool_available(program: &str, version_arg: &str, built_by: &str) -> bool {
+    let ok = std::process::Command::new(program)
+        .arg(version_arg)
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !ok {
+        assert!(
+            !servers_required(),
+            "{program} is required under hack/test.sh but is not on PATH ({built_by})"
+        );
+        eprintln!("skipped: this test needs {program} on PATH ({built_by}); run hack/test.sh");
+    }
+    ok
+}
+
 /// Argo CD's verdict on `object` from the shipped health check (`deploy/argocd/health.lua`),
 /// evaluated by `luahealth` (gopher-lua, Argo CD's Lua engine; `hack/argocd/build.sh`, put on PATH by
 /// hack/test.sh): `(status, message)`. `None` (skip) when luahealth is missing outside hack/test.sh.
