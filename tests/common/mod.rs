@@ -332,8 +332,27 @@ impl Proc {
 impl Drop for Proc {
     fn drop(&mut self) {
         if std::thread::panicking() {
-            eprintln!("----- log of {} ({}) -----", self.name, self.log.display());
-            eprintln!("{}", self.log_text());
+            // The end of the log (where a failure shows) and whether the process was still
+            // running: CI keeps only a part of a long output.
+            const TAIL: usize = 80;
+            let state = match self.child.try_wait() {
+                Ok(Some(status)) => format!("exited: {status}"),
+                Ok(None) => "running".to_string(),
+                Err(err) => format!("state unknown: {err}"),
+            };
+            let text = self.log_text();
+            let lines: Vec<&str> = text.lines().collect();
+            let skip = lines.len().saturating_sub(TAIL);
+            eprintln!(
+                "----- log of {} ({}; {state}; last {} of {} lines) -----",
+                self.name,
+                self.log.display(),
+                lines.len() - skip,
+                lines.len()
+            );
+            for line in &lines[skip..] {
+                eprintln!("{line}");
+            }
         }
     }
 }

@@ -17,10 +17,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::Context as _;
-use futures::{StreamExt, TryStreamExt};
+use futures::StreamExt;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Patch, PatchParams};
-use kube::runtime::watcher;
+use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, ResourceExt};
 use serde_json::json;
 use tokio::sync::watch;
@@ -71,8 +71,20 @@ pub async fn run(args: PodRunnerArgs) -> anyhow::Result<u8> {
     let args = Arc::new(args);
     let running: Running = Arc::default();
     info!(selector = %args.selector, "pod runner started");
-    let mut events = watcher(pods, watcher::Config::default().labels(&args.selector)).boxed();
-    while let Some(event) = events.try_next().await.context("pod watch failed")? {
+    // Like a kubelet, a watch error (the API server restarting, a timeout under load, a 410 Gone)
+    // is retried with backoff, never the end of the runner: a runner that exits leaves every later
+    // pod Pending forever.
+    let mut events = watcher(pods, watcher::Config::default().labels(&args.selector))
+        .default_backoff()
+        .boxed();
+    while let Some(event) = events.next().await {
+        let event = match event {
+            Ok(event) => event,
+            Err(err) => {
+                warn!(error = %err, "pod watch failed; retrying");
+                continue;
+            }
+        };
         match event {
             watcher::Event::Apply(pod) | watcher::Event::InitApply(pod) => {
                 handle(&client, &args, &running, pod)
@@ -340,8 +352,24 @@ async fn terminate(child: &mut tokio::process::Child, grace: Duration) {
     }
 }
 
+/// Writes a pod's status, retrying transient failures (a timeout or a 5xx from a loaded API
+/// server) for about half a minute: a status never written leaves the Job waiting forever. A pod
+/// that no longer exists is not retried.
 async fn patch_status(api: &Api<Pod>, name: &str, patch: serde_json::Value) -> anyhow::Result<()> {
-    api.patch_status(name, &PatchParams::default(), &Patch::Merge(&patch))
+    use backon::{ExponentialBuilder, Retryable as _};
+    let attempt = || async {
+        api.patch_status(name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+    };
+    attempt
+        .retry(
+            ExponentialBuilder::default()
+                .with_min_delay(Duration::from_millis(200))
+                .with_max_delay(Duration::from_secs(5))
+                .with_max_times(10),
+        )
+        .when(|err| !matches!(err, kube::Error::Api(resp) if resp.code == 404 || resp.code == 422))
+        .notify(|err, wait| warn!(pod = %name, error = %err, ?wait, "cannot update pod status; retrying"))
         .await
         .with_context(|| format!("cannot update the status of pod {name}"))?;
     Ok(())
