@@ -116,6 +116,7 @@ fn build(p: &Params) -> ScheduleRule {
         time_zone: ZONES[p.zone].into(),
         off_peak_window: window,
         starting_deadline_minutes: p.deadline,
+        slot_jitter_seconds: None,
         job: Default::default(),
         history: Default::default(),
     };
