@@ -120,7 +120,7 @@ mod tests {
                 "several ahead",
                 view(2, 2, &[(0, "a/1"), (0, "a/2"), (3, "a/3")]),
                 2,
-                Wait { ahead: 3 },
+                Wait { ahead: 2 },
             ),
         ] {
             assert_eq!(admit(&v, me, t(due)), want, "{name}");
