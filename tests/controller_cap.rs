@@ -5,7 +5,7 @@ mod common;
 #[path = "controller/env.rs"]
 mod env;
 
-use env::{Env, TIMEOUT};
+use env::Env;
 use rostersync::api::{RunResult, SyncSchedule, Trigger};
 use serde_json::json;
 

@@ -61,7 +61,12 @@ fn json_lists_the_next_slots_across_spring_forward() {
 fn table_is_the_default_and_count_defaults_to_five() {
     let out = preview(
         SCHEDULE,
-        &["--from", "2026-03-06T12:00:00Z", "--slot-jitter-seconds", "0"],
+        &[
+            "--from",
+            "2026-03-06T12:00:00Z",
+            "--slot-jitter-seconds",
+            "0",
+        ],
     );
     assert!(
         out.status.success(),
@@ -157,9 +162,17 @@ fn jitter_shows_the_effective_time_and_the_offset() {
             "0",
         ],
     );
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON on stdout");
-    let nominal = ["2026-03-07T08:30:00Z", "2026-03-08T08:00:00Z", "2026-03-09T07:30:00Z"];
+    let nominal = [
+        "2026-03-07T08:30:00Z",
+        "2026-03-08T08:00:00Z",
+        "2026-03-09T07:30:00Z",
+    ];
     for (item, nominal) in json.as_array().expect("array").iter().zip(nominal) {
         let nominal: jiff::Timestamp = nominal.parse().expect("ts");
         let utc: jiff::Timestamp = item["utc"].as_str().expect("utc").parse().expect("ts");
@@ -172,5 +185,8 @@ fn jitter_shows_the_effective_time_and_the_offset() {
     let lines: Vec<&str> = stdout.lines().collect();
     assert!(lines[0].ends_with(&format!(", jitter {shown}")), "{stdout}");
     assert!(lines[2].ends_with(&format!("02:30 {shown}")), "{stdout}");
-    assert!(lines[3].contains(&format!("03:00 {shown}; moved by a DST gap")), "{stdout}");
+    assert!(
+        lines[3].contains(&format!("03:00 {shown}; moved by a DST gap")),
+        "{stdout}"
+    );
 }

@@ -8,8 +8,8 @@ use rostersync::api::{
     DayOfWeek, Frequency, LocalObjectReference, OffPeakWindow, RunResult, SyncScheduleSpec, Trigger,
 };
 use rostersync::schedule::{
-    Cadence, MAX_LISTED_MISSED, ON_TIME_GRACE, ScheduleRule, SyncNowInput,
-    SyncNowReason, decide, jitter_offset, sync_now_availability,
+    Cadence, MAX_LISTED_MISSED, ON_TIME_GRACE, ScheduleRule, SyncNowInput, SyncNowReason, decide,
+    jitter_offset, sync_now_availability,
 };
 
 const ZONES: &[&str] = &[

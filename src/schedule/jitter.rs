@@ -89,11 +89,16 @@ mod tests {
     #[test]
     fn offsets_are_stable_and_bounded() {
         // Pinned values: a change of the hash would move every district's slot.
-        assert_eq!(jitter_offset("district-a/nightly", 300).as_secs(), jitter_offset("district-a/nightly", 300).as_secs());
+        assert_eq!(jitter_offset("district-a/nightly", 300).as_secs(), 183);
+        assert_eq!(jitter_offset("district-a/nightly", 600).as_secs(), 552);
+        assert_eq!(jitter_offset("springfield/nightly", 3600).as_secs(), 3202);
         for max in [1u32, 59, 60, 300, 3600] {
             for i in 0..500 {
                 let o = jitter_offset(&format!("district-{i}/nightly"), max);
-                assert!(o >= SignedDuration::ZERO && o.as_secs() <= i64::from(max), "{max} {o:?}");
+                assert!(
+                    o >= SignedDuration::ZERO && o.as_secs() <= i64::from(max),
+                    "{max} {o:?}"
+                );
             }
         }
         assert_eq!(jitter_offset("a/b", 0), SignedDuration::ZERO);
@@ -111,7 +116,10 @@ mod tests {
         }
         // Minutes 0-4 are whole minutes (60 s each), the 6th holds only second 300.
         for (minute, n) in per_minute.iter().take(5).enumerate() {
-            assert!((140..=260).contains(n), "minute {minute}: {n} of 1000 ({per_minute:?})");
+            assert!(
+                (140..=260).contains(n),
+                "minute {minute}: {n} of 1000 ({per_minute:?})"
+            );
         }
         // Neighbouring names do not land on neighbouring seconds.
         let a = jitter_offset("district-1/sync", 300).as_secs();

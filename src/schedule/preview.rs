@@ -85,7 +85,8 @@ pub fn load_rule(path: &Path) -> Result<ScheduleRule, String> {
 pub fn load_rule_with_jitter(path: &Path, default_jitter: u32) -> Result<ScheduleRule, String> {
     let text = std::fs::read_to_string(path)
         .map_err(|err| format!("cannot read {}: {err}", path.display()))?;
-    parse_rule_with_jitter(&text, default_jitter).map_err(|err| format!("{}: {err}", path.display()))
+    parse_rule_with_jitter(&text, default_jitter)
+        .map_err(|err| format!("{}: {err}", path.display()))
 }
 
 /// [`parse_rule`] with the schedule's jitter (see [`load_rule_with_jitter`]).
@@ -136,7 +137,11 @@ pub fn jitter_note(rule: &ScheduleRule, slot: &Zoned) -> Option<String> {
     }
     let nominal = slot.timestamp().checked_sub(offset).ok()?;
     let nominal = nominal.to_zoned(rule.time_zone().clone()).time();
-    Some(format!("{} {}", format_hhmm(nominal), format_offset(offset)))
+    Some(format!(
+        "{} {}",
+        format_hhmm(nominal),
+        format_offset(offset)
+    ))
 }
 
 /// A JSON array of `{"utc": ..., "local": ..., "zone": ...}`, with `"jitter": "+2m37s"` (the

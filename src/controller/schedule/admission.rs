@@ -66,7 +66,10 @@ mod tests {
             cap,
             primed: true,
             active,
-            waiting: waiting.iter().map(|(m, k)| (t(*m), k.to_string())).collect(),
+            waiting: waiting
+                .iter()
+                .map(|(m, k)| (t(*m), k.to_string()))
+                .collect(),
         }
     }
 
@@ -78,7 +81,12 @@ mod tests {
             ("no cap: always", view(0, 100, &[(0, "ns-a/x")]), 5, Start),
             ("below the cap, nobody waits", view(2, 1, &[]), 0, Start),
             ("at the cap", view(2, 2, &[]), 0, Wait { ahead: 0 }),
-            ("above the cap (Sync Now runs)", view(2, 5, &[]), 0, Wait { ahead: 0 }),
+            (
+                "above the cap (Sync Now runs)",
+                view(2, 5, &[]),
+                0,
+                Wait { ahead: 0 },
+            ),
             ("cap 1, idle", view(1, 0, &[]), 0, Start),
             (
                 "an older waiting run takes the one free place",

@@ -123,7 +123,9 @@ impl SyncSlots {
             jobs = Api::<Job>::all(client.clone())
                 .list(&lp)
                 .await
-                .map_err(Error::kube("listing the sync Jobs of the cluster (for --max-concurrent-syncs)"))?
+                .map_err(Error::kube(
+                    "listing the sync Jobs of the cluster (for --max-concurrent-syncs)",
+                ))?
                 .items;
         } else {
             for ns in &self.scopes {
@@ -300,7 +302,10 @@ mod tests {
     #[test]
     fn unprimed_and_uncapped() {
         let s = SyncSlots::new(300, 1, vec![]);
-        assert!(!s.claim("a/b", t(0), "a", "j", t(0)), "not primed: nothing starts");
+        assert!(
+            !s.claim("a/b", t(0), "a", "j", t(0)),
+            "not primed: nothing starts"
+        );
         let s = SyncSlots::new(300, 0, vec![]);
         assert!(s.claim("a/b", t(0), "a", "j", t(0)));
         assert!(s.claim("a/c", t(0), "a", "k", t(0)));
@@ -318,7 +323,11 @@ mod tests {
             (1000, 1, 60),
             (3, 0, 8),
         ] {
-            assert_eq!(queued_retry(ahead, cap), Duration::from_secs(secs), "{ahead} {cap}");
+            assert_eq!(
+                queued_retry(ahead, cap),
+                Duration::from_secs(secs),
+                "{ahead} {cap}"
+            );
         }
     }
 }

@@ -11,8 +11,8 @@ use super::model::{Email, Plan, Report, Requeue};
 use super::observe::{FinishedRun, Observed};
 use super::status::{anchor, availability, conditions};
 use crate::api::{
-    APPROVE_REMOVALS_ANNOTATION, QueuedRun, RunStatus, SYNC_NOW_ANNOTATION, SyncNowStatus, SyncSchedule,
-    SyncScheduleStatus, condition as cond, set_condition,
+    APPROVE_REMOVALS_ANNOTATION, QueuedRun, RunStatus, SYNC_NOW_ANNOTATION, SyncNowStatus,
+    SyncSchedule, SyncScheduleStatus, condition as cond, set_condition,
 };
 use crate::controller::emails;
 use crate::controller::history::{self, upsert};

@@ -815,7 +815,10 @@ fn cap(cap: u32, active: usize, waiting: &[(&str, &str)]) -> CapView {
         cap,
         primed: true,
         active,
-        waiting: waiting.iter().map(|(t, k)| (ts(t), k.to_string())).collect(),
+        waiting: waiting
+            .iter()
+            .map(|(t, k)| (ts(t), k.to_string()))
+            .collect(),
     }
 }
 
@@ -837,14 +840,23 @@ fn a_due_slot_over_the_cap_is_queued_with_an_event_and_counts_as_handled() {
     let p = w.plan("2026-01-01T02:00:30Z");
     assert!(p.starts.is_empty());
     let q = p.status.queued_run.clone().expect("queued");
-    assert_eq!((q.slot.0, q.trigger, q.since.0), (ts(SLOT), Trigger::Scheduled, ts("2026-01-01T02:00:30Z")));
+    assert_eq!(
+        (q.slot.0, q.trigger, q.since.0),
+        (ts(SLOT), Trigger::Scheduled, ts("2026-01-01T02:00:30Z"))
+    );
     // Handled: it is not a missed slot, and it is not decided again.
-    assert_eq!(p.status.last_schedule_time.as_ref().map(|t| t.0), Some(ts(SLOT)));
+    assert_eq!(
+        p.status.last_schedule_time.as_ref().map(|t| t.0),
+        Some(ts(SLOT))
+    );
     assert_eq!(p.status.missed_slots, 0);
     assert_eq!(reasons(&p), ["SyncQueued"]);
     let (status, reason, message) = condition(&p, "Ready");
     assert_eq!((status, reason), ("True", "Queued"));
-    assert!(message.contains("at most 1 sync Jobs") && message.contains("oldest due first"), "{message}");
+    assert!(
+        message.contains("at most 1 sync Jobs") && message.contains("oldest due first"),
+        "{message}"
+    );
     assert_eq!(condition(&p, "SyncNowAvailable").1, "RunQueued");
     assert_eq!((p.waiting, p.claim), (Some(ts(SLOT)), None));
     assert_eq!(p.requeue, Requeue::At(ts("2026-01-01T02:00:32Z")));
@@ -854,11 +866,23 @@ fn a_due_slot_over_the_cap_is_queued_with_an_event_and_counts_as_handled() {
 fn a_queued_run_starts_as_the_scheduled_run_when_a_place_frees_even_hours_late() {
     // Queued at 02:00:30, a place frees at 04:30: past the 60 min starting deadline and the
     // off-peak window's end (05:00 is still inside, so take 06:00): it is not lost.
-    for now in ["2026-01-01T02:05:00Z", "2026-01-01T04:30:00Z", "2026-01-01T06:00:00Z"] {
-        let mut w = queued(World::new(), SLOT, Trigger::Scheduled, "2026-01-01T02:00:30Z");
+    for now in [
+        "2026-01-01T02:05:00Z",
+        "2026-01-01T04:30:00Z",
+        "2026-01-01T06:00:00Z",
+    ] {
+        let mut w = queued(
+            World::new(),
+            SLOT,
+            Trigger::Scheduled,
+            "2026-01-01T02:00:30Z",
+        );
         w.cap = cap(1, 0, &[]);
         let p = w.plan(now);
-        let request = RunRequest::Slot { slot: ts(SLOT), trigger: Trigger::Scheduled };
+        let request = RunRequest::Slot {
+            slot: ts(SLOT),
+            trigger: Trigger::Scheduled,
+        };
         assert_eq!(p.starts, vec![request], "{now}");
         assert_eq!(p.claim, Some(ts(SLOT)), "{now}");
         assert_eq!(p.waiting, None);
@@ -872,7 +896,12 @@ fn a_queued_run_starts_as_the_scheduled_run_when_a_place_frees_even_hours_late()
 
 #[test]
 fn a_queued_run_keeps_waiting_behind_older_ones_without_a_new_event() {
-    let mut w = queued(World::new(), SLOT, Trigger::Scheduled, "2026-01-01T02:00:30Z");
+    let mut w = queued(
+        World::new(),
+        SLOT,
+        Trigger::Scheduled,
+        "2026-01-01T02:00:30Z",
+    );
     // One place free, but a run due a minute earlier in another namespace takes it.
     w.cap = cap(2, 1, &[("2026-01-01T01:59:00Z", "district-0/nightly")]);
     let p = w.plan("2026-01-01T02:03:00Z");
@@ -886,14 +915,26 @@ fn a_queued_run_keeps_waiting_behind_older_ones_without_a_new_event() {
 
 #[test]
 fn sync_now_while_a_run_is_queued_is_rejected_as_run_queued() {
-    let mut w = queued(World::new(), SLOT, Trigger::Scheduled, "2026-01-01T02:00:30Z")
-        .annotate("rostersync.io/sync-now", "t1");
+    let mut w = queued(
+        World::new(),
+        SLOT,
+        Trigger::Scheduled,
+        "2026-01-01T02:00:30Z",
+    )
+    .annotate("rostersync.io/sync-now", "t1");
     w.cap = cap(1, 1, &[]);
     let p = w.plan("2026-01-01T02:01:00Z");
     assert!(p.starts.is_empty());
     assert_eq!(reasons(&p), ["SyncNowRejected"]);
-    assert!(p.events[0].message.contains("RunQueued"), "{}", p.events[0].message);
-    assert_eq!(p.status.sync_now.as_ref().map(|s| s.reason.as_str()), Some("RunQueued"));
+    assert!(
+        p.events[0].message.contains("RunQueued"),
+        "{}",
+        p.events[0].message
+    );
+    assert_eq!(
+        p.status.sync_now.as_ref().map(|s| s.reason.as_str()),
+        Some("RunQueued")
+    );
 }
 
 #[test]
@@ -907,7 +948,12 @@ fn sync_now_is_never_queued_by_the_cap() {
 
 #[test]
 fn suspending_drops_a_queued_run() {
-    let mut w = queued(World::new(), SLOT, Trigger::Scheduled, "2026-01-01T02:00:30Z");
+    let mut w = queued(
+        World::new(),
+        SLOT,
+        Trigger::Scheduled,
+        "2026-01-01T02:00:30Z",
+    );
     w.schedule.spec.suspend = true;
     w.cap = cap(1, 0, &[]);
     let p = w.plan("2026-01-01T02:03:00Z");
@@ -919,9 +965,22 @@ fn suspending_drops_a_queued_run() {
 
 #[test]
 fn a_queued_run_whose_job_exists_is_not_started_again() {
-    let mut w = queued(World::new(), SLOT, Trigger::Scheduled, "2026-01-01T02:00:30Z");
-    let request = RunRequest::Slot { slot: ts(SLOT), trigger: Trigger::Scheduled };
-    w.jobs.push(job(&job::job_name("nightly", &request), "active", "", false));
+    let mut w = queued(
+        World::new(),
+        SLOT,
+        Trigger::Scheduled,
+        "2026-01-01T02:00:30Z",
+    );
+    let request = RunRequest::Slot {
+        slot: ts(SLOT),
+        trigger: Trigger::Scheduled,
+    };
+    w.jobs.push(job(
+        &job::job_name("nightly", &request),
+        "active",
+        "",
+        false,
+    ));
     w.cap = cap(1, 1, &[]);
     let p = w.plan("2026-01-01T02:03:00Z");
     assert!(p.starts.is_empty());
@@ -934,7 +993,10 @@ fn jitter_delays_the_slot_and_status_shows_it() {
     let mut w = World::new();
     w.jitter = 600;
     let offset = crate::schedule::jitter_offset("district-a/nightly", 600);
-    assert!(offset.as_secs() > 60, "pick a name whose offset is over a minute: {offset:?}");
+    assert!(
+        offset.as_secs() > 60,
+        "pick a name whose offset is over a minute: {offset:?}"
+    );
     let slot = ts(SLOT) + offset;
     // Before the effective slot: nothing starts, the wake-up and status are the effective time.
     let p = w.plan("2026-01-01T02:00:30Z");
@@ -949,7 +1011,13 @@ fn jitter_delays_the_slot_and_status_shows_it() {
     let mut w = World::new();
     w.jitter = 600;
     let p = w.plan(&(slot + jiff::SignedDuration::from_secs(5)).to_string());
-    assert_eq!(p.starts, vec![RunRequest::Slot { slot, trigger: Trigger::Scheduled }]);
+    assert_eq!(
+        p.starts,
+        vec![RunRequest::Slot {
+            slot,
+            trigger: Trigger::Scheduled
+        }]
+    );
     // spec.slotJitterSeconds: 0 overrides the operator default.
     let mut w = World::new();
     w.jitter = 600;
