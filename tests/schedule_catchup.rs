@@ -24,6 +24,7 @@ fn rule(frequency: Frequency, at: &str, tz: &str, deadline_minutes: i32) -> Sche
         time_zone: tz.into(),
         off_peak_window: Default::default(),
         starting_deadline_minutes: deadline_minutes,
+        slot_jitter_seconds: None,
         job: Default::default(),
         history: Default::default(),
     };
@@ -396,6 +397,7 @@ fn daily_in_window(at: &str, start: &str, end: &str) -> ScheduleRule {
             end: end.into(),
         },
         starting_deadline_minutes: 180,
+        slot_jitter_seconds: None,
         job: Default::default(),
         history: Default::default(),
     };

@@ -37,6 +37,8 @@ fn json_lists_the_next_slots_across_spring_forward() {
             "3",
             "--output",
             "json",
+            "--slot-jitter-seconds",
+            "0",
         ],
     );
     assert!(
@@ -57,7 +59,15 @@ fn json_lists_the_next_slots_across_spring_forward() {
 
 #[test]
 fn table_is_the_default_and_count_defaults_to_five() {
-    let out = preview(SCHEDULE, &["--from", "2026-03-06T12:00:00Z"]);
+    let out = preview(
+        SCHEDULE,
+        &[
+            "--from",
+            "2026-03-06T12:00:00Z",
+            "--slot-jitter-seconds",
+            "0",
+        ],
+    );
     assert!(
         out.status.success(),
         "stderr: {}",
@@ -130,5 +140,53 @@ fn invalid_schedule_and_unreadable_file_exit_2() {
     assert!(
         stderr.contains("error: cannot read /nonexistent/schedule.yaml"),
         "{stderr}"
+    );
+}
+
+#[test]
+fn jitter_shows_the_effective_time_and_the_offset() {
+    // The manifest's own slotJitterSeconds wins over --slot-jitter-seconds.
+    let yaml = format!("{SCHEDULE}  slotJitterSeconds: 600\n");
+    let offset = rostersync::schedule::jitter_offset("districts/springfield", 600);
+    let shown = rostersync::schedule::format_offset(offset);
+    let out = preview(
+        &yaml,
+        &[
+            "--from",
+            "2026-03-06T12:00:00Z",
+            "--count",
+            "3",
+            "--output",
+            "json",
+            "--slot-jitter-seconds",
+            "0",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON on stdout");
+    let nominal = [
+        "2026-03-07T08:30:00Z",
+        "2026-03-08T08:00:00Z",
+        "2026-03-09T07:30:00Z",
+    ];
+    for (item, nominal) in json.as_array().expect("array").iter().zip(nominal) {
+        let nominal: jiff::Timestamp = nominal.parse().expect("ts");
+        let utc: jiff::Timestamp = item["utc"].as_str().expect("utc").parse().expect("ts");
+        assert_eq!(utc, nominal + offset, "{item}");
+        assert_eq!(item["jitter"], shown.as_str(), "{item}");
+    }
+    // The table says it next to each slot: "02:30 +Xm Ys".
+    let out = preview(&yaml, &["--from", "2026-03-06T12:00:00Z", "--count", "2"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert!(lines[0].ends_with(&format!(", jitter {shown}")), "{stdout}");
+    assert!(lines[2].ends_with(&format!("02:30 {shown}")), "{stdout}");
+    assert!(
+        lines[3].contains(&format!("03:00 {shown}; moved by a DST gap")),
+        "{stdout}"
     );
 }

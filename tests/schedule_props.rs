@@ -9,7 +9,7 @@ use rostersync::api::{
 };
 use rostersync::schedule::{
     Cadence, MAX_LISTED_MISSED, ON_TIME_GRACE, ScheduleRule, SyncNowInput, SyncNowReason, decide,
-    sync_now_availability,
+    jitter_offset, sync_now_availability,
 };
 
 const ZONES: &[&str] = &[
@@ -116,6 +116,7 @@ fn build(p: &Params) -> ScheduleRule {
         time_zone: ZONES[p.zone].into(),
         off_peak_window: window,
         starting_deadline_minutes: p.deadline,
+        slot_jitter_seconds: None,
         job: Default::default(),
         history: Default::default(),
     };
@@ -289,6 +290,37 @@ proptest! {
         for pair in slots.windows(2) {
             prop_assert!(local(&rule, pair[0]).date() < local(&rule, pair[1]).date());
         }
+    }
+
+    #[test]
+    fn jitter_delays_each_slot_within_its_window_and_day(
+        (rule, t) in cases(),
+        max in 0u32..=3600,
+        name in "[a-z]{1,8}/[a-z]{1,8}",
+    ) {
+        let offset = jitter_offset(&name, max);
+        prop_assert!(offset.as_secs() >= 0 && offset.as_secs() <= i64::from(max));
+        let jittered = rule.clone().with_jitter(offset);
+        let nominal: Vec<Timestamp> = rule.slots_after(t).take(6).collect();
+        // Each nominal slot's jittered one is the first jittered slot at or after it.
+        let effective: Vec<Timestamp> =
+            nominal.iter().map(|&n| jittered.next_slot_after(n - NS)).collect();
+        for (&n, &e) in nominal.iter().zip(&effective) {
+            // Later by at most the offset, never earlier.
+            prop_assert!(n <= e && e.duration_since(n) <= offset, "{} -> {}", n, e);
+            prop_assert_eq!(jittered.slot_offset(e), e.duration_since(n));
+            // Same local date; inside the window when the nominal slot is.
+            prop_assert_eq!(local(&rule, n).date(), local(&rule, e).date());
+            let window = rule.off_peak_window();
+            if window.contains(local(&rule, n).time()) && !moved_by_gap(&rule, n) {
+                prop_assert!(window.contains(local(&rule, e).time()), "{} -> {} leaves {}", n, e, window);
+            }
+        }
+        for pair in effective.windows(2) {
+            prop_assert!(pair[0] < pair[1]);
+        }
+        // The same name always gets the same offset.
+        prop_assert_eq!(jitter_offset(&name, max), offset);
     }
 
     #[test]

@@ -24,6 +24,7 @@ fn rule() -> ScheduleRule {
         time_zone: "UTC".into(),
         off_peak_window: Default::default(),
         starting_deadline_minutes: 120,
+        slot_jitter_seconds: None,
         job: Default::default(),
         history: Default::default(),
     };

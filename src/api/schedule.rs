@@ -110,6 +110,16 @@ pub struct SyncScheduleSpec {
     #[schemars(range(min = 1))]
     pub starting_deadline_minutes: i32,
 
+    /// Stagger this schedule's slots: each slot fires a fixed delay after `at`, between 0 and this
+    /// many seconds (0 to 3600), chosen by a stable hash of the schedule's namespace and name, so
+    /// that districts that all pick 22:00 do not all start in the same minute. The delay never
+    /// moves a slot past the off-peak window's end or past local midnight. Unset: the operator's
+    /// default (`--slot-jitter-seconds`, chart value `controller.slotJitterSeconds`); 0: exactly
+    /// at `at`. Sync Now is never delayed. `status.nextSyncTime` is the delayed time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 3600))]
+    pub slot_jitter_seconds: Option<i32>,
+
     /// Settings of the Job that runs each sync.
     #[serde(default)]
     pub job: JobSettings,
@@ -566,6 +576,19 @@ pub struct SyncScheduleStatus {
     /// The next scheduled slot (absent while suspended).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_sync_time: Option<Time>,
+    /// How far the next slot lies after its nominal time (the schedule's jitter), e.g. `+2m37s`
+    /// (absent without jitter).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_sync_jitter: Option<String>,
+    /// This schedule's jitter in seconds: each slot fires this long after its nominal time (cut
+    /// short at the off-peak window's end or local midnight). Absent without jitter.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slot_jitter_seconds: Option<i64>,
+    /// A scheduled run that is due but waits for a free sync slot: the operator runs at most
+    /// `--max-concurrent-syncs` sync Jobs at once in the cluster. It starts in order (oldest due
+    /// first) when one finishes, and it is the scheduled run for Sync Now.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queued_run: Option<QueuedRun>,
     /// The latest scheduled slot that was handled (run or recorded as missed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_schedule_time: Option<Time>,
@@ -600,6 +623,18 @@ pub struct SyncScheduleStatus {
     /// The generation the status reflects.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
+}
+
+/// A scheduled run waiting for a free sync slot (`--max-concurrent-syncs`).
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct QueuedRun {
+    /// The slot it runs (with jitter).
+    pub slot: Time,
+    /// `Scheduled` or `CatchUp`, as when it became due.
+    pub trigger: Trigger,
+    /// When it started waiting.
+    pub since: Time,
 }
 
 /// One sync run as seen by the schedule.

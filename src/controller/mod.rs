@@ -149,6 +149,19 @@ pub struct ControllerArgs {
     /// kstatus `Stalled`) until a run succeeds; 0: never.
     #[arg(long, default_value_t = 3)]
     pub failures_before_not_ready: u32,
+    /// Stagger same-minute slots: each SyncSchedule's slots fire a fixed delay of 0 to this many
+    /// seconds (0 to 3600) after their time, chosen by a hash of its namespace and name, never
+    /// past its off-peak window's end or local midnight; `spec.slotJitterSeconds` overrides it.
+    /// 0: slots fire exactly on time. Sync Now is never delayed.
+    #[arg(long, default_value_t = crate::schedule::DEFAULT_SLOT_JITTER_SECONDS,
+        value_parser = clap::value_parser!(u32).range(0..=3600))]
+    pub slot_jitter_seconds: u32,
+    /// At most this many sync Jobs run at once in the cluster (the watched namespaces); a
+    /// scheduled run over the cap waits (`status.queuedRun`, Ready reason `Queued`) and starts in
+    /// order, oldest due first, when one finishes. Sync Now and approvals are never queued but
+    /// count. 0: no cap.
+    #[arg(long, default_value_t = 0)]
+    pub max_concurrent_syncs: u32,
     /// Tests only: shift the controller's clock by this many seconds.
     #[arg(long, default_value_t = 0, hide = true, allow_hyphen_values = true)]
     pub clock_offset_seconds: i64,
@@ -207,6 +220,8 @@ pub struct Context {
     pub extra_ca: Option<crate::tls::ExtraCa>,
     /// `--failures-before-not-ready`.
     pub failures_before_not_ready: u32,
+    /// `--slot-jitter-seconds` and `--max-concurrent-syncs` (with the cap's state).
+    pub sync_slots: schedule::SyncSlots,
 }
 
 /// How long a replica that lost the Lease waits for its in-flight reconciles (which cannot write
@@ -373,6 +388,11 @@ pub async fn run(args: ControllerArgs) -> anyhow::Result<u8> {
         lost_run_grace: Duration::from_secs(args.lost_run_grace_seconds),
         max_concurrent_reconciles: args.max_concurrent_reconciles,
         failures_before_not_ready: args.failures_before_not_ready,
+        sync_slots: schedule::SyncSlots::new(
+            args.slot_jitter_seconds,
+            args.max_concurrent_syncs,
+            namespaces.clone(),
+        ),
     });
     let lease_lost = Arc::new(std::sync::atomic::AtomicBool::new(false));
     if let Some(held) = &leadership {

@@ -23,6 +23,7 @@ use std::collections::VecDeque;
 
 use jiff::{SignedDuration, Timestamp};
 
+use super::jitter::MAX_SLOT_JITTER;
 use super::rule::{Cadence, ScheduleRule};
 use crate::api::Trigger;
 
@@ -98,7 +99,15 @@ pub fn decide(
     let before_anchor = anchor
         .checked_sub(SignedDuration::from_nanos(1))
         .unwrap_or(anchor);
-    let floor = last_handled_slot.map_or(before_anchor, |handled| handled.max(before_anchor));
+    // A slot less than MAX_SLOT_JITTER after the last handled one is that same slot seen with
+    // another jitter (the operator's --slot-jitter-seconds or spec.slotJitterSeconds changed):
+    // never run it twice. Two slots of a schedule are always at least 23 hours apart.
+    let floor = last_handled_slot.map_or(before_anchor, |handled| {
+        handled
+            .checked_add(MAX_SLOT_JITTER)
+            .unwrap_or(handled)
+            .max(before_anchor)
+    });
     let next_wake = rule.next_slot_after(floor.max(now));
     let latest_due = rule
         .latest_slot_at_or_before(now)

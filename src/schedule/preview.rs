@@ -4,6 +4,7 @@ use std::path::{Path, PathBuf};
 
 use jiff::{Timestamp, Zoned};
 
+use super::jitter::{DEFAULT_SLOT_JITTER_SECONDS, MAX_SLOT_JITTER_SECONDS, format_offset};
 use super::rule::{Cadence, ScheduleRule};
 use super::window::format_hhmm;
 use crate::api::SyncSchedule;
@@ -30,6 +31,12 @@ pub struct PreviewArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
     pub output: OutputFormat,
+    /// The operator's `--slot-jitter-seconds` (0 to 3600), used when the manifest has no
+    /// `spec.slotJitterSeconds`: each slot is shown at its effective time, a fixed delay (a hash
+    /// of the manifest's namespace and name) after `at`.
+    #[arg(long, default_value_t = DEFAULT_SLOT_JITTER_SECONDS,
+        value_parser = clap::value_parser!(u32).range(0..=i64::from(MAX_SLOT_JITTER_SECONDS)))]
+    pub slot_jitter_seconds: u32,
 }
 
 /// Output format of `schedule preview`.
@@ -50,7 +57,7 @@ pub async fn run(command: ScheduleCommand) -> anyhow::Result<u8> {
 }
 
 fn preview(args: &PreviewArgs) -> u8 {
-    let rule = match load_rule(&args.file) {
+    let rule = match load_rule_with_jitter(&args.file, args.slot_jitter_seconds) {
         Ok(rule) => rule,
         Err(message) => {
             eprintln!("error: {message}");
@@ -73,17 +80,39 @@ pub fn load_rule(path: &Path) -> Result<ScheduleRule, String> {
     parse_rule(&text).map_err(|err| format!("{}: {err}", path.display()))
 }
 
-/// Parses and validates the YAML of a SyncSchedule manifest.
+/// [`load_rule`] with the schedule's jitter: `spec.slotJitterSeconds`, else `default_jitter`,
+/// hashed with the manifest's `namespace/name` (namespace `default` when it has none).
+pub fn load_rule_with_jitter(path: &Path, default_jitter: u32) -> Result<ScheduleRule, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|err| format!("cannot read {}: {err}", path.display()))?;
+    parse_rule_with_jitter(&text, default_jitter)
+        .map_err(|err| format!("{}: {err}", path.display()))
+}
+
+/// [`parse_rule`] with the schedule's jitter (see [`load_rule_with_jitter`]).
+pub fn parse_rule_with_jitter(yaml: &str, default_jitter: u32) -> Result<ScheduleRule, String> {
+    let schedule = parse_schedule(yaml)?;
+    let ns = schedule.metadata.namespace.as_deref().unwrap_or("default");
+    let name = schedule.metadata.name.as_deref().unwrap_or_default();
+    ScheduleRule::for_schedule(&schedule.spec, &format!("{ns}/{name}"), default_jitter)
+        .map_err(|err| format!("invalid schedule: {err}"))
+}
+
+/// Parses and validates the YAML of a SyncSchedule manifest (slots without jitter).
 pub fn parse_rule(yaml: &str) -> Result<ScheduleRule, String> {
+    let schedule = parse_schedule(yaml)?;
+    ScheduleRule::from_spec(&schedule.spec).map_err(|err| format!("invalid schedule: {err}"))
+}
+
+fn parse_schedule(yaml: &str) -> Result<SyncSchedule, String> {
     let value: serde_yaml_ng::Value =
         serde_yaml_ng::from_str(yaml).map_err(|err| format!("not valid YAML: {err}"))?;
     match value.get("kind").and_then(|kind| kind.as_str()) {
         Some("SyncSchedule") | None => {}
         Some(kind) => return Err(format!("kind is {kind:?}, expected SyncSchedule")),
     }
-    let schedule: SyncSchedule = serde_yaml_ng::from_value(value)
-        .map_err(|err| format!("not a valid SyncSchedule manifest: {err}"))?;
-    ScheduleRule::from_spec(&schedule.spec).map_err(|err| format!("invalid schedule: {err}"))
+    serde_yaml_ng::from_value(value)
+        .map_err(|err| format!("not a valid SyncSchedule manifest: {err}"))
 }
 
 /// The next `count` slots strictly after `from`, each with its local reading in the zone.
@@ -99,13 +128,32 @@ pub fn local_rfc3339(slot: &Zoned) -> String {
     slot.strftime("%Y-%m-%dT%H:%M:%S%:z").to_string()
 }
 
-/// A JSON array of `{"utc": ..., "local": ..., "zone": ...}`.
+/// How a slot reads next to its nominal time when jitter moved it: `22:00 +2m37s` (`None`
+/// without jitter).
+pub fn jitter_note(rule: &ScheduleRule, slot: &Zoned) -> Option<String> {
+    let offset = rule.slot_offset(slot.timestamp());
+    if rule.jitter().is_zero() {
+        return None;
+    }
+    let nominal = slot.timestamp().checked_sub(offset).ok()?;
+    let nominal = nominal.to_zoned(rule.time_zone().clone()).time();
+    Some(format!(
+        "{} {}",
+        format_hhmm(nominal),
+        format_offset(offset)
+    ))
+}
+
+/// A JSON array of `{"utc": ..., "local": ..., "zone": ...}`, with `"jitter": "+2m37s"` (the
+/// delay after the nominal time) when the schedule has jitter.
 pub fn render_json(rule: &ScheduleRule, slots: &[Zoned]) -> String {
     #[derive(serde::Serialize)]
     struct Item<'a> {
         utc: String,
         local: String,
         zone: &'a str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        jitter: Option<String>,
     }
     let items: Vec<Item<'_>> = slots
         .iter()
@@ -113,6 +161,8 @@ pub fn render_json(rule: &ScheduleRule, slots: &[Zoned]) -> String {
             utc: slot.timestamp().to_string(),
             local: local_rfc3339(slot),
             zone: rule.time_zone_name(),
+            jitter: (!rule.jitter().is_zero())
+                .then(|| format_offset(rule.slot_offset(slot.timestamp()))),
         })
         .collect();
     // Serializing strings into a Vec cannot fail; an empty array is the fallback all the same.
@@ -125,8 +175,13 @@ pub fn render_table(rule: &ScheduleRule, slots: &[Zoned]) -> String {
         Cadence::Daily => format!(", off-peak window {}", rule.off_peak_window()),
         Cadence::Weekly(_) | Cadence::Monthly(_) => String::new(),
     };
+    let jitter = if rule.jitter().is_zero() {
+        String::new()
+    } else {
+        format!(", jitter {}", format_offset(rule.jitter()))
+    };
     let mut out = format!(
-        "{} at {} in {}{window}, starting deadline {} min\n",
+        "{} at {} in {}{window}, starting deadline {} min{jitter}\n",
         rule.cadence(),
         format_hhmm(rule.at()),
         rule.time_zone_name(),
@@ -134,11 +189,19 @@ pub fn render_table(rule: &ScheduleRule, slots: &[Zoned]) -> String {
     );
     out.push_str("UTC                    LOCAL                       DAY  NOTE\n");
     for slot in slots {
-        let note = if slot.time() != rule.at() {
-            "moved by a DST gap: runs right after it"
-        } else {
-            ""
-        };
+        let offset = rule.slot_offset(slot.timestamp());
+        let nominal = slot
+            .timestamp()
+            .checked_sub(offset)
+            .map_or(slot.time(), |t| t.to_zoned(rule.time_zone().clone()).time());
+        let mut notes = Vec::new();
+        if let Some(j) = jitter_note(rule, slot) {
+            notes.push(j);
+        }
+        if nominal != rule.at() {
+            notes.push("moved by a DST gap: runs right after it".to_string());
+        }
+        let note = notes.join("; ");
         let utc = slot.timestamp().to_string();
         let line = format!(
             "{utc:<22} {:<27} {:<4} {note}",

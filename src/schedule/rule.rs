@@ -83,6 +83,8 @@ pub struct ScheduleRule {
     pub(super) tz_name: String,
     pub(super) window: OffPeakHours,
     pub(super) starting_deadline: SignedDuration,
+    /// The schedule's jitter offset (see [`super::jitter`]); zero unless [`Self::with_jitter`].
+    pub(super) jitter: SignedDuration,
 }
 
 impl ScheduleRule {
@@ -132,7 +134,46 @@ impl ScheduleRule {
             tz_name: spec.time_zone.clone(),
             window,
             starting_deadline: SignedDuration::from_mins(i64::from(spec.starting_deadline_minutes)),
+            jitter: SignedDuration::ZERO,
         })
+    }
+
+    /// The same rule with every slot delayed by `offset` (see [`super::jitter`]: cut short at the
+    /// off-peak window's end and at local midnight), e.g. from [`super::jitter_offset`].
+    pub fn with_jitter(mut self, offset: SignedDuration) -> ScheduleRule {
+        self.jitter = offset
+            .max(SignedDuration::ZERO)
+            .min(super::jitter::MAX_SLOT_JITTER);
+        self
+    }
+
+    /// The rule of a schedule named `identity` (`namespace/name`): `spec.slotJitterSeconds`, else
+    /// `default_jitter_seconds` (the operator's `--slot-jitter-seconds`), gives the jitter window.
+    pub fn for_schedule(
+        spec: &SyncScheduleSpec,
+        identity: &str,
+        default_jitter_seconds: u32,
+    ) -> Result<ScheduleRule, ScheduleError> {
+        let max = spec
+            .slot_jitter_seconds
+            .map_or(default_jitter_seconds, |s| u32::try_from(s).unwrap_or(0));
+        Ok(ScheduleRule::from_spec(spec)?.with_jitter(super::jitter::jitter_offset(identity, max)))
+    }
+
+    /// The jitter offset asked for (each slot's own is at most this, see [`Self::slot_offset`]).
+    pub fn jitter(&self) -> SignedDuration {
+        self.jitter
+    }
+
+    /// How far the (effective) slot `slot` lies after its nominal time: the jitter it got.
+    pub fn slot_offset(&self, slot: jiff::Timestamp) -> SignedDuration {
+        if self.jitter.is_zero() {
+            return SignedDuration::ZERO;
+        }
+        let nominal = self.clone().with_jitter(SignedDuration::ZERO);
+        nominal
+            .latest_slot_at_or_before(slot)
+            .map_or(SignedDuration::ZERO, |n| slot.duration_since(n))
     }
 
     /// Daily, weekly on a day, or monthly on a day.

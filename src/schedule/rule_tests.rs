@@ -16,6 +16,7 @@ fn spec(frequency: Frequency, at: &str, tz: &str) -> SyncScheduleSpec {
         time_zone: tz.into(),
         off_peak_window: Default::default(),
         starting_deadline_minutes: 120,
+        slot_jitter_seconds: None,
         job: Default::default(),
         history: Default::default(),
     }

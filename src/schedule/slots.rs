@@ -11,9 +11,10 @@
 //! Local date-times map to instants monotonically, so slots increase strictly with their dates,
 //! and `next_slot_after`/`latest_slot_at_or_before` only walk a few candidate dates.
 use jiff::Timestamp;
-use jiff::civil::{Date, DateTime};
+use jiff::civil::{Date, DateTime, Time};
 use jiff::tz::AmbiguousOffset;
 
+use super::jitter::clamp_offset;
 use super::rule::{Cadence, ScheduleRule};
 
 /// Candidate dates are walked from two days before/after the instant's local date (a gap is at
@@ -55,12 +56,40 @@ impl ScheduleRule {
 
     /// The slot of a candidate date: `at` on that date, resolved in the zone as described above.
     /// `None` for a Daily slot pushed onto another date (or outside the supported range).
+    /// With jitter, the slot is the nominal one plus the jitter (see [`super::jitter`]).
     pub fn slot_on(&self, date: Date) -> Option<Timestamp> {
         let slot = resolve_first_after_gap(&self.tz, date.to_datetime(self.at))?;
         if self.cadence == Cadence::Daily && self.local_date(slot) != date {
             return None;
         }
-        Some(slot)
+        if self.jitter.is_zero() {
+            return Some(slot);
+        }
+        let offset = clamp_offset(slot, self.jitter, self.jitter_limit(slot));
+        slot.checked_add(offset).ok()
+    }
+
+    /// The first instant a jittered slot may not reach: the earlier of the next local midnight
+    /// after the nominal slot and the end of the off-peak window containing it (if it is in one).
+    fn jitter_limit(&self, nominal: Timestamp) -> Option<Timestamp> {
+        let local = self.tz.to_datetime(nominal);
+        let (date, time) = (local.date(), local.time());
+        let next_day = date.tomorrow().ok()?;
+        let midnight = resolve_first_after_gap(&self.tz, next_day.to_datetime(Time::midnight()));
+        let window_end = if self.window.contains(time) {
+            let end_date = if self.window.end() > time {
+                date
+            } else {
+                next_day
+            };
+            resolve_first_after_gap(&self.tz, end_date.to_datetime(self.window.end()))
+        } else {
+            None
+        };
+        match (midnight, window_end) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     fn try_next_slot_after(&self, t: Timestamp) -> Option<Timestamp> {

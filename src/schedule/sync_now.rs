@@ -6,8 +6,8 @@
 //! scheduled run starts, so there each slot time counts as a (virtual) scheduled start: Sync Now
 //! unlocks once the next slot time passes and can never stay locked forever.
 //!
-//! Order of the checks: connection not ready, then a run active, then the one-per-scheduled-run
-//! rule. A manual run that starts at the same instant as a scheduled one counts as after it.
+//! Order of the checks: connection not ready, then a run active (or a scheduled run queued for a
+//! free sync slot, [`sync_now_while_queued`]), then the one-per-scheduled-run rule. A manual run that starts at the same instant as a scheduled one counts as after it.
 use jiff::Timestamp;
 
 use super::rule::ScheduleRule;
@@ -40,6 +40,10 @@ pub enum SyncNowReason {
     ConnectionNotReady,
     /// A run is in progress; Sync Now is reconsidered when it finishes.
     RunActive,
+    /// A scheduled run is due and waits for a free sync slot (the operator's
+    /// `--max-concurrent-syncs`); it is the scheduled run, so Sync Now is reconsidered once it
+    /// has run.
+    RunQueued,
     /// A manual run already started since the last scheduled run (and did not fail).
     UsedSinceLastScheduledRun,
 }
@@ -51,6 +55,7 @@ impl SyncNowReason {
             SyncNowReason::Available => "Available",
             SyncNowReason::ConnectionNotReady => "ConnectionNotReady",
             SyncNowReason::RunActive => "RunActive",
+            SyncNowReason::RunQueued => "RunQueued",
             SyncNowReason::UsedSinceLastScheduledRun => "UsedSinceLastScheduledRun",
         }
     }
@@ -89,6 +94,17 @@ impl SyncNowAvailability {
             available_after,
         }
     }
+}
+
+/// Sync Now while a scheduled run of the schedule waits for a free sync slot: not available (the
+/// queued run is the scheduled run; it starts as soon as the cluster's cap allows), unless the
+/// connection is not Ready, which is said first as always.
+pub fn sync_now_while_queued(rule: &ScheduleRule, input: &SyncNowInput) -> SyncNowAvailability {
+    let plain = sync_now_availability(rule, input);
+    if plain.reason == SyncNowReason::ConnectionNotReady {
+        return plain;
+    }
+    SyncNowAvailability::blocked(SyncNowReason::RunQueued, None)
 }
 
 /// Applies the rule (see the module docs) to `input`; `rule` gives the slots.

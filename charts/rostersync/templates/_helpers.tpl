@@ -139,6 +139,8 @@ names can be reconciled with the controller in one spot.
 - --verify-startup-jitter-seconds={{ .Values.controller.verifyStartupJitterSeconds }}
 - --lost-run-grace-seconds={{ .Values.controller.lostRunGraceSeconds }}
 - --failures-before-not-ready={{ .Values.controller.failuresBeforeNotReady }}
+- --slot-jitter-seconds={{ .Values.controller.slotJitterSeconds }}
+- --max-concurrent-syncs={{ .Values.controller.maxConcurrentSyncs }}
 {{- if eq (include "rostersync.leaderElect" .) "true" }}
 - --leader-elect
 - --lease-name={{ include "rostersync.leaseName" . }}

@@ -26,7 +26,10 @@ use tracing::Instrument as _;
 /// the status first (a repeat finds the run final in status and announces nothing again), then
 /// the run's `notified` mark with its email in one transaction (at most once), then the Job's
 /// reported mark (a Job found again unmarked is reported without a second Event or email).
-pub async fn apply(ctx: &Arc<Context>, o: &Observed, plan: &Plan) -> Result<()> {
+///
+/// Returns `false` (and does nothing else) when the plan starts a run under the cluster's cap and
+/// another schedule took the last place since it was observed: reconcile again.
+pub async fn apply(ctx: &Arc<Context>, o: &Observed, plan: &Plan) -> Result<bool> {
     let sched = &o.schedule;
     let ns = sched.namespace().ok_or(Error::MissingField("namespace"))?;
     let name = sched.name_any();
@@ -34,6 +37,21 @@ pub async fn apply(ctx: &Arc<Context>, o: &Observed, plan: &Plan) -> Result<()> 
     let jobs: Api<Job> = Api::namespaced(ctx.client.clone(), &ns);
     let connection = sched.spec.connection_ref.name.as_str();
 
+    let key = format!("{ns}/{name}");
+    ctx.sync_slots.set_waiting(&key, plan.waiting, now);
+    if let Some(due) = plan.claim {
+        let capped = plan
+            .starts
+            .iter()
+            .find(|r| matches!(r, job::RunRequest::Slot { slot, .. } if *slot == due));
+        if let Some(request) = capped
+            && !ctx
+                .sync_slots
+                .claim(&key, due, &ns, &job::job_name(&name, request), now)
+        {
+            return Ok(false);
+        }
+    }
     if !plan.starts.is_empty() {
         let keys = credential_keys(ctx, o, &ns).await?;
         for request in &plan.starts {
@@ -47,7 +65,11 @@ pub async fn apply(ctx: &Arc<Context>, o: &Observed, plan: &Plan) -> Result<()> 
                 trigger = request.trigger().as_str(),
             );
             async {
-                create_job(ctx, o, &jobs, request, keys).await?;
+                if let Err(err) = create_job(ctx, o, &jobs, request, keys).await {
+                    ctx.sync_slots.release(&ns, &job_name);
+                    return Err(err);
+                }
+                ctx.sync_slots.reserve(&ns, &job_name, now);
                 info!(schedule = %name, job = %job_name, "sync started");
                 Ok::<(), Error>(())
             }
@@ -120,7 +142,7 @@ pub async fn apply(ctx: &Arc<Context>, o: &Observed, plan: &Plan) -> Result<()> 
     let gauges = ScheduleGauges::of(&sched.spec, &plan.status, plan.last_success, plan.next_slot);
     ctx.metrics
         .schedule_observed(&ns, &name, connection, &gauges);
-    Ok(())
+    Ok(true)
 }
 
 /// Which keys of the connection's Secret the Job's env refers to (a missing or unusable Secret

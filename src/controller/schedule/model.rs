@@ -14,6 +14,8 @@ pub struct PlanConfig {
     /// `--failures-before-not-ready`: a schedule whose last this many runs failed is not Ready
     /// (0: never).
     pub failures_before_not_ready: u32,
+    /// `--slot-jitter-seconds`: the jitter window of schedules without `spec.slotJitterSeconds`.
+    pub slot_jitter_seconds: u32,
 }
 
 /// What one reconcile does.
@@ -38,6 +40,11 @@ pub struct Plan {
     pub last_success: Option<f64>,
     pub next_slot: Option<f64>,
     pub requeue: Requeue,
+    /// The due slot of a scheduled run that starts under the cluster's cap: apply takes its place
+    /// ([`super::SyncSlots::claim`]) before creating the Job, and starts nothing if it lost it.
+    pub claim: Option<Timestamp>,
+    /// The due slot of a run that waits for a place in the cap (`None`: nothing waits).
+    pub waiting: Option<Timestamp>,
 }
 
 /// A finished run to report.
@@ -92,6 +99,8 @@ impl Plan {
             last_success: None,
             next_slot: None,
             requeue: Requeue::AwaitChange,
+            claim: None,
+            waiting: None,
         }
     }
 

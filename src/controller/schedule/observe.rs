@@ -34,6 +34,8 @@ pub struct Observed {
     /// What is wrong with the sync Job's pod settings (`spec.job` over the operator's defaults);
     /// empty when a Job can be built.
     pub job_problems: Vec<String>,
+    /// The cluster's cap on concurrent sync Jobs as seen now (see [`super::admission`]).
+    pub cap: super::admission::CapView,
 }
 
 /// A finished Job and what it ran.
@@ -71,6 +73,13 @@ pub async fn observe(sched: &SyncSchedule, ctx: &Arc<Context>) -> Result<Observe
     }
     let lost_check_at =
         from_database(ctx, sched, &ns, connection.as_ref(), &jobs, &mut finished).await?;
+    ctx.sync_slots.prime(&ctx.client).await?;
+    let cap = ctx.sync_slots.observe(
+        &ns,
+        &jobs,
+        &format!("{ns}/{}", sched.name_any()),
+        ctx.clock.now(),
+    );
     Ok(Observed {
         schedule: sched.clone(),
         connection,
@@ -80,7 +89,9 @@ pub async fn observe(sched: &SyncSchedule, ctx: &Arc<Context>) -> Result<Observe
         config: PlanConfig {
             email_repeat_interval: ctx.email_repeat_interval,
             failures_before_not_ready: ctx.failures_before_not_ready,
+            slot_jitter_seconds: ctx.sync_slots.jitter_seconds(),
         },
+        cap,
         job_problems: job::template_problems(&sched.spec.job.pod, &ctx.job_config.defaults),
     })
 }

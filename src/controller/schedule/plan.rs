@@ -11,8 +11,8 @@ use super::model::{Email, Plan, Report, Requeue};
 use super::observe::{FinishedRun, Observed};
 use super::status::{anchor, availability, conditions};
 use crate::api::{
-    APPROVE_REMOVALS_ANNOTATION, RunStatus, SYNC_NOW_ANNOTATION, SyncNowStatus, SyncSchedule,
-    SyncScheduleStatus, condition as cond, set_condition,
+    APPROVE_REMOVALS_ANNOTATION, QueuedRun, RunStatus, SYNC_NOW_ANNOTATION, SyncNowStatus,
+    SyncSchedule, SyncScheduleStatus, condition as cond, set_condition,
 };
 use crate::controller::emails;
 use crate::controller::history::{self, upsert};
@@ -22,7 +22,10 @@ use crate::controller::runs::{self, JobState, job_state};
 use crate::controller::status::{condition_at, is_true};
 use crate::notify;
 use crate::run::{ConnectionKey, RunResult};
-use crate::schedule::{ScheduleRule, decide};
+use crate::schedule::{ScheduleRule, decide, format_offset};
+
+use super::admission::{Admit, admit};
+use super::cap::queued_retry;
 
 /// How often a due slot that cannot start yet (connection not Ready, a run active) is looked at
 /// again, besides the watches that wake the schedule when either changes.
@@ -54,7 +57,8 @@ fn plan_status(o: &Observed, now: Timestamp) -> Plan {
     let mut st = old.clone();
     st.observed_generation = generation;
 
-    let rule = match ScheduleRule::from_spec(&sched.spec) {
+    let key = format!("{}/{name}", sched.namespace().unwrap_or_default());
+    let rule = match ScheduleRule::for_schedule(&sched.spec, &key, o.config.slot_jitter_seconds) {
         Ok(rule) => rule,
         Err(err) => {
             let c = condition_at(
@@ -190,24 +194,76 @@ fn plan_status(o: &Observed, now: Timestamp) -> Plan {
     let mut wake = decision.next_wake;
     let mut commit = true;
     let mut blocked = None;
-    if let Some(due) = decision.run {
-        let request = RunRequest::Slot {
-            slot: due.slot,
-            trigger: due.trigger,
-        };
+    let retry = |wake: Timestamp, after: Duration| {
+        wake.min(now + jiff::SignedDuration::try_from(after).unwrap_or_default())
+    };
+    // A run queued under the cluster's cap is the schedule's due run until it starts.
+    if st.queued_run.is_some() && sched.spec.suspend {
+        st.queued_run = None;
+        let note = "the queued scheduled run was dropped: the schedule is suspended".to_string();
+        p.note(false, "QueuedRunDropped", "Schedule", note);
+    }
+    let queued = st.queued_run.clone();
+    if queued.is_some() && decision.run.is_some() {
+        // A newer slot came due while the older run still waits: it waits behind it, like
+        // behind an active run.
+        commit = false;
+        wake = retry(wake, BLOCKED_RETRY);
+        blocked = Some("a run of this schedule is still queued for a free sync slot");
+    }
+    let due = match (&queued, decision.run) {
+        (Some(q), _) => Some((q.slot.0, q.trigger, false)),
+        (None, Some(d)) => Some((d.slot, d.trigger, true)),
+        (None, None) => None,
+    };
+    if let Some((slot, trigger, fresh)) = due {
+        let request = RunRequest::Slot { slot, trigger };
         if exists(&request) {
+            st.queued_run = None;
         } else if !conn_ready || run_active {
-            commit = false;
-            wake =
-                wake.min(now + jiff::SignedDuration::try_from(BLOCKED_RETRY).unwrap_or_default());
-            blocked = Some(if conn_ready {
+            commit = commit && !fresh;
+            wake = retry(wake, BLOCKED_RETRY);
+            blocked = blocked.or(Some(if conn_ready {
                 "a run of the connection is active"
             } else {
                 "the connection is not Ready"
-            });
+            }));
         } else {
-            start(&mut p, &mut st, sched, request, now);
-            run_active = true;
+            match admit(&o.cap, &key, slot) {
+                Admit::Start => {
+                    if let Some(q) = &queued {
+                        let waited = now.duration_since(q.since.0).as_secs();
+                        let note = format!(
+                            "the queued scheduled run of slot {slot} started after waiting {waited} s \
+                             for a free sync slot"
+                        );
+                        p.note(false, "QueuedRunStarted", "Schedule", note);
+                    }
+                    start(&mut p, &mut st, sched, request, now);
+                    run_active = true;
+                    st.queued_run = None;
+                    p.claim = (o.cap.cap > 0).then_some(slot);
+                }
+                Admit::Wait { ahead } => {
+                    if fresh {
+                        st.queued_run = Some(QueuedRun {
+                            slot: Time(slot),
+                            trigger,
+                            since: Time(now),
+                        });
+                        let note = format!(
+                            "the scheduled run of slot {slot} waits for a free sync slot: at most {} \
+                             sync Jobs run at once in the cluster (--max-concurrent-syncs) and all \
+                             are taken; {ahead} run(s) due earlier wait before it; it starts in \
+                             order when one finishes",
+                            o.cap.cap
+                        );
+                        p.note(false, "SyncQueued", "Schedule", note);
+                    }
+                    p.waiting = Some(slot);
+                    wake = retry(wake, queued_retry(ahead, o.cap.cap));
+                }
+            }
         }
     }
     if commit {
@@ -257,7 +313,11 @@ fn plan_status(o: &Observed, now: Timestamp) -> Plan {
 
     // Status.
     let avail = availability(&rule, &st, &name, now, conn_ready, run_active, sched);
-    st.next_sync_time = (!sched.spec.suspend).then(|| Time(rule.next_slot_after(now)));
+    let next = rule.next_slot_after(now);
+    st.next_sync_time = (!sched.spec.suspend).then_some(Time(next));
+    let jittered = !sched.spec.suspend && !rule.jitter().is_zero();
+    st.next_sync_jitter = jittered.then(|| format_offset(rule.slot_offset(next)));
+    st.slot_jitter_seconds = (!rule.jitter().is_zero()).then(|| rule.jitter().as_secs());
     conditions(&mut st, sched, o, conn_ready, &avail, blocked, now);
     st.active = mine
         .iter()

@@ -3,6 +3,7 @@
 use jiff::Timestamp;
 use k8s_openapi::api::batch::v1::Job;
 
+use super::admission::CapView;
 use super::model::{Plan, PlanConfig, Requeue};
 use super::observe::{FinishedRun, Observed};
 use super::plan::{BLOCKED_RETRY, plan};
@@ -151,6 +152,10 @@ struct World {
     lost_check_at: Option<Timestamp>,
     /// The operator's sync Job defaults.
     defaults: JobPodSettings,
+    /// The cluster's cap as observed (default: no cap).
+    cap: CapView,
+    /// `--slot-jitter-seconds` (default here: 0, so the slots are the nominal ones).
+    jitter: u32,
 }
 
 impl World {
@@ -162,6 +167,8 @@ impl World {
             finished: Vec::new(),
             lost_check_at: None,
             defaults: JobPodSettings::default(),
+            cap: CapView::default(),
+            jitter: 0,
         }
     }
 
@@ -202,8 +209,10 @@ impl World {
             config: PlanConfig {
                 email_repeat_interval: jiff::SignedDuration::from_hours(24),
                 failures_before_not_ready: 3,
+                slot_jitter_seconds: self.jitter,
             },
             job_problems: job::template_problems(&self.schedule.spec.job.pod, &self.defaults),
+            cap: self.cap.clone(),
         };
         plan(&observed, ts(now))
     }
@@ -798,4 +807,233 @@ fn a_schedule_waiting_for_its_connection_is_reconciling() {
     assert_eq!(condition(&p, "Ready").1, "ConnectionNotReady");
     assert_eq!(condition(&p, "Reconciling").0, "True");
     assert_eq!(p.status.observed_generation, w.schedule.metadata.generation);
+}
+
+/// A cap of `cap` with `active` Jobs running and these `(due, namespace/name)` runs waiting.
+fn cap(cap: u32, active: usize, waiting: &[(&str, &str)]) -> CapView {
+    CapView {
+        cap,
+        primed: true,
+        active,
+        waiting: waiting
+            .iter()
+            .map(|(t, k)| (ts(t), k.to_string()))
+            .collect(),
+    }
+}
+
+fn queued(w: World, slot: &str, trigger: Trigger, since: &str) -> World {
+    let mut w = w;
+    let st = w.schedule.status.get_or_insert_with(Default::default);
+    st.queued_run = Some(crate::api::QueuedRun {
+        slot: k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(ts(slot)),
+        trigger,
+        since: k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(ts(since)),
+    });
+    w.handled_through(slot)
+}
+
+#[test]
+fn a_due_slot_over_the_cap_is_queued_with_an_event_and_counts_as_handled() {
+    let mut w = World::new();
+    w.cap = cap(1, 1, &[]);
+    let p = w.plan("2026-01-01T02:00:30Z");
+    assert!(p.starts.is_empty());
+    let q = p.status.queued_run.clone().expect("queued");
+    assert_eq!(
+        (q.slot.0, q.trigger, q.since.0),
+        (ts(SLOT), Trigger::Scheduled, ts("2026-01-01T02:00:30Z"))
+    );
+    // Handled: it is not a missed slot, and it is not decided again.
+    assert_eq!(
+        p.status.last_schedule_time.as_ref().map(|t| t.0),
+        Some(ts(SLOT))
+    );
+    assert_eq!(p.status.missed_slots, 0);
+    assert_eq!(reasons(&p), ["SyncQueued"]);
+    let (status, reason, message) = condition(&p, "Ready");
+    assert_eq!((status, reason), ("True", "Queued"));
+    assert!(
+        message.contains("at most 1 sync Jobs") && message.contains("oldest due first"),
+        "{message}"
+    );
+    assert_eq!(condition(&p, "SyncNowAvailable").1, "RunQueued");
+    assert_eq!((p.waiting, p.claim), (Some(ts(SLOT)), None));
+    assert_eq!(p.requeue, Requeue::At(ts("2026-01-01T02:00:32Z")));
+}
+
+#[test]
+fn a_queued_run_starts_as_the_scheduled_run_when_a_place_frees_even_hours_late() {
+    // Queued at 02:00:30, a place frees at 04:30: past the 60 min starting deadline and the
+    // off-peak window's end (05:00 is still inside, so take 06:00): it is not lost.
+    for now in [
+        "2026-01-01T02:05:00Z",
+        "2026-01-01T04:30:00Z",
+        "2026-01-01T06:00:00Z",
+    ] {
+        let mut w = queued(
+            World::new(),
+            SLOT,
+            Trigger::Scheduled,
+            "2026-01-01T02:00:30Z",
+        );
+        w.cap = cap(1, 0, &[]);
+        let p = w.plan(now);
+        let request = RunRequest::Slot {
+            slot: ts(SLOT),
+            trigger: Trigger::Scheduled,
+        };
+        assert_eq!(p.starts, vec![request], "{now}");
+        assert_eq!(p.claim, Some(ts(SLOT)), "{now}");
+        assert_eq!(p.waiting, None);
+        assert_eq!(p.status.queued_run, None);
+        assert_eq!(p.status.missed_slots, 0, "{now}");
+        assert_eq!(reasons(&p), ["QueuedRunStarted"], "{now}");
+        assert_eq!(p.status.recent_runs[0].trigger, Some(Trigger::Scheduled));
+        assert_eq!(condition(&p, "SyncNowAvailable").1, "RunActive");
+    }
+}
+
+#[test]
+fn a_queued_run_keeps_waiting_behind_older_ones_without_a_new_event() {
+    let mut w = queued(
+        World::new(),
+        SLOT,
+        Trigger::Scheduled,
+        "2026-01-01T02:00:30Z",
+    );
+    // One place free, but a run due a minute earlier in another namespace takes it.
+    w.cap = cap(2, 1, &[("2026-01-01T01:59:00Z", "district-0/nightly")]);
+    let p = w.plan("2026-01-01T02:03:00Z");
+    assert!(p.starts.is_empty());
+    assert!(p.events.is_empty(), "{:?}", p.events);
+    assert_eq!(p.waiting, Some(ts(SLOT)));
+    assert!(p.status.queued_run.is_some());
+    // Behind one run with cap 2: looked at again in 2 s.
+    assert_eq!(p.requeue, Requeue::At(ts("2026-01-01T02:03:02Z")));
+}
+
+#[test]
+fn sync_now_while_a_run_is_queued_is_rejected_as_run_queued() {
+    let mut w = queued(
+        World::new(),
+        SLOT,
+        Trigger::Scheduled,
+        "2026-01-01T02:00:30Z",
+    )
+    .annotate("rostersync.io/sync-now", "t1");
+    w.cap = cap(1, 1, &[]);
+    let p = w.plan("2026-01-01T02:01:00Z");
+    assert!(p.starts.is_empty());
+    assert_eq!(reasons(&p), ["SyncNowRejected"]);
+    assert!(
+        p.events[0].message.contains("RunQueued"),
+        "{}",
+        p.events[0].message
+    );
+    assert_eq!(
+        p.status.sync_now.as_ref().map(|s| s.reason.as_str()),
+        Some("RunQueued")
+    );
+}
+
+#[test]
+fn sync_now_is_never_queued_by_the_cap() {
+    let mut w = World::new().annotate("rostersync.io/sync-now", "t1");
+    w.cap = cap(1, 5, &[]);
+    let p = w.plan("2026-01-01T12:00:00Z");
+    assert_eq!(p.starts, vec![RunRequest::SyncNow { token: "t1".into() }]);
+    assert_eq!(p.claim, None);
+}
+
+#[test]
+fn suspending_drops_a_queued_run() {
+    let mut w = queued(
+        World::new(),
+        SLOT,
+        Trigger::Scheduled,
+        "2026-01-01T02:00:30Z",
+    );
+    w.schedule.spec.suspend = true;
+    w.cap = cap(1, 0, &[]);
+    let p = w.plan("2026-01-01T02:03:00Z");
+    assert!(p.starts.is_empty());
+    assert_eq!(p.status.queued_run, None);
+    assert_eq!(p.waiting, None);
+    assert_eq!(reasons(&p), ["QueuedRunDropped"]);
+}
+
+#[test]
+fn a_queued_run_whose_job_exists_is_not_started_again() {
+    let mut w = queued(
+        World::new(),
+        SLOT,
+        Trigger::Scheduled,
+        "2026-01-01T02:00:30Z",
+    );
+    let request = RunRequest::Slot {
+        slot: ts(SLOT),
+        trigger: Trigger::Scheduled,
+    };
+    w.jobs.push(job(
+        &job::job_name("nightly", &request),
+        "active",
+        "",
+        false,
+    ));
+    w.cap = cap(1, 1, &[]);
+    let p = w.plan("2026-01-01T02:03:00Z");
+    assert!(p.starts.is_empty());
+    assert_eq!(p.status.queued_run, None);
+    assert_eq!(p.waiting, None);
+}
+
+#[test]
+fn jitter_delays_the_slot_and_status_shows_it() {
+    let mut w = World::new();
+    w.jitter = 600;
+    let offset = crate::schedule::jitter_offset("district-a/nightly", 600);
+    assert!(
+        offset.as_secs() > 60,
+        "pick a name whose offset is over a minute: {offset:?}"
+    );
+    let slot = ts(SLOT) + offset;
+    // Before the effective slot: nothing starts, the wake-up and status are the effective time.
+    let p = w.plan("2026-01-01T02:00:30Z");
+    assert!(p.starts.is_empty());
+    assert_eq!(p.requeue, Requeue::At(slot));
+    assert_eq!(p.status.next_sync_time.as_ref().map(|t| t.0), Some(slot));
+    let shown = crate::schedule::format_offset(offset);
+    assert_eq!(p.status.next_sync_jitter.as_deref(), Some(shown.as_str()));
+    assert_eq!(p.status.slot_jitter_seconds, Some(offset.as_secs()));
+    assert!(condition(&p, "Ready").2.contains(&shown));
+    // At the effective slot: one Scheduled run of that slot.
+    let mut w = World::new();
+    w.jitter = 600;
+    let p = w.plan(&(slot + jiff::SignedDuration::from_secs(5)).to_string());
+    assert_eq!(
+        p.starts,
+        vec![RunRequest::Slot {
+            slot,
+            trigger: Trigger::Scheduled
+        }]
+    );
+    // spec.slotJitterSeconds: 0 overrides the operator default.
+    let mut w = World::new();
+    w.jitter = 600;
+    w.schedule.spec.slot_jitter_seconds = Some(0);
+    let p = w.plan("2026-01-01T02:00:30Z");
+    assert_eq!(p.starts.len(), 1);
+    assert_eq!(p.status.next_sync_jitter, None);
+}
+
+#[test]
+fn a_jitter_change_never_runs_a_handled_slot_twice() {
+    // The 02:00 slot ran on time without jitter; the operator then turns jitter on, so the same
+    // slot's effective time (02:00 + offset) is after the handled one: it must not run again.
+    let mut w = World::new().handled_through(SLOT);
+    w.jitter = 600;
+    let p = w.plan("2026-01-01T02:30:00Z");
+    assert!(p.starts.is_empty(), "{:?}", p.starts);
+    assert_eq!(p.status.missed_slots, 0);
 }

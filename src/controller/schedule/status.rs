@@ -10,7 +10,9 @@ use crate::api::{
 use crate::controller::history;
 use crate::controller::status::condition_at;
 use crate::run::RunResult;
-use crate::schedule::{ScheduleRule, SyncNowAvailability, SyncNowInput, sync_now_availability};
+use crate::schedule::{
+    ScheduleRule, SyncNowAvailability, SyncNowInput, sync_now_availability, sync_now_while_queued,
+};
 
 /// When slots start counting: creation, or when the schedule was last resumed.
 pub(super) fn anchor(sched: &SyncSchedule, old: &SyncScheduleStatus, now: Timestamp) -> Timestamp {
@@ -44,6 +46,9 @@ pub(super) fn availability(
             .and_then(|r| r.result),
         suspended: sched.spec.suspend,
     };
+    if st.queued_run.is_some() {
+        return sync_now_while_queued(rule, &input);
+    }
     sync_now_availability(rule, &input)
 }
 
@@ -80,6 +85,20 @@ pub(super) fn conditions(
             crate::controller::kstatus::REPEATED_FAILURES,
             repeated_failures_message(st),
         ),
+        (Some(_), true, None) if st.queued_run.is_some() => ready(
+            true,
+            "Queued",
+            format!(
+                "the scheduled run of slot {} waits for a free sync slot: at most {} sync Jobs run \
+                 at once in the cluster (--max-concurrent-syncs); it starts in order, oldest due \
+                 first, when one finishes",
+                st.queued_run
+                    .as_ref()
+                    .map(|q| q.slot.0.to_string())
+                    .unwrap_or_default(),
+                o.cap.cap
+            ),
+        ),
         (Some(_), true, Some(why)) => ready(
             true,
             "SlotWaiting",
@@ -94,10 +113,14 @@ pub(super) fn conditions(
             true,
             "Scheduled",
             format!(
-                "next sync at {}",
+                "next sync at {}{}",
                 st.next_sync_time
                     .as_ref()
                     .map(|t| t.0.to_string())
+                    .unwrap_or_default(),
+                st.next_sync_jitter
+                    .as_ref()
+                    .map(|j| format!(" ({j} jitter after the slot's time)"))
                     .unwrap_or_default()
             ),
         ),

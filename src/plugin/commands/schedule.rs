@@ -20,6 +20,8 @@ pub struct SlotRow {
     /// The same instant (RFC 3339 UTC).
     pub at: Timestamp,
     pub schedule: String,
+    /// The nominal time and the schedule's jitter, e.g. `22:00 +2m37s` (empty without jitter).
+    pub jitter: String,
 }
 
 impl TableRow for SlotRow {
@@ -27,12 +29,14 @@ impl TableRow for SlotRow {
     const COLUMNS: &'static [Column] = &[
         Column::new("LOCAL"),
         Column::new("WHEN"),
+        Column::new("JITTER"),
         Column::wide("AT"),
     ];
     fn cells(&self) -> Vec<Cell> {
         vec![
             Cell::text(&self.local),
             Cell::text(crate::output::relative(self.at, Timestamp::now())),
+            Cell::text(&self.jitter),
             Cell::time(self.at),
         ]
     }
@@ -107,6 +111,20 @@ pub async fn preview(
     let s = &schedule.spec;
     let rule = crate::schedule::ScheduleRule::from_spec(s)
         .map_err(|err| anyhow::anyhow!("SyncSchedule {ns}/{sched_name} is invalid: {err}"))?;
+    // The jitter the controller applies: the schedule's own, else what the controller reported
+    // (its --slot-jitter-seconds is not known here).
+    let offset = match s.slot_jitter_seconds {
+        Some(max) => crate::schedule::jitter_offset(
+            &format!("{ns}/{sched_name}"),
+            u32::try_from(max).unwrap_or(0),
+        ),
+        None => schedule
+            .status
+            .as_ref()
+            .and_then(|st| st.slot_jitter_seconds)
+            .map_or(jiff::SignedDuration::ZERO, jiff::SignedDuration::from_secs),
+    };
+    let rule = rule.with_jitter(offset);
     let printer = ctx.printer(format);
     let slots =
         crate::schedule::preview::preview_slots(&rule, printer.time.now, usize::from(count));
@@ -116,6 +134,7 @@ pub async fn preview(
             local: crate::schedule::preview::local_rfc3339(slot),
             at: slot.timestamp(),
             schedule: sched_name.clone(),
+            jitter: crate::schedule::preview::jitter_note(&rule, slot).unwrap_or_default(),
         })
         .collect();
     if format.is_machine() {
