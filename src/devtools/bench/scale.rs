@@ -98,6 +98,9 @@ pub struct ScaleBenchArgs {
     /// Extra controller flags (repeat; e.g. --controller-arg=--max-concurrent-reconciles=16).
     #[arg(long = "controller-arg", allow_hyphen_values = true)]
     pub controller_args: Vec<String>,
+    /// The controller's executable (default: this one); e.g. another build, to compare.
+    #[arg(long)]
+    pub controller_binary: Option<PathBuf>,
     /// Keep the districts, the database and the logs afterwards (on a throwaway cluster, where
     /// deleting thousands of namespaces is only slow).
     #[arg(long)]
@@ -163,6 +166,8 @@ pub struct RestartFigures {
 #[serde(rename_all = "camelCase")]
 pub struct SlotFigures {
     pub districts: usize,
+    /// Districts in the cluster (the others' slot is a day later).
+    pub total_districts: usize,
     pub lead_seconds: u64,
     pub jobs: usize,
     /// From the watch (ms resolution).
@@ -197,6 +202,8 @@ struct World {
     /// The districts' slot (controller time).
     slot: jiff::Timestamp,
     created: usize,
+    /// Districts from this index on get their slot a day later (only the first ones share it).
+    slot_districts: usize,
     logs: PathBuf,
     exe: PathBuf,
     pod_districts: usize,
@@ -276,6 +283,7 @@ pub async fn run(args: ScaleBenchArgs) -> anyhow::Result<u8> {
         emulator,
         slot,
         created: 0,
+        slot_districts: args.slot_at.unwrap_or(usize::MAX),
         logs,
         exe,
         pod_districts: args.pod_districts,
@@ -336,14 +344,14 @@ async fn bench(
             eprintln!("bench scale: {}", serde_json::to_string(&figures)?);
             report.restart = Some(figures);
         }
-        if args.slot_at == Some(size) {
-            let ready = first_ready.get(&size).copied().unwrap_or(30.0);
-            let figures = slot_phase(args, world, size, ready).await?;
-            eprintln!("bench scale: {}", serde_json::to_string(&figures)?);
-            report.slot = Some(figures);
-            // Jobs exist now: larger sizes would measure them too.
-            break;
-        }
+    }
+    // Last: it starts Jobs. Only the first `slot_at` districts share the slot.
+    if let Some(due) = args.slot_at {
+        let size = world.created;
+        let ready = first_ready.get(&size).copied().unwrap_or(30.0);
+        let figures = slot_phase(args, world, due, ready).await?;
+        eprintln!("bench scale: {}", serde_json::to_string(&figures)?);
+        report.slot = Some(figures);
     }
     report.load_average = std::fs::read_to_string("/proc/loadavg")
         .unwrap_or_default()
@@ -600,6 +608,7 @@ async fn slot_phase(
     by_ts.sort_by(f64::total_cmp);
     Ok(SlotFigures {
         districts: size,
+        total_districts: world.created,
         lead_seconds: lead,
         jobs: seen.len(),
         p50_seconds: round(percentile(&by_watch, 0.5)),
@@ -678,7 +687,12 @@ impl World {
                      "journeyPolicyRef": {"name": "journeys"}}
         }))?;
         create(&Api::namespaced(client.clone(), &ns), &pp, &conn).await?;
-        let zoned = self.slot.to_zoned(jiff::tz::TimeZone::UTC);
+        let slot = if i < self.slot_districts {
+            self.slot
+        } else {
+            self.slot + jiff::SignedDuration::from_hours(24)
+        };
+        let zoned = slot.to_zoned(jiff::tz::TimeZone::UTC);
         let mut job = json!({"backoffLimit": 0, "activeDeadlineSeconds": 600});
         if run_pods {
             job["podLabels"] = json!({"rostersync.io/bench-pods": "run"});
@@ -801,7 +815,8 @@ impl World {
             url.host_str().unwrap_or("127.0.0.1"),
             url.port_or_known_default().unwrap_or(80)
         );
-        let mut cmd = tokio::process::Command::new(&self.exe);
+        let exe = args.controller_binary.as_ref().unwrap_or(&self.exe);
+        let mut cmd = tokio::process::Command::new(exe);
         cmd.arg("controller")
             .arg("--metrics-addr=127.0.0.1:0")
             .arg("--sync-image=rostersync:bench")
@@ -1260,10 +1275,11 @@ pub fn table(r: &ScaleReport) -> String {
     }
     if let Some(s) = &r.slot {
         out.push_str(&format!(
-            "\nSlot accuracy, {} schedules in one minute (slot {} s after the start): {} Jobs, {} \
+            "\nSlot accuracy, {} of {} schedules in one minute (slot {} s after the start): {} Jobs, {} \
              missing; slot to Job p50 {:.2} s, p99 {:.2} s, max {:.2} s (creationTimestamp: p50 \
              {} s, p99 {} s, max {} s); peak rss {:.1} MB\n",
             s.districts,
+            s.total_districts,
             s.lead_seconds,
             s.jobs,
             s.missing,
