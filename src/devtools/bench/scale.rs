@@ -695,7 +695,7 @@ impl World {
         let zoned = slot.to_zoned(jiff::tz::TimeZone::UTC);
         let mut job = json!({"backoffLimit": 0, "activeDeadlineSeconds": 600});
         if run_pods {
-            job["podLabels"] = json!({"rostersync.io/bench-pods": "run"});
+            job["podLabels"] = json!({"rostersync-bench-pods": "run"});
         }
         let sched: SyncSchedule = serde_json::from_value(json!({
             "apiVersion": "rostersync.io/v1alpha1", "kind": "SyncSchedule",
@@ -789,7 +789,7 @@ impl World {
         tokio::process::Command::new(&self.exe)
             .arg("pod-runner")
             .arg("--selector")
-            .arg("app.kubernetes.io/managed-by=rostersync,rostersync.io/bench-pods=run")
+            .arg("app.kubernetes.io/managed-by=rostersync,rostersync-bench-pods=run")
             .arg("--binary")
             .arg(format!("rostersync={}", self.exe.display()))
             .arg("--log-dir")
