@@ -68,6 +68,9 @@ pub enum BenchCommand {
     Clever(crate::devtools::bench::clever::CleverBenchArgs),
     /// A full sync into a fresh database and a no-op resync against the emulator.
     Sync(crate::devtools::bench::sync::SyncBenchArgs),
+    /// Many districts on one controller: RSS, CPU, API traffic, reconcile latency at rest, a
+    /// restart, and slot accuracy (docs/performance-controller.md).
+    Scale(crate::devtools::bench::scale::ScaleBenchArgs),
 }
 
 /// Arguments of `rostersync crds`.
@@ -132,6 +135,9 @@ pub fn main() -> ExitCode {
             }
             Command::Bench(BenchCommand::Sync(args)) => {
                 crate::devtools::bench::sync::run(args).await
+            }
+            Command::Bench(BenchCommand::Scale(args)) => {
+                crate::devtools::bench::scale::run(args).await
             }
         }
     });
@@ -215,6 +221,7 @@ mod tests {
             &["rostersync", "bench", "--help"],
             &["rostersync", "bench", "clever", "--help"],
             &["rostersync", "bench", "sync", "--help"],
+            &["rostersync", "bench", "scale", "--help"],
         ] {
             let err = Cli::try_parse_from(args).expect_err("--help exits through an error");
             assert_eq!(err.kind(), ErrorKind::DisplayHelp, "{args:?}");

@@ -253,22 +253,55 @@ pub async fn reconcile(conn: &RosterConnection, ctx: &Arc<Context>) -> Result<Ac
     let now = ctx.clock.now();
     let generation = conn.metadata.generation;
     let secret_name = &conn.spec.credentials_secret_ref.name;
-    // Metadata only, to notice a rotation; the data is read below, only to verify.
-    let secret_version = Api::<PartialObjectMeta<Secret>>::namespaced(ctx.client.clone(), &ns)
-        .get_opt(secret_name)
-        .await
-        .map_err(Error::kube("reading the credentials Secret's metadata"))?
-        .and_then(|s| s.resource_version());
     let old = conn.status.clone().unwrap_or_default();
-    let memo = ctx
+    let known = ctx
         .verified
         .lock()
         .ok()
         .and_then(|m| m.get(key.as_str()).cloned());
+    // Not Ready for want of a database credential: verify again once it is there.
+    let credential_was_missing = old
+        .conditions
+        .iter()
+        .any(|c| c.type_ == cond::READY && c.reason == super::tenancy::UNAVAILABLE_REASON);
+    // Not Ready for want of its JourneyPolicy: verify again (Ready from Clever) once it exists.
+    let missing_policy = missing_journey_policy(conn, &ns, ctx).await?;
+    let policy_was_missing = old
+        .conditions
+        .iter()
+        .any(|c| c.type_ == cond::READY && c.reason == JOURNEY_POLICY_NOT_FOUND);
+    // A verification due whatever the Secret's version (the periodic one, a new spec, the first
+    // after a start once its delay passed): the Secret is read in full below anyway.
+    let due_anyway = old.conditions.is_empty()
+        || credential_was_missing
+        || (policy_was_missing && missing_policy.is_none())
+        || match &known {
+            Some(m) => m.generation != generation || now >= m.next_check,
+            None => first_check_at(
+                &old,
+                generation,
+                key.as_str(),
+                ctx.started,
+                ctx.verify_jitter,
+            )
+            .is_none_or(|at| now >= at),
+        };
+    // Otherwise its metadata only, to notice a rotation (at rest, the periodic reconcile is due
+    // anyway and costs no request for it).
+    let secret_version = if due_anyway {
+        None
+    } else {
+        Api::<PartialObjectMeta<Secret>>::namespaced(ctx.client.clone(), &ns)
+            .get_opt(secret_name)
+            .await
+            .map_err(Error::kube("reading the credentials Secret's metadata"))?
+            .and_then(|s| s.resource_version())
+    };
     // First seen since the start: a connection verified before waits for its start-up delay, so
     // that a restart does not call Clever for every connection at once.
-    let memo = match memo {
+    let memo = match known {
         Some(m) => Some(m),
+        None if due_anyway => None,
         None => first_check_at(
             &old,
             generation,
@@ -290,20 +323,7 @@ pub async fn reconcile(conn: &RosterConnection, ctx: &Arc<Context>) -> Result<Ac
             m
         }),
     };
-    // Not Ready for want of a database credential: verify again once it is there.
-    let credential_was_missing = old
-        .conditions
-        .iter()
-        .any(|c| c.type_ == cond::READY && c.reason == super::tenancy::UNAVAILABLE_REASON);
-    // Not Ready for want of its JourneyPolicy: verify again (Ready from Clever) once it exists.
-    let missing_policy = missing_journey_policy(conn, &ns, ctx).await?;
-    let policy_was_missing = old
-        .conditions
-        .iter()
-        .any(|c| c.type_ == cond::READY && c.reason == JOURNEY_POLICY_NOT_FOUND);
-    let due = old.conditions.is_empty()
-        || credential_was_missing
-        || (policy_was_missing && missing_policy.is_none())
+    let due = due_anyway
         || memo.as_ref().is_none_or(|m| {
             m.generation != generation || m.secret_version != secret_version || now >= m.next_check
         });
@@ -426,6 +446,10 @@ async fn missing_journey_policy(
     let Some(r) = &conn.spec.journey_policy_ref else {
         return Ok(None);
     };
+    // Known to the policies' watch: no request. Not known (or not listed yet): the API decides.
+    if ctx.policy_known(ns, &r.name) {
+        return Ok(None);
+    }
     let found = Api::<crate::api::JourneyPolicy>::namespaced(ctx.client.clone(), ns)
         .list_metadata(
             &kube::api::ListParams::default()

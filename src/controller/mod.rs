@@ -222,6 +222,24 @@ pub struct Context {
     pub failures_before_not_ready: u32,
     /// `--slot-jitter-seconds` and `--max-concurrent-syncs` (with the cap's state).
     pub sync_slots: schedule::SyncSlots,
+    /// The JourneyPolicy Controllers' stores (one per watched namespace), so that a connection's
+    /// reconcile finds its policy without a request.
+    pub policy_stores: std::sync::RwLock<Vec<PolicyStore>>,
+}
+
+/// What the JourneyPolicy Controller of one scope has seen.
+pub type PolicyStore =
+    kube::runtime::reflector::Store<kube::core::DeserializeGuard<crate::api::JourneyPolicy>>;
+
+impl Context {
+    /// Whether JourneyPolicy `ns/name` is in a policies store (valid or not). `false` may also
+    /// mean "not listed yet": ask the API then.
+    pub fn policy_known(&self, ns: &str, name: &str) -> bool {
+        let key = kube::runtime::reflector::ObjectRef::new(name).within(ns);
+        self.policy_stores
+            .read()
+            .is_ok_and(|stores| stores.iter().any(|s| s.get(&key).is_some()))
+    }
 }
 
 /// How long a replica that lost the Lease waits for its in-flight reconciles (which cannot write
@@ -393,6 +411,7 @@ pub async fn run(args: ControllerArgs) -> anyhow::Result<u8> {
             args.max_concurrent_syncs,
             namespaces.clone(),
         ),
+        policy_stores: std::sync::RwLock::default(),
     });
     let lease_lost = Arc::new(std::sync::atomic::AtomicBool::new(false));
     if let Some(held) = &leadership {

@@ -174,6 +174,9 @@ async fn run_in(ctx: Arc<Context>, namespace: Option<&str>, shutdown: channel::R
         api::<DeserializeGuard<JourneyPolicy>>(&client, namespace),
         wc,
     );
+    if let Ok(mut stores) = ctx.policy_stores.write() {
+        stores.push(policies.store());
+    }
 
     // Bounded: a restart queues every object at once; at most this many reconcile at a time
     // (per kind and namespace), the rest wait their turn.
