@@ -95,6 +95,11 @@ pub struct ScaleBenchArgs {
     /// How long to wait for every object to become current after a start.
     #[arg(long, default_value_t = 600)]
     pub ready_timeout_seconds: u64,
+    /// The controller's `--slot-jitter-seconds` (default: the controller's default). The slot
+    /// phase measures each Job from its schedule's effective slot (nominal + its jitter), computed
+    /// by the same rule the controller uses.
+    #[arg(long, default_value_t = crate::schedule::DEFAULT_SLOT_JITTER_SECONDS)]
+    pub slot_jitter_seconds: u32,
     /// Extra controller flags (repeat; e.g. --controller-arg=--max-concurrent-reconciles=16).
     #[arg(long = "controller-arg", allow_hyphen_values = true)]
     pub controller_args: Vec<String>,
@@ -169,6 +174,8 @@ pub struct SlotFigures {
     /// Districts in the cluster (the others' slot is a day later).
     pub total_districts: usize,
     pub lead_seconds: u64,
+    /// The controller's `--slot-jitter-seconds`: the districts' slots spread over this window.
+    pub slot_jitter_seconds: u32,
     pub jobs: usize,
     /// From the watch (ms resolution).
     pub p50_seconds: f64,
@@ -577,14 +584,14 @@ async fn slot_phase(
     // Controller time = real time + offset; the slot comes `lead` seconds after the start.
     let real_slot = jiff::Timestamp::now() + jiff::SignedDuration::from_secs(lead as i64);
     let offset = world.slot.as_second() - real_slot.as_second();
-    let real_slot = jiff::Timestamp::from_second(world.slot.as_second() - offset)?;
     eprintln!(
         "bench scale: slot phase: {size} schedules due at {} (controller clock +{offset} s), {lead} s after the start",
         world.slot
     );
     let mut controller = world.start_controller(args, offset, &[])?;
     let pid = controller.id().context("the controller has no pid")?;
-    let deadline = Instant::now() + Duration::from_secs(lead + 120);
+    let deadline =
+        Instant::now() + Duration::from_secs(lead + u64::from(args.slot_jitter_seconds) + 120);
     loop {
         let n = seen.lock().map(|s| s.len()).unwrap_or(0);
         if n >= size || Instant::now() >= deadline {
@@ -598,10 +605,13 @@ async fn slot_phase(
     let seen = seen.lock().map(|s| s.clone()).unwrap_or_default();
     let mut by_watch: Vec<f64> = Vec::new();
     let mut by_ts: Vec<f64> = Vec::new();
-    for (at, created) in seen.values() {
-        by_watch.push(at.duration_since(real_slot).as_secs_f64());
+    for (ns, (at, created)) in &seen {
+        // The schedule's own slot: the nominal one plus its jitter (controller time, shifted back).
+        let effective = world.effective_slot(ns, args.slot_jitter_seconds)?;
+        let real = jiff::Timestamp::from_second(effective.as_second() - offset)?;
+        by_watch.push(at.duration_since(real).as_secs_f64());
         if let Some(c) = created {
-            by_ts.push((c - real_slot.as_second()) as f64);
+            by_ts.push((c - real.as_second()) as f64);
         }
     }
     by_watch.sort_by(f64::total_cmp);
@@ -610,6 +620,7 @@ async fn slot_phase(
         districts: size,
         total_districts: world.created,
         lead_seconds: lead,
+        slot_jitter_seconds: args.slot_jitter_seconds,
         jobs: seen.len(),
         p50_seconds: round(percentile(&by_watch, 0.5)),
         p99_seconds: round(percentile(&by_watch, 0.99)),
@@ -622,7 +633,37 @@ async fn slot_phase(
     })
 }
 
+/// The name of every district's SyncSchedule.
+const SCHEDULE: &str = "weekly";
+
+/// A weekly schedule (UTC) whose slot is `slot`'s weekday and minute.
+fn schedule_spec(slot: jiff::Timestamp, run_pods: bool) -> serde_json::Value {
+    let zoned = slot.to_zoned(jiff::tz::TimeZone::UTC);
+    let mut job = json!({"backoffLimit": 0, "activeDeadlineSeconds": 600});
+    if run_pods {
+        job["podLabels"] = json!({"rostersync-bench-pods": "run"});
+    }
+    json!({"connectionRef": {"name": "district"}, "frequency": "Weekly",
+           "dayOfWeek": format!("{:?}", zoned.weekday()),
+           "at": format!("{:02}:{:02}", zoned.hour(), zoned.minute()), "timeZone": "UTC",
+           "job": job})
+}
+
 impl World {
+    /// The effective slot (controller time) of namespace `ns`'s schedule: the shared nominal slot
+    /// plus that schedule's jitter under `--slot-jitter-seconds` `jitter_seconds`.
+    fn effective_slot(&self, ns: &str, jitter_seconds: u32) -> anyhow::Result<jiff::Timestamp> {
+        let spec: crate::api::SyncScheduleSpec =
+            serde_json::from_value(schedule_spec(self.slot, false))?;
+        let rule = crate::schedule::ScheduleRule::for_schedule(
+            &spec,
+            &format!("{ns}/{SCHEDULE}"),
+            jitter_seconds,
+        )
+        .map_err(|err| anyhow::anyhow!("the bench's schedule is invalid: {err}"))?;
+        Ok(rule.next_slot_after(self.slot - jiff::SignedDuration::from_secs(1)))
+    }
+
     fn namespace(&self, i: usize) -> String {
         format!("{}-{i:05}", self.prefix)
     }
@@ -692,18 +733,10 @@ impl World {
         } else {
             self.slot + jiff::SignedDuration::from_hours(24)
         };
-        let zoned = slot.to_zoned(jiff::tz::TimeZone::UTC);
-        let mut job = json!({"backoffLimit": 0, "activeDeadlineSeconds": 600});
-        if run_pods {
-            job["podLabels"] = json!({"rostersync-bench-pods": "run"});
-        }
         let sched: SyncSchedule = serde_json::from_value(json!({
             "apiVersion": "rostersync.io/v1alpha1", "kind": "SyncSchedule",
-            "metadata": {"name": "weekly"},
-            "spec": {"connectionRef": {"name": "district"}, "frequency": "Weekly",
-                     "dayOfWeek": format!("{:?}", zoned.weekday()),
-                     "at": format!("{:02}:{:02}", zoned.hour(), zoned.minute()), "timeZone": "UTC",
-                     "job": job}
+            "metadata": {"name": SCHEDULE},
+            "spec": schedule_spec(slot, run_pods)
         }))?;
         create(&Api::namespaced(client.clone(), &ns), &pp, &sched).await?;
         Ok(())
@@ -826,6 +859,7 @@ impl World {
                 args.verify_jitter_seconds
             ))
             .arg(format!("--clock-offset-seconds={offset}"))
+            .arg(format!("--slot-jitter-seconds={}", args.slot_jitter_seconds))
             .args(&args.controller_args)
             .args(extra)
             .env("DATABASE_URL", &self.db_url)
@@ -1275,12 +1309,13 @@ pub fn table(r: &ScaleReport) -> String {
     }
     if let Some(s) = &r.slot {
         out.push_str(&format!(
-            "\nSlot accuracy, {} of {} schedules in one minute (slot {} s after the start): {} Jobs, {} \
-             missing; slot to Job p50 {:.2} s, p99 {:.2} s, max {:.2} s (creationTimestamp: p50 \
+            "\nSlot accuracy, {} of {} schedules in one minute (slot {} s after the start, jitter \
+             window {} s): {} Jobs, {} missing; effective slot to Job p50 {:.2} s, p99 {:.2} s, max {:.2} s (creationTimestamp: p50 \
              {} s, p99 {} s, max {} s); peak rss {:.1} MB\n",
             s.districts,
             s.total_districts,
             s.lead_seconds,
+            s.slot_jitter_seconds,
             s.jobs,
             s.missing,
             s.p50_seconds,
