@@ -68,6 +68,8 @@ pub enum BenchCommand {
     Clever(crate::devtools::bench::clever::CleverBenchArgs),
     /// A full sync into a fresh database and a no-op resync against the emulator.
     Sync(crate::devtools::bench::sync::SyncBenchArgs),
+    /// K districts syncing at once into one database, with lock waits sampled.
+    Concurrent(crate::devtools::bench::concurrent::ConcurrentBenchArgs),
 }
 
 /// Arguments of `rostersync crds`.
@@ -129,6 +131,9 @@ pub fn main() -> ExitCode {
             Command::CleverEmulator(args) => crate::devtools::emulator::cli::run(*args).await,
             Command::Bench(BenchCommand::Clever(args)) => {
                 crate::devtools::bench::clever::run(args).await
+            }
+            Command::Bench(BenchCommand::Concurrent(args)) => {
+                crate::devtools::bench::concurrent::run(args).await
             }
             Command::Bench(BenchCommand::Sync(args)) => {
                 crate::devtools::bench::sync::run(args).await

@@ -49,6 +49,8 @@ struct CopyBuffer {
     statement: &'static str,
     buf: Vec<u8>,
     rows: u64,
+    /// Time spent in COPY round trips.
+    copy_time: std::time::Duration,
 }
 
 impl CopyBuffer {
@@ -57,6 +59,7 @@ impl CopyBuffer {
             statement,
             buf: Vec::with_capacity(FLUSH_BYTES + 4096),
             rows: 0,
+            copy_time: std::time::Duration::ZERO,
         }
     }
 
@@ -64,6 +67,7 @@ impl CopyBuffer {
         if self.buf.is_empty() {
             return Ok(());
         }
+        let started = std::time::Instant::now();
         let mut copy = conn
             .copy_in_raw(self.statement)
             .await
@@ -75,6 +79,7 @@ impl CopyBuffer {
             .await
             .map_err(SyncError::db("finishing a COPY into staging"))?;
         self.buf.clear();
+        self.copy_time += started.elapsed();
         Ok(())
     }
 
@@ -187,6 +192,10 @@ pub struct StagedTotals {
     pub children: u64,
     pub educators: u64,
     pub problems: u64,
+    /// Time spent sending COPY batches into staging (overlapped with fetching otherwise).
+    pub copy_time: std::time::Duration,
+    /// Time spent indexing the loaded staging tables.
+    pub index_time: std::time::Duration,
 }
 
 impl<'c> Stager<'c> {
@@ -340,11 +349,25 @@ impl<'c> Stager<'c> {
         ] {
             buf.flush(self.conn).await?;
         }
+        let indexing = std::time::Instant::now();
         sqlx::raw_sql(INDEX)
             .execute(&mut *self.conn)
             .await
             .map_err(SyncError::db("indexing the staging tables"))?;
+        let index_time = indexing.elapsed();
         Ok(StagedTotals {
+            copy_time: [
+                &self.schools,
+                &self.classrooms,
+                &self.section_students,
+                &self.children,
+                &self.educators,
+                &self.problems,
+            ]
+            .iter()
+            .map(|b| b.copy_time)
+            .sum(),
+            index_time,
             schools: self.schools.rows,
             classrooms: self.classrooms.rows,
             enrollments: self.section_students.rows,
