@@ -213,22 +213,21 @@ async fn bench(args: &ConcurrentBenchArgs, url: &str) -> anyhow::Result<Concurre
             role_of.clone(),
         ));
         let started = Instant::now();
-        let tasks: Vec<_> = runs
-            .into_iter()
-            .map(|(pool, req, source)| {
-                tokio::spawn(async move {
-                    let t = Instant::now();
-                    let outcome = run_sync(&pool, &req, &source).await;
-                    let secs = t.elapsed().as_secs_f64();
-                    pool.close().await;
-                    (secs, outcome)
-                })
-            })
-            .collect();
+        // Polled together in this task (the sync future is not `Send` for every lifetime, so it
+        // cannot be spawned); each run's fetching and decoding run in tasks of their own.
+        let outcomes =
+            futures::future::join_all(runs.iter().map(|(pool, req, source)| async move {
+                let t = Instant::now();
+                let outcome = run_sync(pool, req, source).await;
+                (t.elapsed().as_secs_f64(), outcome)
+            }))
+            .await;
+        for (pool, _, _) in &runs {
+            pool.close().await;
+        }
         let mut run_seconds = Vec::new();
         let mut failed = 0;
-        for task in tasks {
-            let (secs, outcome) = task.await.context("a sync task panicked")?;
+        for (secs, outcome) in outcomes {
             match outcome {
                 Ok(run) if run.result == RunResult::Succeeded => {}
                 Ok(run) => {
