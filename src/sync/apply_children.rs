@@ -124,7 +124,6 @@ pub async fn upsert(conn: &mut PgConnection, s: &ApplySettings) -> Result<Entity
         "creating children",
     )
     .await?;
-    super::apply::analyze_staging_if_grown(conn, "stg_children", created).await?;
     let live_staged = u64::try_from(live_staged).unwrap_or(0);
     Ok(EntityCounts {
         created,

@@ -181,10 +181,6 @@ pub async fn resolve(
         .execute(&mut *conn)
         .await
         .map_err(SyncError::db("matching children by Clever id"))?;
-    sqlx::query("CREATE INDEX ON stg_children (child_id)")
-        .execute(&mut *conn)
-        .await
-        .map_err(SyncError::db("indexing staged children"))?;
     let mut passes = Vec::new();
     if auto_carryover {
         passes.extend([
@@ -211,11 +207,6 @@ pub async fn resolve(
         .execute(&mut *conn)
         .await
         .map_err(SyncError::db("recording matching problems"))?;
-    // Planning filled child_id and match_kind: refresh the planner's view before apply joins on them.
-    sqlx::query("ANALYZE stg_children")
-        .execute(&mut *conn)
-        .await
-        .map_err(SyncError::db("analyzing staged children"))?;
     Ok(())
 }
 

@@ -1,6 +1,5 @@
 //! Staging: TEMP tables on the sync's own connection, bulk-loaded with `COPY ... FROM STDIN` (text
-//! format) in batches while Clever pages stream in, indexed once loaded. Nothing here touches the
-//! roster tables.
+//! format) in batches while Clever pages stream in. Nothing here touches the roster tables.
 use sqlx::PgConnection;
 
 use super::SyncError;
@@ -24,15 +23,6 @@ CREATE TEMP TABLE stg_children (clever_id text, sis_id text, first_name text, la
 CREATE TEMP TABLE stg_educators (clever_id text, school_clever_id text, sis_id text, first_name text,
     last_name text, email text, title text);
 CREATE TEMP TABLE stg_problems (id bigserial, record_kind text, clever_id text, code text, message text);
-";
-
-const INDEX: &str = "
-CREATE UNIQUE INDEX ON stg_schools (clever_id);
-CREATE UNIQUE INDEX ON stg_classrooms (clever_id);
-CREATE INDEX ON stg_section_students (student_id);
-CREATE UNIQUE INDEX ON stg_children (clever_id);
-CREATE UNIQUE INDEX ON stg_educators (clever_id);
-ANALYZE stg_schools, stg_classrooms, stg_section_students, stg_children, stg_educators;
 ";
 
 /// Creates (or recreates) the empty staging tables on `conn`.
@@ -194,8 +184,6 @@ pub struct StagedTotals {
     pub problems: u64,
     /// Time spent sending COPY batches into staging (overlapped with fetching otherwise).
     pub copy_time: std::time::Duration,
-    /// Time spent indexing the loaded staging tables.
-    pub index_time: std::time::Duration,
 }
 
 impl<'c> Stager<'c> {
@@ -337,7 +325,9 @@ impl<'c> Stager<'c> {
         self.problems.maybe_flush(self.conn).await
     }
 
-    /// Flushes every buffer, indexes and analyzes the staging tables.
+    /// Flushes every buffer. The staging tables get no index and no ANALYZE: every statement on them
+    /// reads or joins them whole (hash joins), and the planner sizes a never-analyzed table from its
+    /// pages; an index or ANALYZE would cost more than it saves (docs/performance.md).
     pub async fn finish(mut self) -> Result<StagedTotals, SyncError> {
         for buf in [
             &mut self.schools,
@@ -349,12 +339,6 @@ impl<'c> Stager<'c> {
         ] {
             buf.flush(self.conn).await?;
         }
-        let indexing = std::time::Instant::now();
-        sqlx::raw_sql(INDEX)
-            .execute(&mut *self.conn)
-            .await
-            .map_err(SyncError::db("indexing the staging tables"))?;
-        let index_time = indexing.elapsed();
         Ok(StagedTotals {
             copy_time: [
                 &self.schools,
@@ -367,7 +351,6 @@ impl<'c> Stager<'c> {
             .iter()
             .map(|b| b.copy_time)
             .sum(),
-            index_time,
             schools: self.schools.rows,
             classrooms: self.classrooms.rows,
             enrollments: self.section_students.rows,

@@ -72,7 +72,7 @@ impl SyncBenchReport {
         ));
         let floor_full = f.fetch_seconds + f.decode_seconds + self.copy_floor.seconds;
         let floor_re = f.fetch_seconds + f.decode_seconds;
-        let rows: [(&str, String, String); 14] = [
+        let rows: [(&str, String, String); 12] = [
             ("floor: fetch", fmt(f.fetch_seconds), fmt(f.fetch_seconds)),
             (
                 "floor: decode",
