@@ -92,16 +92,6 @@ impl SyncBenchReport {
                 ms(&self.resync_phases, "stageCopyMs"),
             ),
             (
-                "  of which staging indexes",
-                ms(&self.full_sync_phases, "stageIndexMs"),
-                ms(&self.resync_phases, "stageIndexMs"),
-            ),
-            (
-                "sync: roster statistics",
-                ms(&self.full_sync_phases, "statsMs"),
-                ms(&self.resync_phases, "statsMs"),
-            ),
-            (
                 "sync: resolve",
                 ms(&self.full_sync_phases, "resolveMs"),
                 ms(&self.resync_phases, "resolveMs"),
