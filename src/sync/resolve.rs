@@ -181,6 +181,14 @@ pub async fn resolve(
         .execute(&mut *conn)
         .await
         .map_err(SyncError::db("matching children by Clever id"))?;
+    // The one staging index: the removal statements probe staged children by child_id from the
+    // roster side, and without it a plan that misjudges the roster table (a first sync into a
+    // fresh database) turns the anti-join into a nested loop over the whole staging table
+    // (155 s at 100k students, measured).
+    sqlx::query("CREATE INDEX ON stg_children (child_id)")
+        .execute(&mut *conn)
+        .await
+        .map_err(SyncError::db("indexing staged children"))?;
     let mut passes = Vec::new();
     if auto_carryover {
         passes.extend([
