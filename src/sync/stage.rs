@@ -25,6 +25,17 @@ CREATE TEMP TABLE stg_educators (clever_id text, school_clever_id text, sis_id t
 CREATE TEMP TABLE stg_problems (id bigserial, record_kind text, clever_id text, code text, message text);
 ";
 
+/// The staging indexes, built once loaded: the statements that probe a staging table by Clever id
+/// from the roster side (the stale-record counts and removals) need them whenever the planner
+/// misjudges the roster table. No ANALYZE: the planner sizes a never-analyzed table from its
+/// pages, which is all the hash joins on staging need (docs/performance.md).
+const INDEX: &str = "
+CREATE UNIQUE INDEX ON stg_schools (clever_id);
+CREATE UNIQUE INDEX ON stg_classrooms (clever_id);
+CREATE UNIQUE INDEX ON stg_children (clever_id);
+CREATE UNIQUE INDEX ON stg_educators (clever_id);
+";
+
 /// Creates (or recreates) the empty staging tables on `conn`.
 pub async fn create_tables(conn: &mut PgConnection) -> Result<(), SyncError> {
     sqlx::raw_sql(CREATE)
@@ -339,6 +350,10 @@ impl<'c> Stager<'c> {
         ] {
             buf.flush(self.conn).await?;
         }
+        sqlx::raw_sql(INDEX)
+            .execute(&mut *self.conn)
+            .await
+            .map_err(SyncError::db("indexing the staging tables"))?;
         Ok(StagedTotals {
             copy_time: [
                 &self.schools,
