@@ -348,7 +348,7 @@ async fn sample_locks(
         tokio::time::sleep(Duration::from_millis(50).saturating_sub(now.elapsed())).await;
     }
     let mut what: Vec<(String, u64)> = what.into_iter().collect();
-    what.sort_by(|a, b| b.1.cmp(&a.1));
+    what.sort_by_key(|w| std::cmp::Reverse(w.1));
     waits.what = what;
     Ok(waits)
 }

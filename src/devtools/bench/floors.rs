@@ -53,7 +53,7 @@ pub async fn fetch_decode(
                 "a floor request answered {}",
                 resp.status()
             );
-            Ok::<_, anyhow::Error>(resp.bytes().await.context("reading a floor body")?)
+            resp.bytes().await.context("reading a floor body")
         }
     };
     let t = Instant::now();
