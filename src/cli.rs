@@ -71,6 +71,8 @@ pub enum BenchCommand {
     /// Many districts on one controller: RSS, CPU, API traffic, reconcile latency at rest, a
     /// restart, and slot accuracy (docs/performance-controller.md).
     Scale(crate::devtools::bench::scale::ScaleBenchArgs),
+    /// K districts syncing at once into one database, with lock waits sampled.
+    Concurrent(crate::devtools::bench::concurrent::ConcurrentBenchArgs),
 }
 
 /// Arguments of `rostersync crds`.
@@ -132,6 +134,9 @@ pub fn main() -> ExitCode {
             Command::CleverEmulator(args) => crate::devtools::emulator::cli::run(*args).await,
             Command::Bench(BenchCommand::Clever(args)) => {
                 crate::devtools::bench::clever::run(args).await
+            }
+            Command::Bench(BenchCommand::Concurrent(args)) => {
+                crate::devtools::bench::concurrent::run(args).await
             }
             Command::Bench(BenchCommand::Sync(args)) => {
                 crate::devtools::bench::sync::run(args).await

@@ -296,25 +296,6 @@ async fn removal(
     Ok(0)
 }
 
-/// After a bulk insert into a staging table (TEMP, private to the run's session), refresh its
-/// statistics inside the transaction: otherwise the planner still believes the table is (nearly)
-/// empty and picks nested loops over it for the statements that follow. Shared roster tables are
-/// analyzed after the commit instead (`engine::refresh_statistics`): an ANALYZE here would hold
-/// their statistics lock until the commit, and every other district's run waits behind it.
-pub(super) async fn analyze_staging_if_grown(
-    conn: &mut PgConnection,
-    staging: &str,
-    inserted: u64,
-) -> Result<(), SyncError> {
-    if inserted >= 1000 && staging.starts_with("stg_") {
-        sqlx::query(&format!("ANALYZE {staging}"))
-            .execute(&mut *conn)
-            .await
-            .map_err(SyncError::db("analyzing a grown staging table"))?;
-    }
-    Ok(())
-}
-
 /// Educators of the product matched to roster teachers (`resolve::match_educators`) take their
 /// Clever id; the upsert then updates them from the roster like any current record.
 async fn link_matched_educators(

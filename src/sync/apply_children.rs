@@ -124,7 +124,13 @@ pub async fn upsert(conn: &mut PgConnection, s: &ApplySettings) -> Result<Entity
         "creating children",
     )
     .await?;
-    super::apply::analyze_staging_if_grown(conn, "stg_children", created).await?;
+    // The new children's ids are in staging now: the removal statements join on them.
+    if created >= 1000 {
+        sqlx::query("ANALYZE stg_children")
+            .execute(&mut *conn)
+            .await
+            .map_err(SyncError::db("analyzing staged children"))?;
+    }
     let live_staged = u64::try_from(live_staged).unwrap_or(0);
     Ok(EntityCounts {
         created,

@@ -372,9 +372,9 @@ async fn run_recorded(
     let fetched = started.elapsed();
     tracing::info!(?totals, "roster staged");
 
-    // Fresh statistics for the roster tables (a previous run may have just filled them), taken
-    // outside the transaction so its lock is not held until commit.
-    refresh_statistics(conn, &ROSTER_TABLES).await?;
+    // No ANALYZE of the shared roster tables here: autovacuum keeps their statistics, and every
+    // statement of a run reads one connection's rows through the (connection, ...) indexes; a
+    // first sync's grown tables are analyzed after its commit (below).
     let mut tx = Connection::begin(&mut *conn)
         .await
         .map_err(SyncError::db("starting the transaction"))?;
@@ -475,11 +475,18 @@ async fn run_recorded(
         (None, false) => (RunResult::Succeeded, "Synced", counts.describe()),
     };
     let total = started.elapsed();
+    let ms = |d: Duration| d.as_millis() as u64;
+    // Phases (ms): fetchMs is the whole staging phase (fetching, decoding and COPY into staging,
+    // overlapped; stageCopyMs is its database part), resolveMs the planning on staging, applyMs
+    // the writes,
+    // recordMs the problems and the outcome row up to (not including) the COMMIT.
     let timings = serde_json::json!({
-        "fetchMs": fetched.as_millis() as u64,
-        "resolveMs": (resolved - fetched).as_millis() as u64,
-        "applyMs": (applied - resolved).as_millis() as u64,
-        "totalMs": total.as_millis() as u64,
+        "fetchMs": ms(fetched),
+        "stageCopyMs": ms(totals.copy_time),
+        "resolveMs": ms(resolved - fetched),
+        "applyMs": ms(applied - resolved),
+        "recordMs": ms(total - applied),
+        "totalMs": ms(total),
     });
     let finish = Finish {
         result,
@@ -505,10 +512,12 @@ async fn run_recorded(
     }
     // The outcome commits with the roster: a COMMIT whose acknowledgement is lost is resolved
     // by reading the row back (Run::conclude).
+    let committing = Instant::now();
     tx.commit()
         .await
         .map_err(SyncError::db("committing the run"))?;
-    tracing::info!(run_id = %req.run_id, result = result.as_str(), "sync finished: {message}");
+    let commit_ms = committing.elapsed().as_millis() as u64;
+    tracing::info!(run_id = %req.run_id, result = result.as_str(), commit_ms, "sync finished: {message}");
     // Tables a bulk insert grew (a first sync) get fresh statistics now, after the commit: an
     // ANALYZE in the transaction would hold their statistics lock, which every other district's
     // run needs, until the commit.
@@ -519,7 +528,11 @@ async fn run_recorded(
             .filter(|(_, c)| c.created >= GROWN_ROWS)
             .map(|(entity, _)| entity)
             .collect();
+        let analyzing = Instant::now();
         refresh_statistics(conn, &grown).await?;
+        if !grown.is_empty() {
+            tracing::info!(run_id = %req.run_id, tables = %grown.join(", "), analyze_ms = analyzing.elapsed().as_millis() as u64, "statistics of grown roster tables refreshed");
+        }
     }
     Ok(())
 }

@@ -181,6 +181,10 @@ pub async fn resolve(
         .execute(&mut *conn)
         .await
         .map_err(SyncError::db("matching children by Clever id"))?;
+    // The one staging index: the removal statements probe staged children by child_id from the
+    // roster side, and without it a plan that misjudges the roster table (a first sync into a
+    // fresh database) turns the anti-join into a nested loop over the whole staging table
+    // (155 s at 100k students, measured).
     sqlx::query("CREATE INDEX ON stg_children (child_id)")
         .execute(&mut *conn)
         .await
@@ -211,7 +215,9 @@ pub async fn resolve(
         .execute(&mut *conn)
         .await
         .map_err(SyncError::db("recording matching problems"))?;
-    // Planning filled child_id and match_kind: refresh the planner's view before apply joins on them.
+    // Planning filled child_id and match_kind: refresh the planner's view before apply joins on
+    // them. Without it, the first sync of 1M students ran the stale-children count as a nested
+    // loop over staging for more than 7 minutes (measured); at 100k it happened not to.
     sqlx::query("ANALYZE stg_children")
         .execute(&mut *conn)
         .await

@@ -1,6 +1,5 @@
 //! Staging: TEMP tables on the sync's own connection, bulk-loaded with `COPY ... FROM STDIN` (text
-//! format) in batches while Clever pages stream in, indexed once loaded. Nothing here touches the
-//! roster tables.
+//! format) in batches while Clever pages stream in. Nothing here touches the roster tables.
 use sqlx::PgConnection;
 
 use super::SyncError;
@@ -26,13 +25,15 @@ CREATE TEMP TABLE stg_educators (clever_id text, school_clever_id text, sis_id t
 CREATE TEMP TABLE stg_problems (id bigserial, record_kind text, clever_id text, code text, message text);
 ";
 
+/// The staging indexes, built once loaded: the statements that probe a staging table by Clever id
+/// from the roster side (the stale-record counts and removals) need them whenever the planner
+/// misjudges the roster table. No ANALYZE: the planner sizes a never-analyzed table from its
+/// pages, which is all the hash joins on staging need (docs/performance.md).
 const INDEX: &str = "
 CREATE UNIQUE INDEX ON stg_schools (clever_id);
 CREATE UNIQUE INDEX ON stg_classrooms (clever_id);
-CREATE INDEX ON stg_section_students (student_id);
 CREATE UNIQUE INDEX ON stg_children (clever_id);
 CREATE UNIQUE INDEX ON stg_educators (clever_id);
-ANALYZE stg_schools, stg_classrooms, stg_section_students, stg_children, stg_educators;
 ";
 
 /// Creates (or recreates) the empty staging tables on `conn`.
@@ -49,6 +50,8 @@ struct CopyBuffer {
     statement: &'static str,
     buf: Vec<u8>,
     rows: u64,
+    /// Time spent in COPY round trips.
+    copy_time: std::time::Duration,
 }
 
 impl CopyBuffer {
@@ -57,6 +60,7 @@ impl CopyBuffer {
             statement,
             buf: Vec::with_capacity(FLUSH_BYTES + 4096),
             rows: 0,
+            copy_time: std::time::Duration::ZERO,
         }
     }
 
@@ -64,6 +68,7 @@ impl CopyBuffer {
         if self.buf.is_empty() {
             return Ok(());
         }
+        let started = std::time::Instant::now();
         let mut copy = conn
             .copy_in_raw(self.statement)
             .await
@@ -75,6 +80,7 @@ impl CopyBuffer {
             .await
             .map_err(SyncError::db("finishing a COPY into staging"))?;
         self.buf.clear();
+        self.copy_time += started.elapsed();
         Ok(())
     }
 
@@ -187,6 +193,8 @@ pub struct StagedTotals {
     pub children: u64,
     pub educators: u64,
     pub problems: u64,
+    /// Time spent sending COPY batches into staging (overlapped with fetching otherwise).
+    pub copy_time: std::time::Duration,
 }
 
 impl<'c> Stager<'c> {
@@ -328,7 +336,9 @@ impl<'c> Stager<'c> {
         self.problems.maybe_flush(self.conn).await
     }
 
-    /// Flushes every buffer, indexes and analyzes the staging tables.
+    /// Flushes every buffer. The staging tables get no index and no ANALYZE: every statement on them
+    /// reads or joins them whole (hash joins), and the planner sizes a never-analyzed table from its
+    /// pages; an index or ANALYZE would cost more than it saves (docs/performance.md).
     pub async fn finish(mut self) -> Result<StagedTotals, SyncError> {
         for buf in [
             &mut self.schools,
@@ -345,6 +355,17 @@ impl<'c> Stager<'c> {
             .await
             .map_err(SyncError::db("indexing the staging tables"))?;
         Ok(StagedTotals {
+            copy_time: [
+                &self.schools,
+                &self.classrooms,
+                &self.section_students,
+                &self.children,
+                &self.educators,
+                &self.problems,
+            ]
+            .iter()
+            .map(|b| b.copy_time)
+            .sum(),
             schools: self.schools.rows,
             classrooms: self.classrooms.rows,
             enrollments: self.section_students.rows,

@@ -1,12 +1,12 @@
 //! `rostersync bench sync`: the emulator as a child process (so this process's peak RSS is the
-//! sync's alone), a full sync into a fresh database, then a no-op resync; prints JSON figures.
+//! sync's alone), a full sync into a fresh database, then a no-op resync, then the floors
+//! ([`super::floors`]) on the same emulator and server; prints a table (stderr) and JSON (stdout).
 use std::process::Stdio;
 use std::time::Instant;
 
 use anyhow::Context as _;
 use serde::Serialize;
 use sqlx::postgres::PgConnectOptions;
-use sqlx::{ConnectOptions, Connection};
 use tokio::io::AsyncBufReadExt;
 
 use crate::api::{JourneyPolicySpec, RosterConnectionSpec, RunResult, Trigger};
@@ -35,8 +35,106 @@ pub struct SyncBenchReport {
     pub children_synced: u64,
     pub full_sync_seconds: f64,
     pub resync_seconds: f64,
+    /// Peak RSS of this process after the two syncs (before the floors are measured).
     pub peak_rss_mb: f64,
     pub rows_written_per_sec: f64,
+    /// The engine's phases (ms, `sync_runs.timings`) of the first sync and of the resync.
+    pub full_sync_phases: serde_json::Value,
+    pub resync_phases: serde_json::Value,
+    pub fetch_decode_floor: super::floors::FetchDecodeFloor,
+    pub copy_floor: super::floors::CopyFloor,
+    /// first sync / (fetch + decode + COPY floors)
+    pub full_sync_ratio: f64,
+    /// resync / (fetch + decode floors)
+    pub resync_ratio: f64,
+}
+
+impl SyncBenchReport {
+    /// The figures as a readable table (printed to stderr; stdout has the JSON).
+    pub fn table(&self) -> String {
+        let f = &self.fetch_decode_floor;
+        let ms = |v: &serde_json::Value, k: &str| {
+            v.get(k)
+                .and_then(serde_json::Value::as_u64)
+                .map_or("-".to_string(), |n| format!("{:.2}", n as f64 / 1000.0))
+        };
+        let mut out = format!(
+            "sync bench: {} students, {} children synced, {} pages, {:.1} MB fetched, {} rows COPYed\n",
+            self.students,
+            self.children_synced,
+            f.pages,
+            f.bytes as f64 / 1e6,
+            self.copy_floor.rows
+        );
+        out.push_str(&format!(
+            "{:<34}{:>10}{:>10}\n",
+            "seconds", "first", "resync"
+        ));
+        let floor_full = f.fetch_seconds + f.decode_seconds + self.copy_floor.seconds;
+        let floor_re = f.fetch_seconds + f.decode_seconds;
+        let rows: [(&str, String, String); 12] = [
+            ("floor: fetch", fmt(f.fetch_seconds), fmt(f.fetch_seconds)),
+            (
+                "floor: decode",
+                fmt(f.decode_seconds),
+                fmt(f.decode_seconds),
+            ),
+            ("floor: COPY", fmt(self.copy_floor.seconds), "-".into()),
+            ("floor: total", fmt(floor_full), fmt(floor_re)),
+            (
+                "sync: fetch+stage (fetchMs)",
+                ms(&self.full_sync_phases, "fetchMs"),
+                ms(&self.resync_phases, "fetchMs"),
+            ),
+            (
+                "  of which COPY to staging",
+                ms(&self.full_sync_phases, "stageCopyMs"),
+                ms(&self.resync_phases, "stageCopyMs"),
+            ),
+            (
+                "sync: resolve",
+                ms(&self.full_sync_phases, "resolveMs"),
+                ms(&self.resync_phases, "resolveMs"),
+            ),
+            (
+                "sync: apply",
+                ms(&self.full_sync_phases, "applyMs"),
+                ms(&self.resync_phases, "applyMs"),
+            ),
+            (
+                "sync: record",
+                ms(&self.full_sync_phases, "recordMs"),
+                ms(&self.resync_phases, "recordMs"),
+            ),
+            (
+                "sync: total in the run",
+                ms(&self.full_sync_phases, "totalMs"),
+                ms(&self.resync_phases, "totalMs"),
+            ),
+            (
+                "sync: wall (with commit, ANALYZE)",
+                fmt(self.full_sync_seconds),
+                fmt(self.resync_seconds),
+            ),
+            (
+                "ratio to the floor",
+                format!("{:.2}x", self.full_sync_ratio),
+                format!("{:.2}x", self.resync_ratio),
+            ),
+        ];
+        for (name, a, b) in rows {
+            out.push_str(&format!("{name:<34}{a:>10}{b:>10}\n"));
+        }
+        out.push_str(&format!(
+            "peak RSS of the sync process: {:.0} MB\n",
+            self.peak_rss_mb
+        ));
+        out
+    }
+}
+
+fn fmt(x: f64) -> String {
+    format!("{x:.2}")
 }
 
 /// Peak resident set size of this process (VmHWM), in MiB.
@@ -66,6 +164,24 @@ pub async fn run(args: SyncBenchArgs) -> anyhow::Result<u8> {
     let base_url = url::Url::parse(line.trim()).context("the emulator printed no URL")?;
 
     let admin: PgConnectOptions = args.database_url.parse().context("invalid database URL")?;
+    let (admin_pool, name) = fresh_database(&args.database_url).await?;
+    let result = bench(&args, &admin.clone().database(&name), base_url).await;
+    if !args.keep_database {
+        drop_database(&admin_pool, &name).await;
+    }
+    admin_pool.close().await;
+    child.start_kill().ok();
+    child.wait().await.ok();
+    let report = result?;
+    eprint!("{}", report.table());
+    println!("{}", serde_json::to_string(&report)?);
+    Ok(0)
+}
+
+/// Creates a fresh database `rs_bench_<random>` on the server of `url`; returns a pool on `url`
+/// (to drop it afterwards) and its name.
+pub async fn fresh_database(url: &str) -> anyhow::Result<(sqlx::PgPool, String)> {
+    let admin: PgConnectOptions = url.parse().context("invalid database URL")?;
     let name = format!(
         "rs_bench_{}",
         crate::sync::cli::new_run_id("x")
@@ -73,27 +189,24 @@ pub async fn run(args: SyncBenchArgs) -> anyhow::Result<u8> {
             .next()
             .unwrap_or("0")
     );
-    let mut conn = admin
-        .connect()
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(1)
+        .connect_with(admin)
         .await
         .context("cannot connect to Postgres")?;
     sqlx::query(&format!("CREATE DATABASE {name}"))
-        .execute(&mut conn)
+        .execute(&pool)
         .await
         .context("cannot create the bench database")?;
-    let result = bench(&args, &admin.clone().database(&name), base_url).await;
-    if !args.keep_database {
-        sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-            .execute(&mut conn)
-            .await
-            .ok();
-    }
-    conn.close().await.ok();
-    child.start_kill().ok();
-    child.wait().await.ok();
-    let report = result?;
-    println!("{}", serde_json::to_string(&report)?);
-    Ok(0)
+    Ok((pool, name))
+}
+
+/// Drops a database [`fresh_database`] made (best effort).
+pub async fn drop_database(admin: &sqlx::PgPool, name: &str) {
+    sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        .execute(admin)
+        .await
+        .ok();
 }
 
 async fn bench(
@@ -115,7 +228,7 @@ async fn bench(
         serde_json::json!({"licensedProducts": ["Readiness"], "newChildJourney": "Readiness"}),
     )?;
     let source = CleverSource::new(
-        base_url,
+        base_url.clone(),
         crate::clever::CleverCredentials::Token(crate::clever::Token::new(
             crate::devtools::emulator::DEFAULT_TOKEN,
         )),
@@ -155,14 +268,33 @@ async fn bench(
         .iter()
         .map(|(_, c)| c.changes())
         .sum();
+    // The sync's own peak, before the floors below (which hold whole pages) can raise it.
+    let peak_rss = peak_rss_mb().unwrap_or(0.0);
+    let fetch_decode = super::floors::fetch_decode(
+        &base_url,
+        crate::devtools::emulator::DEFAULT_TOKEN,
+        crate::devtools::emulator::DEFAULT_DISTRICT_ID,
+    )
+    .await?;
+    let mut conn = pool.acquire().await?;
+    let copy = super::floors::copy(&mut conn, connection.as_str(), &full.run_id).await?;
+    drop(conn);
     pool.close().await;
+    let floor_re = fetch_decode.fetch_seconds + fetch_decode.decode_seconds;
+    let floor_full = floor_re + copy.seconds;
     Ok(SyncBenchReport {
         students: args.students,
         children_synced: full.counts.children.created,
         full_sync_seconds: round(full_secs),
         resync_seconds: round(resync_secs),
-        peak_rss_mb: round(peak_rss_mb().unwrap_or(0.0)),
+        peak_rss_mb: round(peak_rss),
         rows_written_per_sec: (written as f64 / full_secs).round(),
+        full_sync_phases: full.timings.clone(),
+        resync_phases: again.timings.clone(),
+        fetch_decode_floor: fetch_decode,
+        copy_floor: copy,
+        full_sync_ratio: round(full_secs / floor_full),
+        resync_ratio: round(resync_secs / floor_re),
     })
 }
 

@@ -1,0 +1,188 @@
+//! The floors a sync is measured against, on the same emulator and database server as the sync:
+//! fetching every page the sync needs with a plain HTTP client (bodies discarded), decoding those
+//! bodies, and COPYing the rows the sync wrote into equivalently indexed tables.
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use serde::Serialize;
+use sqlx::PgConnection;
+
+use crate::clever::{School, Section, User, decode_page, next_link};
+
+/// Fetching and decoding every page of the lists a sync reads.
+#[derive(Clone, Copy, Debug, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FetchDecodeFloor {
+    /// Wall time of the requests, bodies read in full and discarded (one request at a time).
+    pub fetch_seconds: f64,
+    /// Time to parse the bodies into the client's models (serde_json; no SIMD JSON parser is in
+    /// the package lists this project may use).
+    pub decode_seconds: f64,
+    pub pages: u64,
+    pub bytes: u64,
+    pub records: u64,
+}
+
+/// The lists a sync reads (`CleverSource::stage`): schools, sections, students, teachers.
+const LISTS: [(&str, &str); 4] = [
+    ("/v3.0/schools", ""),
+    ("/v3.0/sections", ""),
+    ("/v3.0/users", "role=student&"),
+    ("/v3.0/users", "role=teacher&"),
+];
+
+/// Fetches every page of the sync's lists (and the district), one request at a time with a plain
+/// reqwest client; each body is parsed after its request is timed, to find the next page.
+pub async fn fetch_decode(
+    base_url: &url::Url,
+    token: &str,
+    district_id: &str,
+) -> anyhow::Result<FetchDecodeFloor> {
+    let http = reqwest::Client::builder()
+        .build()
+        .context("cannot build an HTTP client")?;
+    let base = base_url.as_str().trim_end_matches('/').to_string();
+    let mut floor = FetchDecodeFloor::default();
+    let (mut fetch, mut decode) = (Duration::ZERO, Duration::ZERO);
+    let get = |uri: String| {
+        let req = http.get(format!("{base}{uri}")).bearer_auth(token);
+        async move {
+            let resp = req.send().await.context("a floor request failed")?;
+            anyhow::ensure!(
+                resp.status().is_success(),
+                "a floor request answered {}",
+                resp.status()
+            );
+            resp.bytes().await.context("reading a floor body")
+        }
+    };
+    let t = Instant::now();
+    let body = get(format!("/v3.0/districts/{district_id}")).await?;
+    fetch += t.elapsed();
+    floor.pages += 1;
+    floor.bytes += body.len() as u64;
+    for (path, role) in LISTS {
+        let mut next = Some(format!("{path}?{role}limit=10000"));
+        while let Some(uri) = next.take() {
+            let t = Instant::now();
+            let body = get(uri).await?;
+            fetch += t.elapsed();
+            floor.pages += 1;
+            floor.bytes += body.len() as u64;
+            let t = Instant::now();
+            let (records, link) = match path {
+                "/v3.0/schools" => {
+                    let page = decode_page::<School>(&body)?;
+                    (
+                        page.records.len(),
+                        next_link(&page.links).map(str::to_owned),
+                    )
+                }
+                "/v3.0/sections" => {
+                    let page = decode_page::<Section>(&body)?;
+                    (
+                        page.records.len(),
+                        next_link(&page.links).map(str::to_owned),
+                    )
+                }
+                _ => {
+                    let page = decode_page::<User>(&body)?;
+                    (
+                        page.records.len(),
+                        next_link(&page.links).map(str::to_owned),
+                    )
+                }
+            };
+            decode += t.elapsed();
+            drop(body);
+            floor.records += records as u64;
+            next = link.filter(|_| records > 0);
+        }
+    }
+    floor.fetch_seconds = fetch.as_secs_f64();
+    floor.decode_seconds = decode.as_secs_f64();
+    Ok(floor)
+}
+
+/// COPYing the rows a sync wrote.
+#[derive(Clone, Copy, Debug, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CopyFloor {
+    pub seconds: f64,
+    pub rows: u64,
+    pub bytes: u64,
+}
+
+/// The tables a sync writes, and how to select one connection's (one run's) rows of each.
+const WRITTEN: [(&str, &str); 6] = [
+    ("schools", "connection = $1"),
+    ("classrooms", "connection = $1"),
+    ("educators", "connection = $1"),
+    ("children", "connection = $1"),
+    ("enrollments", "connection = $1"),
+    ("sync_problems", "run_id = $2"),
+];
+
+/// COPYs the rows `connection`'s run `run_id` wrote (read back in COPY text format beforehand)
+/// into copies of the tables in a scratch schema, with the same indexes and constraints (foreign
+/// keys excepted), in one transaction that is committed; the schema is dropped afterwards.
+pub async fn copy(
+    conn: &mut PgConnection,
+    connection: &str,
+    run_id: &str,
+) -> anyhow::Result<CopyFloor> {
+    sqlx::raw_sql("DROP SCHEMA IF EXISTS rs_floor CASCADE; CREATE SCHEMA rs_floor")
+        .execute(&mut *conn)
+        .await
+        .context("creating the scratch schema")?;
+    let mut data = Vec::new();
+    for (table, filter) in WRITTEN {
+        sqlx::query(&format!(
+            "CREATE TABLE rs_floor.{table} (LIKE public.{table} INCLUDING ALL)"
+        ))
+        .execute(&mut *conn)
+        .await
+        .with_context(|| format!("creating rs_floor.{table}"))?;
+        // COPY (query) cannot take parameters: the values are inlined as literals.
+        let filter = filter
+            .replace("$1", &quote_literal(connection))
+            .replace("$2", &quote_literal(run_id));
+        let mut out = conn
+            .copy_out_raw(&format!(
+                "COPY (SELECT * FROM public.{table} WHERE {filter}) TO STDOUT"
+            ))
+            .await
+            .with_context(|| format!("reading {table}"))?;
+        let mut bytes = Vec::new();
+        use futures::TryStreamExt as _;
+        while let Some(chunk) = out.try_next().await? {
+            bytes.extend_from_slice(&chunk);
+        }
+        data.push((table, bytes));
+    }
+    let mut floor = CopyFloor::default();
+    let t = Instant::now();
+    sqlx::query("BEGIN").execute(&mut *conn).await?;
+    for (table, bytes) in &data {
+        let mut copy = conn
+            .copy_in_raw(&format!("COPY rs_floor.{table} FROM STDIN"))
+            .await
+            .with_context(|| format!("COPY into rs_floor.{table}"))?;
+        for chunk in bytes.chunks(1 << 20) {
+            copy.send(chunk).await?;
+        }
+        floor.rows += copy.finish().await?;
+        floor.bytes += bytes.len() as u64;
+    }
+    sqlx::query("COMMIT").execute(&mut *conn).await?;
+    floor.seconds = t.elapsed().as_secs_f64();
+    sqlx::raw_sql("DROP SCHEMA rs_floor CASCADE")
+        .execute(&mut *conn)
+        .await
+        .context("dropping the scratch schema")?;
+    Ok(floor)
+}
+
+fn quote_literal(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
+}
