@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# A benchmark: many districts on one controller (docs/performance-controller.md). Builds the release
+# A benchmark: many districts on one controller (docs/performance.md). Builds the release
 # binary, starts Postgres and the control plane (hack/pg/up.sh, hack/k8s/up.sh) unless DATABASE_URL
 # and KUBECONFIG are given, and runs `rostersync bench scale` with the arguments given (default: a
 # small run, 20 districts). It prints a readable table (stderr) and JSON (stdout); the servers it

@@ -69,7 +69,7 @@ pub enum BenchCommand {
     /// A full sync into a fresh database and a no-op resync against the emulator.
     Sync(crate::devtools::bench::sync::SyncBenchArgs),
     /// Many districts on one controller: RSS, CPU, API traffic, reconcile latency at rest, a
-    /// restart, and slot accuracy (docs/performance-controller.md).
+    /// restart, and slot accuracy (docs/performance.md).
     Scale(crate::devtools::bench::scale::ScaleBenchArgs),
     /// K districts syncing at once into one database, with lock waits sampled.
     Concurrent(crate::devtools::bench::concurrent::ConcurrentBenchArgs),

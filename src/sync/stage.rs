@@ -336,9 +336,10 @@ impl<'c> Stager<'c> {
         self.problems.maybe_flush(self.conn).await
     }
 
-    /// Flushes every buffer. The staging tables get no index and no ANALYZE: every statement on them
-    /// reads or joins them whole (hash joins), and the planner sizes a never-analyzed table from its
-    /// pages; an index or ANALYZE would cost more than it saves (docs/performance.md).
+    /// Flushes every buffer, then builds the staging indexes ([`INDEX`]) once, on loaded tables.
+    /// No ANALYZE here: the planner sizes a never-analyzed table from its pages, which is all the
+    /// hash joins on staging need; only `stg_children` is analyzed, after matching filled it in
+    /// (`resolve`; docs/performance.md).
     pub async fn finish(mut self) -> Result<StagedTotals, SyncError> {
         for buf in [
             &mut self.schools,

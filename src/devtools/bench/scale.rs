@@ -859,7 +859,10 @@ impl World {
                 args.verify_jitter_seconds
             ))
             .arg(format!("--clock-offset-seconds={offset}"))
-            .arg(format!("--slot-jitter-seconds={}", args.slot_jitter_seconds))
+            .arg(format!(
+                "--slot-jitter-seconds={}",
+                args.slot_jitter_seconds
+            ))
             .args(&args.controller_args)
             .args(extra)
             .env("DATABASE_URL", &self.db_url)
