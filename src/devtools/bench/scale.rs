@@ -745,9 +745,25 @@ impl World {
     async fn delete_districts(&self) {
         let api = Api::<Namespace>::all(self.client.clone());
         let lp = ListParams::default().labels(&format!("rostersync.io/bench={}", self.prefix));
-        if let Err(err) = api.delete_collection(&Default::default(), &lp).await {
-            eprintln!("bench scale: cannot delete the districts' namespaces: {err}");
-            return;
+        // Namespaces have no deletecollection (405): one DELETE each, a few at a time.
+        let names = match api.list_metadata(&lp).await {
+            Ok(list) => list.items.into_iter().map(|n| n.name_any()).collect::<Vec<_>>(),
+            Err(err) => {
+                eprintln!("bench scale: cannot list the districts' namespaces: {err}");
+                return;
+            }
+        };
+        let failed = futures::stream::iter(names)
+            .map(|name| {
+                let api = api.clone();
+                async move { api.delete(&name, &Default::default()).await.err() }
+            })
+            .buffer_unordered(16)
+            .filter_map(|err| async move { err })
+            .count()
+            .await;
+        if failed > 0 {
+            eprintln!("bench scale: {failed} districts' namespaces could not be deleted");
         }
         // The finalizers go with a controller running; a bounded wait.
         let deadline = Instant::now() + Duration::from_secs(300);
