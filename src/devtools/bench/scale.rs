@@ -747,7 +747,11 @@ impl World {
         let lp = ListParams::default().labels(&format!("rostersync.io/bench={}", self.prefix));
         // Namespaces have no deletecollection (405): one DELETE each, a few at a time.
         let names = match api.list_metadata(&lp).await {
-            Ok(list) => list.items.into_iter().map(|n| n.name_any()).collect::<Vec<_>>(),
+            Ok(list) => list
+                .items
+                .into_iter()
+                .map(|n| n.name_any())
+                .collect::<Vec<_>>(),
             Err(err) => {
                 eprintln!("bench scale: cannot list the districts' namespaces: {err}");
                 return;
