@@ -403,20 +403,8 @@ async fn a_running_run_whose_job_is_gone_is_recorded_failed_and_reported_once() 
 // ------------------------------------------------------------------------------------------------
 // No restart herd
 
-/// The most requests in any 1 s window (sliding, from each request on), of `times` in order.
-fn peak_per_second(times: &[std::time::Instant]) -> usize {
-    let mut sorted = times.to_vec();
-    sorted.sort();
-    let mut peak = 0;
-    let mut start = 0;
-    for end in 0..sorted.len() {
-        while sorted[end].duration_since(sorted[start]) >= Duration::from_secs(1) {
-            start += 1;
-        }
-        peak = peak.max(end - start + 1);
-    }
-    peak
-}
+/// The most requests in any 1 s window (sliding, from each request on): the benchmark's own measure.
+use rostersync::devtools::bench::scale::peak_per_second;
 
 /// The connections' Ready condition (status, reason) and last check time.
 async fn readiness(env: &Env, name: &str) -> Option<(String, String, Option<jiff::Timestamp>)> {
