@@ -66,7 +66,7 @@ pub struct ConcurrentBenchReport {
 
 pub async fn run(args: ConcurrentBenchArgs) -> anyhow::Result<u8> {
     let (admin_pool, name) = super::sync::fresh_database(&args.database_url).await?;
-    let url = database_url(&args.database_url, &name)?;
+    let url = super::database_url(&args.database_url, &name)?;
     let result = bench(&args, &url).await;
     if !args.keep_database {
         super::sync::drop_database(&admin_pool, &name).await;
@@ -80,12 +80,6 @@ pub async fn run(args: ConcurrentBenchArgs) -> anyhow::Result<u8> {
     } else {
         0
     })
-}
-
-fn database_url(owner: &str, database: &str) -> anyhow::Result<String> {
-    let mut url = url::Url::parse(owner).context("the database URL is not a URL")?;
-    url.set_path(&format!("/{database}"));
-    Ok(url.to_string())
 }
 
 fn table(r: &ConcurrentBenchReport) -> String {

@@ -270,7 +270,7 @@ pub async fn run(args: ScaleBenchArgs) -> anyhow::Result<u8> {
         .execute(&mut conn)
         .await
         .context("cannot create the bench database")?;
-    let db_url = with_database(&args.database_url, &db_name)?;
+    let db_url = super::database_url(&args.database_url, &db_name)?;
 
     let mut emu_cfg = EmulatorConfig::generated(7, args.students.max(10));
     // One token for every district here (each has its own, and its own limit, at Clever): the
@@ -403,7 +403,7 @@ async fn rest_phase(
     let mut peak_rss = 0.0f64;
     let end = t + Duration::from_secs(args.rest_seconds);
     while Instant::now() < end {
-        peak_rss = peak_rss.max(rss_mb(pid, "VmRSS:").unwrap_or(0.0));
+        peak_rss = peak_rss.max(super::status_mb(Some(pid), "VmRSS:").unwrap_or(0.0));
         tokio::time::sleep(
             Duration::from_secs(1).min(end.saturating_duration_since(Instant::now())),
         )
@@ -413,8 +413,8 @@ async fn rest_phase(
     let window = t.elapsed().as_secs_f64();
     let cpu1 = cpu_ticks(pid)?;
     let hist1 = controller_metrics(&metrics).await?;
-    let rss = rss_mb(pid, "VmRSS:").unwrap_or(0.0);
-    let hwm = rss_mb(pid, "VmHWM:").unwrap_or(0.0);
+    let rss = super::status_mb(Some(pid), "VmRSS:").unwrap_or(0.0);
+    let hwm = super::status_mb(Some(pid), "VmHWM:").unwrap_or(0.0);
     stop(&mut controller).await;
 
     let tck = clk_tck() as f64;
@@ -510,8 +510,8 @@ async fn restart_phase(
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
-    let rss = rss_mb(pid, "VmRSS:").unwrap_or(0.0);
-    let hwm = rss_mb(pid, "VmHWM:").unwrap_or(0.0);
+    let rss = super::status_mb(Some(pid), "VmRSS:").unwrap_or(0.0);
+    let hwm = super::status_mb(Some(pid), "VmHWM:").unwrap_or(0.0);
     stop(&mut controller).await;
     let lookups: Vec<Instant> = world
         .emulator
@@ -599,7 +599,7 @@ async fn slot_phase(
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
-    let hwm = rss_mb(pid, "VmHWM:").unwrap_or(0.0);
+    let hwm = super::status_mb(Some(pid), "VmHWM:").unwrap_or(0.0);
     stop(&mut controller).await;
     watch.abort();
     let seen = seen.lock().map(|s| s.clone()).unwrap_or_default();
@@ -1013,12 +1013,6 @@ fn readiness(c: &RosterConnection) -> (bool, Option<jiff::Timestamp>) {
     (ready, st.last_check_time.as_ref().map(|t| t.0))
 }
 
-fn with_database(url: &str, db: &str) -> anyhow::Result<String> {
-    let mut u = url::Url::parse(url).context("the database URL is not a URL")?;
-    u.set_path(&format!("/{db}"));
-    Ok(u.to_string())
-}
-
 /// `apiserver_request_total` summed by `VERB resource` (resource requests only: the bench's own
 /// reads of /metrics are not counted).
 async fn api_requests(client: &Client) -> anyhow::Result<HashMap<String, f64>> {
@@ -1227,13 +1221,6 @@ pub fn parse_cpu_ticks(stat: &str) -> Option<(u64, u64)> {
     let stime: u64 = f.get(12)?.parse().ok()?;
     let start: u64 = f.get(19)?.parse().ok()?;
     Some((utime + stime, start))
-}
-
-fn rss_mb(pid: u32, field: &str) -> Option<f64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find(|l| l.starts_with(field))?;
-    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kb / 1024.0)
 }
 
 fn clk_tck() -> u64 {

@@ -137,14 +137,6 @@ fn fmt(x: f64) -> String {
     format!("{x:.2}")
 }
 
-/// Peak resident set size of this process (VmHWM), in MiB.
-pub fn peak_rss_mb() -> Option<f64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kb / 1024.0)
-}
-
 pub async fn run(args: SyncBenchArgs) -> anyhow::Result<u8> {
     let exe = std::env::current_exe().context("cannot find the rostersync executable")?;
     let mut child = tokio::process::Command::new(exe)
@@ -269,7 +261,7 @@ async fn bench(
         .map(|(_, c)| c.changes())
         .sum();
     // The sync's own peak, before the floors below (which hold whole pages) can raise it.
-    let peak_rss = peak_rss_mb().unwrap_or(0.0);
+    let peak_rss = super::status_mb(None, "VmHWM:").unwrap_or(0.0);
     let fetch_decode = super::floors::fetch_decode(
         &base_url,
         crate::devtools::emulator::DEFAULT_TOKEN,
