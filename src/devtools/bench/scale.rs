@@ -44,8 +44,6 @@ use kube::runtime::watcher;
 use kube::{Api, Client, ResourceExt};
 use serde::Serialize;
 use serde_json::json;
-use sqlx::postgres::PgConnectOptions;
-use sqlx::{ConnectOptions, Connection};
 
 use crate::api::{RosterConnection, SyncSchedule};
 use crate::devtools::emulator::{Emulator, EmulatorConfig, EmulatorHandle};
@@ -62,7 +60,7 @@ pub struct ScaleBenchArgs {
     /// Run the slot-accuracy phase at this size (one of --sizes; the last phase: it starts Jobs).
     #[arg(long)]
     pub slot_at: Option<usize>,
-    /// Postgres URL (a server); a fresh database `rs_scale_<random>` is created on it.
+    /// Postgres URL (a server); a fresh database `rs_bench_<random>` is created on it.
     #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
     pub database_url: String,
     /// Length of the at-rest window at each size.
@@ -260,16 +258,7 @@ pub async fn run(args: ScaleBenchArgs) -> anyhow::Result<u8> {
         .collect::<String>();
     let prefix = format!("scale-{suffix}");
     // A fresh database on the given server.
-    let admin: PgConnectOptions = args.database_url.parse().context("invalid database URL")?;
-    let db_name = format!("rs_scale_{}", suffix.replace('-', "_"));
-    let mut conn = admin
-        .connect()
-        .await
-        .context("cannot connect to Postgres")?;
-    sqlx::query(&format!("CREATE DATABASE {db_name}"))
-        .execute(&mut conn)
-        .await
-        .context("cannot create the bench database")?;
+    let (admin, db_name) = super::sync::fresh_database(&args.database_url).await?;
     let db_url = super::database_url(&args.database_url, &db_name)?;
 
     let mut emu_cfg = EmulatorConfig::generated(7, args.students.max(10));
@@ -306,15 +295,12 @@ pub async fn run(args: ScaleBenchArgs) -> anyhow::Result<u8> {
         if let Some(c) = controller.as_mut() {
             stop(c).await;
         }
-        sqlx::query(&format!("DROP DATABASE IF EXISTS {db_name} WITH (FORCE)"))
-            .execute(&mut conn)
-            .await
-            .ok();
+        super::sync::drop_database(&admin, &db_name).await;
         if args.log_dir.is_none() {
             std::fs::remove_dir_all(&world.logs).ok();
         }
     }
-    conn.close().await.ok();
+    admin.close().await;
     let report = result?;
     eprint!("{}", table(&report));
     println!("{}", serde_json::to_string_pretty(&report)?);
