@@ -5,7 +5,7 @@ mod common;
 #[path = "controller/env.rs"]
 mod env;
 
-use env::{Env, TIMEOUT, handled_token};
+use env::{Env, TIMEOUT, handled_token, slot_ahead};
 use rostersync::api::RunResult;
 use serde_json::json;
 
@@ -226,16 +226,6 @@ async fn sync_now_runs_second_is_rejected_and_a_failed_run_makes_it_available_ag
         jobs_before,
         "a rejected request started a Job"
     );
-}
-
-/// The controller's clock is shifted (the hidden test flag; production reads the same clock) so a
-/// weekly slot two days away is `lead` seconds away.
-fn slot_ahead(lead: i64) -> (jiff::Timestamp, String) {
-    let real = jiff::Timestamp::now();
-    let slot_s = (real.as_second() + 2 * 86_400) / 60 * 60;
-    let slot = jiff::Timestamp::from_second(slot_s).expect("slot");
-    let offset = slot_s - real.as_second() - lead;
-    (slot, offset.to_string())
 }
 
 #[tokio::test]

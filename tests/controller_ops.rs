@@ -6,7 +6,7 @@ mod common;
 #[path = "controller/env.rs"]
 mod env;
 
-use env::{Env, TIMEOUT};
+use env::{Env, TIMEOUT, slot_ahead};
 use k8s_openapi::api::core::v1::Pod;
 use kube::Api;
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
@@ -17,16 +17,6 @@ use serde_json::json;
 fn free_port() -> u16 {
     let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
     l.local_addr().expect("local addr").port()
-}
-
-/// The controller's clock is shifted (the hidden test flag) so a weekly slot two days away is
-/// `lead` seconds away (as in controller_e2e.rs).
-fn slot_ahead(lead: i64) -> (jiff::Timestamp, String) {
-    let real = jiff::Timestamp::now();
-    let slot_s = (real.as_second() + 2 * 86_400) / 60 * 60;
-    let slot = jiff::Timestamp::from_second(slot_s).expect("slot");
-    let offset = slot_s - real.as_second() - lead;
-    (slot, offset.to_string())
 }
 
 /// Status code and body of `GET url`, or `None` while nothing answers.

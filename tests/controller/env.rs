@@ -21,6 +21,17 @@ use crate::common::{self, Proc, TestDb};
 
 pub const TIMEOUT: Duration = Duration::from_secs(120);
 
+/// A weekly slot two days away (on a minute) and the `--clock-offset-seconds` value (the hidden
+/// test flag; production reads the same clock) that puts the controller `lead` seconds before it
+/// (a negative `lead`: that long after it).
+pub fn slot_ahead(lead: i64) -> (jiff::Timestamp, String) {
+    let real = jiff::Timestamp::now();
+    let slot_s = (real.as_second() + 2 * 86_400) / 60 * 60;
+    let slot = jiff::Timestamp::from_second(slot_s).expect("slot");
+    let offset = slot_s - real.as_second() - lead;
+    (slot, offset.to_string())
+}
+
 /// The last run in a schedule's status.
 pub fn last_run(s: &SyncSchedule) -> Option<&RunStatus> {
     s.status.as_ref()?.last_run.as_ref()
