@@ -144,12 +144,12 @@ impl RosterSource for CleverSource {
 
         // Schools first (a district has hundreds): ungraded sections are kept by their school's range.
         let mut schools: HashMap<String, clever::School> = HashMap::new();
-        // The lists are fetched concurrently, each a little ahead of staging (memory stays at a
-        // few pages, whatever the district's size); they are consumed in order.
+        // Each list is fetched a little ahead of staging (memory stays at a few pages, whatever
+        // the district's size). Schools and sections start together; students once sections are
+        // staged and teachers once students are (one user list in memory at a time: a decoded
+        // page of 10,000 users is the largest thing a sync holds).
         let mut stream = prefetch(client.schools());
         let mut section_stream = prefetch(client.sections());
-        let mut student_stream = prefetch(client.users(Role::Student));
-        let mut teacher_stream = prefetch(client.users(Role::Teacher));
         while let Some(item) = next(&mut stream).await? {
             match item {
                 Ok(s) => {
@@ -209,6 +209,8 @@ impl RosterSource for CleverSource {
                 .await?;
         }
 
+        drop(section_stream);
+        let mut student_stream = prefetch(client.users(Role::Student));
         while let Some(item) = next(&mut student_stream).await? {
             match item {
                 Ok(user) if students.contains(user.id.as_str()) => {
@@ -225,6 +227,8 @@ impl RosterSource for CleverSource {
         }
         drop(students);
 
+        drop(student_stream);
+        let mut teacher_stream = prefetch(client.users(Role::Teacher));
         let mut found_teachers = 0usize;
         while let Some(item) = next(&mut teacher_stream).await? {
             match item {

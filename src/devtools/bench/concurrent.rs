@@ -32,6 +32,10 @@ pub struct ConcurrentBenchArgs {
     /// Keep the benchmark database (and its district roles) afterwards.
     #[arg(long)]
     pub keep_database: bool,
+    /// At most this many runs at once in each round, the others waiting their turn, as the
+    /// controller's `--max-concurrent-syncs` has them (0: all K at once).
+    #[arg(long, default_value_t = 0)]
+    pub max_in_flight: u32,
 }
 
 /// One round: K districts at once.
@@ -39,9 +43,14 @@ pub struct ConcurrentBenchArgs {
 #[serde(rename_all = "camelCase")]
 pub struct Round {
     pub districts: u32,
+    /// Runs at once (`--max-in-flight`; K when not capped).
+    pub in_flight: u32,
     pub total_seconds: f64,
-    /// Each run's wall time, in the order of the districts.
+    /// Each run's wall time from its start (after its wait for a place), in the order of the
+    /// districts.
     pub run_seconds: Vec<f64>,
+    /// Each run's wait for a place before it started (0 when not capped).
+    pub queued_seconds: Vec<f64>,
     /// Each run's time over the solo time (the first round's, K = 1): median and maximum.
     pub p50_ratio: f64,
     pub max_ratio: f64,
@@ -84,10 +93,11 @@ pub async fn run(args: ConcurrentBenchArgs) -> anyhow::Result<u8> {
 
 fn table(r: &ConcurrentBenchReport) -> String {
     let mut out = format!(
-        "concurrent syncs: {} students per district, solo {:.2} s\n{:>4}{:>10}{:>10}{:>10}{:>14}{:>16}{:>8}\n",
+        "concurrent syncs: {} students per district, solo {:.2} s\n{:>4}{:>8}{:>10}{:>10}{:>10}{:>14}{:>16}{:>8}\n",
         r.students_per_district,
         r.solo_seconds,
         "K",
+        "at once",
         "total s",
         "p50 x",
         "max x",
@@ -102,8 +112,9 @@ fn table(r: &ConcurrentBenchReport) -> String {
             .copied()
             .fold(0.0, f64::max);
         out.push_str(&format!(
-            "{:>4}{:>10.2}{:>10.2}{:>10.2}{:>14.2}{:>16.2}{:>8}\n",
+            "{:>4}{:>8}{:>10.2}{:>10.2}{:>10.2}{:>14.2}{:>16.2}{:>8}\n",
             round.districts,
+            round.in_flight,
             round.total_seconds,
             round.p50_ratio,
             round.max_ratio,
@@ -206,22 +217,35 @@ async fn bench(args: &ConcurrentBenchArgs, url: &str) -> anyhow::Result<Concurre
             sampling.clone(),
             role_of.clone(),
         ));
+        let in_flight = match args.max_in_flight {
+            0 => k,
+            m => m.min(k),
+        };
+        let places = tokio::sync::Semaphore::new(in_flight as usize);
+        let places = &places;
         let started = Instant::now();
         // Polled together in this task (the sync future is not `Send` for every lifetime, so it
-        // cannot be spawned); each run's fetching and decoding run in tasks of their own.
+        // cannot be spawned); each run's fetching and decoding run in tasks of their own. The
+        // semaphore is fair: runs start in the order of the districts, as queued runs do.
         let outcomes =
             futures::future::join_all(runs.iter().map(|(pool, req, source)| async move {
+                let queued = Instant::now();
+                let place = places.acquire().await;
+                let waited = queued.elapsed().as_secs_f64();
                 let t = Instant::now();
                 let outcome = run_sync(pool, req, source).await;
-                (t.elapsed().as_secs_f64(), outcome)
+                drop(place);
+                (waited, t.elapsed().as_secs_f64(), outcome)
             }))
             .await;
         for (pool, _, _) in &runs {
             pool.close().await;
         }
         let mut run_seconds = Vec::new();
+        let mut queued_seconds = Vec::new();
         let mut failed = 0;
-        for (secs, outcome) in outcomes {
+        for (waited, secs, outcome) in outcomes {
+            queued_seconds.push(round2(waited));
             match outcome {
                 Ok(run) if run.result == RunResult::Succeeded => {}
                 Ok(run) => {
@@ -247,7 +271,9 @@ async fn bench(args: &ConcurrentBenchArgs, url: &str) -> anyhow::Result<Concurre
         ratios.sort_by(f64::total_cmp);
         rounds.push(Round {
             districts: k,
+            in_flight,
             total_seconds: round2(total),
+            queued_seconds,
             run_seconds: run_seconds.iter().map(|s| round2(*s)).collect(),
             p50_ratio: round2(ratios.get(ratios.len() / 2).copied().unwrap_or(0.0)),
             max_ratio: round2(ratios.last().copied().unwrap_or(0.0)),

@@ -1,6 +1,7 @@
 //! The floors a sync is measured against, on the same emulator and database server as the sync:
 //! fetching every page the sync needs with a plain HTTP client (bodies discarded), decoding those
-//! bodies, and COPYing the rows the sync wrote into equivalently indexed tables.
+//! bodies, and COPYing the rows the sync wrote into equivalently indexed tables; and, for
+//! comparison, a plain per-record importer writing the same rows one statement at a time.
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
@@ -123,14 +124,15 @@ const WRITTEN: [(&str, &str); 6] = [
     ("sync_problems", "run_id = $2"),
 ];
 
-/// COPYs the rows `connection`'s run `run_id` wrote (read back in COPY text format beforehand)
-/// into copies of the tables in a scratch schema, with the same indexes and constraints (foreign
-/// keys excepted), in one transaction that is committed; the schema is dropped afterwards.
-pub async fn copy(
+/// Creates the scratch schema `rs_floor` with copies of the written tables (same indexes and
+/// constraints, foreign keys excepted) and returns, per table, the rows `connection`'s run
+/// `run_id` wrote, read back in `format` (`text` for COPY, `json` for one JSON object per line).
+async fn scratch_tables(
     conn: &mut PgConnection,
     connection: &str,
     run_id: &str,
-) -> anyhow::Result<CopyFloor> {
+    json: bool,
+) -> anyhow::Result<Vec<(&'static str, Vec<u8>)>> {
     sqlx::raw_sql("DROP SCHEMA IF EXISTS rs_floor CASCADE; CREATE SCHEMA rs_floor")
         .execute(&mut *conn)
         .await
@@ -147,10 +149,14 @@ pub async fn copy(
         let filter = filter
             .replace("$1", &quote_literal(connection))
             .replace("$2", &quote_literal(run_id));
+        let select = if json {
+            // One line per row; COPY text escapes backslashes, so the JSON is decoded below.
+            format!("SELECT row_to_json(t) FROM public.{table} t WHERE {filter}")
+        } else {
+            format!("SELECT * FROM public.{table} WHERE {filter}")
+        };
         let mut out = conn
-            .copy_out_raw(&format!(
-                "COPY (SELECT * FROM public.{table} WHERE {filter}) TO STDOUT"
-            ))
+            .copy_out_raw(&format!("COPY ({select}) TO STDOUT"))
             .await
             .with_context(|| format!("reading {table}"))?;
         let mut bytes = Vec::new();
@@ -160,6 +166,26 @@ pub async fn copy(
         }
         data.push((table, bytes));
     }
+    Ok(data)
+}
+
+async fn drop_scratch(conn: &mut PgConnection) -> anyhow::Result<()> {
+    sqlx::raw_sql("DROP SCHEMA rs_floor CASCADE")
+        .execute(&mut *conn)
+        .await
+        .context("dropping the scratch schema")?;
+    Ok(())
+}
+
+/// COPYs the rows `connection`'s run `run_id` wrote (read back in COPY text format beforehand)
+/// into copies of the tables in a scratch schema, with the same indexes and constraints (foreign
+/// keys excepted), in one transaction that is committed; the schema is dropped afterwards.
+pub async fn copy(
+    conn: &mut PgConnection,
+    connection: &str,
+    run_id: &str,
+) -> anyhow::Result<CopyFloor> {
+    let data = scratch_tables(conn, connection, run_id, false).await?;
     let mut floor = CopyFloor::default();
     let t = Instant::now();
     sqlx::query("BEGIN").execute(&mut *conn).await?;
@@ -176,10 +202,58 @@ pub async fn copy(
     }
     sqlx::query("COMMIT").execute(&mut *conn).await?;
     floor.seconds = t.elapsed().as_secs_f64();
-    sqlx::raw_sql("DROP SCHEMA rs_floor CASCADE")
-        .execute(&mut *conn)
-        .await
-        .context("dropping the scratch schema")?;
+    drop_scratch(conn).await?;
+    Ok(floor)
+}
+
+/// A plain per-record importer writing the same rows: one `INSERT` statement (one round trip)
+/// per row, in one transaction. A lower bound for such an importer: a real one also reads each
+/// record before it writes it, and updates and deactivates row by row on later runs.
+#[derive(Clone, Copy, Debug, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PerRecord {
+    pub seconds: f64,
+    pub rows: u64,
+}
+
+/// Inserts the rows `connection`'s run `run_id` wrote one statement per row into the scratch
+/// copies of the tables (see [`copy`]).
+pub async fn per_record(
+    conn: &mut PgConnection,
+    connection: &str,
+    run_id: &str,
+) -> anyhow::Result<PerRecord> {
+    let data = scratch_tables(conn, connection, run_id, true).await?;
+    let mut rows: Vec<(&str, Vec<serde_json::Value>)> = Vec::new();
+    for (table, bytes) in data {
+        let text = String::from_utf8(bytes).context("the rows read back are not UTF-8")?;
+        let mut values = Vec::new();
+        for line in text.lines() {
+            // COPY text format doubles backslashes (the only escape JSON text can need here).
+            let line = line.replace("\\\\", "\\");
+            values.push(serde_json::from_str(&line).context("a row read back is not JSON")?);
+        }
+        rows.push((table, values));
+    }
+    let mut floor = PerRecord::default();
+    let t = Instant::now();
+    sqlx::query("BEGIN").execute(&mut *conn).await?;
+    for (table, values) in &rows {
+        let insert = format!(
+            "INSERT INTO rs_floor.{table} SELECT * FROM jsonb_populate_record(NULL::rs_floor.{table}, $1)"
+        );
+        for v in values {
+            sqlx::query(&insert)
+                .bind(v)
+                .execute(&mut *conn)
+                .await
+                .with_context(|| format!("inserting a row into rs_floor.{table}"))?;
+            floor.rows += 1;
+        }
+    }
+    sqlx::query("COMMIT").execute(&mut *conn).await?;
+    floor.seconds = t.elapsed().as_secs_f64();
+    drop_scratch(conn).await?;
     Ok(floor)
 }
 

@@ -47,6 +47,11 @@ pub struct SyncBenchReport {
     pub full_sync_ratio: f64,
     /// resync / (fetch + decode floors)
     pub resync_ratio: f64,
+    /// The same rows written one INSERT at a time ([`super::floors::per_record`]).
+    pub per_record: super::floors::PerRecord,
+    /// (fetch + decode floors + per-record writes) / first sync: how many times faster the sync
+    /// is than a plain per-record importer of the same district.
+    pub per_record_speedup: f64,
 }
 
 impl SyncBenchReport {
@@ -72,7 +77,7 @@ impl SyncBenchReport {
         ));
         let floor_full = f.fetch_seconds + f.decode_seconds + self.copy_floor.seconds;
         let floor_re = f.fetch_seconds + f.decode_seconds;
-        let rows: [(&str, String, String); 12] = [
+        let rows: [(&str, String, String); 14] = [
             ("floor: fetch", fmt(f.fetch_seconds), fmt(f.fetch_seconds)),
             (
                 "floor: decode",
@@ -120,6 +125,16 @@ impl SyncBenchReport {
                 "ratio to the floor",
                 format!("{:.2}x", self.full_sync_ratio),
                 format!("{:.2}x", self.resync_ratio),
+            ),
+            (
+                "per-record importer (fetch+decode",
+                fmt(floor_re + self.per_record.seconds),
+                "-".into(),
+            ),
+            (
+                "  + one INSERT per row): speedup",
+                format!("{:.1}x", self.per_record_speedup),
+                "-".into(),
             ),
         ];
         for (name, a, b) in rows {
@@ -270,6 +285,8 @@ async fn bench(
     .await?;
     let mut conn = pool.acquire().await?;
     let copy = super::floors::copy(&mut conn, connection.as_str(), &full.run_id).await?;
+    let per_record =
+        super::floors::per_record(&mut conn, connection.as_str(), &full.run_id).await?;
     drop(conn);
     pool.close().await;
     let floor_re = fetch_decode.fetch_seconds + fetch_decode.decode_seconds;
@@ -287,6 +304,8 @@ async fn bench(
         copy_floor: copy,
         full_sync_ratio: round(full_secs / floor_full),
         resync_ratio: round(resync_secs / floor_re),
+        per_record,
+        per_record_speedup: round((floor_re + per_record.seconds) / full_secs),
     })
 }
 
