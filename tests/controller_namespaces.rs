@@ -460,6 +460,17 @@ async fn a_controller_watches_only_the_listed_namespaces_and_reads_secrets_by_na
             !named_gets.is_empty(),
             "no targeted get of the credentials Secret in {ns}: {secret_requests:#?}"
         );
+        // Its version comes from the Secret watch's store, not from a request per reconcile
+        // (one at most, while the store is not listed yet), rotations included.
+        let metadata_gets = secret_requests
+            .iter()
+            .filter(|s| s.path == format!("{collection}/clever") && s.method == "GET")
+            .filter(|s| s.accept.contains("PartialObjectMetadata"))
+            .count();
+        assert!(
+            metadata_gets <= 1,
+            "{metadata_gets} metadata reads of the credentials Secret in {ns}: {secret_requests:#?}"
+        );
     }
     for s in &secret_requests {
         let (collection, name) = match s.path.split_once("/secrets/") {

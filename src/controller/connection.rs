@@ -286,10 +286,12 @@ pub async fn reconcile(conn: &RosterConnection, ctx: &Arc<Context>) -> Result<Ac
             )
             .is_none_or(|at| now >= at),
         };
-    // Otherwise its metadata only, to notice a rotation (at rest, the periodic reconcile is due
-    // anyway and costs no request for it).
+    // Otherwise its version, to notice a rotation: from the Secret watch's store (no request),
+    // or its metadata from the API when the store has none (not listed yet, or no such Secret).
     let secret_version = if due_anyway {
         None
+    } else if let Some(meta) = ctx.secret_meta(&ns, secret_name) {
+        meta.resource_version()
     } else {
         Api::<PartialObjectMeta<Secret>>::namespaced(ctx.client.clone(), &ns)
             .get_opt(secret_name)

@@ -225,7 +225,15 @@ pub struct Context {
     /// The JourneyPolicy Controllers' stores (one per watched namespace), so that a connection's
     /// reconcile finds its policy without a request.
     pub policy_stores: std::sync::RwLock<Vec<PolicyStore>>,
+    /// The Secrets' metadata as the RosterConnection Controllers' Secret watches saw it (one store
+    /// per watched namespace), so that a reconcile notices a changed Secret without a request.
+    pub secret_stores: std::sync::RwLock<Vec<SecretStore>>,
 }
+
+/// The metadata (never the data) of the Secrets of one scope.
+pub type SecretStore = kube::runtime::reflector::Store<
+    kube::core::PartialObjectMeta<k8s_openapi::api::core::v1::Secret>,
+>;
 
 /// What the JourneyPolicy Controller of one scope has seen.
 pub type PolicyStore =
@@ -239,6 +247,21 @@ impl Context {
         self.policy_stores
             .read()
             .is_ok_and(|stores| stores.iter().any(|s| s.get(&key).is_some()))
+    }
+
+    /// Secret `ns/name`'s metadata as last seen by the Secret watch. `None`: no such Secret, or
+    /// not listed yet: ask the API then.
+    pub fn secret_meta(
+        &self,
+        ns: &str,
+        name: &str,
+    ) -> Option<Arc<kube::core::PartialObjectMeta<k8s_openapi::api::core::v1::Secret>>> {
+        let key = kube::runtime::reflector::ObjectRef::new(name).within(ns);
+        self.secret_stores
+            .read()
+            .ok()?
+            .iter()
+            .find_map(|s| s.get(&key))
     }
 }
 
@@ -412,6 +435,7 @@ pub async fn run(args: ControllerArgs) -> anyhow::Result<u8> {
             namespaces.clone(),
         ),
         policy_stores: std::sync::RwLock::default(),
+        secret_stores: std::sync::RwLock::default(),
     });
     let lease_lost = Arc::new(std::sync::atomic::AtomicBool::new(false));
     if let Some(held) = &leadership {

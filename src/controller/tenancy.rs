@@ -211,20 +211,30 @@ async fn ensure(
     tenants: &Tenants,
 ) -> Result<()> {
     let name = secret_name(key.name());
+    let rotate = conn.annotations().get(ROTATE_ANNOTATION).cloned();
+    let current = store::current_fingerprint(&ctx.db, &tenants.prepared, key.as_str()).await?;
+    // (a rotation is due, the Secret is up to date) for the Secret's metadata.
+    let check = |existing: Option<&PartialObjectMeta<Secret>>| {
+        let annotation = |k: &str| existing.and_then(|s| s.annotations().get(k).cloned());
+        let rotation_due = rotate.is_some() && rotate != annotation(ROTATED_FOR_ANNOTATION);
+        let up_to_date =
+            !rotation_due && current.is_some() && current == annotation(FINGERPRINT_ANNOTATION);
+        (rotation_due, up_to_date)
+    };
+    // Up to date as the Secret watch saw it: no request. Anything else is confirmed with the API
+    // before a new password is issued (the store may not have seen the latest write yet).
+    if let Some(meta) = ctx.secret_meta(key.namespace(), &name)
+        && check(Some(&meta)).1
+    {
+        return Ok(());
+    }
     let secrets: Api<PartialObjectMeta<Secret>> =
         Api::namespaced(ctx.client.clone(), key.namespace());
     let existing = secrets.get_opt(&name).await.map_err(Error::kube(
         "reading the database credential Secret's metadata",
     ))?;
-    let annotation = |k: &str| {
-        existing
-            .as_ref()
-            .and_then(|s| s.annotations().get(k).cloned())
-    };
-    let rotate = conn.annotations().get(ROTATE_ANNOTATION).cloned();
-    let rotation_due = rotate.is_some() && rotate != annotation(ROTATED_FOR_ANNOTATION);
-    let current = store::current_fingerprint(&ctx.db, &tenants.prepared, key.as_str()).await?;
-    if !rotation_due && current.is_some() && current == annotation(FINGERPRINT_ANNOTATION) {
+    let (rotation_due, up_to_date) = check(existing.as_ref());
+    if up_to_date {
         return Ok(());
     }
     ctx.acting.check()?;

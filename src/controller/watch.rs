@@ -12,8 +12,8 @@ use kube::core::error_boundary::InvalidObject;
 use kube::core::{DeserializeGuard, PartialObjectMeta};
 use kube::runtime::controller::{self, Action, Controller};
 use kube::runtime::events::{Event, EventType};
-use kube::runtime::reflector::ObjectRef;
-use kube::runtime::watcher;
+use kube::runtime::reflector::{self, ObjectRef, reflector};
+use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, Resource, ResourceExt};
 use tokio::sync::watch as channel;
 use tracing::{info, warn};
@@ -107,36 +107,46 @@ async fn run_in(ctx: Arc<Context>, namespace: Option<&str>, shutdown: channel::R
         wc.clone(),
     );
     let conn_store = connections.store();
-    let connections = connections
-        // Credentials Secrets: metadata only (names and resourceVersions, never their data), to
-        // re-verify a connection when its Secret changes; the reconcile reads the one Secret it
-        // verifies with a targeted get.
-        .watches(
+    // Secrets: metadata only (names, resourceVersions, annotations; never their data), kept in a
+    // store: a change re-verifies the connections that use the Secret, and a reconcile compares
+    // versions from the store instead of asking the API each time. The reconcile reads the one
+    // Secret it verifies with a targeted get.
+    let (secret_store, secret_writer) = reflector::store::<PartialObjectMeta<Secret>>();
+    let secrets = reflector(
+        secret_writer,
+        watcher(
             api::<PartialObjectMeta<Secret>>(&client, namespace),
             wc.clone(),
-            move |secret| {
-                let ns = secret.namespace();
-                let name = secret.name_any();
-                // Its credentials Secret, or the database credential Secret it owns.
-                let owners: Vec<String> = secret
-                    .owner_references()
-                    .iter()
-                    .map(|o| o.uid.clone())
-                    .collect();
-                conn_store
-                    .state()
-                    .into_iter()
-                    .filter(|c| {
-                        c.0.as_ref().is_ok_and(|c| {
-                            c.namespace() == ns
-                                && (c.spec.credentials_secret_ref.name == name
-                                    || c.uid().is_some_and(|uid| owners.contains(&uid)))
-                        })
+        ),
+    )
+    .default_backoff()
+    .touched_objects();
+    if let Ok(mut stores) = ctx.secret_stores.write() {
+        stores.push(secret_store);
+    }
+    let connections = connections
+        .watches_stream(secrets, move |secret| {
+            let ns = secret.namespace();
+            let name = secret.name_any();
+            // Its credentials Secret, or the database credential Secret it owns.
+            let owners: Vec<String> = secret
+                .owner_references()
+                .iter()
+                .map(|o| o.uid.clone())
+                .collect();
+            conn_store
+                .state()
+                .into_iter()
+                .filter(|c| {
+                    c.0.as_ref().is_ok_and(|c| {
+                        c.namespace() == ns
+                            && (c.spec.credentials_secret_ref.name == name
+                                || c.uid().is_some_and(|uid| owners.contains(&uid)))
                     })
-                    .map(|c| ObjectRef::from_obj(&*c))
-                    .collect::<Vec<_>>()
-            },
-        )
+                })
+                .map(|c| ObjectRef::from_obj(&*c))
+                .collect::<Vec<_>>()
+        })
         .watches(api::<Job>(&client, namespace), jobs_wc.clone(), |job| {
             let ns = job.namespace()?;
             // The full name (a label holds a hashed form of a long one).
