@@ -340,6 +340,8 @@ pub async fn reconcile(conn: &RosterConnection, ctx: &Arc<Context>) -> Result<Ac
             .await
             .map_err(Error::kube("reading the credentials Secret"))?;
         let secret_version = secret.as_ref().and_then(|s| s.resource_version());
+        // Its turn under `--verify-rate-per-second`.
+        ctx.verify_pacer.turn().await;
         let v = verify(
             conn,
             secret.as_ref(),

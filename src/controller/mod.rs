@@ -18,6 +18,7 @@ pub mod kstatus;
 pub mod leader;
 pub mod metrics;
 pub mod names;
+pub mod pace;
 pub mod runs;
 pub mod schedule;
 pub mod status;
@@ -141,6 +142,11 @@ pub struct ControllerArgs {
     /// Secrets are verified at once. 0: all at once.
     #[arg(long, default_value_t = 120)]
     pub verify_startup_jitter_seconds: u64,
+    /// At most this many Clever verifications a second from this controller (spaced evenly,
+    /// first come first served), whatever number of connections are due at once: a restart, a mass
+    /// creation, rotated Secrets. 0: no limit.
+    #[arg(long, default_value_t = 20)]
+    pub verify_rate_per_second: u32,
     /// A run still `Running` in the database whose Job no longer exists is recorded Failed
     /// (`JobLost`) and reported once it started at least this long ago.
     #[arg(long, default_value_t = 300)]
@@ -210,6 +216,8 @@ pub struct Context {
     pub started: jiff::Timestamp,
     /// `--verify-startup-jitter-seconds`.
     pub verify_jitter: Duration,
+    /// `--verify-rate-per-second`.
+    pub verify_pacer: pace::Pacer,
     /// `--lost-run-grace-seconds`.
     pub lost_run_grace: Duration,
     /// `--max-concurrent-reconciles`.
@@ -426,6 +434,7 @@ pub async fn run(args: ControllerArgs) -> anyhow::Result<u8> {
         acting: acting.clone(),
         started: clock.now(),
         verify_jitter: Duration::from_secs(args.verify_startup_jitter_seconds),
+        verify_pacer: pace::Pacer::new(args.verify_rate_per_second),
         lost_run_grace: Duration::from_secs(args.lost_run_grace_seconds),
         max_concurrent_reconciles: args.max_concurrent_reconciles,
         failures_before_not_ready: args.failures_before_not_ready,

@@ -137,6 +137,7 @@ names can be reconciled with the controller in one spot.
 {{- end }}
 - --max-concurrent-reconciles={{ .Values.controller.maxConcurrentReconciles }}
 - --verify-startup-jitter-seconds={{ .Values.controller.verifyStartupJitterSeconds }}
+- --verify-rate-per-second={{ .Values.controller.verifyRatePerSecond }}
 - --lost-run-grace-seconds={{ .Values.controller.lostRunGraceSeconds }}
 - --failures-before-not-ready={{ .Values.controller.failuresBeforeNotReady }}
 - --slot-jitter-seconds={{ .Values.controller.slotJitterSeconds }}
