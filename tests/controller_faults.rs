@@ -550,13 +550,7 @@ async fn a_restart_spreads_verifications_and_a_429_keeps_connections_ready() {
         );
         *per_second.entry(checked.as_second()).or_default() += 1;
     }
-    let lookups: Vec<std::time::Instant> = env
-        .emulator
-        .requests_timed()
-        .into_iter()
-        .filter(|(_, p)| p.starts_with("/v3.0/districts"))
-        .map(|(at, _)| at)
-        .collect();
+    let lookups = env.emulator.request_times("/v3.0/districts");
     assert_eq!(lookups.len(), n, "one district lookup per connection");
     let peak = peak_per_second(&lookups);
     let spread = lookups

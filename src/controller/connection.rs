@@ -270,6 +270,17 @@ pub async fn reconcile(conn: &RosterConnection, ctx: &Arc<Context>) -> Result<Ac
         .conditions
         .iter()
         .any(|c| c.type_ == cond::READY && c.reason == JOURNEY_POLICY_NOT_FOUND);
+    // Not seen since the start: when its first check is due (`None`: at once).
+    let first_check = match &known {
+        Some(_) => None,
+        None => first_check_at(
+            &old,
+            generation,
+            key.as_str(),
+            ctx.started,
+            ctx.verify_jitter,
+        ),
+    };
     // A verification due whatever the Secret's version (the periodic one, a new spec, the first
     // after a start once its delay passed): the Secret is read in full below anyway.
     let due_anyway = old.conditions.is_empty()
@@ -277,14 +288,7 @@ pub async fn reconcile(conn: &RosterConnection, ctx: &Arc<Context>) -> Result<Ac
         || (policy_was_missing && missing_policy.is_none())
         || match &known {
             Some(m) => m.generation != generation || now >= m.next_check,
-            None => first_check_at(
-                &old,
-                generation,
-                key.as_str(),
-                ctx.started,
-                ctx.verify_jitter,
-            )
-            .is_none_or(|at| now >= at),
+            None => first_check.is_none_or(|at| now >= at),
         };
     // Otherwise its version, to notice a rotation: from the Secret watch's store (no request),
     // or its metadata from the API when the store has none (not listed yet, or no such Secret).
@@ -304,15 +308,7 @@ pub async fn reconcile(conn: &RosterConnection, ctx: &Arc<Context>) -> Result<Ac
     let memo = match known {
         Some(m) => Some(m),
         None if due_anyway => None,
-        None => first_check_at(
-            &old,
-            generation,
-            key.as_str(),
-            ctx.started,
-            ctx.verify_jitter,
-        )
-        .filter(|at| now < *at)
-        .map(|next_check| {
+        None => first_check.map(|next_check| {
             let m = Verified {
                 generation,
                 secret_version: secret_version.clone(),

@@ -377,15 +377,6 @@ pub async fn apply(
     counts.educators.unchanged = counts.educators.unchanged.saturating_sub(matched);
     counts.children = super::apply_children::upsert(conn, s).await?;
     counts.enrollments = super::apply_children::upsert_enrollments(conn, s).await?;
-    if counts.children.created > 0 {
-        // Creating children filled stg_children.child_id, which the planner last saw empty (the
-        // ANALYZE in resolve ran before): without fresh statistics the first sync of 1M students
-        // ran the stale-children count below as a nested loop for minutes (measured).
-        sqlx::query("ANALYZE stg_children")
-            .execute(&mut *conn)
-            .await
-            .map_err(SyncError::db("analyzing staged children"))?;
-    }
 
     // The removal statements are anti-joins of one connection's rows against the staged roster.
     // The planner's estimate of the connection's rows comes from statistics taken before this

@@ -124,7 +124,8 @@ pub async fn upsert(conn: &mut PgConnection, s: &ApplySettings) -> Result<Entity
         "creating children",
     )
     .await?;
-    // The new children's ids are in staging now: the removal statements join on them.
+    // The new children's ids are in staging now: the enrollments and the removal statements join
+    // on them.
     if created >= 1000 {
         sqlx::query("ANALYZE stg_children")
             .execute(&mut *conn)

@@ -478,8 +478,7 @@ async fn run_recorded(
     let ms = |d: Duration| d.as_millis() as u64;
     // Phases (ms): fetchMs is the whole staging phase (fetching, decoding and COPY into staging,
     // overlapped; stageCopyMs is its database part), resolveMs the planning on staging, applyMs
-    // the writes,
-    // recordMs the problems and the outcome row up to (not including) the COMMIT.
+    // the writes, recordMs the problems and the outcome row up to (not including) the COMMIT.
     let timings = serde_json::json!({
         "fetchMs": ms(fetched),
         "stageCopyMs": ms(totals.copy_time),

@@ -216,8 +216,8 @@ pub async fn resolve(
         .await
         .map_err(SyncError::db("recording matching problems"))?;
     // Planning filled child_id and match_kind: refresh the planner's view before apply joins on
-    // them. Without it, the first sync of 1M students ran the stale-children count as a nested
-    // loop over staging for more than 7 minutes (measured); at 100k it happened not to.
+    // them. (It was not what kept the 1M stale-children count from a nested loop: the removal
+    // statements run without nested loops, `apply::set_nestloop`.)
     sqlx::query("ANALYZE stg_children")
         .execute(&mut *conn)
         .await

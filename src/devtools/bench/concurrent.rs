@@ -10,12 +10,12 @@ use anyhow::Context as _;
 use serde::Serialize;
 use sqlx::PgPool;
 
-use crate::api::{JourneyPolicySpec, RosterConnectionSpec, RunResult, Trigger};
+use crate::api::RunResult;
 use crate::devtools::emulator::{DataSource, Emulator, EmulatorConfig, EmulatorHandle, GenConfig};
 use crate::run::ConnectionKey;
 use crate::store::tenancy;
 use crate::sync::clever_source::CleverSource;
-use crate::sync::{SyncRequest, run_sync};
+use crate::sync::run_sync;
 
 /// Arguments of `rostersync bench concurrent`.
 #[derive(Debug, clap::Args)]
@@ -156,29 +156,6 @@ async fn start_district(i: u32, students: u32) -> anyhow::Result<District> {
     })
 }
 
-fn request(connection: &ConnectionKey, district: &District) -> anyhow::Result<SyncRequest> {
-    let spec: RosterConnectionSpec = serde_json::from_value(serde_json::json!({
-        "districtId": district.id,
-        "apiBaseUrl": district.emulator.base_url().as_str().trim_end_matches('/'),
-        "credentialsSecretRef": {"name": "clever"},
-    }))?;
-    let policy: JourneyPolicySpec = serde_json::from_value(
-        serde_json::json!({"licensedProducts": ["Readiness"], "newChildJourney": "Readiness"}),
-    )?;
-    Ok(SyncRequest {
-        connection: connection.clone(),
-        spec,
-        policy: Some(policy),
-        run_id: crate::sync::cli::new_run_id("bench"),
-        trigger: Trigger::Manual,
-        schedule: None,
-        job: None,
-        dry_run: false,
-        approve_removals: false,
-        today: jiff::Zoned::now().date(),
-    })
-}
-
 async fn bench(args: &ConcurrentBenchArgs, url: &str) -> anyhow::Result<ConcurrentBenchReport> {
     let owner = crate::store::connect(url, 4).await?;
     crate::store::migrate(&owner).await?;
@@ -209,7 +186,13 @@ async fn bench(args: &ConcurrentBenchArgs, url: &str) -> anyhow::Result<Concurre
                     district.token.clone(),
                 )),
             );
-            runs.push((pool, request(&connection, district)?, source));
+            let request = super::sync_request(
+                &connection,
+                &district.id,
+                district.emulator.base_url(),
+                crate::sync::cli::new_run_id("bench"),
+            )?;
+            runs.push((pool, request, source));
         }
         let sampling = Arc::new(std::sync::atomic::AtomicBool::new(true));
         let sampler = tokio::spawn(sample_locks(

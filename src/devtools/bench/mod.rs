@@ -19,6 +19,36 @@ pub fn status_mb(pid: Option<u32>, field: &str) -> Option<f64> {
     Some(kb / 1024.0)
 }
 
+/// A manual sync of `connection` from the emulated district `district_id` at `base_url`, as the
+/// benchmarks run it: the token credentials, the Readiness journey for new children.
+pub fn sync_request(
+    connection: &crate::run::ConnectionKey,
+    district_id: &str,
+    base_url: &url::Url,
+    run_id: String,
+) -> anyhow::Result<crate::sync::SyncRequest> {
+    let spec: crate::api::RosterConnectionSpec = serde_json::from_value(serde_json::json!({
+        "districtId": district_id,
+        "apiBaseUrl": base_url.as_str().trim_end_matches('/'),
+        "credentialsSecretRef": {"name": "clever"},
+    }))?;
+    let policy: crate::api::JourneyPolicySpec = serde_json::from_value(
+        serde_json::json!({"licensedProducts": ["Readiness"], "newChildJourney": "Readiness"}),
+    )?;
+    Ok(crate::sync::SyncRequest {
+        connection: connection.clone(),
+        spec,
+        policy: Some(policy),
+        run_id,
+        trigger: crate::api::Trigger::Manual,
+        schedule: None,
+        job: None,
+        dry_run: false,
+        approve_removals: false,
+        today: jiff::Zoned::now().date(),
+    })
+}
+
 /// `owner`'s Postgres URL with its database replaced by `database`.
 pub fn database_url(owner: &str, database: &str) -> anyhow::Result<String> {
     use anyhow::Context as _;

@@ -506,13 +506,7 @@ async fn restart_phase(
     let rss = super::status_mb(Some(pid), "VmRSS:").unwrap_or(0.0);
     let hwm = super::status_mb(Some(pid), "VmHWM:").unwrap_or(0.0);
     stop(&mut controller).await;
-    let lookups: Vec<Instant> = world
-        .emulator
-        .requests_timed()
-        .into_iter()
-        .filter(|(_, p)| p.starts_with("/v3.0/districts"))
-        .map(|(at, _)| at)
-        .collect();
+    let lookups = world.emulator.request_times("/v3.0/districts");
     let spread = lookups
         .last()
         .zip(lookups.first())

@@ -9,9 +9,9 @@ use serde::Serialize;
 use sqlx::postgres::PgConnectOptions;
 use tokio::io::AsyncBufReadExt;
 
-use crate::api::{JourneyPolicySpec, RosterConnectionSpec, RunResult, Trigger};
+use crate::api::RunResult;
 use crate::sync::clever_source::CleverSource;
-use crate::sync::{SyncRequest, run_sync};
+use crate::sync::run_sync;
 
 /// Arguments of `rostersync bench sync`.
 #[derive(Debug, clap::Args)]
@@ -226,14 +226,6 @@ async fn bench(
         .connect_with(db.clone())
         .await?;
     crate::store::migrate(&pool).await?;
-    let spec: RosterConnectionSpec = serde_json::from_value(serde_json::json!({
-        "districtId": crate::devtools::emulator::DEFAULT_DISTRICT_ID,
-        "apiBaseUrl": base_url.as_str().trim_end_matches('/'),
-        "credentialsSecretRef": {"name": "clever"},
-    }))?;
-    let policy: JourneyPolicySpec = serde_json::from_value(
-        serde_json::json!({"licensedProducts": ["Readiness"], "newChildJourney": "Readiness"}),
-    )?;
     let source = CleverSource::new(
         base_url.clone(),
         crate::clever::CleverCredentials::Token(crate::clever::Token::new(
@@ -241,20 +233,16 @@ async fn bench(
         )),
     );
     let connection = crate::run::ConnectionKey::new("bench", "district")?;
-    let request = |n: u32| SyncRequest {
-        connection: connection.clone(),
-        spec: spec.clone(),
-        policy: Some(policy.clone()),
-        run_id: format!("bench-{n}-{}", crate::sync::cli::new_run_id("r")),
-        trigger: Trigger::Manual,
-        schedule: None,
-        job: None,
-        dry_run: false,
-        approve_removals: false,
-        today: jiff::Zoned::now().date(),
+    let request = |n: u32| {
+        super::sync_request(
+            &connection,
+            crate::devtools::emulator::DEFAULT_DISTRICT_ID,
+            &base_url,
+            format!("bench-{n}-{}", crate::sync::cli::new_run_id("r")),
+        )
     };
     let t = Instant::now();
-    let full = run_sync(&pool, &request(1), &source).await?;
+    let full = run_sync(&pool, &request(1)?, &source).await?;
     let full_secs = t.elapsed().as_secs_f64();
     anyhow::ensure!(
         full.result == RunResult::Succeeded,
@@ -262,7 +250,7 @@ async fn bench(
         full.message
     );
     let t = Instant::now();
-    let again = run_sync(&pool, &request(2), &source).await?;
+    let again = run_sync(&pool, &request(2)?, &source).await?;
     let resync_secs = t.elapsed().as_secs_f64();
     anyhow::ensure!(
         again.result == RunResult::Succeeded,

@@ -205,9 +205,15 @@ impl EmulatorHandle {
     pub fn requests(&self) -> Vec<String> {
         self.shared.request_log()
     }
-    /// [`EmulatorHandle::requests`] with each request's arrival time.
-    pub fn requests_timed(&self) -> Vec<(std::time::Instant, String)> {
-        self.shared.request_log_timed()
+    /// Arrival times of the API requests whose path starts with `prefix` (e.g. `/v3.0/districts`,
+    /// the lookups a verification makes), oldest first.
+    pub fn request_times(&self, prefix: &str) -> Vec<std::time::Instant> {
+        self.shared
+            .request_log_timed()
+            .into_iter()
+            .filter(|(_, p)| p.starts_with(prefix))
+            .map(|(at, _)| at)
+            .collect()
     }
     pub fn clear_requests(&self) {
         self.shared.clear_request_log();
