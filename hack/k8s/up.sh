@@ -19,6 +19,24 @@ remaining() { local r=$((start_deadline - SECONDS)); [ "$r" -gt 1 ] && echo "$r"
 
 alive() { kill -0 "$(cat "$run/$1.pid")" 2>/dev/null; }
 
+# launch COMPONENT DESCRIPTION START HEALTHY: runs START (it picks its ports with free_port and
+# starts COMPONENT in the background), then waits for HEALTHY. A port that was free when picked can be
+# taken by another process before the component binds it (tests start clusters and connections in
+# parallel): when COMPONENT exited saying so, it is started again on new ports, three times at most.
+launch() {
+  local component="$1" what="$2" start="$3" healthy="$4" attempt
+  for attempt in 1 2 3; do
+    "$start"
+    wait_for "$what" "$(remaining)" "$healthy" && return 0
+    if [ "$attempt" -lt 3 ] && ! alive "$component" \
+      && grep -q "address already in use" "$logs/$component.log"; then
+      echo "up.sh: another process took a port of $component; starting it again on new ports" >&2
+      continue
+    fi
+    return 1
+  done
+}
+
 fail() { # fail COMPONENT MESSAGE
   echo "up.sh: $2" >&2
   echo "---- last lines of $logs/$1.log ----" >&2
@@ -49,33 +67,47 @@ EXT
   )
 fi
 
-etcd_port="$(free_port)" etcd_peer="$(free_port)" api_port="$(free_port)" kcm_port="$(free_port)"
-echo "$api_port" > "$run/api_port"
-
 # --- etcd
-setsid "$bin/etcd" --name rostersync-test --data-dir "$dir/etcd" \
-  --listen-client-urls "http://127.0.0.1:$etcd_port" --advertise-client-urls "http://127.0.0.1:$etcd_port" \
-  --listen-peer-urls "http://127.0.0.1:$etcd_peer" --initial-advertise-peer-urls "http://127.0.0.1:$etcd_peer" \
-  --initial-cluster "rostersync-test=http://127.0.0.1:$etcd_peer" \
-  --unsafe-no-fsync=true --log-level warn >"$logs/etcd.log" 2>&1 </dev/null &
-echo $! > "$run/etcd.pid"
-etcd_healthy() { alive etcd || return 2; curl -fsS "http://127.0.0.1:$etcd_port/health"; }
-wait_for "etcd health" "$(remaining)" etcd_healthy || fail etcd "etcd did not become healthy"
+start_etcd() {
+  # Again after a lost port: from an empty data dir (the first try may have recorded its peer URL).
+  if [ -n "${etcd_tried:-}" ]; then rm -rf "$dir/etcd" && mkdir -p "$dir/etcd"; fi
+  etcd_tried=1
+  etcd_port="$(free_port)" etcd_peer="$(free_port)"
+  setsid "$bin/etcd" --name rostersync-test --data-dir "$dir/etcd" \
+    --listen-client-urls "http://127.0.0.1:$etcd_port" --advertise-client-urls "http://127.0.0.1:$etcd_port" \
+    --listen-peer-urls "http://127.0.0.1:$etcd_peer" --initial-advertise-peer-urls "http://127.0.0.1:$etcd_peer" \
+    --initial-cluster "rostersync-test=http://127.0.0.1:$etcd_peer" \
+    --unsafe-no-fsync=true --log-level warn >"$logs/etcd.log" 2>&1 </dev/null &
+  echo $! > "$run/etcd.pid"
+}
+etcd_healthy() { alive etcd || return 2; curl -fsS --max-time 5 "http://127.0.0.1:$etcd_port/health"; }
+launch etcd "etcd health" start_etcd etcd_healthy || fail etcd "etcd did not become healthy"
 
 # --- kube-apiserver
-setsid "$bin/kube-apiserver" \
-  --etcd-servers "http://127.0.0.1:$etcd_port" \
-  --bind-address 127.0.0.1 --advertise-address 127.0.0.1 --secure-port "$api_port" \
-  --tls-cert-file "$pki/apiserver.crt" --tls-private-key-file "$pki/apiserver.key" \
-  --client-ca-file "$pki/ca.crt" \
-  --service-account-issuer "https://kubernetes.default.svc.cluster.local" \
-  --service-account-key-file "$pki/sa.pub" --service-account-signing-key-file "$pki/sa.key" \
-  --service-cluster-ip-range 10.0.0.0/24 \
-  --authorization-mode RBAC --allow-privileged=true \
-  --enable-priority-and-fairness=false \
-  --endpoint-reconciler-type none \
-  >"$logs/kube-apiserver.log" 2>&1 </dev/null &
-echo $! > "$run/kube-apiserver.pid"
+start_apiserver() {
+  api_port="$(free_port)"
+  setsid "$bin/kube-apiserver" \
+    --etcd-servers "http://127.0.0.1:$etcd_port" \
+    --bind-address 127.0.0.1 --advertise-address 127.0.0.1 --secure-port "$api_port" \
+    --tls-cert-file "$pki/apiserver.crt" --tls-private-key-file "$pki/apiserver.key" \
+    --client-ca-file "$pki/ca.crt" \
+    --service-account-issuer "https://kubernetes.default.svc.cluster.local" \
+    --service-account-key-file "$pki/sa.pub" --service-account-signing-key-file "$pki/sa.key" \
+    --service-cluster-ip-range 10.0.0.0/24 \
+    --authorization-mode RBAC --allow-privileged=true \
+    --enable-priority-and-fairness=false \
+    --endpoint-reconciler-type none \
+    >"$logs/kube-apiserver.log" 2>&1 </dev/null &
+  echo $! > "$run/kube-apiserver.pid"
+}
+readyz() {
+  alive kube-apiserver || return 2
+  curl -fsS --max-time 5 --cacert "$pki/ca.crt" --cert "$pki/admin.crt" --key "$pki/admin.key" \
+    "https://127.0.0.1:$api_port/readyz" | grep -q '^ok$'
+}
+launch kube-apiserver "kube-apiserver /readyz" start_apiserver readyz \
+  || fail kube-apiserver "kube-apiserver did not become ready"
+echo "$api_port" > "$run/api_port"
 
 cat > "$dir/kubeconfig" <<KC
 apiVersion: v1
@@ -96,27 +128,24 @@ contexts:
 current-context: rostersync-test
 KC
 
-readyz() {
-  alive kube-apiserver || return 2
-  curl -fsS --cacert "$pki/ca.crt" --cert "$pki/admin.crt" --key "$pki/admin.key" \
-    "https://127.0.0.1:$api_port/readyz" | grep -q '^ok$'
-}
-wait_for "kube-apiserver /readyz" "$(remaining)" readyz || fail kube-apiserver "kube-apiserver did not become ready"
 wait_for "the default namespace" "$(remaining)" "$bin/kubectl" --kubeconfig "$dir/kubeconfig" get namespace default \
   || fail kube-apiserver "the default namespace does not exist"
 
 # --- kube-controller-manager (envtest lacks it: GC, Jobs, namespaces and ServiceAccounts need it)
-setsid "$bin/kube-controller-manager" \
-  --kubeconfig "$dir/kubeconfig" --authentication-kubeconfig "$dir/kubeconfig" --authorization-kubeconfig "$dir/kubeconfig" \
-  --leader-elect=false --use-service-account-credentials=false \
-  --bind-address 127.0.0.1 --secure-port "$kcm_port" \
-  --controllers garbage-collector-controller,job-controller,namespace-controller,serviceaccount-controller,ttl-after-finished-controller \
-  --root-ca-file "$pki/ca.crt" --service-account-private-key-file "$pki/sa.key" \
-  --service-cluster-ip-range 10.0.0.0/24 \
-  >"$logs/kube-controller-manager.log" 2>&1 </dev/null &
-echo $! > "$run/kube-controller-manager.pid"
-kcm_healthy() { alive kube-controller-manager || return 2; curl -fsSk "https://127.0.0.1:$kcm_port/healthz"; }
-wait_for "kube-controller-manager /healthz" "$(remaining)" kcm_healthy \
+start_kcm() {
+  kcm_port="$(free_port)"
+  setsid "$bin/kube-controller-manager" \
+    --kubeconfig "$dir/kubeconfig" --authentication-kubeconfig "$dir/kubeconfig" --authorization-kubeconfig "$dir/kubeconfig" \
+    --leader-elect=false --use-service-account-credentials=false \
+    --bind-address 127.0.0.1 --secure-port "$kcm_port" \
+    --controllers garbage-collector-controller,job-controller,namespace-controller,serviceaccount-controller,ttl-after-finished-controller \
+    --root-ca-file "$pki/ca.crt" --service-account-private-key-file "$pki/sa.key" \
+    --service-cluster-ip-range 10.0.0.0/24 \
+    >"$logs/kube-controller-manager.log" 2>&1 </dev/null &
+  echo $! > "$run/kube-controller-manager.pid"
+}
+kcm_healthy() { alive kube-controller-manager || return 2; curl -fsSk --max-time 5 "https://127.0.0.1:$kcm_port/healthz"; }
+launch kube-controller-manager "kube-controller-manager /healthz" start_kcm kcm_healthy \
   || fail kube-controller-manager "kube-controller-manager did not become healthy"
 
 cat > "$dir/env" <<ENV

@@ -58,8 +58,20 @@ shared_buffers = 256MB
 work_mem = 32MB
 maintenance_work_mem = 256MB
 CONF
-"${run_as_pg[@]}" "$pgbin/pg_ctl" -D "$data" -l "$dir/postgres.log" -w -t 60 start >/dev/null \
-  || { echo "pg/up.sh: postgres did not start" >&2; tail -n 30 "$dir/postgres.log" >&2; exit 1; }
+# A port that was free when picked can be taken by another process before postgres binds it (tests
+# start servers and connections in parallel): then it starts again on a new port, three times at most.
+for attempt in 1 2 3; do
+  "${run_as_pg[@]}" "$pgbin/pg_ctl" -D "$data" -l "$dir/postgres.log" -w -t 60 start >/dev/null && break
+  if [ "$attempt" -lt 3 ] && grep -q "Address already in use" "$dir/postgres.log"; then
+    port="$(free_port)"
+    echo "port = $port" >> "$data/postgresql.conf" # the last setting wins
+    echo "pg/up.sh: another process took the port; starting again on $port" >&2
+    continue
+  fi
+  echo "pg/up.sh: postgres did not start" >&2
+  tail -n 30 "$dir/postgres.log" >&2
+  exit 1
+done
 echo "$pgbin" > "$dir/pgbin"
 rm -f "$dir/pwfile"
 url="postgres://postgres:$password@127.0.0.1:$port/postgres"
