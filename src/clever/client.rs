@@ -10,7 +10,7 @@ use futures::Stream;
 use serde::de::DeserializeOwned;
 use url::Url;
 
-use super::decode::{Decoded, decode_page, decode_record};
+use super::decode::{Decoded, Keep, decode_page, decode_page_where, decode_record};
 use super::error::CleverError;
 use super::models::{Course, District, Role, School, Section, Term, User, next_link};
 use super::paging::Paging;
@@ -233,6 +233,15 @@ impl CleverClient {
     ) -> impl Stream<Item = Result<Decoded<User>, CleverError>> + Send + 'static + use<> {
         self.list("/v3.0/users", &[("role", role.as_str())])
     }
+    /// Users holding `role` whose id `keep` accepts: every page is read, but only those records
+    /// are decoded (the others are parsed and dropped; see [`decode_page_where`]).
+    pub fn users_where(
+        &self,
+        role: Role,
+        keep: Keep,
+    ) -> impl Stream<Item = Result<Decoded<User>, CleverError>> + Send + 'static + use<> {
+        self.list_where("/v3.0/users", &[("role", role.as_str())], Some(keep))
+    }
     /// The students or teachers of one section.
     pub fn section_users(
         &self,
@@ -268,6 +277,16 @@ impl CleverClient {
         path: &str,
         query: &[(&str, &str)],
     ) -> impl Stream<Item = Result<Decoded<T>, CleverError>> + Send + 'static + use<T> {
+        self.list_where(path, query, None)
+    }
+
+    /// [`Self::list`], decoding only the records `keep` accepts (all with `None`).
+    fn list_where<T: DeserializeOwned + Send + 'static>(
+        &self,
+        path: &str,
+        query: &[(&str, &str)],
+        keep: Option<Keep>,
+    ) -> impl Stream<Item = Result<Decoded<T>, CleverError>> + Send + 'static + use<T> {
         let mut q = url::form_urlencoded::Serializer::new(String::new());
         for (k, v) in query {
             q.append_pair(k, v);
@@ -281,6 +300,7 @@ impl CleverClient {
             paging: Paging::new(&first, self.cfg.max_pages),
             next: Some(first),
             buf: Vec::new().into_iter(),
+            keep,
         };
         futures::stream::unfold(state, |mut st| async move {
             loop {
@@ -288,9 +308,9 @@ impl CleverClient {
                     return Some((Ok(item), st));
                 }
                 let uri = st.next.take()?;
-                match st.client.page::<T>(&uri).await {
-                    Ok((records, next)) => {
-                        if let Err(detail) = st.paging.check(records.len(), next.as_deref()) {
+                match st.client.page::<T>(&uri, st.keep.clone()).await {
+                    Ok((records, total, next)) => {
+                        if let Err(detail) = st.paging.check(total, next.as_deref()) {
                             let path = strip_query(&uri).to_owned();
                             return Some((Err(CleverError::Protocol { path, detail }), st));
                         }
@@ -304,14 +324,20 @@ impl CleverClient {
     }
 
     /// Fetches and decodes one page (decoding off the async threads: a 10000-record page is work).
+    /// Returns the decoded records, the number of records on the page and the next link.
     async fn page<T: DeserializeOwned + Send + 'static>(
         &self,
         uri: &str,
-    ) -> Result<(Vec<Decoded<T>>, Option<String>), CleverError> {
+        keep: Option<Keep>,
+    ) -> Result<(Vec<Decoded<T>>, usize, Option<String>), CleverError> {
         let body = self.fetch(uri, Auth::Bearer).await?;
         let path = uri.to_owned();
         let decoded = tokio::task::spawn_blocking(move || {
-            decode_page::<T>(&body).map_err(|e| invalid_body(&path, &e))
+            match &keep {
+                Some(keep) => decode_page_where::<T>(&body, keep.as_ref()),
+                None => decode_page::<T>(&body),
+            }
+            .map_err(|e| invalid_body(&path, &e))
         })
         .await
         .map_err(|e| CleverError::InvalidBody {
@@ -319,7 +345,7 @@ impl CleverClient {
             detail: format!("decoder failed: {e}"),
         })??;
         let next = next_link(&decoded.links).map(str::to_owned);
-        Ok((decoded.records, next))
+        Ok((decoded.records, decoded.total, next))
     }
 }
 
@@ -328,6 +354,7 @@ struct ListState<T> {
     paging: Paging,
     next: Option<String>,
     buf: std::vec::IntoIter<Decoded<T>>,
+    keep: Option<Keep>,
 }
 
 /// Where the oauth tokens endpoint lives: `https://clever.com` for the production API, otherwise

@@ -19,7 +19,7 @@ pub mod wire;
 
 pub use client::{CleverClient, ClientConfig, ClientStats, Token, oauth_base_for};
 pub use credentials::{CleverCredentials, CredentialKeys, SecretKeysMissing};
-pub use decode::{Decoded, RecordProblem, decode_page};
+pub use decode::{Decoded, Keep, RecordProblem, decode_page, decode_page_where};
 pub use error::CleverError;
 pub use grade::CleverGrade;
 pub use hosts::{

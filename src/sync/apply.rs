@@ -378,7 +378,9 @@ pub async fn apply(
     counts.children = super::apply_children::upsert(conn, s).await?;
     counts.enrollments = super::apply_children::upsert_enrollments(conn, s).await?;
 
-    // The removal statements are anti-joins of one connection's rows against the staged roster.
+    // The removal statements are anti-joins of one connection's rows against the staged roster,
+    // by Clever id: after the upserts, every staged child's current record holds its Clever id
+    // (a current record's id is unique in its connection).
     // The planner's estimate of the connection's rows comes from statistics taken before this
     // transaction wrote them (a first sync: none), so it can pick a nested loop that rescans
     // staging per row: minutes at 1M students (measured). A hash or merge anti-join is linear
@@ -389,7 +391,9 @@ pub async fn apply(
         s,
         &mut counts.enrollments,
         "enrollments",
-        "t.connection = $1 AND t.active AND NOT EXISTS (SELECT 1 FROM stg_children s WHERE s.child_id = t.child_id \
+        "t.connection = $1 AND t.active AND NOT EXISTS (SELECT 1 FROM children c \
+         JOIN stg_children s ON s.clever_id = c.clever_id \
+         WHERE c.id = t.child_id AND c.connection = $1 AND c.archived_school_year IS NULL \
          AND s.classroom_clever_id IS NOT NULL)",
         "enrollments",
     )
@@ -400,7 +404,7 @@ pub async fn apply(
         &mut counts.children,
         "children",
         "t.connection = $1 AND t.active AND t.source = 'roster' AND t.archived_school_year IS NULL \
-         AND NOT EXISTS (SELECT 1 FROM stg_children s WHERE s.child_id = t.id)",
+         AND NOT EXISTS (SELECT 1 FROM stg_children s WHERE s.clever_id = t.clever_id)",
         "children",
     )
     .await?;

@@ -99,20 +99,19 @@ pub async fn upsert(conn: &mut PgConnection, s: &ApplySettings) -> Result<Entity
         .map(|(c, _)| *c)
         .collect::<Vec<_>>()
         .join(", ");
-    // New children: created, and their ids noted in staging for enrollments and removal.
+    // New children: created with the staged Clever id. Their ids are not written back to
+    // staging (a rewrite of every staged row): from here on, the enrollments and the removal
+    // statements find each staged child's record by its Clever id, which every staged child's
+    // current record now holds (matched ones were given it above).
     // $1 the connection, $2 the new children's journey, $3 and $4 the starting levels' grades and
     // levels.
     let create = format!(
-        "WITH created AS (
-            INSERT INTO children (connection, clever_id, {names}, placement_level, journey, source)
-            SELECT $1, s.clever_id, {wanted}, lv.level, $2, 'roster'
-            FROM stg_children s
-            LEFT JOIN unnest($3::text[], $4::int[]) AS lv(grade, level) ON lv.grade = s.final_grade
-            WHERE s.match_kind IS NULL OR s.match_kind NOT IN ('live', 'carry', 'manual')
-            ORDER BY s.clever_id
-            RETURNING id, clever_id
-        )
-        UPDATE stg_children s SET child_id = c.id FROM created c WHERE s.clever_id = c.clever_id"
+        "INSERT INTO children (connection, clever_id, {names}, placement_level, journey, source)
+         SELECT $1, s.clever_id, {wanted}, lv.level, $2, 'roster'
+         FROM stg_children s
+         LEFT JOIN unnest($3::text[], $4::int[]) AS lv(grade, level) ON lv.grade = s.final_grade
+         WHERE s.match_kind IS NULL OR s.match_kind NOT IN ('live', 'carry', 'manual')
+         ORDER BY s.clever_id"
     );
     let created = execute(
         conn,
@@ -124,14 +123,6 @@ pub async fn upsert(conn: &mut PgConnection, s: &ApplySettings) -> Result<Entity
         "creating children",
     )
     .await?;
-    // The new children's ids are in staging now: the enrollments and the removal statements join
-    // on them.
-    if created >= 1000 {
-        sqlx::query("ANALYZE stg_children")
-            .execute(&mut *conn)
-            .await
-            .map_err(SyncError::db("analyzing staged children"))?;
-    }
     let live_staged = u64::try_from(live_staged).unwrap_or(0);
     Ok(EntityCounts {
         created,
@@ -159,7 +150,9 @@ pub async fn upsert_enrollments(
         conn,
         sqlx::query(
             "INSERT INTO enrollments (child_id, connection, classroom_clever_id)
-             SELECT s.child_id, $1, s.classroom_clever_id FROM stg_children s
+             SELECT c.id, $1, s.classroom_clever_id FROM stg_children s
+             JOIN children c ON c.connection = $1 AND c.clever_id = s.clever_id
+                  AND c.archived_school_year IS NULL
              WHERE s.classroom_clever_id IS NOT NULL
              ON CONFLICT (child_id) DO NOTHING",
         )

@@ -210,7 +210,13 @@ impl RosterSource for CleverSource {
         }
 
         drop(section_stream);
-        let mut student_stream = prefetch(client.users(Role::Student));
+        // Every student page is read, but only the kept sections' students are decoded.
+        let students = std::sync::Arc::new(students);
+        let wanted = students.clone();
+        let mut student_stream = prefetch(client.users_where(
+            Role::Student,
+            std::sync::Arc::new(move |id: &str| wanted.contains(id)),
+        ));
         while let Some(item) = next(&mut student_stream).await? {
             match item {
                 Ok(user) if students.contains(user.id.as_str()) => {
@@ -228,7 +234,11 @@ impl RosterSource for CleverSource {
         drop(students);
 
         drop(student_stream);
-        let mut teacher_stream = prefetch(client.users(Role::Teacher));
+        let wanted = std::sync::Arc::new(teachers.clone());
+        let mut teacher_stream = prefetch(client.users_where(
+            Role::Teacher,
+            std::sync::Arc::new(move |id: &str| wanted.contains(id)),
+        ));
         let mut found_teachers = 0usize;
         while let Some(item) = next(&mut teacher_stream).await? {
             match item {

@@ -52,6 +52,7 @@ pub mod engine;
 pub mod error;
 pub mod fetch;
 pub mod model;
+pub mod place;
 pub mod plan;
 pub mod resolve;
 pub mod session;

@@ -1,30 +1,11 @@
-//! Planning in SQL, on the staging tables: place each child in one classroom, settle its grade,
-//! and match staged children to existing records (current by Clever id, archived for carry-over,
-//! manual for linking). Reads the roster, writes only staging tables and staged problems.
+//! Planning in SQL, on the staging tables (each child's classroom and grade were settled while
+//! staging, see `place`): report placement problems, and match staged children to existing
+//! records (current by Clever id, archived for carry-over, manual for linking). Reads the roster,
+//! writes only staging tables and staged problems.
 use sqlx::PgConnection;
 
 use super::SyncError;
 use super::model::code;
-
-/// A child in several kept sections goes to one classroom: a homeroom section first, then a
-/// section of the child's primary school, then the lowest section id. The grade is the student's,
-/// else the chosen section's, else the one derived from the birth date.
-const PLACE: &str = "
-WITH pairs AS (
-    SELECT DISTINCT ss.section_id, ss.student_id FROM stg_section_students ss
-), ranked AS (
-    SELECT DISTINCT ON (p.student_id) p.student_id, p.section_id, cl.school_clever_id, cl.grade,
-           count(*) OVER (PARTITION BY p.student_id) AS n
-    FROM pairs p
-    JOIN stg_classrooms cl ON cl.clever_id = p.section_id
-    JOIN stg_children ch ON ch.clever_id = p.student_id
-    ORDER BY p.student_id, cl.is_homeroom DESC,
-             (cl.school_clever_id IS NOT DISTINCT FROM ch.primary_school) DESC, p.section_id
-)
-UPDATE stg_children c
-SET classroom_clever_id = r.section_id, school_clever_id = r.school_clever_id,
-    final_grade = coalesce(c.grade, r.grade, c.dob_grade), n_sections = r.n
-FROM ranked r WHERE r.student_id = c.clever_id";
 
 const PLACEMENT_PROBLEMS: &str = "
 INSERT INTO stg_problems (record_kind, clever_id, code, message)
@@ -32,11 +13,6 @@ SELECT 'children', clever_id, 'MultipleSections',
        'listed in ' || n_sections || ' kept sections; placed in classroom ' || classroom_clever_id
        || ' (homeroom first, then the primary school, then the lowest section id)'
 FROM stg_children WHERE n_sections > 1 ORDER BY clever_id;
-INSERT INTO stg_problems (record_kind, clever_id, code, message)
-SELECT DISTINCT 'enrollments', ss.student_id, 'StudentNotFound',
-       'a kept section lists this student but Clever did not return it; the enrollment is skipped'
-FROM stg_section_students ss
-WHERE NOT EXISTS (SELECT 1 FROM stg_children c WHERE c.clever_id = ss.student_id);
 INSERT INTO stg_problems (record_kind, clever_id, code, message)
 SELECT 'classrooms', classroom_clever_id, 'ClassroomOverCapacity',
        count(*) || ' children placed in this classroom; the product allows at most 32'
@@ -162,16 +138,16 @@ SELECT 'children', clever_id, 'ManualMatchAmbiguous',
        || 'a new roster child: match or merge it manually'
 FROM stg_children WHERE match_kind = 'manual-ambiguous' ORDER BY clever_id";
 
+/// Statistics of the staged children's columns that apply joins and filters on.
+pub const ANALYZE_STAGED_CHILDREN: &str =
+    "ANALYZE stg_children (clever_id, child_id, match_kind, classroom_clever_id)";
+
 /// Runs the planning steps. `auto_carryover` enables the archived-children passes.
 pub async fn resolve(
     conn: &mut PgConnection,
     connection: &str,
     auto_carryover: bool,
 ) -> Result<(), SyncError> {
-    sqlx::query(PLACE)
-        .execute(&mut *conn)
-        .await
-        .map_err(SyncError::db("placing children in classrooms"))?;
     sqlx::raw_sql(PLACEMENT_PROBLEMS)
         .execute(&mut *conn)
         .await
@@ -181,10 +157,10 @@ pub async fn resolve(
         .execute(&mut *conn)
         .await
         .map_err(SyncError::db("matching children by Clever id"))?;
-    // The one staging index: the removal statements probe staged children by child_id from the
-    // roster side, and without it a plan that misjudges the roster table (a first sync into a
-    // fresh database) turns the anti-join into a nested loop over the whole staging table
-    // (155 s at 100k students, measured).
+    // The matching passes below skip candidates a staged child already holds, probing staged
+    // children by child_id from the roster side: with this index a plan that misjudges the roster
+    // table (a first sync into a fresh database) cannot turn that probe into a rescan of the
+    // whole staging table per candidate (the removal statements once did: 155 s at 100k).
     sqlx::query("CREATE INDEX ON stg_children (child_id)")
         .execute(&mut *conn)
         .await
@@ -215,10 +191,11 @@ pub async fn resolve(
         .execute(&mut *conn)
         .await
         .map_err(SyncError::db("recording matching problems"))?;
-    // Planning filled child_id and match_kind: refresh the planner's view before apply joins on
-    // them. (It was not what kept the 1M stale-children count from a nested loop: the removal
-    // statements run without nested loops, `apply::set_nestloop`.)
-    sqlx::query("ANALYZE stg_children")
+    // Planning filled child_id and match_kind: refresh the planner's view of the columns apply
+    // joins and filters on (the others, names and demographics, cost most of a full ANALYZE).
+    // It was not what kept the 1M stale-children count from a nested loop: the removal
+    // statements run without nested loops, `apply::set_nestloop`.
+    sqlx::query(ANALYZE_STAGED_CHILDREN)
         .execute(&mut *conn)
         .await
         .map_err(SyncError::db("analyzing staged children"))?;

@@ -4,22 +4,23 @@ use sqlx::PgConnection;
 
 use super::SyncError;
 use super::model::{Problem, StagedChild, StagedClassroom, StagedEducator, StagedSchool, code};
+use super::place::{Sections, id_key};
 
 /// Flush a table's buffer into Postgres once it holds this many bytes.
 const FLUSH_BYTES: usize = 1 << 20;
 
 const CREATE: &str = "
-DROP TABLE IF EXISTS stg_schools, stg_classrooms, stg_section_students, stg_children, stg_educators, stg_problems;
+DROP TABLE IF EXISTS stg_schools, stg_classrooms, stg_children, stg_educators, stg_problems;
 CREATE TEMP TABLE stg_schools (clever_id text, name text, sis_id text, low_grade text, high_grade text);
 CREATE TEMP TABLE stg_classrooms (clever_id text, school_clever_id text, name text, grade text, subject text,
     is_homeroom boolean, teacher_clever_id text);
-CREATE TEMP TABLE stg_section_students (section_id text, student_id text);
 CREATE TEMP TABLE stg_children (clever_id text, sis_id text, first_name text, last_name text, grade text,
     dob_grade text, primary_school text, demo_shared boolean, dob date, gender text, ell_status text,
     hispanic_ethnicity text, race text, home_language text, iep_status text, frl_status text,
+    -- The placement, decided while staging (`place`): NULL for a child in no kept section.
+    classroom_clever_id text, school_clever_id text, final_grade text, n_sections integer,
     -- Filled by planning:
-    classroom_clever_id text, school_clever_id text, final_grade text, n_sections integer, child_id bigint,
-    match_kind text);
+    child_id bigint, match_kind text);
 CREATE TEMP TABLE stg_educators (clever_id text, school_clever_id text, sis_id text, first_name text,
     last_name text, email text, title text);
 CREATE TEMP TABLE stg_problems (id bigserial, record_kind text, clever_id text, code text, message text);
@@ -143,42 +144,29 @@ pub fn escape_into(out: &mut Vec<u8>, value: &str) {
     }
 }
 
-/// Ids already staged, per entity: Clever ids are 24 hex digits, kept exactly as a `u128`
-/// (16 bytes an id, so a million children cost ~30 MB); any other id is kept by a 128-bit hash.
+/// Ids already staged, per entity, by [`id_key`] (16 bytes an id, so a million children cost
+/// ~30 MB).
 #[derive(Default)]
 struct SeenIds(std::collections::HashSet<u128>);
 
 impl SeenIds {
     /// True the first time `id` is seen.
     fn first(&mut self, id: &str) -> bool {
-        let key = if id.len() == 24 {
-            u128::from_str_radix(id, 16).ok()
-        } else {
-            None
-        };
-        let key = key.unwrap_or_else(|| {
-            use std::hash::{Hash, Hasher};
-            let half = |salt: u64| {
-                let mut h = std::hash::DefaultHasher::new();
-                salt.hash(&mut h);
-                id.hash(&mut h);
-                h.finish()
-            };
-            // The high bit keeps hashed keys apart from hex ids of 96 bits.
-            (1u128 << 127) | (u128::from(half(1)) << 64) | u128::from(half(2))
-        });
-        self.0.insert(key)
+        self.0.insert(id_key(id))
     }
 }
 
 /// Streams staged rows into the staging tables. A record whose Clever id was already staged (Clever
 /// returned it twice) is skipped with a `DuplicateRecord` problem: the first one is kept.
+///
+/// Classrooms are staged before children: each child is placed in its classroom as its row is
+/// written ([`Sections`]).
 pub struct Stager<'c> {
     conn: &'c mut PgConnection,
     seen: [SeenIds; 4],
+    sections: Sections,
     schools: CopyBuffer,
     classrooms: CopyBuffer,
-    section_students: CopyBuffer,
     children: CopyBuffer,
     educators: CopyBuffer,
     problems: CopyBuffer,
@@ -189,7 +177,6 @@ pub struct Stager<'c> {
 pub struct StagedTotals {
     pub schools: u64,
     pub classrooms: u64,
-    pub enrollments: u64,
     pub children: u64,
     pub educators: u64,
     pub problems: u64,
@@ -202,18 +189,17 @@ impl<'c> Stager<'c> {
         Stager {
             conn,
             seen: Default::default(),
+            sections: Sections::default(),
             schools: CopyBuffer::new(
                 "COPY stg_schools (clever_id, name, sis_id, low_grade, high_grade) FROM STDIN",
             ),
             classrooms: CopyBuffer::new(
                 "COPY stg_classrooms (clever_id, school_clever_id, name, grade, subject, is_homeroom, teacher_clever_id) FROM STDIN",
             ),
-            section_students: CopyBuffer::new(
-                "COPY stg_section_students (section_id, student_id) FROM STDIN",
-            ),
             children: CopyBuffer::new(
                 "COPY stg_children (clever_id, sis_id, first_name, last_name, grade, dob_grade, primary_school, \
-                 demo_shared, dob, gender, ell_status, hispanic_ethnicity, race, home_language, iep_status, frl_status) FROM STDIN",
+                 demo_shared, dob, gender, ell_status, hispanic_ethnicity, race, home_language, iep_status, frl_status, \
+                 classroom_clever_id, school_clever_id, final_grade, n_sections) FROM STDIN",
             ),
             educators: CopyBuffer::new(
                 "COPY stg_educators (clever_id, school_clever_id, sis_id, first_name, last_name, email, title) FROM STDIN",
@@ -269,15 +255,14 @@ impl<'c> Stager<'c> {
             .text(c.teacher_clever_id.as_deref())
             .end();
         self.classrooms.rows += 1;
-        for student in &c.students {
-            Row::new(&mut self.section_students.buf)
-                .text(Some(&c.clever_id))
-                .text(Some(student))
-                .end();
-            self.section_students.rows += 1;
-        }
-        self.classrooms.maybe_flush(self.conn).await?;
-        self.section_students.maybe_flush(self.conn).await
+        self.sections.add(
+            &c.clever_id,
+            &c.school_clever_id,
+            c.grade,
+            homeroom,
+            &c.students,
+        );
+        self.classrooms.maybe_flush(self.conn).await
     }
 
     pub async fn child(&mut self, c: &StagedChild) -> Result<(), SyncError> {
@@ -286,6 +271,13 @@ impl<'c> Stager<'c> {
         }
         let demo = c.demographics.as_ref();
         let dob = demo.and_then(|d| d.dob).map(|d| d.to_string());
+        let placed = self.sections.place(
+            &c.clever_id,
+            c.primary_school.as_deref(),
+            c.grade,
+            c.dob_grade,
+        );
+        let n_sections = placed.map(|p| p.sections.to_string());
         Row::new(&mut self.children.buf)
             .text(Some(&c.clever_id))
             .text(c.sis_id.as_deref())
@@ -303,6 +295,10 @@ impl<'c> Stager<'c> {
             .text(demo.and_then(|d| d.home_language.as_deref()))
             .text(demo.and_then(|d| d.iep_status.as_deref()))
             .text(demo.and_then(|d| d.frl_status.as_deref()))
+            .text(placed.map(|p| p.classroom))
+            .text(placed.map(|p| p.school))
+            .text(placed.and_then(|p| p.grade).map(|g| g.as_str()))
+            .text(n_sections.as_deref())
             .end();
         self.children.rows += 1;
         self.children.maybe_flush(self.conn).await
@@ -341,10 +337,27 @@ impl<'c> Stager<'c> {
     /// hash joins on staging need; only `stg_children` is analyzed, after matching filled it in
     /// (`resolve`; docs/performance.md).
     pub async fn finish(mut self) -> Result<StagedTotals, SyncError> {
+        // Students a kept section lists but Clever did not return: their enrollments are skipped.
+        let not_staged: Vec<String> = self
+            .sections
+            .not_staged()
+            .into_iter()
+            .map(str::to_owned)
+            .collect();
+        for id in not_staged {
+            let message = "a kept section lists this student but Clever did not return it; \
+                           the enrollment is skipped";
+            Row::new(&mut self.problems.buf)
+                .text(Some("enrollments"))
+                .text(Some(&id))
+                .text(Some(code::STUDENT_NOT_FOUND))
+                .text(Some(message))
+                .end();
+            self.problems.rows += 1;
+        }
         for buf in [
             &mut self.schools,
             &mut self.classrooms,
-            &mut self.section_students,
             &mut self.children,
             &mut self.educators,
             &mut self.problems,
@@ -359,7 +372,6 @@ impl<'c> Stager<'c> {
             copy_time: [
                 &self.schools,
                 &self.classrooms,
-                &self.section_students,
                 &self.children,
                 &self.educators,
                 &self.problems,
@@ -369,7 +381,6 @@ impl<'c> Stager<'c> {
             .sum(),
             schools: self.schools.rows,
             classrooms: self.classrooms.rows,
-            enrollments: self.section_students.rows,
             children: self.children.rows,
             educators: self.educators.rows,
             problems: self.problems.rows,
