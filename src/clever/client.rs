@@ -10,9 +10,9 @@ use futures::Stream;
 use serde::de::DeserializeOwned;
 use url::Url;
 
-use super::decode::{Decoded, Keep, decode_page, decode_page_where, decode_record};
+use super::decode::{Decoded, Keep, decode_page, decode_page_with, decode_record};
 use super::error::CleverError;
-use super::models::{Course, District, Role, School, Section, Term, User, next_link};
+use super::models::{Course, District, Link, Role, School, Section, Term, User, next_link};
 use super::paging::Paging;
 use super::transport::{invalid_body, strip_query};
 
@@ -268,10 +268,12 @@ impl CleverClient {
         })
     }
 
-    /// Streams every record of a list endpoint, following `links[rel=next]` verbatim. Only one page
-    /// is held at a time: the next request is sent once the current page has been consumed. After
-    /// an error the stream ends. A list that breaks the paging rules (see [`Paging`]) ends with a
-    /// [`CleverError::Protocol`] error, so a broken list is never mistaken for a short one.
+    /// Streams every record of a list endpoint, following `links[rel=next]` verbatim. The next
+    /// page is requested as soon as the current page's `links` are read, so the request overlaps
+    /// decoding and consuming the current page; a page is decoded once the one before it has been
+    /// consumed (at most a page of records, a page being decoded and the next body are held).
+    /// After an error the stream ends. A list that breaks the paging rules (see [`Paging`]) ends
+    /// with a [`CleverError::Protocol`] error, so a broken list is never mistaken for a short one.
     pub fn list<T: DeserializeOwned + Send + 'static>(
         &self,
         path: &str,
@@ -298,7 +300,8 @@ impl CleverClient {
         let state = ListState::<T> {
             client: self.clone(),
             paging: Paging::new(&first, self.cfg.max_pages),
-            next: Some(first),
+            fetching: Some(self.request(first)),
+            decoding: None,
             buf: Vec::new().into_iter(),
             keep,
         };
@@ -307,54 +310,108 @@ impl CleverClient {
                 if let Some(item) = st.buf.next() {
                     return Some((Ok(item), st));
                 }
-                let uri = st.next.take()?;
-                match st.client.page::<T>(&uri, st.keep.clone()).await {
-                    Ok((records, total, next)) => {
-                        if let Err(detail) = st.paging.check(total, next.as_deref()) {
-                            let path = strip_query(&uri).to_owned();
-                            return Some((Err(CleverError::Protocol { path, detail }), st));
+                if let Some(decoding) = st.decoding.take() {
+                    match decoding.finish().await {
+                        Ok(records) => {
+                            st.buf = records.into_iter();
+                            continue;
                         }
-                        st.next = next;
-                        st.buf = records.into_iter();
+                        Err(err) => return Some((Err(err), st)),
                     }
-                    Err(err) => return Some((Err(err), st)),
                 }
+                let (uri, fetch) = st.fetching.take()?;
+                let body = match fetch.finish().await {
+                    Ok(body) => body,
+                    Err(err) => return Some((Err(err), st)),
+                };
+                let (decoding, envelope) = st.decode(uri.clone(), body);
+                let Ok((total, next)) = envelope.await else {
+                    // The decoder ended before reading the envelope: it says why.
+                    match decoding.finish().await {
+                        Err(err) => return Some((Err(err), st)),
+                        Ok(_) => return None,
+                    }
+                };
+                if let Err(detail) = st.paging.check(total, next.as_deref()) {
+                    let path = strip_query(&uri).to_owned();
+                    return Some((Err(CleverError::Protocol { path, detail }), st));
+                }
+                st.fetching = next.map(|next| st.client.request(next));
+                st.decoding = Some(decoding);
             }
         })
     }
 
-    /// Fetches and decodes one page (decoding off the async threads: a 10000-record page is work).
-    /// Returns the decoded records, the number of records on the page and the next link.
-    async fn page<T: DeserializeOwned + Send + 'static>(
-        &self,
-        uri: &str,
-        keep: Option<Keep>,
-    ) -> Result<(Vec<Decoded<T>>, usize, Option<String>), CleverError> {
-        let body = self.fetch(uri, Auth::Bearer).await?;
-        let path = uri.to_owned();
-        let decoded = tokio::task::spawn_blocking(move || {
-            match &keep {
-                Some(keep) => decode_page_where::<T>(&body, keep.as_ref()),
-                None => decode_page::<T>(&body),
-            }
-            .map_err(|e| invalid_body(&path, &e))
-        })
-        .await
-        .map_err(|e| CleverError::InvalidBody {
-            path: uri.to_owned(),
-            detail: format!("decoder failed: {e}"),
-        })??;
-        let next = next_link(&decoded.links).map(str::to_owned);
-        Ok((decoded.records, decoded.total, next))
+    /// Sends a page request in its own task.
+    fn request(&self, uri: String) -> (String, Task<bytes::Bytes>) {
+        let client = self.clone();
+        let task_uri = uri.clone();
+        let handle = tokio::spawn(async move { client.fetch(&task_uri, Auth::Bearer).await });
+        let task = Task {
+            uri: uri.clone(),
+            handle,
+        };
+        (uri, task)
     }
 }
+
+/// A spawned step of a list (a page's request or its decoding), aborted when the list is
+/// dropped.
+struct Task<T> {
+    uri: String,
+    handle: tokio::task::JoinHandle<Result<T, CleverError>>,
+}
+
+impl<T> Task<T> {
+    async fn finish(mut self) -> Result<T, CleverError> {
+        let handle = &mut self.handle;
+        handle.await.map_err(|e| CleverError::InvalidBody {
+            path: strip_query(&self.uri).to_owned(),
+            detail: format!("reading the page failed: {e}"),
+        })?
+    }
+}
+
+impl<T> Drop for Task<T> {
+    fn drop(&mut self) {
+        self.handle.abort();
+    }
+}
+
+type Envelope = tokio::sync::oneshot::Receiver<(usize, Option<String>)>;
 
 struct ListState<T> {
     client: CleverClient,
     paging: Paging,
-    next: Option<String>,
+    /// The next page's request (its uri) and body.
+    fetching: Option<(String, Task<bytes::Bytes>)>,
+    /// The current page's records, being decoded off the async threads.
+    decoding: Option<Task<Vec<Decoded<T>>>>,
     buf: std::vec::IntoIter<Decoded<T>>,
     keep: Option<Keep>,
+}
+
+impl<T: DeserializeOwned + Send + 'static> ListState<T> {
+    /// Decodes a page off the async threads (a 10000-record page is work). The envelope (records
+    /// on the page, next link) is sent as soon as it is read; for a filtered list that is before
+    /// any record is decoded.
+    fn decode(&self, uri: String, body: bytes::Bytes) -> (Task<Vec<Decoded<T>>>, Envelope) {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let keep = self.keep.clone();
+        let task_uri = uri.clone();
+        let handle = tokio::task::spawn_blocking(move || {
+            let envelope = |total: usize, links: &[Link]| {
+                let _ = tx.send((total, next_link(links).map(str::to_owned)));
+            };
+            let page = match &keep {
+                Some(keep) => decode_page_with::<T>(&body, keep.as_ref(), envelope),
+                None => decode_page::<T>(&body).inspect(|p| envelope(p.total, &p.links)),
+            };
+            page.map(|p| p.records)
+                .map_err(|e| invalid_body(&task_uri, &e))
+        });
+        (Task { uri, handle }, rx)
+    }
 }
 
 /// Where the oauth tokens endpoint lives: `https://clever.com` for the production API, otherwise

@@ -139,6 +139,8 @@ impl RosterSource for CleverSource {
         if let Ok(mut clients) = self.clients.lock() {
             clients.clear();
         }
+        let started = std::time::Instant::now();
+        let elapsed_ms = || started.elapsed().as_millis() as u64;
         let client = self.client(&ctx.district_id).await?;
         client.district(&ctx.district_id).await?;
 
@@ -210,6 +212,7 @@ impl RosterSource for CleverSource {
         }
 
         drop(section_stream);
+        tracing::debug!(elapsed_ms = elapsed_ms(), "schools and sections staged");
         // Every student page is read, but only the kept sections' students are decoded.
         let students = std::sync::Arc::new(students);
         let wanted = students.clone();
@@ -234,6 +237,7 @@ impl RosterSource for CleverSource {
         drop(students);
 
         drop(student_stream);
+        tracing::debug!(elapsed_ms = elapsed_ms(), "students staged");
         let wanted = std::sync::Arc::new(teachers.clone());
         let mut teacher_stream = prefetch(client.users_where(
             Role::Teacher,
@@ -270,7 +274,7 @@ impl RosterSource for CleverSource {
                 })
                 .await?;
         }
-        tracing::debug!(found_teachers, "teachers staged");
+        tracing::debug!(found_teachers, elapsed_ms = elapsed_ms(), "teachers staged");
 
         let mut kept: Vec<_> = kept_schools.into_iter().collect();
         kept.sort();
