@@ -234,7 +234,7 @@ impl CleverClient {
         self.list("/v3.0/users", &[("role", role.as_str())])
     }
     /// Users holding `role` whose id `keep` accepts: every page is read, but only those records
-    /// are decoded (the others are parsed and dropped; see [`decode_page_where`]).
+    /// are decoded (the others are parsed and dropped; see [`crate::clever::decode_page_where`]).
     pub fn users_where(
         &self,
         role: Role,

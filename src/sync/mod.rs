@@ -3,9 +3,10 @@
 //!
 //! Pipeline (each step in its own module):
 //! 1. [`fetch`]: stream Clever pages, keep the shared sections, normalize records into staged rows
-//!    (pure rules in [`plan`]), and bulk-load them into TEMP staging tables ([`stage`], COPY).
-//! 2. [`resolve`]: set-based planning on staging: one classroom per child, grade, matching of
-//!    children (current, archived for carry-over, manual).
+//!    (pure rules in [`plan`]), place each child in one classroom with its grade ([`place`], pure,
+//!    decided as the row is staged), and bulk-load them into TEMP staging tables ([`stage`], COPY).
+//! 2. [`resolve`]: set-based planning on staging: matching of children (current, archived for
+//!    carry-over, manual) and educators, and the placement problems.
 //! 3. [`apply`]: set-based writes to the roster tables with counts, then the removal guard.
 //! 4. The run's record ([`crate::run::RunRecord`], stored by [`crate::store::runs`]): Running at
 //!    start, its outcome and problems at the end, in the same transaction as the roster.
