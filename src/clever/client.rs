@@ -216,6 +216,13 @@ impl CleverClient {
     ) -> impl Stream<Item = Result<Decoded<Section>, CleverError>> + Send + 'static + use<> {
         self.list("/v3.0/sections", &[])
     }
+    /// Sections that `keep` accepts: every page is read, but only those records are decoded.
+    pub fn sections_where(
+        &self,
+        keep: Keep,
+    ) -> impl Stream<Item = Result<Decoded<Section>, CleverError>> + Send + 'static + use<> {
+        self.list_where("/v3.0/sections", &[], Some(keep))
+    }
     pub fn terms(
         &self,
     ) -> impl Stream<Item = Result<Decoded<Term>, CleverError>> + Send + 'static + use<> {
@@ -233,7 +240,7 @@ impl CleverClient {
     ) -> impl Stream<Item = Result<Decoded<User>, CleverError>> + Send + 'static + use<> {
         self.list("/v3.0/users", &[("role", role.as_str())])
     }
-    /// Users holding `role` whose id `keep` accepts: every page is read, but only those records
+    /// Users holding `role` that `keep` accepts: every page is read, but only those records
     /// are decoded (the others are parsed and dropped; see [`crate::clever::decode_page_where`]).
     pub fn users_where(
         &self,

@@ -19,7 +19,9 @@ pub mod wire;
 
 pub use client::{CleverClient, ClientConfig, ClientStats, Token, oauth_base_for};
 pub use credentials::{CleverCredentials, CredentialKeys, SecretKeysMissing};
-pub use decode::{Decoded, Keep, RecordProblem, decode_page, decode_page_where};
+pub use decode::{
+    Decoded, Keep, RawValue, RecordProblem, decode_page, decode_page_where, record_id,
+};
 pub use error::CleverError;
 pub use grade::CleverGrade;
 pub use hosts::{

@@ -151,7 +151,13 @@ impl RosterSource for CleverSource {
         // staged and teachers once students are (one user list in memory at a time: a decoded
         // page of 10,000 users is the largest thing a sync holds).
         let mut stream = prefetch(client.schools());
-        let mut section_stream = prefetch(client.sections());
+        // A section whose grade is outside the shared grades is only scanned, never decoded (with
+        // its list of students, it is the largest record Clever sends); an ungraded one is
+        // decoded and judged by its school's range below.
+        let shared = ctx.shared_grades.clone();
+        let mut section_stream = prefetch(client.sections_where(std::sync::Arc::new(
+            move |raw: &clever::RawValue| section_may_be_kept(raw, &shared),
+        )));
         while let Some(item) = next(&mut stream).await? {
             match item {
                 Ok(s) => {
@@ -216,10 +222,7 @@ impl RosterSource for CleverSource {
         // Every student page is read, but only the kept sections' students are decoded.
         let students = std::sync::Arc::new(students);
         let wanted = students.clone();
-        let mut student_stream = prefetch(client.users_where(
-            Role::Student,
-            std::sync::Arc::new(move |id: &str| wanted.contains(id)),
-        ));
+        let mut student_stream = prefetch(client.users_where(Role::Student, keep_ids(wanted)));
         while let Some(item) = next(&mut student_stream).await? {
             match item {
                 Ok(user) if students.contains(user.id.as_str()) => {
@@ -239,10 +242,7 @@ impl RosterSource for CleverSource {
         drop(student_stream);
         tracing::debug!(elapsed_ms = elapsed_ms(), "students staged");
         let wanted = std::sync::Arc::new(teachers.clone());
-        let mut teacher_stream = prefetch(client.users_where(
-            Role::Teacher,
-            std::sync::Arc::new(move |id: &str| wanted.contains(id)),
-        ));
+        let mut teacher_stream = prefetch(client.users_where(Role::Teacher, keep_ids(wanted)));
         let mut found_teachers = 0usize;
         while let Some(item) = next(&mut teacher_stream).await? {
             match item {
@@ -300,6 +300,31 @@ impl RosterSource for CleverSource {
     }
 }
 
+/// Decodes users whose id is in `ids`; one without a readable id is decoded, so that its problem
+/// is seen (and dropped by the caller when not wanted).
+fn keep_ids(ids: std::sync::Arc<HashSet<Box<str>>>) -> clever::Keep {
+    std::sync::Arc::new(move |raw: &clever::RawValue| {
+        clever::record_id(raw).is_none_or(|id| ids.contains(&*id))
+    })
+}
+
+/// The part of a section that decides whether it can be kept.
+#[derive(serde::Deserialize)]
+struct SectionHead {
+    #[serde(default, deserialize_with = "clever::wire::grade")]
+    grade: Option<clever::CleverGrade>,
+}
+
+/// False only for a section whose grade is readable and not shared ([`plan::section_kept`] with
+/// a grade does not look at the school). An ungraded section, or one whose grade cannot be read,
+/// is decoded: the first is judged by its school's range, the second is reported.
+fn section_may_be_kept(raw: &clever::RawValue, shared: &[Grade]) -> bool {
+    match serde_json::from_str::<SectionHead>(raw.get()) {
+        Ok(head) => grade(head.grade.as_ref()).is_none_or(|g| shared.contains(&g)),
+        Err(_) => true,
+    }
+}
+
 fn school(s: clever::School) -> StagedSchool {
     let name = plan::normalize_name(Some(&s.name)).unwrap_or_else(|| s.id.clone());
     StagedSchool {
@@ -353,4 +378,75 @@ fn educator(user: clever::User) -> Option<StagedEducator> {
         email: user.email,
         title: role.title,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn raw(json: &str) -> Box<clever::RawValue> {
+        clever::RawValue::from_string(json.to_owned()).expect("json")
+    }
+
+    #[test]
+    fn sections_outside_the_shared_grades_are_not_decoded() {
+        let shared = [Grade::PreKindergarten, Grade::Kindergarten];
+        for (json, want, why) in [
+            (
+                r#"{"id":"s","grade":"Kindergarten","students":[1]}"#,
+                true,
+                "shared grade",
+            ),
+            (
+                r#"{"id":"s","grade":"7","students":["a"]}"#,
+                false,
+                "other grade",
+            ),
+            (
+                r#"{"id":"s","students":["a"]}"#,
+                true,
+                "ungraded: judged by its school later",
+            ),
+            (
+                r#"{"id":"s","grade":"","students":["a"]}"#,
+                true,
+                "blank grade is ungraded",
+            ),
+            (
+                r#"{"id":"s","grade":{"x":1}}"#,
+                true,
+                "unreadable grade: decoded, reported",
+            ),
+            (
+                r#"{"id":"s","grade":"Ungraded"}"#,
+                false,
+                "Ungraded is a grade, not shared here",
+            ),
+        ] {
+            assert_eq!(
+                section_may_be_kept(&raw(json), &shared),
+                want,
+                "{why}: {json}"
+            );
+        }
+        // Never stricter than the rule itself, whatever the school's range.
+        for g in Grade::ALL {
+            let json = format!(r#"{{"grade":"{}"}}"#, g.as_str());
+            if plan::section_kept(Some(g), None, &shared) {
+                assert!(section_may_be_kept(&raw(&json), &shared), "{json}");
+            }
+        }
+    }
+
+    #[test]
+    fn users_are_decoded_by_id_and_unreadable_ids_are_decoded() {
+        let keep = keep_ids(std::sync::Arc::new(HashSet::from([Box::<str>::from("a1")])));
+        assert!(keep(&raw(r#"{"id":"a1","name":{}}"#)));
+        assert!(!keep(&raw(r#"{"id":"b2","name":{}}"#)));
+        assert!(
+            keep(&raw(r#"{"name":{}}"#)),
+            "no id: decoded, its problem seen"
+        );
+        assert!(keep(&raw(r#"{"id":7}"#)), "a non-string id: decoded");
+    }
 }

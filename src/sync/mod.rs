@@ -16,6 +16,9 @@
 //! Semantics chosen (documented here, asserted by tests/sync_engine.rs):
 //! - A section without a grade is kept only when its school serves shared grades exclusively
 //!   (every grade from `low_grade` to `high_grade` is shared), see [`plan::section_kept`].
+//! - Records outside the shared sections (sections of other grades, students and teachers no kept
+//!   section lists) are read and parsed but not decoded: a problem in one of them (a malformed
+//!   field) is not reported, since nothing of it would be synced.
 //! - A child's school is the school of its chosen classroom; matching manual children "within the
 //!   same school" uses it.
 //! - Matching order for a staged child: a current record by Clever id (update or reactivate), then
