@@ -877,3 +877,29 @@ async fn duplicate_ids_are_kept_once_with_a_problem() {
 fn out_key() -> rostersync::run::ConnectionKey {
     CONN.parse().expect("connection key")
 }
+
+/// The post-commit statistics refresh names real columns of every roster table (a renamed column
+/// would only log a warning at run time, and the statistics would silently stop).
+#[tokio::test]
+async fn the_key_column_analyze_names_real_columns_of_every_roster_table() {
+    let Some(pool) = db().await else { return };
+    let tables = [
+        "schools",
+        "classrooms",
+        "educators",
+        "children",
+        "enrollments",
+    ];
+    let sql = rostersync::sync::engine::analyze_key_columns(&tables).expect("a statement");
+    for t in tables {
+        assert!(sql.contains(&format!("{t} (")), "{t} missing from {sql}");
+    }
+    sqlx::query(&sql)
+        .execute(&pool)
+        .await
+        .expect("ANALYZE runs");
+    assert_eq!(
+        rostersync::sync::engine::analyze_key_columns(&["sync_runs"]),
+        None
+    );
+}

@@ -586,25 +586,29 @@ const KEY_COLUMNS: [(&str, &str); 5] = [
     ),
 ];
 
-/// `ANALYZE` of roster tables' key columns ([`KEY_COLUMNS`]) outside any transaction. Statistics
-/// are a nicety: when another district's run holds a table's statistics lock, they are skipped
-/// after 2 s rather than waited for.
-async fn refresh_statistics(conn: &mut PgConnection, tables: &[&str]) -> Result<(), SyncError> {
-    let tables: Vec<String> = KEY_COLUMNS
+/// The `ANALYZE` of the key columns ([`KEY_COLUMNS`]) of those of `tables` that are roster
+/// tables; `None` when there is none.
+pub fn analyze_key_columns(tables: &[&str]) -> Option<String> {
+    let targets: Vec<String> = KEY_COLUMNS
         .iter()
         .filter(|(t, _)| tables.contains(t))
         .map(|(t, columns)| format!("{t} ({columns})"))
         .collect();
-    if tables.is_empty() {
+    (!targets.is_empty()).then(|| format!("ANALYZE {}", targets.join(", ")))
+}
+
+/// `ANALYZE` of roster tables' key columns ([`KEY_COLUMNS`]) outside any transaction. Statistics
+/// are a nicety: when another district's run holds a table's statistics lock, they are skipped
+/// after 2 s rather than waited for.
+async fn refresh_statistics(conn: &mut PgConnection, tables: &[&str]) -> Result<(), SyncError> {
+    let Some(analyze) = analyze_key_columns(tables) else {
         return Ok(());
-    }
+    };
     sqlx::query!("SET lock_timeout = '2s'")
         .execute(&mut *conn)
         .await
         .map_err(SyncError::db("limiting the statistics lock wait"))?;
-    let analyzed = sqlx::query(&format!("ANALYZE {}", tables.join(", ")))
-        .execute(&mut *conn)
-        .await;
+    let analyzed = sqlx::query(&analyze).execute(&mut *conn).await;
     sqlx::query!("RESET lock_timeout")
         .execute(&mut *conn)
         .await
