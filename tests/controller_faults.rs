@@ -674,3 +674,34 @@ async fn a_503_with_backoff_limit_2_is_retried_by_the_job_and_reported_once() {
         took.as_millis()
     );
 }
+
+/// A status written over a version of the schedule that is no longer current (a reconcile that
+/// read a cache lagging the controller's own last write) is refused, not applied: the newer
+/// status stays. Over the current version it is applied.
+#[tokio::test]
+async fn a_status_write_over_a_stale_version_is_refused() {
+    use kube::ResourceExt as _;
+    use rostersync::controller::leader::Acting;
+    use rostersync::controller::status::apply_status_over;
+    let Some(env) = Env::new("stale-status", 20).await else {
+        return;
+    };
+    env.create_connection("c", &env.district_id(), json!({}))
+        .await;
+    env.create_schedule("s", "c", None, false).await;
+    let api = env.schedules();
+    let acting = Acting::always();
+    let status = |token: &str| json!({"syncNow": {"available": false, "reason": "Test", "lastHandledToken": token}});
+    let seen = api.get("s").await.expect("schedule");
+    let stale = seen.resource_version().expect("a version");
+    let applied = apply_status_over(&acting, &api, "s", &stale, &status("newer"))
+        .await
+        .expect("write");
+    assert!(applied, "over the current version the status is written");
+    let refused = apply_status_over(&acting, &api, "s", &stale, &status("older"))
+        .await
+        .expect("write");
+    assert!(!refused, "over a stale version nothing is written");
+    let now = api.get("s").await.expect("schedule");
+    assert_eq!(handled_token(&now), Some("newer"));
+}

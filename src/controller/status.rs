@@ -49,6 +49,42 @@ where
     }
 }
 
+/// Like [`apply_status`], but only over the version of the object that was observed
+/// (`resource_version` in the applied object is a precondition): `Ok(false)`, nothing written,
+/// when the object changed since. A reconcile that read the object from a cache that had not yet
+/// seen the controller's own last status write must not put the older status back.
+pub async fn apply_status_over<K>(
+    acting: &Acting,
+    api: &Api<K>,
+    name: &str,
+    resource_version: &str,
+    status: &impl Serialize,
+) -> Result<bool>
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug,
+{
+    let patch = serde_json::json!({
+        "apiVersion": K::api_version(&()),
+        "kind": K::kind(&()),
+        "metadata": {"resourceVersion": resource_version},
+        "status": status,
+    });
+    acting.check()?;
+    match api
+        .patch_status(
+            name,
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(&patch),
+        )
+        .await
+    {
+        Ok(_) => Ok(true),
+        Err(kube::Error::Api(s)) if s.code == 404 => Ok(true),
+        Err(kube::Error::Api(s)) if s.code == 409 => Ok(false),
+        Err(e) => Err(Error::kube("writing status")(e)),
+    }
+}
+
 /// A condition stamped with `now` (the controller's clock).
 pub fn condition_at(
     type_: &str,

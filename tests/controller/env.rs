@@ -477,13 +477,27 @@ impl Env {
         what: &str,
         check: impl Fn(&SyncSchedule) -> bool,
     ) -> SyncSchedule {
+        // A poll of its own rather than common::wait_for: a timeout shows the last status seen.
         let api = self.schedules();
-        let check = &check;
-        common::wait_for(what, TIMEOUT, || {
-            let api = api.clone();
-            async move { api.get(name).await.ok().filter(|s| check(s)) }
-        })
-        .await
+        let deadline = tokio::time::Instant::now() + TIMEOUT;
+        loop {
+            let got = api.get(name).await;
+            if let Ok(s) = &got
+                && check(s)
+            {
+                return s.clone();
+            }
+            if tokio::time::Instant::now() >= deadline {
+                let last = match &got {
+                    Ok(s) => serde_json::to_string(&s.status).unwrap_or_default(),
+                    Err(e) => format!("not readable: {e}"),
+                };
+                panic!(
+                    "timed out after {TIMEOUT:?} waiting for {what} ({name}); last status: {last}"
+                );
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
     }
 
     pub async fn job_names(&self) -> Vec<String> {

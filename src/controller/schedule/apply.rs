@@ -16,7 +16,7 @@ use crate::controller::emails;
 use crate::controller::error::{Error, Result};
 use crate::controller::job::{self, JobInput, REPORTED_ANNOTATION};
 use crate::controller::metrics::ScheduleGauges;
-use crate::controller::status::{apply_status, publish};
+use crate::controller::status::{apply_status, apply_status_over, publish};
 use crate::store::{StoreError, runs};
 use tracing::Instrument as _;
 
@@ -99,7 +99,23 @@ pub async fn apply(ctx: &Arc<Context>, o: &Observed, plan: &Plan) -> Result<bool
     }
     if plan.write_status {
         let api: Api<SyncSchedule> = Api::namespaced(ctx.client.clone(), &ns);
-        apply_status(&ctx.acting, &api, &name, &plan.status).await?;
+        // A plan that only refreshes the status brings no news of its own: it may come from a
+        // cached schedule that has not seen this controller's last status write yet (a Job's
+        // reported mark can arrive before the schedule's own update), and must not put an older
+        // status back (a finished run shown as Running again, found in a full test run). It is
+        // written over the observed version only; if the schedule changed since, reconcile again.
+        let status_only = plan.starts.is_empty()
+            && plan.emails.is_empty()
+            && plan.events.is_empty()
+            && plan.reports.is_empty();
+        match sched.resource_version() {
+            Some(version) if status_only => {
+                if !apply_status_over(&ctx.acting, &api, &name, &version, &plan.status).await? {
+                    return Ok(false);
+                }
+            }
+            _ => apply_status(&ctx.acting, &api, &name, &plan.status).await?,
+        }
     }
     // Each run is marked notified and its email queued in one transaction: at most once.
     for report in &plan.reports {
