@@ -28,25 +28,9 @@ pub async fn apply_status<K>(
 where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug,
 {
-    let patch = serde_json::json!({
-        "apiVersion": K::api_version(&()),
-        "kind": K::kind(&()),
-        "status": status,
-    });
-    acting.check()?;
-    // Forcing is right here: the status belongs to the controller alone.
-    match api
-        .patch_status(
-            name,
-            &PatchParams::apply(FIELD_MANAGER).force(),
-            &Patch::Apply(&patch),
-        )
+    write_status(acting, api, name, None, status)
         .await
-    {
-        Ok(_) => Ok(()),
-        Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
-        Err(e) => Err(Error::kube("writing status")(e)),
-    }
+        .map(drop)
 }
 
 /// Like [`apply_status`], but only over the version of the object that was observed
@@ -63,13 +47,30 @@ pub async fn apply_status_over<K>(
 where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug,
 {
-    let patch = serde_json::json!({
+    write_status(acting, api, name, Some(resource_version), status).await
+}
+
+/// The one status write: `Ok(false)` only when `resource_version` is given and no longer current.
+async fn write_status<K>(
+    acting: &Acting,
+    api: &Api<K>,
+    name: &str,
+    resource_version: Option<&str>,
+    status: &impl Serialize,
+) -> Result<bool>
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug,
+{
+    let mut patch = serde_json::json!({
         "apiVersion": K::api_version(&()),
         "kind": K::kind(&()),
-        "metadata": {"resourceVersion": resource_version},
         "status": status,
     });
+    if let Some(version) = resource_version {
+        patch["metadata"] = serde_json::json!({ "resourceVersion": version });
+    }
     acting.check()?;
+    // Forcing is right here: the status belongs to the controller alone.
     match api
         .patch_status(
             name,
@@ -80,7 +81,7 @@ where
     {
         Ok(_) => Ok(true),
         Err(kube::Error::Api(s)) if s.code == 404 => Ok(true),
-        Err(kube::Error::Api(s)) if s.code == 409 => Ok(false),
+        Err(kube::Error::Api(s)) if s.code == 409 && resource_version.is_some() => Ok(false),
         Err(e) => Err(Error::kube("writing status")(e)),
     }
 }
