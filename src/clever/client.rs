@@ -241,7 +241,7 @@ impl CleverClient {
         self.list("/v3.0/users", &[("role", role.as_str())])
     }
     /// Users holding `role` that `keep` accepts: every page is read, but only those records
-    /// are decoded (the others are parsed and dropped; see [`crate::clever::decode_page_where`]).
+    /// are decoded (the others are parsed and dropped; see [`crate::clever::decode_page_with`]).
     pub fn users_where(
         &self,
         role: Role,
@@ -326,7 +326,8 @@ impl CleverClient {
                         Err(err) => return Some((Err(err), st)),
                     }
                 }
-                let (uri, fetch) = st.fetching.take()?;
+                let fetch = st.fetching.take()?;
+                let uri = fetch.uri.clone();
                 let body = match fetch.finish().await {
                     Ok(body) => body,
                     Err(err) => return Some((Err(err), st)),
@@ -350,15 +351,11 @@ impl CleverClient {
     }
 
     /// Sends a page request in its own task.
-    fn request(&self, uri: String) -> (String, Task<bytes::Bytes>) {
+    fn request(&self, uri: String) -> Task<bytes::Bytes> {
         let client = self.clone();
         let task_uri = uri.clone();
         let handle = tokio::spawn(async move { client.fetch(&task_uri, Auth::Bearer).await });
-        let task = Task {
-            uri: uri.clone(),
-            handle,
-        };
-        (uri, task)
+        Task { uri, handle }
     }
 }
 
@@ -390,8 +387,8 @@ type Envelope = tokio::sync::oneshot::Receiver<(usize, Option<String>)>;
 struct ListState<T> {
     client: CleverClient,
     paging: Paging,
-    /// The next page's request (its uri) and body.
-    fetching: Option<(String, Task<bytes::Bytes>)>,
+    /// The next page's request.
+    fetching: Option<Task<bytes::Bytes>>,
     /// The current page's records, being decoded off the async threads.
     decoding: Option<Task<Vec<Decoded<T>>>>,
     buf: std::vec::IntoIter<Decoded<T>>,

@@ -142,11 +142,6 @@ impl Sections {
         ids.sort_unstable();
         ids
     }
-
-    /// Whether any kept section lists this student.
-    pub fn lists(&self, student: &str) -> bool {
-        self.students.contains_key(&id_key(student))
-    }
 }
 
 #[cfg(test)]
@@ -262,7 +257,6 @@ mod tests {
         s.add("s2", "x", None, false, &ids(&["a", "d"]));
         assert!(s.place("a", None, None, None).is_some());
         assert_eq!(s.not_staged(), vec!["b", "c", "d"]);
-        assert!(s.lists("d") && !s.lists("e"));
     }
 
     #[test]
