@@ -108,7 +108,11 @@ async fn db() -> Option<PgPool> {
     Some(db.pool)
 }
 
-async fn sync(pool: &PgPool, req: &SyncRequest, source: &StaticSource) -> RunRecord {
+async fn sync(
+    pool: &PgPool,
+    req: &SyncRequest,
+    source: &impl rostersync::sync::RosterSource,
+) -> RunRecord {
     run_sync(pool, req, source).await.expect("sync runs")
 }
 
@@ -901,5 +905,81 @@ async fn the_key_column_analyze_names_real_columns_of_every_roster_table() {
     assert_eq!(
         rostersync::sync::engine::analyze_key_columns(&["sync_runs"]),
         None
+    );
+}
+
+/// A source that changes the roster (as the product may, through its own writes) after the run
+/// has read the connection's current children and before its transaction: staging writes each
+/// child with the record it matched then, and the run must not trust that match blindly.
+struct ChangedWhileStaging {
+    pool: PgPool,
+    change: &'static str,
+    roster: StaticSource,
+}
+
+impl rostersync::sync::RosterSource for ChangedWhileStaging {
+    async fn stage(
+        &self,
+        ctx: &rostersync::sync::StageContext,
+        stager: &mut rostersync::sync::stage::Stager,
+    ) -> Result<(), rostersync::sync::SyncError> {
+        sqlx::raw_sql(self.change)
+            .execute(&self.pool)
+            .await
+            .expect(self.change);
+        self.roster.stage(ctx, stager).await
+    }
+}
+
+#[tokio::test]
+async fn a_child_archived_or_removed_while_staging_is_matched_again_not_by_its_old_record() {
+    let Some(pool) = db().await else { return };
+    let first = sync(&pool, &request(spec()), &roster()).await;
+    assert_eq!(first.counts.children.created, 3);
+    let id_of = |clever_id: &'static str| {
+        let pool = pool.clone();
+        async move {
+            sqlx::query_scalar::<_, i64>(
+                "SELECT id FROM children WHERE connection = $1 AND clever_id = $2 AND archived_school_year IS NULL",
+            )
+            .bind(CONN)
+            .bind(clever_id)
+            .fetch_optional(&pool)
+            .await
+            .expect("child id")
+        }
+    };
+    let (a, b, d) = (id_of("a").await, id_of("b").await, id_of("d").await);
+    let source = ChangedWhileStaging {
+        pool: pool.clone(),
+        change: "UPDATE children SET archived_school_year = '2024-2025', active = false WHERE clever_id = 'a';
+                 DELETE FROM children WHERE clever_id = 'b';",
+        roster: roster(),
+    };
+    let mut s = spec();
+    s.settings.auto_carryover = true;
+    let out = sync(&pool, &request(s), &source).await;
+    assert_eq!(out.result, RunResult::Succeeded, "{:?}", out.message);
+    let c = out.counts.children;
+    assert_eq!(
+        (c.carried_over, c.created, c.unchanged),
+        (1, 1, 1),
+        "a carried over from its archived record, b created again, d unchanged: {c:?}"
+    );
+    assert_eq!(id_of("a").await, a, "a is its own record, restored");
+    assert!(
+        id_of("b").await.is_some_and(|id| Some(id) != b),
+        "b is a new record"
+    );
+    assert_eq!(id_of("d").await, d);
+    assert_eq!(
+        scalar(&pool, "SELECT count(*) FROM children WHERE connection = 'district-a/main' AND active AND archived_school_year IS NULL").await,
+        3,
+        "every staged child has one current record"
+    );
+    assert_eq!(
+        scalar(&pool, "SELECT count(*) FROM enrollments e JOIN children c ON c.id = e.child_id WHERE e.active AND c.active").await,
+        3,
+        "every staged child is enrolled"
     );
 }

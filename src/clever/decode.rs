@@ -50,12 +50,95 @@ pub type Keep = std::sync::Arc<dyn Fn(&RawValue) -> bool + Send + Sync>;
 /// A record's JSON text, as [`Keep`] sees it.
 pub use serde_json::value::RawValue;
 
-/// A record's `id`, read without decoding the rest of it (no allocation unless the id holds an
-/// escape); `None` when it has no string id.
+/// A record's `id`, read without decoding the rest of it: the record is read up to its `id` and
+/// no further (no allocation unless the id holds an escape); `None` when it has no string id.
 pub fn record_id(record: &RawValue) -> Option<std::borrow::Cow<'_, str>> {
-    serde_json::from_str::<IdOnly>(record.get())
-        .ok()
-        .map(|r| r.id)
+    match seek_field::<Text>(record.get(), "id") {
+        Field::Found(Text(id)) => Some(id),
+        Field::Absent | Field::Unreadable => None,
+    }
+}
+
+/// One field of a record, as [`seek_field`] found it.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Field<T> {
+    Found(T),
+    /// The object has no such field.
+    Absent,
+    /// Not an object, or the field does not decode as asked.
+    Unreadable,
+}
+
+/// The first top-level field `name` of the JSON object `json`, decoded as `T`, reading the object
+/// only up to that field. A page's records were validated as JSON when the page was read; this
+/// reads one field of one of them without a second full parse.
+pub fn seek_field<'de, T: Deserialize<'de>>(json: &'de str, name: &str) -> Field<T> {
+    let mut found = None;
+    let mut de = serde_json::Deserializer::from_str(json);
+    let read = serde::Deserializer::deserialize_map(
+        &mut de,
+        FieldSeek {
+            name,
+            found: &mut found,
+        },
+    );
+    match (read, found) {
+        // Stopping at the field leaves the rest of the object unread, which the deserializer
+        // reports as an error: the field was read all the same.
+        (_, Some(value)) => Field::Found(value),
+        (Ok(()), None) => Field::Absent,
+        (Err(_), None) => Field::Unreadable,
+    }
+}
+
+/// Reads an object's keys until `name`, then decodes its value into `found` and stops.
+struct FieldSeek<'n, 'f, T> {
+    name: &'n str,
+    found: &'f mut Option<T>,
+}
+
+impl<'de, T: Deserialize<'de>> serde::de::Visitor<'de> for FieldSeek<'_, '_, T> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("an object")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        while let Some(Text(key)) = map.next_key::<Text<'de>>()? {
+            if key == self.name {
+                *self.found = Some(map.next_value::<T>()?);
+                return Ok(());
+            }
+            map.next_value::<serde::de::IgnoredAny>()?;
+        }
+        Ok(())
+    }
+}
+
+/// A JSON string, borrowed from the input unless it holds an escape.
+struct Text<'de>(std::borrow::Cow<'de, str>);
+
+impl<'de> Deserialize<'de> for Text<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Text<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Text<'de>, E> {
+                Ok(Text(std::borrow::Cow::Borrowed(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Text<'de>, E> {
+                Ok(Text(std::borrow::Cow::Owned(v.to_owned())))
+            }
+            fn visit_string<E>(self, v: String) -> Result<Text<'de>, E> {
+                Ok(Text(std::borrow::Cow::Owned(v)))
+            }
+        }
+        d.deserialize_str(V)
+    }
 }
 
 /// A list page's envelope with each record left as its JSON text.
@@ -75,13 +158,6 @@ struct LazyItem<'a> {
 
 /// Pages with at least this many records are decoded on two threads.
 const PARALLEL_RECORDS: usize = 2_000;
-
-/// A record's id and nothing else (no allocation unless the id holds an escape).
-#[derive(Deserialize)]
-struct IdOnly<'a> {
-    #[serde(borrow)]
-    id: std::borrow::Cow<'a, str>,
-}
 
 #[derive(Deserialize)]
 struct FastPage<T> {
@@ -223,6 +299,47 @@ fn describe(path: &str, err: &serde_json::Error) -> String {
 mod tests {
     use super::*;
     use crate::clever::models::User;
+
+    fn raw(json: &str) -> Box<RawValue> {
+        RawValue::from_string(json.to_owned()).expect("json")
+    }
+
+    #[test]
+    fn a_record_id_is_its_top_level_id_read_up_to_there() {
+        for (json, want) in [
+            (r#"{"id":"a1","roles":{"student":{}}}"#, Some("a1")),
+            (r#"{"name":{"id":"inner"},"id":"outer"}"#, Some("outer")),
+            (r#"{"name":{"id":"inner"}}"#, None),
+            (r#"{"id":"a\u0031"}"#, Some("a1")),
+            (r#"{"id":7}"#, None),
+            (r#"{"id":null}"#, None),
+            (r#"["id","a1"]"#, None),
+            (r#""a1""#, None),
+            (r#"{}"#, None),
+            (r#"{"i\u0064":"escaped key"}"#, Some("escaped key")),
+        ] {
+            assert_eq!(record_id(&raw(json)).as_deref(), want, "{json}");
+        }
+        // Read up to the id only: what follows it is never looked at.
+        let mut de = serde_json::Deserializer::from_str(r#"{"id":"a1", "x": [1, 2"#);
+        let mut found: Option<Text> = None;
+        let _ = serde::Deserializer::deserialize_map(
+            &mut de,
+            FieldSeek {
+                name: "id",
+                found: &mut found,
+            },
+        );
+        assert_eq!(found.map(|t| t.0.into_owned()).as_deref(), Some("a1"));
+    }
+
+    #[test]
+    fn a_field_that_is_absent_or_unreadable_is_told_apart() {
+        assert_eq!(seek_field::<u32>(r#"{"a":1,"n":2}"#, "n"), Field::Found(2));
+        assert_eq!(seek_field::<u32>(r#"{"a":1}"#, "n"), Field::Absent);
+        assert_eq!(seek_field::<u32>(r#"{"n":"two"}"#, "n"), Field::Unreadable);
+        assert_eq!(seek_field::<u32>(r#"[1]"#, "n"), Field::Unreadable);
+    }
 
     #[test]
     fn a_body_that_is_not_a_list_page_is_an_error_not_an_empty_page() {

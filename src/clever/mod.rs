@@ -20,7 +20,8 @@ pub mod wire;
 pub use client::{CleverClient, ClientConfig, ClientStats, Token, oauth_base_for};
 pub use credentials::{CleverCredentials, CredentialKeys, SecretKeysMissing};
 pub use decode::{
-    Decoded, Keep, RawValue, RecordProblem, decode_page, decode_page_with, record_id,
+    Decoded, Field, Keep, RawValue, RecordProblem, decode_page, decode_page_with, record_id,
+    seek_field,
 };
 pub use error::CleverError;
 pub use grade::CleverGrade;

@@ -6,6 +6,8 @@ use sqlx::postgres::{PgArguments, Postgres};
 
 use super::SyncError;
 use super::model::{ActiveBefore, Counts, EntityCounts};
+use super::resolve::Resolved;
+use super::stage::StagedTotals;
 use crate::api::RemovalMode;
 
 /// What apply needs to know about the connection's settings.
@@ -365,6 +367,8 @@ pub type Stale = [(&'static str, u64); 5];
 pub async fn apply(
     conn: &mut PgConnection,
     s: &ApplySettings,
+    staged: &StagedTotals,
+    resolved: &Resolved,
 ) -> Result<(Counts, Stale), SyncError> {
     let mut counts = Counts {
         schools: SCHOOLS.upsert(conn, s).await?,
@@ -375,8 +379,8 @@ pub async fn apply(
     counts.educators = EDUCATORS.upsert(conn, s).await?;
     counts.educators.matched = matched;
     counts.educators.unchanged = counts.educators.unchanged.saturating_sub(matched);
-    counts.children = super::apply_children::upsert(conn, s).await?;
-    counts.enrollments = super::apply_children::upsert_enrollments(conn, s).await?;
+    counts.children = super::apply_children::upsert(conn, s, resolved.live).await?;
+    counts.enrollments = super::apply_children::upsert_enrollments(conn, s, staged.placed).await?;
 
     // The removal statements are anti-joins of one connection's rows against the staged roster,
     // by Clever id: after the upserts, every staged child's current record holds its Clever id

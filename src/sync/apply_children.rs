@@ -32,8 +32,13 @@ fn sets() -> String {
         .join(", ")
 }
 
-/// Creates, updates, reactivates, carries over and links children.
-pub async fn upsert(conn: &mut PgConnection, s: &ApplySettings) -> Result<EntityCounts, SyncError> {
+/// Creates, updates, reactivates, carries over and links children; `live_staged` staged children
+/// were matched to their current record (`resolve`).
+pub async fn upsert(
+    conn: &mut PgConnection,
+    s: &ApplySettings,
+    live_staged: u64,
+) -> Result<EntityCounts, SyncError> {
     let sets = sets();
     let live = COLUMNS
         .iter()
@@ -45,11 +50,6 @@ pub async fn upsert(conn: &mut PgConnection, s: &ApplySettings) -> Result<Entity
         .map(|(_, v)| *v)
         .collect::<Vec<_>>()
         .join(", ");
-    let live_staged: i64 =
-        sqlx::query_scalar("SELECT count(*) FROM stg_children WHERE match_kind = 'live'")
-            .fetch_one(&mut *conn)
-            .await
-            .map_err(SyncError::db("counting matched children"))?;
     let update = format!(
         "UPDATE children t SET {sets}, updated_at = now() FROM stg_children s
          WHERE s.match_kind = 'live' AND t.id = s.child_id AND t.connection = $1 AND t.active
@@ -123,7 +123,6 @@ pub async fn upsert(conn: &mut PgConnection, s: &ApplySettings) -> Result<Entity
         "creating children",
     )
     .await?;
-    let live_staged = u64::try_from(live_staged).unwrap_or(0);
     Ok(EntityCounts {
         created,
         updated,
@@ -135,17 +134,12 @@ pub async fn upsert(conn: &mut PgConnection, s: &ApplySettings) -> Result<Entity
     })
 }
 
-/// Puts each staged child in its one classroom.
+/// Puts each staged child in its one classroom (`staged` of them were placed in one).
 pub async fn upsert_enrollments(
     conn: &mut PgConnection,
     s: &ApplySettings,
+    staged: u64,
 ) -> Result<EntityCounts, SyncError> {
-    let staged: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM stg_children WHERE classroom_clever_id IS NOT NULL",
-    )
-    .fetch_one(&mut *conn)
-    .await
-    .map_err(SyncError::db("counting staged enrollments"))?;
     let created = execute(
         conn,
         sqlx::query(
@@ -154,6 +148,7 @@ pub async fn upsert_enrollments(
              JOIN children c ON c.connection = $1 AND c.clever_id = s.clever_id
                   AND c.archived_school_year IS NULL
              WHERE s.classroom_clever_id IS NOT NULL
+               AND NOT EXISTS (SELECT 1 FROM enrollments e WHERE e.child_id = c.id)
              ON CONFLICT (child_id) DO NOTHING",
         )
         .bind(&s.connection),
@@ -179,7 +174,6 @@ pub async fn upsert_enrollments(
         "moving enrollments",
     )
     .await?;
-    let staged = u64::try_from(staged).unwrap_or(0);
     Ok(EntityCounts {
         created,
         updated,

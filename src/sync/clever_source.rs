@@ -134,7 +134,7 @@ impl RosterSource for CleverSource {
         )
     }
 
-    async fn stage(&self, ctx: &StageContext, stager: &mut Stager<'_>) -> Result<(), SyncError> {
+    async fn stage(&self, ctx: &StageContext, stager: &mut Stager) -> Result<(), SyncError> {
         // Counted per run: a source used again starts from zero.
         if let Ok(mut clients) = self.clients.lock() {
             clients.clear();
@@ -308,20 +308,20 @@ fn keep_ids(ids: std::sync::Arc<HashSet<Box<str>>>) -> clever::Keep {
     })
 }
 
-/// The part of a section that decides whether it can be kept.
+/// A section's grade, as the client decodes it.
 #[derive(serde::Deserialize)]
-struct SectionHead {
-    #[serde(default, deserialize_with = "clever::wire::grade")]
-    grade: Option<clever::CleverGrade>,
-}
+struct SectionGrade(#[serde(deserialize_with = "clever::wire::grade")] Option<clever::CleverGrade>);
 
 /// False only for a section whose grade is readable and not shared ([`plan::section_kept`] with
 /// a grade does not look at the school). An ungraded section, or one whose grade cannot be read,
-/// is decoded: the first is judged by its school's range, the second is reported.
+/// is decoded: the first is judged by its school's range, the second is reported. The section is
+/// read up to its grade only (its list of students, when it comes after, is not read).
 fn section_may_be_kept(raw: &clever::RawValue, shared: &[Grade]) -> bool {
-    match serde_json::from_str::<SectionHead>(raw.get()) {
-        Ok(head) => grade(head.grade.as_ref()).is_none_or(|g| shared.contains(&g)),
-        Err(_) => true,
+    match clever::seek_field::<SectionGrade>(raw.get(), "grade") {
+        clever::Field::Found(SectionGrade(g)) => {
+            grade(g.as_ref()).is_none_or(|g| shared.contains(&g))
+        }
+        clever::Field::Absent | clever::Field::Unreadable => true,
     }
 }
 

@@ -50,7 +50,7 @@ pub trait RosterSource {
     fn stage(
         &self,
         ctx: &StageContext,
-        stager: &mut Stager<'_>,
+        stager: &mut Stager,
     ) -> impl Future<Output = Result<(), SyncError>> + Send;
 
     /// What staging has cost the upstream API so far (recorded with the run's outcome).
@@ -366,9 +366,8 @@ async fn run_recorded(
     started: Instant,
 ) -> Result<(), SyncError> {
     stage::create_tables(conn).await?;
-    let mut stager = Stager::new(conn);
-    source.stage(ctx, &mut stager).await?;
-    let totals = stager.finish().await?;
+    let live = stage::live_children(conn, req.connection.as_str()).await?;
+    let totals = stage::stage_from(conn, live, source, ctx).await?;
     let fetched = started.elapsed();
     tracing::info!(?totals, "roster staged");
 
@@ -380,10 +379,11 @@ async fn run_recorded(
         .map_err(SyncError::db("starting the transaction"))?;
     rollover_if_due(&mut tx, req).await?;
     let before = active_before(&mut tx, req.connection.as_str()).await?;
-    resolve::resolve(
+    let matched = resolve::resolve(
         &mut tx,
         req.connection.as_str(),
         req.spec.settings.auto_carryover,
+        &totals,
     )
     .await?;
     // The operator's licenses (product_licenses) decide which journey new children may get.
@@ -405,7 +405,7 @@ async fn run_recorded(
         .begin()
         .await
         .map_err(SyncError::db("starting the apply savepoint"))?;
-    let (counts, stale) = apply(&mut savepoint, settings).await?;
+    let (counts, stale) = apply(&mut savepoint, settings, &totals, &matched).await?;
     let trip = plan::removal_guard(
         &counts,
         &before,

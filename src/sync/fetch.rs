@@ -16,7 +16,7 @@ pub struct StaticSource {
 }
 
 impl RosterSource for StaticSource {
-    async fn stage(&self, ctx: &StageContext, stager: &mut Stager<'_>) -> Result<(), SyncError> {
+    async fn stage(&self, ctx: &StageContext, stager: &mut Stager) -> Result<(), SyncError> {
         for s in &self.schools {
             stager.school(s).await?;
         }

@@ -144,6 +144,69 @@ impl Sections {
     }
 }
 
+/// Children a classroom may hold; more are reported (`ClassroomOverCapacity`), never refused.
+pub const CLASSROOM_CAPACITY: u32 = 32;
+
+/// The placement problems of a run, gathered as children are placed: a child listed in several
+/// kept sections (`MultipleSections`) and a classroom given more than [`CLASSROOM_CAPACITY`]
+/// children (`ClassroomOverCapacity`). Ids and counts only.
+#[derive(Debug, Default)]
+pub struct PlacementProblems {
+    /// Children placed in a classroom.
+    pub placed: u64,
+    /// (child, sections listing it, classroom it was placed in), for children in several.
+    multiple: Vec<(Box<str>, u32, Box<str>)>,
+    per_classroom: HashMap<Box<str>, u32>,
+}
+
+impl PlacementProblems {
+    /// Records one placed child.
+    pub fn add(&mut self, child: &str, classroom: &str, sections: u32) {
+        self.placed += 1;
+        if sections > 1 {
+            self.multiple
+                .push((child.into(), sections, classroom.into()));
+        }
+        match self.per_classroom.get_mut(classroom) {
+            Some(n) => *n += 1,
+            None => {
+                self.per_classroom.insert(classroom.into(), 1);
+            }
+        }
+    }
+
+    /// The problems: children in several sections by child id, then full classrooms by id.
+    pub fn problems(&self) -> Vec<super::model::Problem> {
+        use super::model::{Problem, code};
+        let mut multiple: Vec<_> = self.multiple.iter().collect();
+        multiple.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut full: Vec<_> = self
+            .per_classroom
+            .iter()
+            .filter(|(_, n)| **n > CLASSROOM_CAPACITY)
+            .collect();
+        full.sort_by(|a, b| a.0.cmp(b.0));
+        let multiple = multiple.into_iter().map(|(child, n, classroom)| Problem {
+            record_kind: "children".into(),
+            clever_id: Some(child.to_string()),
+            code: code::MULTIPLE_SECTIONS.into(),
+            message: format!(
+                "listed in {n} kept sections; placed in classroom {classroom} \
+                 (homeroom first, then the primary school, then the lowest section id)"
+            ),
+        });
+        let full = full.into_iter().map(|(classroom, n)| Problem {
+            record_kind: "classrooms".into(),
+            clever_id: Some(classroom.to_string()),
+            code: code::CLASSROOM_OVER_CAPACITY.into(),
+            message: format!(
+                "{n} children placed in this classroom; the product allows at most {CLASSROOM_CAPACITY}"
+            ),
+        });
+        multiple.chain(full).collect()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -265,5 +328,67 @@ mod tests {
         assert_eq!(id_key(hex), 0x0123456789abcdef01234567);
         assert_ne!(id_key("sec-1"), id_key("sec-2"));
         assert!(id_key("sec-1") >> 127 == 1);
+    }
+
+    #[test]
+    fn placement_problems_are_sorted_and_counted() {
+        let mut p = PlacementProblems::default();
+        p.add("c2", "room-b", 2);
+        p.add("c1", "room-a", 3);
+        p.add("c3", "room-a", 1);
+        for i in 0..CLASSROOM_CAPACITY {
+            p.add(&format!("x{i:02}"), "room-z", 1);
+        }
+        assert_eq!(p.placed, 3 + u64::from(CLASSROOM_CAPACITY));
+        let got: Vec<_> = p
+            .problems()
+            .into_iter()
+            .map(|p| {
+                (
+                    p.record_kind,
+                    p.clever_id.unwrap_or_default(),
+                    p.code,
+                    p.message,
+                )
+            })
+            .collect();
+        let want = [
+            (
+                "children",
+                "c1",
+                "MultipleSections",
+                "listed in 3 kept sections; placed in classroom room-a (homeroom first, then the primary school, then the lowest section id)",
+            ),
+            (
+                "children",
+                "c2",
+                "MultipleSections",
+                "listed in 2 kept sections; placed in classroom room-b (homeroom first, then the primary school, then the lowest section id)",
+            ),
+        ];
+        assert_eq!(
+            got.len(),
+            2,
+            "32 children fill a classroom without a problem: {got:?}"
+        );
+        for (g, w) in got.iter().zip(want) {
+            assert_eq!((g.0.as_str(), g.1.as_str(), g.2.as_str(), g.3.as_str()), w);
+        }
+        p.add("x99", "room-z", 1);
+        let last = p.problems().pop().expect("over capacity");
+        assert_eq!(
+            (
+                last.record_kind.as_str(),
+                last.clever_id.as_deref(),
+                last.code.as_str(),
+                last.message.as_str()
+            ),
+            (
+                "classrooms",
+                Some("room-z"),
+                "ClassroomOverCapacity",
+                "33 children placed in this classroom; the product allows at most 32"
+            )
+        );
     }
 }

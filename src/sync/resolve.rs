@@ -1,28 +1,29 @@
-//! Planning in SQL, on the staging tables (each child's classroom and grade were settled while
-//! staging, see `place`): report placement problems, and match staged children to existing
-//! records (current by Clever id, archived for carry-over, manual for linking). Reads the roster,
+//! Planning in SQL, on the staging tables (each child's classroom and grade, and the placement
+//! problems, were settled while staging, see `place`): match staged children to existing records
+//! (current by Clever id, archived for carry-over, manual for linking). Reads the roster,
 //! writes only staging tables and staged problems.
 use sqlx::PgConnection;
 
 use super::SyncError;
 use super::model::code;
+use super::stage::StagedTotals;
 
-const PLACEMENT_PROBLEMS: &str = "
-INSERT INTO stg_problems (record_kind, clever_id, code, message)
-SELECT 'children', clever_id, 'MultipleSections',
-       'listed in ' || n_sections || ' kept sections; placed in classroom ' || classroom_clever_id
-       || ' (homeroom first, then the primary school, then the lowest section id)'
-FROM stg_children WHERE n_sections > 1 ORDER BY clever_id;
-INSERT INTO stg_problems (record_kind, clever_id, code, message)
-SELECT 'classrooms', classroom_clever_id, 'ClassroomOverCapacity',
-       count(*) || ' children placed in this classroom; the product allows at most 32'
-FROM stg_children WHERE classroom_clever_id IS NOT NULL
-GROUP BY classroom_clever_id HAVING count(*) > 32 ORDER BY classroom_clever_id";
+/// Staged children were written with the current record of their Clever id as read before
+/// staging (`stage::live_children`): a prefilled match whose record no longer is that (archived by
+/// the rollover or the product, removed, relinked) is undone here, inside the transaction.
+const CHECK_LIVE: &str = "
+UPDATE stg_children s SET child_id = NULL, match_kind = NULL
+WHERE s.match_kind = 'live' AND NOT EXISTS (
+    SELECT 1 FROM children c WHERE c.id = s.child_id AND c.connection = $1
+        AND c.clever_id = s.clever_id AND c.archived_school_year IS NULL)";
 
+/// The staged children without a (still valid) prefilled match, matched by Clever id to the
+/// connection's current records: normally none.
 const MATCH_LIVE: &str = "
 UPDATE stg_children s SET child_id = c.id, match_kind = 'live'
 FROM children c
-WHERE c.connection = $1 AND c.clever_id = s.clever_id AND c.archived_school_year IS NULL";
+WHERE s.match_kind IS NULL
+  AND c.connection = $1 AND c.clever_id = s.clever_id AND c.archived_school_year IS NULL";
 
 /// One matching pass: staged children still unmatched, against candidate records by one key.
 /// Only the candidates of the most recent archived school year count (for manual records, which
@@ -142,21 +143,83 @@ FROM stg_children WHERE match_kind = 'manual-ambiguous' ORDER BY clever_id";
 pub const ANALYZE_STAGED_CHILDREN: &str =
     "ANALYZE stg_children (clever_id, child_id, match_kind, classroom_clever_id)";
 
-/// Runs the planning steps. `auto_carryover` enables the archived-children passes.
+/// [`ANALYZE_STAGED_CHILDREN`] when every staged child was matched by its Clever id: the unique
+/// Clever ids (a third of its cost) are left out, no pass joins on them.
+pub const ANALYZE_MATCHED_CHILDREN: &str =
+    "ANALYZE stg_children (child_id, match_kind, classroom_clever_id)";
+
+/// What planning found that apply needs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Resolved {
+    /// Staged children matched to their current record by Clever id.
+    pub live: u64,
+}
+
+/// Which statistics of the staged children to refresh once they are matched (`None`: none), for
+/// the joins of apply. `analyzed_early`: analyzed before matching, when most staged children were
+/// written with their record; those figures stand unless many children were left to the passes.
+pub fn analyze_after_matching(
+    children: u64,
+    live: u64,
+    analyzed_early: bool,
+) -> Option<&'static str> {
+    let unmatched = children.saturating_sub(live);
+    if children == 0 || (analyzed_early && unmatched.saturating_mul(10) <= children) {
+        None
+    } else if unmatched == 0 {
+        Some(ANALYZE_MATCHED_CHILDREN)
+    } else {
+        Some(ANALYZE_STAGED_CHILDREN)
+    }
+}
+
+async fn analyze(conn: &mut PgConnection, statement: &str) -> Result<(), SyncError> {
+    sqlx::query(statement)
+        .execute(&mut *conn)
+        .await
+        .map_err(SyncError::db("analyzing staged children"))?;
+    Ok(())
+}
+
+/// Runs the planning steps on what was staged (`staged`). `auto_carryover` enables the
+/// archived-children passes.
 pub async fn resolve(
     conn: &mut PgConnection,
     connection: &str,
     auto_carryover: bool,
-) -> Result<(), SyncError> {
-    sqlx::raw_sql(PLACEMENT_PROBLEMS)
-        .execute(&mut *conn)
-        .await
-        .map_err(SyncError::db("recording placement problems"))?;
-    sqlx::query(MATCH_LIVE)
+    staged: &StagedTotals,
+) -> Result<Resolved, SyncError> {
+    // Staged children written with their record ([`CHECK_LIVE`]) are analyzed before the check:
+    // without figures the planner takes `match_kind = 'live'` for a few rows and probes the
+    // roster once per staged child (at 100k students, 34 ms for the check instead of 21, and
+    // 56 ms instead of 3 for apply's reactivation that finds none).
+    let analyzed_early = staged.prefilled > 0;
+    if analyzed_early {
+        analyze(conn, ANALYZE_MATCHED_CHILDREN).await?;
+    }
+    let undone = sqlx::query(CHECK_LIVE)
         .bind(connection)
         .execute(&mut *conn)
         .await
-        .map_err(SyncError::db("matching children by Clever id"))?;
+        .map_err(SyncError::db("checking children matched by Clever id"))?
+        .rows_affected();
+    let matched = sqlx::query(MATCH_LIVE)
+        .bind(connection)
+        .execute(&mut *conn)
+        .await
+        .map_err(SyncError::db("matching children by Clever id"))?
+        .rows_affected();
+    let live = staged.prefilled.saturating_sub(undone) + matched;
+    let resolved = Resolved { live };
+    let refresh = analyze_after_matching(staged.children, live, analyzed_early);
+    if live >= staged.children {
+        // Every staged child has its current record: nothing is left for the passes below.
+        match_educators(conn, connection).await?;
+        if let Some(statement) = refresh {
+            analyze(conn, statement).await?;
+        }
+        return Ok(resolved);
+    }
     // The matching passes below skip candidates a staged child already holds, probing staged
     // children by child_id from the roster side: with this index a plan that misjudges the roster
     // table (a first sync into a fresh database) cannot turn that probe into a rescan of the
@@ -195,11 +258,10 @@ pub async fn resolve(
     // joins and filters on (the others, names and demographics, cost most of a full ANALYZE).
     // It was not what kept the 1M stale-children count from a nested loop: the removal
     // statements run without nested loops, `apply::set_nestloop`.
-    sqlx::query(ANALYZE_STAGED_CHILDREN)
-        .execute(&mut *conn)
-        .await
-        .map_err(SyncError::db("analyzing staged children"))?;
-    Ok(())
+    if let Some(statement) = refresh {
+        analyze(conn, statement).await?;
+    }
+    Ok(resolved)
 }
 
 /// Records one problem for the whole run when new children get no journey because the policy's
@@ -220,4 +282,53 @@ pub async fn journey_problem(conn: &mut PgConnection, journey: &str) -> Result<(
     .await
     .map_err(SyncError::db("recording the journey problem"))?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn staged_children_are_analyzed_once_and_only_when_the_figures_changed() {
+        let (m, s) = (
+            Some(ANALYZE_MATCHED_CHILDREN),
+            Some(ANALYZE_STAGED_CHILDREN),
+        );
+        for (children, live, early, want, why) in [
+            (0, 0, false, None, "nothing staged"),
+            (
+                1000,
+                0,
+                false,
+                s,
+                "a first sync: every child new, the passes ran",
+            ),
+            (
+                1000,
+                1000,
+                false,
+                m,
+                "all matched, none written with its record (a raced read)",
+            ),
+            (
+                1000,
+                1000,
+                true,
+                None,
+                "a resync: analyzed before matching, nothing changed",
+            ),
+            (
+                1000,
+                950,
+                true,
+                None,
+                "a few new children: the early figures stand",
+            ),
+            (1000, 900, true, None, "a tenth new: still"),
+            (1000, 899, true, s, "more than a tenth new: refreshed"),
+            (1000, 10, true, s, "most new"),
+        ] {
+            assert_eq!(analyze_after_matching(children, live, early), want, "{why}");
+        }
+    }
 }

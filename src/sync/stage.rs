@@ -1,10 +1,13 @@
 //! Staging: TEMP tables on the sync's own connection, bulk-loaded with `COPY ... FROM STDIN` (text
 //! format) in batches while Clever pages stream in. Nothing here touches the roster tables.
+use std::collections::HashMap;
+
+use futures::TryStreamExt;
 use sqlx::PgConnection;
 
 use super::SyncError;
 use super::model::{Problem, StagedChild, StagedClassroom, StagedEducator, StagedSchool, code};
-use super::place::{Sections, id_key};
+use super::place::{PlacementProblems, Sections, id_key};
 
 /// Flush a table's buffer into Postgres once it holds this many bytes.
 const FLUSH_BYTES: usize = 1 << 20;
@@ -37,6 +40,32 @@ CREATE UNIQUE INDEX ON stg_children (clever_id);
 CREATE UNIQUE INDEX ON stg_educators (clever_id);
 ";
 
+/// The connection's current children (a Clever id, not archived) by [`id_key`] of their Clever id:
+/// read under the run's lock before staging, so that each staged child is written with the record
+/// it matches (`child_id`, `match_kind = 'live'`) instead of a rewrite of every staged row in the
+/// transaction. Only a hint: `resolve` checks every prefilled match against the roster inside the
+/// transaction (a record the product archived or removed meanwhile is matched again from scratch).
+pub async fn live_children(
+    conn: &mut PgConnection,
+    connection: &str,
+) -> Result<HashMap<u128, i64>, SyncError> {
+    let mut rows = sqlx::query_as::<_, (String, i64)>(
+        "SELECT clever_id, id FROM children
+         WHERE connection = $1 AND clever_id IS NOT NULL AND archived_school_year IS NULL",
+    )
+    .bind(connection)
+    .fetch(&mut *conn);
+    let mut live = HashMap::new();
+    while let Some((clever_id, id)) = rows
+        .try_next()
+        .await
+        .map_err(SyncError::db("reading the connection's children"))?
+    {
+        live.insert(id_key(&clever_id), id);
+    }
+    Ok(live)
+}
+
 /// Creates (or recreates) the empty staging tables on `conn`.
 pub async fn create_tables(conn: &mut PgConnection) -> Result<(), SyncError> {
     sqlx::raw_sql(CREATE)
@@ -46,13 +75,76 @@ pub async fn create_tables(conn: &mut PgConnection) -> Result<(), SyncError> {
     Ok(())
 }
 
+/// Batches of COPY rows waiting for the writer, besides the one it is writing: the stager fills
+/// the next batch while Postgres loads the current one.
+const WRITE_AHEAD: usize = 2;
+
+/// One batch of COPY rows (text format) for one staging table.
+pub struct Batch {
+    statement: &'static str,
+    rows: Vec<u8>,
+}
+
+/// COPYs the stager's batches into staging, one at a time, until the stager is done (its end of
+/// the channel dropped). Returns the time spent in COPY round trips.
+async fn write_batches(
+    conn: &mut PgConnection,
+    mut batches: tokio::sync::mpsc::Receiver<Batch>,
+) -> Result<std::time::Duration, SyncError> {
+    let mut copy_time = std::time::Duration::ZERO;
+    while let Some(batch) = batches.recv().await {
+        let started = std::time::Instant::now();
+        let mut copy = conn
+            .copy_in_raw(batch.statement)
+            .await
+            .map_err(SyncError::db("starting a COPY into staging"))?;
+        copy.send(batch.rows)
+            .await
+            .map_err(SyncError::db("sending rows to staging"))?;
+        copy.finish()
+            .await
+            .map_err(SyncError::db("finishing a COPY into staging"))?;
+        copy_time += started.elapsed();
+    }
+    Ok(copy_time)
+}
+
+/// Stages what `source` streams into the (empty) staging tables on `conn`, then indexes them.
+/// Formatting rows and loading them overlap: the stager hands each full batch to a writer that
+/// COPYs it while the next one fills ([`WRITE_AHEAD`]). `live` are the connection's current
+/// children ([`live_children`]).
+pub async fn stage_from(
+    conn: &mut PgConnection,
+    live: HashMap<u128, i64>,
+    source: &impl super::engine::RosterSource,
+    ctx: &super::engine::StageContext,
+) -> Result<StagedTotals, SyncError> {
+    let (sink, batches) = tokio::sync::mpsc::channel(WRITE_AHEAD);
+    let stager = Stager::new(sink, live);
+    // The stager is dropped when staging ends, however it ends: the writer then finishes the
+    // batches it was given and stops.
+    let staging = async move {
+        let mut stager = stager;
+        source.stage(ctx, &mut stager).await?;
+        stager.finish().await
+    };
+    let (staged, written) = tokio::join!(staging, write_batches(&mut *conn, batches));
+    // A writer that failed stopped the stager too: its error is the cause.
+    let copy_time = written?;
+    let mut totals = staged?;
+    totals.copy_time = copy_time;
+    sqlx::raw_sql(INDEX)
+        .execute(&mut *conn)
+        .await
+        .map_err(SyncError::db("indexing the staging tables"))?;
+    Ok(totals)
+}
+
 /// One table's pending COPY rows.
 struct CopyBuffer {
     statement: &'static str,
     buf: Vec<u8>,
     rows: u64,
-    /// Time spent in COPY round trips.
-    copy_time: std::time::Duration,
 }
 
 impl CopyBuffer {
@@ -61,38 +153,35 @@ impl CopyBuffer {
             statement,
             buf: Vec::with_capacity(FLUSH_BYTES + 4096),
             rows: 0,
-            copy_time: std::time::Duration::ZERO,
         }
     }
 
-    async fn flush(&mut self, conn: &mut PgConnection) -> Result<(), SyncError> {
+    /// Hands the pending rows to the writer (waiting while it is [`WRITE_AHEAD`] batches behind).
+    async fn flush(&mut self, sink: &Sink) -> Result<(), SyncError> {
         if self.buf.is_empty() {
             return Ok(());
         }
-        let started = std::time::Instant::now();
-        let mut copy = conn
-            .copy_in_raw(self.statement)
-            .await
-            .map_err(SyncError::db("starting a COPY into staging"))?;
-        copy.send(self.buf.as_slice())
-            .await
-            .map_err(SyncError::db("sending rows to staging"))?;
-        copy.finish()
-            .await
-            .map_err(SyncError::db("finishing a COPY into staging"))?;
-        self.buf.clear();
-        self.copy_time += started.elapsed();
-        Ok(())
+        let rows = std::mem::replace(&mut self.buf, Vec::with_capacity(FLUSH_BYTES + 4096));
+        sink.send(Batch {
+            statement: self.statement,
+            rows,
+        })
+        .await
+        .map_err(|_| SyncError::SessionLost {
+            detail: "the staging writer stopped".into(),
+        })
     }
 
-    async fn maybe_flush(&mut self, conn: &mut PgConnection) -> Result<(), SyncError> {
+    async fn maybe_flush(&mut self, sink: &Sink) -> Result<(), SyncError> {
         if self.buf.len() >= FLUSH_BYTES {
-            self.flush(conn).await
+            self.flush(sink).await
         } else {
             Ok(())
         }
     }
 }
+
+type Sink = tokio::sync::mpsc::Sender<Batch>;
 
 /// Writes one row in COPY text format.
 struct Row<'a>(&'a mut Vec<u8>, bool);
@@ -161,10 +250,14 @@ impl SeenIds {
 ///
 /// Classrooms are staged before children: each child is placed in its classroom as its row is
 /// written ([`Sections`]).
-pub struct Stager<'c> {
-    conn: &'c mut PgConnection,
+pub struct Stager {
+    sink: Sink,
     seen: [SeenIds; 4],
     sections: Sections,
+    /// The connection's current children ([`live_children`]).
+    live: HashMap<u128, i64>,
+    prefilled: u64,
+    placement: PlacementProblems,
     schools: CopyBuffer,
     classrooms: CopyBuffer,
     children: CopyBuffer,
@@ -180,16 +273,25 @@ pub struct StagedTotals {
     pub children: u64,
     pub educators: u64,
     pub problems: u64,
+    /// Staged children written with the record they match ([`live_children`]).
+    pub prefilled: u64,
+    /// Staged children placed in a classroom (an enrollment each).
+    pub placed: u64,
     /// Time spent sending COPY batches into staging (overlapped with fetching otherwise).
     pub copy_time: std::time::Duration,
 }
 
-impl<'c> Stager<'c> {
-    pub fn new(conn: &'c mut PgConnection) -> Self {
+impl Stager {
+    /// A stager handing its batches to `sink` ([`stage_from`]); `live` are the connection's
+    /// current children ([`live_children`], empty for none).
+    fn new(sink: Sink, live: HashMap<u128, i64>) -> Self {
         Stager {
-            conn,
+            sink,
             seen: Default::default(),
             sections: Sections::default(),
+            live,
+            prefilled: 0,
+            placement: PlacementProblems::default(),
             schools: CopyBuffer::new(
                 "COPY stg_schools (clever_id, name, sis_id, low_grade, high_grade) FROM STDIN",
             ),
@@ -199,7 +301,7 @@ impl<'c> Stager<'c> {
             children: CopyBuffer::new(
                 "COPY stg_children (clever_id, sis_id, first_name, last_name, grade, dob_grade, primary_school, \
                  demo_shared, dob, gender, ell_status, hispanic_ethnicity, race, home_language, iep_status, frl_status, \
-                 classroom_clever_id, school_clever_id, final_grade, n_sections) FROM STDIN",
+                 classroom_clever_id, school_clever_id, final_grade, n_sections, child_id, match_kind) FROM STDIN",
             ),
             educators: CopyBuffer::new(
                 "COPY stg_educators (clever_id, school_clever_id, sis_id, first_name, last_name, email, title) FROM STDIN",
@@ -237,7 +339,7 @@ impl<'c> Stager<'c> {
             .text(s.high_grade.map(|g| g.as_str()))
             .end();
         self.schools.rows += 1;
-        self.schools.maybe_flush(self.conn).await
+        self.schools.maybe_flush(&self.sink).await
     }
 
     pub async fn classroom(&mut self, c: &StagedClassroom) -> Result<(), SyncError> {
@@ -262,7 +364,7 @@ impl<'c> Stager<'c> {
             homeroom,
             &c.students,
         );
-        self.classrooms.maybe_flush(self.conn).await
+        self.classrooms.maybe_flush(&self.sink).await
     }
 
     pub async fn child(&mut self, c: &StagedChild) -> Result<(), SyncError> {
@@ -278,6 +380,11 @@ impl<'c> Stager<'c> {
             c.dob_grade,
         );
         let n_sections = placed.map(|p| p.sections.to_string());
+        if let Some(p) = placed {
+            self.placement.add(&c.clever_id, p.classroom, p.sections);
+        }
+        let live = self.live.get(&id_key(&c.clever_id)).map(i64::to_string);
+        self.prefilled += u64::from(live.is_some());
         Row::new(&mut self.children.buf)
             .text(Some(&c.clever_id))
             .text(c.sis_id.as_deref())
@@ -299,9 +406,11 @@ impl<'c> Stager<'c> {
             .text(placed.map(|p| p.school))
             .text(placed.and_then(|p| p.grade).map(|g| g.as_str()))
             .text(n_sections.as_deref())
+            .text(live.as_deref())
+            .text(live.as_ref().map(|_| "live"))
             .end();
         self.children.rows += 1;
-        self.children.maybe_flush(self.conn).await
+        self.children.maybe_flush(&self.sink).await
     }
 
     pub async fn educator(&mut self, e: &StagedEducator) -> Result<(), SyncError> {
@@ -318,7 +427,7 @@ impl<'c> Stager<'c> {
             .text(e.title.as_deref())
             .end();
         self.educators.rows += 1;
-        self.educators.maybe_flush(self.conn).await
+        self.educators.maybe_flush(&self.sink).await
     }
 
     pub async fn problem(&mut self, p: &Problem) -> Result<(), SyncError> {
@@ -329,14 +438,15 @@ impl<'c> Stager<'c> {
             .text(Some(&p.message))
             .end();
         self.problems.rows += 1;
-        self.problems.maybe_flush(self.conn).await
+        self.problems.maybe_flush(&self.sink).await
     }
 
-    /// Flushes every buffer, then builds the staging indexes ([`INDEX`]) once, on loaded tables.
-    /// No ANALYZE here: the planner sizes a never-analyzed table from its pages, which is all the
+    /// Stages the problems found at the end and hands every pending row to the writer
+    /// ([`stage_from`] then builds the staging indexes, [`INDEX`], once, on loaded tables). No
+    /// ANALYZE there: the planner sizes a never-analyzed table from its pages, which is all the
     /// hash joins on staging need; only `stg_children` is analyzed, after matching filled it in
     /// (`resolve`; docs/performance.md).
-    pub async fn finish(mut self) -> Result<StagedTotals, SyncError> {
+    async fn finish(mut self) -> Result<StagedTotals, SyncError> {
         // Students a kept section lists but Clever did not return: their enrollments are skipped.
         let not_staged: Vec<String> = self
             .sections
@@ -355,6 +465,15 @@ impl<'c> Stager<'c> {
                 .end();
             self.problems.rows += 1;
         }
+        for p in self.placement.problems() {
+            Row::new(&mut self.problems.buf)
+                .text(Some(&p.record_kind))
+                .text(p.clever_id.as_deref())
+                .text(Some(&p.code))
+                .text(Some(&p.message))
+                .end();
+            self.problems.rows += 1;
+        }
         for buf in [
             &mut self.schools,
             &mut self.classrooms,
@@ -362,28 +481,17 @@ impl<'c> Stager<'c> {
             &mut self.educators,
             &mut self.problems,
         ] {
-            buf.flush(self.conn).await?;
+            buf.flush(&self.sink).await?;
         }
-        sqlx::raw_sql(INDEX)
-            .execute(&mut *self.conn)
-            .await
-            .map_err(SyncError::db("indexing the staging tables"))?;
         Ok(StagedTotals {
-            copy_time: [
-                &self.schools,
-                &self.classrooms,
-                &self.children,
-                &self.educators,
-                &self.problems,
-            ]
-            .iter()
-            .map(|b| b.copy_time)
-            .sum(),
+            copy_time: std::time::Duration::ZERO,
             schools: self.schools.rows,
             classrooms: self.classrooms.rows,
             children: self.children.rows,
             educators: self.educators.rows,
             problems: self.problems.rows,
+            prefilled: self.prefilled,
+            placed: self.placement.placed,
         })
     }
 }
