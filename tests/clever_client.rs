@@ -124,6 +124,37 @@ async fn an_exact_multiple_of_the_limit_ends_after_an_empty_page() {
 }
 
 #[tokio::test]
+async fn a_page_whose_tail_misleads_is_still_followed_by_its_real_next_link() {
+    // The client requests the next page while parsing the current one, from the link it reads at
+    // the end of the body. A page written links-first with a record holding its own `links`
+    // misleads that read: the guess must be dropped and the real next link followed.
+    let emu = emulator(23).await;
+    let client = client_with(&emu, |c| c.page_limit = 5);
+    let want = all_ok(client.users(Role::Student)).await;
+    let plain = emu.requests();
+    assert_eq!(plain.len(), 5, "pages of 5, 5, 5, 5, 3");
+    emu.clear_requests();
+    emu.add_fault(Fault::new(
+        Some("/v3.0/users"),
+        1,
+        u64::MAX,
+        FaultKind::DecoyNextLink,
+    ));
+    let got = all_ok(client.users(Role::Student)).await;
+    assert_eq!(got, want, "same users, same order");
+    let requests = emu.requests();
+    let real: Vec<&String> = requests
+        .iter()
+        .filter(|r| !r.starts_with("/v3.0/decoy"))
+        .collect();
+    assert_eq!(
+        real,
+        plain.iter().collect::<Vec<_>>(),
+        "the real pages, in order"
+    );
+}
+
+#[tokio::test]
 async fn transient_5xx_are_retried_then_succeed() {
     let emu = emulator(30).await;
     emu.add_fault(Fault::new(

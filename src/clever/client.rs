@@ -10,7 +10,9 @@ use futures::Stream;
 use serde::de::DeserializeOwned;
 use url::Url;
 
-use super::decode::{Decoded, Keep, decode_page, decode_page_with, decode_record};
+use super::decode::{
+    Decoded, Keep, decode_page, decode_page_with, decode_record, next_link_from_tail,
+};
 use super::error::CleverError;
 use super::models::{Course, District, Link, Role, School, Section, Term, User, next_link};
 use super::paging::Paging;
@@ -332,6 +334,9 @@ impl CleverClient {
                     Ok(body) => body,
                     Err(err) => return Some((Err(err), st)),
                 };
+                // The next page is requested while this one is parsed when its link can be read
+                // from the page's tail; the guess is kept only if the parse finds the same link.
+                let early = next_link_from_tail(&body).map(|next| st.client.request(next));
                 let (decoding, envelope) = st.decode(uri.clone(), body);
                 let Ok((total, next)) = envelope.await else {
                     // The decoder ended before reading the envelope: it says why.
@@ -344,7 +349,11 @@ impl CleverClient {
                     let path = strip_query(&uri).to_owned();
                     return Some((Err(CleverError::Protocol { path, detail }), st));
                 }
-                st.fetching = next.map(|next| st.client.request(next));
+                st.fetching = match (next, early) {
+                    (Some(next), Some(early)) if early.uri == next => Some(early),
+                    // A wrong guess is dropped, which aborts its request.
+                    (next, _) => next.map(|next| st.client.request(next)),
+                };
                 st.decoding = Some(decoding);
             }
         })

@@ -141,6 +141,25 @@ impl<'de> Deserialize<'de> for Text<'de> {
     }
 }
 
+/// The `next` link of a list page read from the page's tail, before the page is parsed: a guess,
+/// so that the next page can be requested while this one is parsed. Clever ends a page with its
+/// `links`; the last `"links":` key in the body is taken, and its array decoded. `None` when the
+/// tail does not read so. The guess is only used when it equals the link the full parse finds
+/// (`CleverClient::list`), so a page of another shape costs a wasted request, never a wrong page.
+pub fn next_link_from_tail(body: &[u8]) -> Option<String> {
+    const TAIL_BYTES: usize = 8 << 10;
+    const KEY: &[u8] = b"\"links\"";
+    // Links are a few hundred bytes at the end: a body without them is not searched through.
+    let tail = &body[body.len().saturating_sub(TAIL_BYTES)..];
+    let at = tail.windows(KEY.len()).rposition(|w| w == KEY)?;
+    let rest = &tail[at + KEY.len()..];
+    let colon = rest.iter().position(|b| !b.is_ascii_whitespace())?;
+    let rest = rest.get(colon..)?.strip_prefix(b":")?;
+    let mut de = serde_json::Deserializer::from_slice(rest);
+    let links = Vec::<Link>::deserialize(&mut de).ok()?;
+    super::models::next_link(&links).map(str::to_owned)
+}
+
 /// A list page's envelope with each record left as its JSON text.
 #[derive(Deserialize)]
 struct LazyPage<'a> {
@@ -331,6 +350,33 @@ mod tests {
             },
         );
         assert_eq!(found.map(|t| t.0.into_owned()).as_deref(), Some("a1"));
+    }
+
+    #[test]
+    fn the_next_link_is_read_from_the_tail_of_a_page() {
+        let page =
+            |links: &str| format!(r#"{{"data":[{{"data":{{"id":"a","links":"x"}}}}],{links}}}"#);
+        for (body, want) in [
+            (
+                page(r#""links":[{"rel":"self","uri":"/v3.0/users?limit=2"},{"rel":"next","uri":"/v3.0/users?starting_after=a"}]"#),
+                Some("/v3.0/users?starting_after=a"),
+            ),
+            (page(r#""links" : [ {"rel":"next","uri":"/n"} ] "#), Some("/n")),
+            (page(r#""links":[{"rel":"self","uri":"/s"}]"#), None),
+            (page(r#""links":[]"#), None),
+            (page(r#""links":null"#), None),
+            (page(r#""other":1"#), None),
+            // A record's own "links" after the envelope's: the last one is read (a wrong guess,
+            // which the client drops once the page is parsed).
+            (
+                r#"{"links":[{"rel":"next","uri":"/real"}],"data":[{"data":{"links":[{"rel":"next","uri":"/inner"}]}}]}"#.to_string(),
+                Some("/inner"),
+            ),
+            ("".to_string(), None),
+            (r#""links""#.to_string(), None),
+        ] {
+            assert_eq!(next_link_from_tail(body.as_bytes()).as_deref(), want, "{body}");
+        }
     }
 
     #[test]

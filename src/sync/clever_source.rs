@@ -147,9 +147,9 @@ impl RosterSource for CleverSource {
         // Schools first (a district has hundreds): ungraded sections are kept by their school's range.
         let mut schools: HashMap<String, clever::School> = HashMap::new();
         // Each list is fetched a little ahead of staging (memory stays at a few pages, whatever
-        // the district's size). Schools and sections start together; students once sections are
-        // staged and teachers once students are (one user list in memory at a time: a decoded
-        // page of 10,000 users is the largest thing a sync holds).
+        // the district's size). Schools and sections start together; students and teachers once
+        // sections are staged (a page of each in memory at most, with a batch of records: a page
+        // of 10,000 users is the largest thing a sync holds).
         let mut stream = prefetch(client.schools());
         // A section whose grade is outside the shared grades is only scanned, never decoded (with
         // its list of students, it is the largest record Clever sends); an ungraded one is
@@ -219,6 +219,10 @@ impl RosterSource for CleverSource {
 
         drop(section_stream);
         tracing::debug!(elapsed_ms = elapsed_ms(), "schools and sections staged");
+        // The kept sections name every teacher to stage: the teachers' list is fetched (a page and
+        // a batch of records ahead) while students are staged, and staged after them.
+        let wanted = std::sync::Arc::new(teachers.clone());
+        let mut teacher_stream = prefetch(client.users_where(Role::Teacher, keep_ids(wanted)));
         // Every student page is read, but only the kept sections' students are decoded.
         let students = std::sync::Arc::new(students);
         let wanted = students.clone();
@@ -241,8 +245,6 @@ impl RosterSource for CleverSource {
 
         drop(student_stream);
         tracing::debug!(elapsed_ms = elapsed_ms(), "students staged");
-        let wanted = std::sync::Arc::new(teachers.clone());
-        let mut teacher_stream = prefetch(client.users_where(Role::Teacher, keep_ids(wanted)));
         let mut found_teachers = 0usize;
         while let Some(item) = next(&mut teacher_stream).await? {
             match item {

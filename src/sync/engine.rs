@@ -366,8 +366,7 @@ async fn run_recorded(
     started: Instant,
 ) -> Result<(), SyncError> {
     stage::create_tables(conn).await?;
-    let live = stage::live_children(conn, req.connection.as_str()).await?;
-    let totals = stage::stage_from(conn, live, source, ctx).await?;
+    let totals = stage::stage_from(conn, req.connection.as_str(), source, ctx).await?;
     let fetched = started.elapsed();
     tracing::info!(?totals, "roster staged");
 

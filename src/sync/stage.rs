@@ -10,7 +10,7 @@ use super::model::{Problem, StagedChild, StagedClassroom, StagedEducator, Staged
 use super::place::{PlacementProblems, Sections, id_key};
 
 /// Flush a table's buffer into Postgres once it holds this many bytes.
-const FLUSH_BYTES: usize = 1 << 20;
+const FLUSH_BYTES: usize = 256 << 10;
 
 const CREATE: &str = "
 DROP TABLE IF EXISTS stg_schools, stg_classrooms, stg_children, stg_educators, stg_problems;
@@ -27,13 +27,10 @@ CREATE TEMP TABLE stg_children (clever_id text, sis_id text, first_name text, la
 CREATE TEMP TABLE stg_educators (clever_id text, school_clever_id text, sis_id text, first_name text,
     last_name text, email text, title text);
 CREATE TEMP TABLE stg_problems (id bigserial, record_kind text, clever_id text, code text, message text);
-";
-
-/// The staging indexes, built once loaded: the statements that probe a staging table by Clever id
-/// from the roster side (the stale-record counts and removals) need them whenever the planner
-/// misjudges the roster table. No ANALYZE: the planner sizes a never-analyzed table from its
-/// pages, which is all the hash joins on staging need (docs/performance.md).
-const INDEX: &str = "
+-- Built empty and kept up while loading (by the writer, beside the stager): the statements that
+-- probe a staging table by Clever id from the roster side (the stale-record counts and removals)
+-- need them whenever the planner misjudges the roster table. No ANALYZE: the planner sizes a
+-- never-analyzed table from its pages, which is all the hash joins on staging need.
 CREATE UNIQUE INDEX ON stg_schools (clever_id);
 CREATE UNIQUE INDEX ON stg_classrooms (clever_id);
 CREATE UNIQUE INDEX ON stg_children (clever_id);
@@ -85,12 +82,18 @@ pub struct Batch {
     rows: Vec<u8>,
 }
 
-/// COPYs the stager's batches into staging, one at a time, until the stager is done (its end of
-/// the channel dropped). Returns the time spent in COPY round trips.
+/// Reads the connection's current children ([`live_children`]) for the stager, then COPYs the
+/// stager's batches into staging, one at a time, until the stager is done (its end of the channel
+/// dropped). Returns the time spent in COPY round trips.
 async fn write_batches(
     conn: &mut PgConnection,
+    connection: &str,
+    live: tokio::sync::oneshot::Sender<HashMap<u128, i64>>,
     mut batches: tokio::sync::mpsc::Receiver<Batch>,
 ) -> Result<std::time::Duration, SyncError> {
+    // The stager waits for these only at its first child: schools and sections are fetched and
+    // staged meanwhile.
+    let _ = live.send(live_children(conn, connection).await?);
     let mut copy_time = std::time::Duration::ZERO;
     while let Some(batch) = batches.recv().await {
         let started = std::time::Instant::now();
@@ -109,18 +112,19 @@ async fn write_batches(
     Ok(copy_time)
 }
 
-/// Stages what `source` streams into the (empty) staging tables on `conn`, then indexes them.
-/// Formatting rows and loading them overlap: the stager hands each full batch to a writer that
-/// COPYs it while the next one fills ([`WRITE_AHEAD`]). `live` are the connection's current
-/// children ([`live_children`]).
+/// Stages what `source` streams into the empty, indexed staging tables on `conn`. Formatting rows
+/// and loading them overlap: the stager hands each full batch to a writer that COPYs it while the
+/// next one fills ([`WRITE_AHEAD`]); the writer first reads the connection's current children
+/// ([`live_children`]), which the stager needs from its first child on.
 pub async fn stage_from(
     conn: &mut PgConnection,
-    live: HashMap<u128, i64>,
+    connection: &str,
     source: &impl super::engine::RosterSource,
     ctx: &super::engine::StageContext,
 ) -> Result<StagedTotals, SyncError> {
     let (sink, batches) = tokio::sync::mpsc::channel(WRITE_AHEAD);
-    let stager = Stager::new(sink, live);
+    let (live_tx, live_rx) = tokio::sync::oneshot::channel();
+    let stager = Stager::new(sink, Live::Pending(live_rx));
     // The stager is dropped when staging ends, however it ends: the writer then finishes the
     // batches it was given and stops.
     let staging = async move {
@@ -128,16 +132,39 @@ pub async fn stage_from(
         source.stage(ctx, &mut stager).await?;
         stager.finish().await
     };
-    let (staged, written) = tokio::join!(staging, write_batches(&mut *conn, batches));
+    let writing = write_batches(&mut *conn, connection, live_tx, batches);
+    let (staged, written) = tokio::join!(staging, writing);
     // A writer that failed stopped the stager too: its error is the cause.
     let copy_time = written?;
     let mut totals = staged?;
     totals.copy_time = copy_time;
-    sqlx::raw_sql(INDEX)
-        .execute(&mut *conn)
-        .await
-        .map_err(SyncError::db("indexing the staging tables"))?;
     Ok(totals)
+}
+
+/// The connection's current children, as the stager sees them: still being read, or read.
+enum Live {
+    Pending(tokio::sync::oneshot::Receiver<HashMap<u128, i64>>),
+    Ready(HashMap<u128, i64>),
+}
+
+impl Live {
+    async fn get(&mut self) -> Result<&HashMap<u128, i64>, SyncError> {
+        if let Live::Pending(rx) = self {
+            let read = rx.await.map_err(|_| writer_stopped())?;
+            *self = Live::Ready(read);
+        }
+        match self {
+            Live::Ready(live) => Ok(live),
+            Live::Pending(_) => Err(writer_stopped()),
+        }
+    }
+}
+
+/// The stager's error when the writer is gone (the writer's own error says why).
+fn writer_stopped() -> SyncError {
+    SyncError::SessionLost {
+        detail: "the staging writer stopped".into(),
+    }
 }
 
 /// One table's pending COPY rows.
@@ -167,9 +194,7 @@ impl CopyBuffer {
             rows,
         })
         .await
-        .map_err(|_| SyncError::SessionLost {
-            detail: "the staging writer stopped".into(),
-        })
+        .map_err(|_| writer_stopped())
     }
 
     async fn maybe_flush(&mut self, sink: &Sink) -> Result<(), SyncError> {
@@ -255,7 +280,7 @@ pub struct Stager {
     seen: [SeenIds; 4],
     sections: Sections,
     /// The connection's current children ([`live_children`]).
-    live: HashMap<u128, i64>,
+    live: Live,
     prefilled: u64,
     placement: PlacementProblems,
     schools: CopyBuffer,
@@ -283,8 +308,8 @@ pub struct StagedTotals {
 
 impl Stager {
     /// A stager handing its batches to `sink` ([`stage_from`]); `live` are the connection's
-    /// current children ([`live_children`], empty for none).
-    fn new(sink: Sink, live: HashMap<u128, i64>) -> Self {
+    /// current children ([`live_children`]).
+    fn new(sink: Sink, live: Live) -> Self {
         Stager {
             sink,
             seen: Default::default(),
@@ -383,7 +408,12 @@ impl Stager {
         if let Some(p) = placed {
             self.placement.add(&c.clever_id, p.classroom, p.sections);
         }
-        let live = self.live.get(&id_key(&c.clever_id)).map(i64::to_string);
+        let live = self
+            .live
+            .get()
+            .await?
+            .get(&id_key(&c.clever_id))
+            .map(i64::to_string);
         self.prefilled += u64::from(live.is_some());
         Row::new(&mut self.children.buf)
             .text(Some(&c.clever_id))
@@ -441,11 +471,8 @@ impl Stager {
         self.problems.maybe_flush(&self.sink).await
     }
 
-    /// Stages the problems found at the end and hands every pending row to the writer
-    /// ([`stage_from`] then builds the staging indexes, [`INDEX`], once, on loaded tables). No
-    /// ANALYZE there: the planner sizes a never-analyzed table from its pages, which is all the
-    /// hash joins on staging need; only `stg_children` is analyzed, after matching filled it in
-    /// (`resolve`; docs/performance.md).
+    /// Stages the problems found at the end and hands every pending row to the writer. Only
+    /// `stg_children` is ever analyzed, once matched (`resolve`; docs/performance.md).
     async fn finish(mut self) -> Result<StagedTotals, SyncError> {
         // Students a kept section lists but Clever did not return: their enrollments are skipped.
         let not_staged: Vec<String> = self

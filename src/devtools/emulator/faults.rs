@@ -54,6 +54,10 @@ pub enum FaultKind {
     DropNext,
     /// Answer 302 to `location`.
     Redirect { location: String },
+    /// Answer normally, but with `links` before `data`, and the page's last record carrying a
+    /// `links` array of its own whose `next` is `/v3.0/decoy` (a page whose tail misleads a
+    /// client that reads its next link from the end of the body).
+    DecoyNextLink,
 }
 
 impl Fault {
@@ -68,7 +72,8 @@ impl Fault {
 
     /// Parses the CLI form: `fault=status,status=503,path=/v3.0/users,nth=3,times=2`
     /// (`fault` is one of `status`, `rate_limit`, `delay`, `truncated_json`, `html_404`, `html_200`,
-    /// `empty_object`, `null_data`, `paging_cycle`, `drifting_cursor`, `drop_next`, `redirect`).
+    /// `empty_object`, `null_data`, `paging_cycle`, `drifting_cursor`, `drop_next`, `redirect`,
+    /// `decoy_next_link`).
     pub fn parse_spec(spec: &str) -> Result<Fault, String> {
         let mut map = serde_json::Map::new();
         for pair in spec.split(',').filter(|p| !p.trim().is_empty()) {

@@ -215,6 +215,9 @@ pub async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response
                 ) if reply.status == StatusCode::OK => {
                     reply.body = rewrite_next(&reply.body, &path, &query, &kind);
                 }
+                Some(FaultKind::DecoyNextLink) if reply.status == StatusCode::OK => {
+                    reply.body = decoy_next_link(&reply.body);
+                }
                 _ => {}
             }
             reply
@@ -269,6 +272,27 @@ fn rewrite_next(body: &[u8], path: &str, query: &str, kind: &FaultKind) -> Vec<u
         }
     }
     serde_json::to_vec(&page).unwrap_or_else(|_| body.to_vec())
+}
+
+/// A list page written `links` first, its last record holding a decoy `links` array.
+fn decoy_next_link(body: &[u8]) -> Vec<u8> {
+    let Ok(serde_json::Value::Object(mut page)) = serde_json::from_slice(body) else {
+        return body.to_vec();
+    };
+    let links = page.remove("links").unwrap_or(serde_json::Value::Null);
+    let mut data = page.remove("data").unwrap_or(serde_json::Value::Null);
+    if let Some(record) = data
+        .as_array_mut()
+        .and_then(|items| items.last_mut())
+        .and_then(|item| item.get_mut("data"))
+        .and_then(|record| record.as_object_mut())
+    {
+        record.insert(
+            "links".into(),
+            serde_json::json!([{"rel": "next", "uri": "/v3.0/decoy"}]),
+        );
+    }
+    format!("{{\"links\":{links},\"data\":{data}}}").into_bytes()
 }
 
 fn bearer(headers: &HeaderMap) -> Option<String> {
