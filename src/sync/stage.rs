@@ -461,6 +461,12 @@ impl Stager {
     }
 
     pub async fn problem(&mut self, p: &Problem) -> Result<(), SyncError> {
+        self.push_problem(p);
+        self.problems.maybe_flush(&self.sink).await
+    }
+
+    /// Writes a problem's row (flushed with the next batch).
+    fn push_problem(&mut self, p: &Problem) {
         Row::new(&mut self.problems.buf)
             .text(Some(&p.record_kind))
             .text(p.clever_id.as_deref())
@@ -468,7 +474,6 @@ impl Stager {
             .text(Some(&p.message))
             .end();
         self.problems.rows += 1;
-        self.problems.maybe_flush(&self.sink).await
     }
 
     /// Stages the problems found at the end and hands every pending row to the writer. Only
@@ -482,24 +487,17 @@ impl Stager {
             .map(str::to_owned)
             .collect();
         for id in not_staged {
-            let message = "a kept section lists this student but Clever did not return it; \
-                           the enrollment is skipped";
-            Row::new(&mut self.problems.buf)
-                .text(Some("enrollments"))
-                .text(Some(&id))
-                .text(Some(code::STUDENT_NOT_FOUND))
-                .text(Some(message))
-                .end();
-            self.problems.rows += 1;
+            self.push_problem(&Problem {
+                record_kind: "enrollments".into(),
+                clever_id: Some(id),
+                code: code::STUDENT_NOT_FOUND.into(),
+                message: "a kept section lists this student but Clever did not return it; \
+                          the enrollment is skipped"
+                    .into(),
+            });
         }
         for p in self.placement.problems() {
-            Row::new(&mut self.problems.buf)
-                .text(Some(&p.record_kind))
-                .text(p.clever_id.as_deref())
-                .text(Some(&p.code))
-                .text(Some(&p.message))
-                .end();
-            self.problems.rows += 1;
+            self.push_problem(&p);
         }
         for buf in [
             &mut self.schools,
