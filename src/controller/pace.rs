@@ -68,12 +68,13 @@ mod tests {
             at.push(t.await.expect("task"));
         }
         at.sort();
-        // 50 a second: each call at least 20 ms after the one before, the tenth 180 ms after the
-        // first, so never more than 50 in any second.
-        for w in at.windows(2) {
-            assert!(w[1] - w[0] >= Duration::from_millis(19), "{at:?}");
+        // 50 a second: the i-th call's turn comes no earlier than i * 20 ms after the start, so
+        // never more than 50 in any second. (The gaps between observed wake-ups are no bound: a
+        // task woken late by a busy machine shortens its gap to the next one, which is on time.)
+        for (i, t) in at.iter().enumerate() {
+            let turn = Duration::from_millis(20) * u32::try_from(i).expect("ten calls");
+            assert!(*t + Duration::from_millis(1) >= turn, "call {i}: {at:?}");
         }
-        assert!(at[9] >= Duration::from_millis(179), "{at:?}");
     }
 
     #[tokio::test]
