@@ -125,6 +125,19 @@ async fn text(pool: &PgPool, sql: &str) -> Option<String> {
 }
 
 /// xmin of every roster row: changes whenever a row is written.
+/// The connection's active enrollments as "child's Clever id, classroom", in order.
+async fn placements(pool: &PgPool) -> Vec<String> {
+    sqlx::query_scalar(
+        "SELECT c.clever_id || ' ' || e.classroom_clever_id FROM enrollments e
+         JOIN children c ON c.id = e.child_id
+         WHERE e.connection = $1 AND e.active ORDER BY 1",
+    )
+    .bind(CONN)
+    .fetch_all(pool)
+    .await
+    .expect("placements")
+}
+
 async fn roster_versions(pool: &PgPool) -> Vec<String> {
     sqlx::query_scalar(
         "SELECT t || ':' || k || ':' || x FROM (
@@ -524,6 +537,12 @@ async fn carry_over_restores_a_unique_archived_child_and_reports_ambiguity() {
         "b (other connection's archive ignored) and d (ambiguous)"
     );
     assert_eq!(out.problem_codes.get("CarryoverAmbiguous"), Some(&1));
+    assert_eq!(
+        placements(&pool).await,
+        ["a c1", "b c1", "d c2"],
+        "the carried child enrolled like the new ones (b: the homeroom)"
+    );
+    assert_eq!(out.counts.enrollments.created, 3);
     let (journey, level, progress, archived): (Option<String>, Option<i32>, bool, Option<String>) = sqlx::query_as(
         "SELECT journey, placement_level, has_progress, archived_school_year FROM children WHERE connection = $1 AND clever_id = 'a'",
     )
@@ -577,6 +596,12 @@ async fn manual_children_are_linked_instead_of_duplicated() {
     );
     assert_eq!(out.counts.children.created, 1, "d is ambiguous");
     assert_eq!(out.problem_codes.get("ManualMatchAmbiguous"), Some(&1));
+    assert_eq!(
+        placements(&pool).await,
+        ["a c1", "b c1", "d c2"],
+        "the linked children enrolled like the new one"
+    );
+    assert_eq!(out.counts.enrollments.created, 3);
     let (source, journey, progress, first): (String, Option<String>, bool, Option<String>) =
         sqlx::query_as(
             "SELECT source, journey, has_progress, first_name FROM children WHERE clever_id = 'a'",

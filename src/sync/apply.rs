@@ -55,7 +55,6 @@ async fn count(
 
 /// A roster table keyed by (connection, clever_id), mirrored from one staging table.
 struct Keyed {
-    entity: &'static str,
     table: &'static str,
     staging: &'static str,
     /// (column, value on insert, value on update); `s` is the staged row, `t` the live one.
@@ -71,7 +70,6 @@ fn no_update_parameters<'q>(statement: Statement<'q>, _: &ApplySettings) -> Stat
 }
 
 const SCHOOLS: Keyed = Keyed {
-    entity: "schools",
     table: "schools",
     staging: "stg_schools",
     columns: &[
@@ -84,7 +82,6 @@ const SCHOOLS: Keyed = Keyed {
 };
 
 const CLASSROOMS: Keyed = Keyed {
-    entity: "classrooms",
     table: "classrooms",
     staging: "stg_classrooms",
     columns: &[
@@ -117,7 +114,6 @@ fn bind_name_overrides<'q>(statement: Statement<'q>, s: &ApplySettings) -> State
 }
 
 const EDUCATORS: Keyed = Keyed {
-    entity: "educators",
     table: "educators",
     staging: "stg_educators",
     columns: &[
@@ -189,6 +185,12 @@ impl Keyed {
             "creating records",
         )
         .await?;
+        if !existing_rows_staged(staged, created) {
+            return Ok(EntityCounts {
+                created,
+                ..Default::default()
+            });
+        }
         let reactivate = format!(
             "UPDATE {table} t SET {sets}, active = true, updated_at = now() FROM {staging} s
              WHERE t.connection = $1 AND t.clever_id = s.clever_id AND NOT t.active"
@@ -219,32 +221,50 @@ impl Keyed {
         })
     }
 
-    /// Active records no longer in the roster: removed when allowed, else only counted (stale).
+    /// Active records no longer in the roster (`active_before` were active when the run began):
+    /// removed when allowed, else only counted (stale).
     async fn remove(
         &self,
         conn: &mut PgConnection,
         s: &ApplySettings,
         c: &mut EntityCounts,
+        active_before: u64,
     ) -> Result<u64, SyncError> {
         let (table, staging) = (self.table, self.staging);
         let gone = format!(
             "t.connection = $1 AND t.active AND t.clever_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM {staging} s WHERE s.clever_id = t.clever_id)"
         );
-        removal(conn, s, c, table, &gone, self.entity).await
+        removal(conn, s, c, table, &gone, active_before).await
     }
+}
+
+/// Whether any staged row can have an existing record to reactivate or update, after the create
+/// (`ON CONFLICT DO NOTHING`) made `created` of the `staged` rows: not when it made them all.
+pub fn existing_rows_staged(staged: u64, created: u64) -> bool {
+    created < staged
+}
+
+/// Whether any record can have left the roster: only one that was active when the run began
+/// (`active_before`); every record the run itself made or kept active is staged.
+pub fn removal_possible(active_before: u64) -> bool {
+    active_before > 0
 }
 
 /// Deactivates or deletes the rows of `table` (alias `t`) matching `gone`, or counts them. `gone`
 /// uses one parameter, `$1`: the connection. Returns the stale count (rows kept because removal is
-/// not allowed).
+/// not allowed). Runs nothing when no row of `table` was active before the run
+/// ([`removal_possible`]).
 async fn removal(
     conn: &mut PgConnection,
     s: &ApplySettings,
     c: &mut EntityCounts,
     table: &str,
     gone: &str,
-    _entity: &str,
+    active_before: u64,
 ) -> Result<u64, SyncError> {
+    if !removal_possible(active_before) {
+        return Ok(0);
+    }
     let connection = s.connection.as_str();
     if !s.allow_removal {
         let stale = format!("SELECT count(*) FROM {table} t WHERE {gone}");
@@ -369,6 +389,7 @@ pub async fn apply(
     s: &ApplySettings,
     staged: &StagedTotals,
     resolved: &Resolved,
+    before: &ActiveBefore,
 ) -> Result<(Counts, Stale), SyncError> {
     let mut counts = Counts {
         schools: SCHOOLS.upsert(conn, s).await?,
@@ -379,8 +400,11 @@ pub async fn apply(
     counts.educators = EDUCATORS.upsert(conn, s).await?;
     counts.educators.matched = matched;
     counts.educators.unchanged = counts.educators.unchanged.saturating_sub(matched);
-    counts.children = super::apply_children::upsert(conn, s, resolved.live).await?;
-    counts.enrollments = super::apply_children::upsert_enrollments(conn, s, staged.placed).await?;
+    let (children, new_enrolled) = super::apply_children::upsert(conn, s, resolved).await?;
+    counts.children = children;
+    counts.enrollments =
+        super::apply_children::upsert_enrollments(conn, s, resolved, staged.placed, new_enrolled)
+            .await?;
 
     // The removal statements are anti-joins of one connection's rows against the staged roster,
     // by Clever id: after the upserts, every staged child's current record holds its Clever id
@@ -399,7 +423,7 @@ pub async fn apply(
          JOIN stg_children s ON s.clever_id = c.clever_id \
          WHERE c.id = t.child_id AND c.connection = $1 AND c.archived_school_year IS NULL \
          AND s.classroom_clever_id IS NOT NULL)",
-        "enrollments",
+        before.enrollments,
     )
     .await?;
     let stale_children = removal(
@@ -409,12 +433,18 @@ pub async fn apply(
         "children",
         "t.connection = $1 AND t.active AND t.source = 'roster' AND t.archived_school_year IS NULL \
          AND NOT EXISTS (SELECT 1 FROM stg_children s WHERE s.clever_id = t.clever_id)",
-        "children",
+        before.children,
     )
     .await?;
-    let stale_classrooms = CLASSROOMS.remove(conn, s, &mut counts.classrooms).await?;
-    let stale_educators = EDUCATORS.remove(conn, s, &mut counts.educators).await?;
-    let stale_schools = SCHOOLS.remove(conn, s, &mut counts.schools).await?;
+    let stale_classrooms = CLASSROOMS
+        .remove(conn, s, &mut counts.classrooms, before.classrooms)
+        .await?;
+    let stale_educators = EDUCATORS
+        .remove(conn, s, &mut counts.educators, before.educators)
+        .await?;
+    let stale_schools = SCHOOLS
+        .remove(conn, s, &mut counts.schools, before.schools)
+        .await?;
     set_nestloop(conn, true).await?;
     Ok((
         counts,
@@ -426,4 +456,36 @@ pub async fn apply(
             ("enrollments", stale_enrollments),
         ],
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statements_that_can_change_nothing_are_skipped() {
+        for (staged, created, want, why) in [
+            (0, 0, false, "nothing staged"),
+            (
+                2081,
+                2081,
+                false,
+                "a first sync: every staged row was created",
+            ),
+            (2081, 0, true, "a resync: every staged row exists"),
+            (2081, 2080, true, "one existed (maybe inactive)"),
+        ] {
+            assert_eq!(existing_rows_staged(staged, created), want, "{why}");
+        }
+        for (before, want, why) in [
+            (
+                0,
+                false,
+                "nothing was active: whatever is active now is staged",
+            ),
+            (1, true, "one active record may have left the roster"),
+        ] {
+            assert_eq!(removal_possible(before), want, "{why}");
+        }
+    }
 }

@@ -5,6 +5,7 @@ use sqlx::PgConnection;
 use super::SyncError;
 use super::apply::{ApplySettings, execute};
 use super::model::EntityCounts;
+use super::resolve::Resolved;
 
 /// Roster-driven columns of a child and their staged values (no parameters). Demographic columns
 /// are NULL in staging when demographics are not shared, so stored values are cleared.
@@ -32,13 +33,15 @@ fn sets() -> String {
         .join(", ")
 }
 
-/// Creates, updates, reactivates, carries over and links children; `live_staged` staged children
-/// were matched to their current record (`resolve`).
+/// Creates, updates, reactivates, carries over and links children, and enrolls the new ones in
+/// their classroom (`resolved`: how many staged children each kind of matching decided; a
+/// statement for a kind that decided none is skipped). Returns the children's counts and the
+/// enrollments created for new children.
 pub async fn upsert(
     conn: &mut PgConnection,
     s: &ApplySettings,
-    live_staged: u64,
-) -> Result<EntityCounts, SyncError> {
+    resolved: &Resolved,
+) -> Result<(EntityCounts, u64), SyncError> {
     let sets = sets();
     let live = COLUMNS
         .iter()
@@ -55,100 +58,119 @@ pub async fn upsert(
          WHERE s.match_kind = 'live' AND t.id = s.child_id AND t.connection = $1 AND t.active
            AND ({live}) IS DISTINCT FROM ({wanted})"
     );
-    let updated = execute(
-        conn,
-        sqlx::query(&update).bind(&s.connection),
-        "updating children",
-    )
-    .await?;
     let reactivate = format!(
         "UPDATE children t SET {sets}, active = true, updated_at = now() FROM stg_children s
          WHERE s.match_kind = 'live' AND t.id = s.child_id AND t.connection = $1 AND NOT t.active"
     );
-    let reactivated = execute(
-        conn,
-        sqlx::query(&reactivate).bind(&s.connection),
-        "reactivating children",
-    )
-    .await?;
     // Carried over: restored with their journey, level and progress under the new Clever id.
     let carry_over = format!(
         "UPDATE children t SET {sets}, clever_id = s.clever_id, source = 'roster', active = true,
                 archived_school_year = NULL, updated_at = now()
          FROM stg_children s WHERE s.match_kind = 'carry' AND t.id = s.child_id AND t.connection = $1"
     );
-    let carried_over = execute(
-        conn,
-        sqlx::query(&carry_over).bind(&s.connection),
-        "carrying over archived children",
-    )
-    .await?;
     // Manual records linked to the roster keep their journey, level and progress.
     let link = format!(
         "UPDATE children t SET {sets}, clever_id = s.clever_id, source = 'roster', active = true, updated_at = now()
          FROM stg_children s WHERE s.match_kind = 'manual' AND t.id = s.child_id AND t.connection = $1"
     );
-    let matched = execute(
-        conn,
-        sqlx::query(&link).bind(&s.connection),
-        "linking manual children",
-    )
-    .await?;
+    // Each statement writes the staged children one kind of matching decided: skipped when that
+    // kind decided none.
+    let mut affected = [0; 4];
+    for (n, (decided, statement, doing)) in [
+        (resolved.live, &update, "updating children"),
+        (resolved.live, &reactivate, "reactivating children"),
+        (
+            resolved.carry,
+            &carry_over,
+            "carrying over archived children",
+        ),
+        (resolved.manual, &link, "linking manual children"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        if decided > 0 {
+            affected[n] = execute(conn, sqlx::query(statement).bind(&s.connection), doing).await?;
+        }
+    }
+    let [updated, reactivated, carried_over, matched] = affected;
     let names = COLUMNS
         .iter()
         .map(|(c, _)| *c)
         .collect::<Vec<_>>()
         .join(", ");
-    // New children: created with the staged Clever id. Their ids are not written back to
-    // staging (a rewrite of every staged row): from here on, the enrollments and the removal
-    // statements find each staged child's record by its Clever id, which every staged child's
-    // current record now holds (matched ones were given it above).
+    // New children: created with the staged Clever id, and enrolled in their classroom by the
+    // same statement, from the ids it returns. Their ids are not written back to staging (a
+    // rewrite of every staged row): from here on, the removal statements find each staged
+    // child's record by its Clever id, which every staged child's current record now holds
+    // (matched ones were given it above).
     // $1 the connection, $2 the new children's journey, $3 and $4 the starting levels' grades and
     // levels.
     let create = format!(
-        "INSERT INTO children (connection, clever_id, {names}, placement_level, journey, source)
-         SELECT $1, s.clever_id, {wanted}, lv.level, $2, 'roster'
-         FROM stg_children s
-         LEFT JOIN unnest($3::text[], $4::int[]) AS lv(grade, level) ON lv.grade = s.final_grade
-         WHERE s.match_kind IS NULL OR s.match_kind NOT IN ('live', 'carry', 'manual')
-         ORDER BY s.clever_id"
+        "WITH created AS (
+             INSERT INTO children (connection, clever_id, {names}, placement_level, journey, source)
+             SELECT $1, s.clever_id, {wanted}, lv.level, $2, 'roster'
+             FROM stg_children s
+             LEFT JOIN unnest($3::text[], $4::int[]) AS lv(grade, level) ON lv.grade = s.final_grade
+             WHERE s.match_kind IS NULL OR s.match_kind NOT IN ('live', 'carry', 'manual')
+             ORDER BY s.clever_id
+             RETURNING id, clever_id
+         ), enrolled AS (
+             INSERT INTO enrollments (child_id, connection, classroom_clever_id)
+             SELECT c.id, $1, s.classroom_clever_id
+             FROM created c JOIN stg_children s ON s.clever_id = c.clever_id
+             WHERE s.classroom_clever_id IS NOT NULL
+             RETURNING 1
+         )
+         SELECT (SELECT count(*) FROM created), (SELECT count(*) FROM enrolled)"
     );
-    let created = execute(
-        conn,
-        sqlx::query(&create)
-            .bind(&s.connection)
-            .bind(&s.new_child_journey)
-            .bind(&s.level_grades)
-            .bind(&s.level_values),
-        "creating children",
-    )
-    .await?;
-    Ok(EntityCounts {
-        created,
+    let (created, enrolled): (i64, i64) = sqlx::query_as(&create)
+        .bind(&s.connection)
+        .bind(&s.new_child_journey)
+        .bind(&s.level_grades)
+        .bind(&s.level_values)
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(SyncError::db("creating children"))?;
+    let n = |v: i64| u64::try_from(v).unwrap_or(0);
+    let counts = EntityCounts {
+        created: n(created),
         updated,
         reactivated,
         carried_over,
         matched,
-        unchanged: live_staged.saturating_sub(updated + reactivated),
+        unchanged: resolved.live.saturating_sub(updated + reactivated),
         ..Default::default()
-    })
+    };
+    Ok((counts, n(enrolled)))
 }
 
-/// Puts each staged child in its one classroom (`staged` of them were placed in one).
+/// Puts each matched staged child in its one classroom (`staged` staged children were placed in
+/// one; `new_enrolled` of them, new children, were enrolled as they were created). Skipped when no
+/// staged child holds an existing record.
 pub async fn upsert_enrollments(
     conn: &mut PgConnection,
     s: &ApplySettings,
+    resolved: &Resolved,
     staged: u64,
+    new_enrolled: u64,
 ) -> Result<EntityCounts, SyncError> {
+    let mut counts = EntityCounts {
+        created: new_enrolled,
+        unchanged: staged.saturating_sub(new_enrolled),
+        ..Default::default()
+    };
+    if !resolved.any_matched() {
+        return Ok(counts);
+    }
+    // A matched staged child's record is `child_id` (resolve), and holds its Clever id now.
     let created = execute(
         conn,
         sqlx::query(
             "INSERT INTO enrollments (child_id, connection, classroom_clever_id)
-             SELECT c.id, $1, s.classroom_clever_id FROM stg_children s
-             JOIN children c ON c.connection = $1 AND c.clever_id = s.clever_id
-                  AND c.archived_school_year IS NULL
-             WHERE s.classroom_clever_id IS NOT NULL
-               AND NOT EXISTS (SELECT 1 FROM enrollments e WHERE e.child_id = c.id)
+             SELECT s.child_id, $1, s.classroom_clever_id FROM stg_children s
+             WHERE s.child_id IS NOT NULL AND s.classroom_clever_id IS NOT NULL
+               AND NOT EXISTS (SELECT 1 FROM enrollments e WHERE e.child_id = s.child_id)
              ON CONFLICT (child_id) DO NOTHING",
         )
         .bind(&s.connection),
@@ -174,11 +196,9 @@ pub async fn upsert_enrollments(
         "moving enrollments",
     )
     .await?;
-    Ok(EntityCounts {
-        created,
-        updated,
-        reactivated,
-        unchanged: staged.saturating_sub(created + updated + reactivated),
-        ..Default::default()
-    })
+    counts.created += created;
+    counts.updated = updated;
+    counts.reactivated = reactivated;
+    counts.unchanged = staged.saturating_sub(counts.created + updated + reactivated);
+    Ok(counts)
 }

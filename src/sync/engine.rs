@@ -404,7 +404,7 @@ async fn run_recorded(
         .begin()
         .await
         .map_err(SyncError::db("starting the apply savepoint"))?;
-    let (counts, stale) = apply(&mut savepoint, settings, &totals, &matched).await?;
+    let (counts, stale) = apply(&mut savepoint, settings, &totals, &matched, &before).await?;
     let trip = plan::removal_guard(
         &counts,
         &before,

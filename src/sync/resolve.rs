@@ -153,18 +153,78 @@ pub const ANALYZE_MATCHED_CHILDREN: &str =
 pub struct Resolved {
     /// Staged children matched to their current record by Clever id.
     pub live: u64,
+    /// Staged children the carry-over passes decided (matched to an archived child, or found
+    /// ambiguous): 0 when no archived child could match, and apply skips carrying over.
+    pub carry: u64,
+    /// Staged children the manual-record passes decided (linked or ambiguous): 0 when the
+    /// connection has no child entered in the product, and apply skips linking.
+    pub manual: u64,
+}
+
+impl Resolved {
+    /// Whether any staged child holds an existing record (`child_id`): what apply's statements on
+    /// matched children (updates, their enrollments) need. None on a first sync.
+    pub fn any_matched(&self) -> bool {
+        self.live + self.carry + self.manual > 0
+    }
+}
+
+/// Which kinds of candidate records the connection holds, read in the run's transaction: a
+/// matching pass without candidates can match nothing and is skipped.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Candidates {
+    /// Archived children (carry-over).
+    pub archived: bool,
+    /// Children entered in the product, not linked to the roster (linking).
+    pub manual: bool,
+}
+
+/// Both kinds' existence, each one index probe (`children_candidates_name_key` holds exactly
+/// the candidates).
+const CANDIDATES: &str = "
+SELECT EXISTS (SELECT 1 FROM children c WHERE c.connection = $1 AND c.archived_school_year IS NOT NULL),
+       EXISTS (SELECT 1 FROM children c WHERE c.connection = $1 AND c.clever_id IS NULL
+               AND c.source = 'manual' AND c.archived_school_year IS NULL)";
+
+/// The matching passes to run, in order: carry-over (archived children, when `auto_carryover`),
+/// then linking (manual children), each only when the connection has such candidates.
+pub fn matching_passes(
+    auto_carryover: bool,
+    candidates: Candidates,
+) -> Vec<(&'static str, &'static str, &'static str)> {
+    let mut passes = Vec::new();
+    if auto_carryover && candidates.archived {
+        passes.extend([
+            ("carry", ARCHIVED, BY_CLEVER_ID),
+            ("carry", ARCHIVED, BY_SIS_ID),
+            ("carry", ARCHIVED, BY_NAME_DOB),
+        ]);
+    }
+    if candidates.manual {
+        passes.extend([
+            ("manual", MANUAL, BY_SIS_ID),
+            ("manual", MANUAL, BY_NAME_DOB_SCHOOL),
+        ]);
+    }
+    passes
 }
 
 /// Which statistics of the staged children to refresh once they are matched (`None`: none), for
 /// the joins of apply. `analyzed_early`: analyzed before matching, when most staged children were
 /// written with their record; those figures stand unless many children were left to the passes.
+/// `passes_ran`: matching passes ran (the connection had candidates). When nothing was matched
+/// and no pass ran (a first sync), apply only inserts: no statement joins on the staged ids.
 pub fn analyze_after_matching(
     children: u64,
     live: u64,
     analyzed_early: bool,
+    passes_ran: bool,
 ) -> Option<&'static str> {
     let unmatched = children.saturating_sub(live);
-    if children == 0 || (analyzed_early && unmatched.saturating_mul(10) <= children) {
+    if children == 0
+        || (live == 0 && !passes_ran)
+        || (analyzed_early && unmatched.saturating_mul(10) <= children)
+    {
         None
     } else if unmatched == 0 {
         Some(ANALYZE_MATCHED_CHILDREN)
@@ -194,15 +254,16 @@ pub async fn resolve(
     // roster once per staged child (at 100k students, 34 ms for the check instead of 21, and
     // 56 ms instead of 3 for apply's reactivation that finds none).
     let analyzed_early = staged.prefilled > 0;
+    let mut undone = 0;
     if analyzed_early {
         analyze(conn, ANALYZE_MATCHED_CHILDREN).await?;
+        undone = sqlx::query(CHECK_LIVE)
+            .bind(connection)
+            .execute(&mut *conn)
+            .await
+            .map_err(SyncError::db("checking children matched by Clever id"))?
+            .rows_affected();
     }
-    let undone = sqlx::query(CHECK_LIVE)
-        .bind(connection)
-        .execute(&mut *conn)
-        .await
-        .map_err(SyncError::db("checking children matched by Clever id"))?
-        .rows_affected();
     let matched = sqlx::query(MATCH_LIVE)
         .bind(connection)
         .execute(&mut *conn)
@@ -210,10 +271,23 @@ pub async fn resolve(
         .map_err(SyncError::db("matching children by Clever id"))?
         .rows_affected();
     let live = staged.prefilled.saturating_sub(undone) + matched;
-    let resolved = Resolved { live };
-    let refresh = analyze_after_matching(staged.children, live, analyzed_early);
-    if live >= staged.children {
+    let mut resolved = Resolved {
+        live,
+        ..Resolved::default()
+    };
+    let passes = if live >= staged.children {
         // Every staged child has its current record: nothing is left for the passes below.
+        Vec::new()
+    } else {
+        let (archived, manual): (bool, bool) = sqlx::query_as(CANDIDATES)
+            .bind(connection)
+            .fetch_one(&mut *conn)
+            .await
+            .map_err(SyncError::db("looking for archived and manual children"))?;
+        matching_passes(auto_carryover, Candidates { archived, manual })
+    };
+    let refresh = analyze_after_matching(staged.children, live, analyzed_early, !passes.is_empty());
+    if passes.is_empty() {
         match_educators(conn, connection).await?;
         if let Some(statement) = refresh {
             analyze(conn, statement).await?;
@@ -228,26 +302,19 @@ pub async fn resolve(
         .execute(&mut *conn)
         .await
         .map_err(SyncError::db("indexing staged children"))?;
-    let mut passes = Vec::new();
-    if auto_carryover {
-        passes.extend([
-            ("carry", ARCHIVED, BY_CLEVER_ID),
-            ("carry", ARCHIVED, BY_SIS_ID),
-            ("carry", ARCHIVED, BY_NAME_DOB),
-        ]);
-    }
-    passes.extend([
-        ("manual", MANUAL, BY_SIS_ID),
-        ("manual", MANUAL, BY_NAME_DOB_SCHOOL),
-    ]);
     for (kind, candidates, key) in passes {
-        sqlx::query(&match_pass(kind, candidates, key))
+        let decided = sqlx::query(&match_pass(kind, candidates, key))
             .bind(connection)
             .execute(&mut *conn)
             .await
             .map_err(SyncError::db(
                 "matching children to archived or manual records",
-            ))?;
+            ))?
+            .rows_affected();
+        match kind {
+            "carry" => resolved.carry += decided,
+            _ => resolved.manual += decided,
+        }
     }
     match_educators(conn, connection).await?;
     sqlx::raw_sql(MATCH_PROBLEMS)
@@ -294,18 +361,28 @@ mod tests {
             Some(ANALYZE_MATCHED_CHILDREN),
             Some(ANALYZE_STAGED_CHILDREN),
         );
-        for (children, live, early, want, why) in [
-            (0, 0, false, None, "nothing staged"),
+        for (children, live, early, passes, want, why) in [
+            (0, 0, false, false, None, "nothing staged"),
             (
                 1000,
                 0,
                 false,
+                false,
+                None,
+                "a first sync: nothing to match, no pass ran, apply only inserts",
+            ),
+            (
+                1000,
+                0,
+                false,
+                true,
                 s,
-                "a first sync: every child new, the passes ran",
+                "a first sync beside archived or manual children: the passes ran",
             ),
             (
                 1000,
                 1000,
+                false,
                 false,
                 m,
                 "all matched, none written with its record (a raced read)",
@@ -314,6 +391,7 @@ mod tests {
                 1000,
                 1000,
                 true,
+                false,
                 None,
                 "a resync: analyzed before matching, nothing changed",
             ),
@@ -321,14 +399,78 @@ mod tests {
                 1000,
                 950,
                 true,
+                true,
                 None,
                 "a few new children: the early figures stand",
             ),
-            (1000, 900, true, None, "a tenth new: still"),
-            (1000, 899, true, s, "more than a tenth new: refreshed"),
-            (1000, 10, true, s, "most new"),
+            (1000, 900, true, true, None, "a tenth new: still"),
+            (1000, 899, true, true, s, "more than a tenth new: refreshed"),
+            (
+                1000,
+                899,
+                true,
+                false,
+                s,
+                "more than a tenth new, no candidates: refreshed",
+            ),
+            (1000, 10, true, true, s, "most new"),
         ] {
-            assert_eq!(analyze_after_matching(children, live, early), want, "{why}");
+            assert_eq!(
+                analyze_after_matching(children, live, early, passes),
+                want,
+                "{why}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_matching_pass_runs_only_where_a_candidate_can_be() {
+        let kinds = |carryover, archived, manual| {
+            matching_passes(carryover, Candidates { archived, manual })
+                .into_iter()
+                .map(|(kind, _, key)| (kind, key))
+                .collect::<Vec<_>>()
+        };
+        let carry = [
+            ("carry", BY_CLEVER_ID),
+            ("carry", BY_SIS_ID),
+            ("carry", BY_NAME_DOB),
+        ];
+        let manual = [("manual", BY_SIS_ID), ("manual", BY_NAME_DOB_SCHOOL)];
+        for (carryover, archived, manual_children, want, why) in [
+            (
+                true,
+                false,
+                false,
+                vec![],
+                "a first sync: no candidates at all",
+            ),
+            (false, false, false, vec![], "no candidates, carry-over off"),
+            (true, true, false, carry.to_vec(), "archived children only"),
+            (
+                false,
+                true,
+                false,
+                vec![],
+                "archived children, carry-over off: never carried",
+            ),
+            (true, false, true, manual.to_vec(), "manual children only"),
+            (
+                false,
+                true,
+                true,
+                manual.to_vec(),
+                "carry-over off: manual records still linked",
+            ),
+            (
+                true,
+                true,
+                true,
+                [carry.as_slice(), manual.as_slice()].concat(),
+                "both, carry-over first (an archived child wins over a manual one)",
+            ),
+        ] {
+            assert_eq!(kinds(carryover, archived, manual_children), want, "{why}");
         }
     }
 }

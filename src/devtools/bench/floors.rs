@@ -144,8 +144,9 @@ const WRITTEN: [(&str, &str); 6] = [
 ];
 
 /// Creates the scratch schema `rs_floor` with copies of the written tables (same indexes and
-/// constraints, foreign keys excepted) and returns, per table, the rows `connection`'s run
-/// `run_id` wrote, read back in `format` (`text` for COPY, `json` for one JSON object per line).
+/// constraints; foreign keys between the copies only with `json`, for the per-record importer)
+/// and returns, per table, the rows `connection`'s run `run_id` wrote, read back in COPY text
+/// format, or with `json` as one JSON object per line.
 async fn scratch_tables(
     conn: &mut PgConnection,
     connection: &str,
@@ -185,7 +186,45 @@ async fn scratch_tables(
         }
         data.push((table, bytes));
     }
+    if json {
+        copy_foreign_keys(conn).await?;
+    }
     Ok(data)
+}
+
+/// Gives the scratch copies the foreign keys between the written tables (an enrollment's child
+/// and classroom): a per-record importer writes into the product's tables, so it pays the same
+/// checks per row as the sync does. (The COPY floor stays without them: a floor.)
+async fn copy_foreign_keys(conn: &mut PgConnection) -> anyhow::Result<()> {
+    let tables: Vec<String> = WRITTEN.iter().map(|(t, _)| format!("public.{t}")).collect();
+    let keys: Vec<(String, String, String)> = sqlx::query_as(
+        "SELECT c.conrelid::regclass::text, c.confrelid::regclass::text, pg_get_constraintdef(c.oid)
+         FROM pg_constraint c
+         WHERE c.contype = 'f'
+           AND c.conrelid = ANY (SELECT t::regclass FROM unnest($1::text[]) t)
+           AND c.confrelid = ANY (SELECT t::regclass FROM unnest($1::text[]) t)
+         ORDER BY c.conname",
+    )
+    .bind(&tables)
+    .fetch_all(&mut *conn)
+    .await
+    .context("reading the written tables' foreign keys")?;
+    for (table, referenced, definition) in keys {
+        let definition = definition.replacen(
+            &format!("REFERENCES {referenced}("),
+            &format!("REFERENCES rs_floor.{referenced}("),
+            1,
+        );
+        anyhow::ensure!(
+            definition.contains("REFERENCES rs_floor."),
+            "unexpected foreign key definition on {table}: {definition}"
+        );
+        sqlx::query(&format!("ALTER TABLE rs_floor.{table} ADD {definition}"))
+            .execute(&mut *conn)
+            .await
+            .with_context(|| format!("copying a foreign key of {table}"))?;
+    }
+    Ok(())
 }
 
 async fn drop_scratch(conn: &mut PgConnection) -> anyhow::Result<()> {
@@ -226,7 +265,7 @@ pub async fn copy(
 }
 
 /// A plain per-record importer writing the same rows: one `INSERT` statement (one round trip)
-/// per row, in one transaction. A lower bound for such an importer: a real one also reads each
+/// per row, in one transaction, into copies of the tables with their foreign keys. A lower bound for such an importer: a real one also reads each
 /// record before it writes it, and updates and deactivates row by row on later runs.
 #[derive(Clone, Copy, Debug, Default, Serialize)]
 #[serde(rename_all = "camelCase")]
