@@ -31,7 +31,8 @@ WHERE s.match_kind IS NULL
 /// with exactly one such candidate that no other staged child also matches is matched (`kind`);
 /// otherwise it is marked `<kind>-ambiguous` and becomes a new child. A record an admin unlinked
 /// from a Clever id (`roster_links`) is never matched to it again.
-fn match_pass(kind: &str, candidates: &str, key: &str) -> String {
+fn match_pass(kind: PassKind, candidates: &str, key: &str) -> String {
+    let kind = kind.as_str();
     format!(
         "WITH all_cand AS (
             SELECT s.clever_id AS sid, c.id AS cid,
@@ -169,6 +170,23 @@ impl Resolved {
     }
 }
 
+/// What a matching pass does with the staged child it matches: carries an archived child over, or
+/// links a child entered in the product (`match_kind`, and `<kind>-ambiguous` when undecidable).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PassKind {
+    Carry,
+    Manual,
+}
+
+impl PassKind {
+    fn as_str(self) -> &'static str {
+        match self {
+            PassKind::Carry => "carry",
+            PassKind::Manual => "manual",
+        }
+    }
+}
+
 /// Which kinds of candidate records the connection holds, read in the run's transaction: a
 /// matching pass without candidates can match nothing and is skipped.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -191,19 +209,19 @@ SELECT EXISTS (SELECT 1 FROM children c WHERE c.connection = $1 AND c.archived_s
 pub fn matching_passes(
     auto_carryover: bool,
     candidates: Candidates,
-) -> Vec<(&'static str, &'static str, &'static str)> {
+) -> Vec<(PassKind, &'static str, &'static str)> {
     let mut passes = Vec::new();
     if auto_carryover && candidates.archived {
         passes.extend([
-            ("carry", ARCHIVED, BY_CLEVER_ID),
-            ("carry", ARCHIVED, BY_SIS_ID),
-            ("carry", ARCHIVED, BY_NAME_DOB),
+            (PassKind::Carry, ARCHIVED, BY_CLEVER_ID),
+            (PassKind::Carry, ARCHIVED, BY_SIS_ID),
+            (PassKind::Carry, ARCHIVED, BY_NAME_DOB),
         ]);
     }
     if candidates.manual {
         passes.extend([
-            ("manual", MANUAL, BY_SIS_ID),
-            ("manual", MANUAL, BY_NAME_DOB_SCHOOL),
+            (PassKind::Manual, MANUAL, BY_SIS_ID),
+            (PassKind::Manual, MANUAL, BY_NAME_DOB_SCHOOL),
         ]);
     }
     passes
@@ -286,22 +304,18 @@ pub async fn resolve(
             .map_err(SyncError::db("looking for archived and manual children"))?;
         matching_passes(auto_carryover, Candidates { archived, manual })
     };
-    let refresh = analyze_after_matching(staged.children, live, analyzed_early, !passes.is_empty());
-    if passes.is_empty() {
-        match_educators(conn, connection).await?;
-        if let Some(statement) = refresh {
-            analyze(conn, statement).await?;
-        }
-        return Ok(resolved);
+    let passes_ran = !passes.is_empty();
+    if passes_ran {
+        // The matching passes skip candidates a staged child already holds, probing staged
+        // children by child_id from the roster side: with this index a plan that misjudges the
+        // roster table (a first sync into a fresh database) cannot turn that probe into a rescan
+        // of the whole staging table per candidate (the removal statements once did: 155 s at
+        // 100k).
+        sqlx::query("CREATE INDEX ON stg_children (child_id)")
+            .execute(&mut *conn)
+            .await
+            .map_err(SyncError::db("indexing staged children"))?;
     }
-    // The matching passes below skip candidates a staged child already holds, probing staged
-    // children by child_id from the roster side: with this index a plan that misjudges the roster
-    // table (a first sync into a fresh database) cannot turn that probe into a rescan of the
-    // whole staging table per candidate (the removal statements once did: 155 s at 100k).
-    sqlx::query("CREATE INDEX ON stg_children (child_id)")
-        .execute(&mut *conn)
-        .await
-        .map_err(SyncError::db("indexing staged children"))?;
     for (kind, candidates, key) in passes {
         let decided = sqlx::query(&match_pass(kind, candidates, key))
             .bind(connection)
@@ -312,20 +326,24 @@ pub async fn resolve(
             ))?
             .rows_affected();
         match kind {
-            "carry" => resolved.carry += decided,
-            _ => resolved.manual += decided,
+            PassKind::Carry => resolved.carry += decided,
+            PassKind::Manual => resolved.manual += decided,
         }
     }
     match_educators(conn, connection).await?;
-    sqlx::raw_sql(MATCH_PROBLEMS)
-        .execute(&mut *conn)
-        .await
-        .map_err(SyncError::db("recording matching problems"))?;
+    if passes_ran {
+        sqlx::raw_sql(MATCH_PROBLEMS)
+            .execute(&mut *conn)
+            .await
+            .map_err(SyncError::db("recording matching problems"))?;
+    }
     // Planning filled child_id and match_kind: refresh the planner's view of the columns apply
     // joins and filters on (the others, names and demographics, cost most of a full ANALYZE).
     // It was not what kept the 1M stale-children count from a nested loop: the removal
     // statements run without nested loops, `apply::set_nestloop`.
-    if let Some(statement) = refresh {
+    if let Some(statement) =
+        analyze_after_matching(staged.children, live, analyzed_early, passes_ran)
+    {
         analyze(conn, statement).await?;
     }
     Ok(resolved)
@@ -432,11 +450,14 @@ mod tests {
                 .collect::<Vec<_>>()
         };
         let carry = [
-            ("carry", BY_CLEVER_ID),
-            ("carry", BY_SIS_ID),
-            ("carry", BY_NAME_DOB),
+            (PassKind::Carry, BY_CLEVER_ID),
+            (PassKind::Carry, BY_SIS_ID),
+            (PassKind::Carry, BY_NAME_DOB),
         ];
-        let manual = [("manual", BY_SIS_ID), ("manual", BY_NAME_DOB_SCHOOL)];
+        let manual = [
+            (PassKind::Manual, BY_SIS_ID),
+            (PassKind::Manual, BY_NAME_DOB_SCHOOL),
+        ];
         for (carryover, archived, manual_children, want, why) in [
             (
                 true,
