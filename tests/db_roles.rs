@@ -43,8 +43,8 @@ async fn snapshot(owner: &PgPool, connection: &str) -> Vec<String> {
             SELECT 'k:' || id || ':' || xmin::text FROM children WHERE connection = $1 UNION ALL
             SELECT 'n:' || child_id || ':' || xmin::text FROM enrollments WHERE connection = $1 UNION ALL
             SELECT 'r:' || run_id || ':' || xmin::text FROM sync_runs WHERE connection = $1 UNION ALL
-            SELECT 'p:' || p.id || ':' || p.xmin::text FROM sync_problems p
-                JOIN sync_runs r USING (run_id) WHERE r.connection = $1) x ORDER BY v",
+            SELECT 'p:' || run_id || ':' || seq || ':' || xmin::text FROM sync_problems
+                WHERE connection = $1) x ORDER BY v",
     )
     .bind(connection)
     .fetch_all(owner)
@@ -117,14 +117,6 @@ async fn refused(pool: &PgPool, sql: &str) -> String {
     }
 }
 
-/// A table's rows of `connection`, as a WHERE clause ($1 is the connection).
-fn of_connection(table: &str) -> &'static str {
-    match table {
-        "sync_problems" => "run_id IN (SELECT run_id FROM sync_runs WHERE connection = $1)",
-        _ => "connection = $1",
-    }
-}
-
 /// A harmless assignment of one of the table's columns (for an UPDATE that changes nothing).
 fn noop_set(table: &str) -> &'static str {
     match table {
@@ -149,7 +141,7 @@ async fn a_district_credential_reaches_only_its_own_rows() {
     assert!(b_before.len() > 10, "B has a roster");
 
     for table in TENANT_TABLES {
-        let filter = of_connection(table);
+        let filter = "connection = $1";
         let select = format!("SELECT count(*) FROM {table} WHERE {filter}");
         assert!(
             count(&pool_a, &select, A).await > 0,
@@ -186,6 +178,21 @@ async fn a_district_credential_reaches_only_its_own_rows() {
     assert_eq!(refused(&pool_a, &forged).await, "42501");
     let moved = format!("UPDATE schools SET connection = '{B}' WHERE connection = '{A}'");
     assert_eq!(refused(&pool_a, &moved).await, "42501");
+    // A problem is checked the same way, and must belong to a run of its own connection: A can
+    // neither file one under B's connection nor attach one of its own to B's run.
+    let b_run: String = sqlx::query_scalar("SELECT run_id FROM sync_runs WHERE connection = $1")
+        .bind(B)
+        .fetch_one(&s.owner)
+        .await
+        .expect("B's run");
+    let forged_problem = |connection: &str| {
+        format!(
+            "INSERT INTO sync_problems (run_id, connection, seq, record_kind, code, message)
+             VALUES ('{b_run}', '{connection}', 999999, 'students', 'X', 'forged')"
+        )
+    };
+    assert_eq!(refused(&pool_a, &forged_problem(B)).await, "42501");
+    assert_eq!(refused(&pool_a, &forged_problem(A)).await, "23503");
     // No DDL, no other tables, no way around the filter.
     for sql in [
         "CREATE TABLE stolen (i int)",
@@ -462,7 +469,8 @@ async fn history_retention_prunes_only_old_finished_runs_and_sent_emails() {
         .await
         .expect("insert run");
         sqlx::query(
-            "INSERT INTO sync_problems (run_id, record_kind, code, message) VALUES ($1, 'student', 'X', 'm')",
+            "INSERT INTO sync_problems (run_id, connection, seq, record_kind, code, message)
+             VALUES ($1, 'ns/c', 1, 'student', 'X', 'm')",
         )
         .bind(id)
         .execute(&db.pool)
@@ -502,4 +510,97 @@ async fn history_retention_prunes_only_old_finished_runs_and_sent_emails() {
             .await
             .expect("emails");
     assert_eq!(pending, 1, "a pending email is never pruned");
+}
+
+/// A run's problems are checked once per statement (migration
+/// `20261130230000_sync_problems_checked_per_statement`), with what the foreign key they replace
+/// guaranteed: no problem without its run (of the same connection), a run that is getting problems
+/// cannot be deleted until they commit, deleting a run deletes its problems, and a run's identity
+/// never changes.
+#[tokio::test]
+async fn a_problem_needs_its_run_and_goes_with_it() {
+    let Some(db) = common::fresh_db().await else {
+        return;
+    };
+    rostersync::store::migrate(&db.pool).await.expect("migrate");
+    for (id, connection) in [("r-a", "ns/a"), ("r-b", "ns/b")] {
+        sqlx::query(
+            "INSERT INTO sync_runs (run_id, connection, trigger, result, started_at, finished_at)
+             VALUES ($1, $2, 'Manual', 'Succeeded', now(), now())",
+        )
+        .bind(id)
+        .bind(connection)
+        .execute(&db.pool)
+        .await
+        .expect("insert run");
+    }
+    let problem = |run: &str, connection: &str, seq: i32| {
+        format!(
+            "INSERT INTO sync_problems (run_id, connection, seq, record_kind, code, message)
+             VALUES ('{run}', '{connection}', {seq}, 'students', 'X', 'm')"
+        )
+    };
+    assert_eq!(
+        refused(&db.pool, &problem("r-missing", "ns/a", 1)).await,
+        "23503"
+    );
+    assert_eq!(refused(&db.pool, &problem("r-a", "ns/b", 1)).await, "23503");
+    for sql in [problem("r-a", "ns/a", 1), problem("r-b", "ns/b", 1)] {
+        sqlx::query(&sql).execute(&db.pool).await.expect(&sql);
+    }
+    assert_eq!(
+        refused(
+            &db.pool,
+            "UPDATE sync_problems SET run_id = 'r-missing' WHERE run_id = 'r-b'"
+        )
+        .await,
+        "23503"
+    );
+    assert_eq!(
+        refused(
+            &db.pool,
+            "UPDATE sync_runs SET connection = 'ns/b' WHERE run_id = 'r-a'"
+        )
+        .await,
+        "23503"
+    );
+
+    // A transaction adding problems to r-a holds r-a: deleting it waits (here: times out) until
+    // that transaction ends, and then takes the problems with it.
+    let mut adding = db.pool.begin().await.expect("begin");
+    sqlx::query(&problem("r-a", "ns/a", 2))
+        .execute(&mut *adding)
+        .await
+        .expect("add a problem");
+    let mut deleting = db.pool.begin().await.expect("begin");
+    sqlx::query("SET LOCAL lock_timeout = '200ms'")
+        .execute(&mut *deleting)
+        .await
+        .expect("lock timeout");
+    let waited = sqlx::query("DELETE FROM sync_runs WHERE run_id = 'r-a'")
+        .execute(&mut *deleting)
+        .await
+        .expect_err("the run is held by the transaction adding its problems");
+    assert_eq!(
+        waited.as_database_error().and_then(|e| e.code()).as_deref(),
+        Some("55P03"),
+        "{waited}"
+    );
+    deleting.rollback().await.expect("rollback");
+    adding.commit().await.expect("commit");
+    let deleted = sqlx::query("DELETE FROM sync_runs WHERE run_id = 'r-a'")
+        .execute(&db.pool)
+        .await
+        .expect("delete the run");
+    assert_eq!(deleted.rows_affected(), 1);
+    let left: Vec<(String, i32)> =
+        sqlx::query_as("SELECT run_id, seq FROM sync_problems ORDER BY run_id, seq")
+            .fetch_all(&db.pool)
+            .await
+            .expect("problems");
+    assert_eq!(
+        left,
+        [("r-b".to_string(), 1)],
+        "r-a's problems went with it"
+    );
 }

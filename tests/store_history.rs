@@ -293,3 +293,65 @@ async fn row_columns_are_the_table_columns() {
     .expect("columns");
     assert_eq!(columns, rostersync::store::runs::ROW_COLUMNS);
 }
+
+/// `20261130230000_sync_problems_checked_per_statement` keeps the history it finds: every problem
+/// gets its run's connection and its place in the run's list (in recording order).
+#[tokio::test]
+async fn problems_recorded_before_the_per_statement_checks_keep_their_run_and_order() {
+    const VERSION: i64 = 20261130230000;
+    let Some(db) = common::fresh_db().await else {
+        return;
+    };
+    let before = sqlx::migrate::Migrator {
+        migrations: rostersync::store::MIGRATOR
+            .iter()
+            .filter(|m| m.version < VERSION)
+            .cloned()
+            .collect::<Vec<_>>()
+            .into(),
+        ..sqlx::migrate::Migrator::DEFAULT
+    };
+    assert!(before.migrations.len() + 1 < rostersync::store::MIGRATOR.migrations.len());
+    before.run(&db.pool).await.expect("the migrations before");
+    sqlx::query(
+        "INSERT INTO sync_runs (run_id, connection, trigger, result, started_at, finished_at) VALUES
+         ('r-a', 'ns/a', 'Manual', 'Succeeded', now(), now()),
+         ('r-b', 'ns/b', 'Manual', 'Succeeded', now(), now())",
+    )
+    .execute(&db.pool)
+    .await
+    .expect("runs");
+    // Interleaved, so that a run's order is not the table's.
+    for (run, message) in [
+        ("r-a", "a1"),
+        ("r-b", "b1"),
+        ("r-a", "a2"),
+        ("r-a", "a3"),
+        ("r-b", "b2"),
+    ] {
+        sqlx::query(
+            "INSERT INTO sync_problems (run_id, record_kind, code, message) VALUES ($1, 'students', 'X', $2)",
+        )
+        .bind(run)
+        .bind(message)
+        .execute(&db.pool)
+        .await
+        .expect("problem");
+    }
+    rostersync::store::migrate(&db.pool).await.expect("migrate");
+    let rows: Vec<(String, String, i32, String)> = sqlx::query_as(
+        "SELECT run_id, connection, seq, message FROM sync_problems ORDER BY run_id, seq",
+    )
+    .fetch_all(&db.pool)
+    .await
+    .expect("problems");
+    let expected = [
+        ("r-a", "ns/a", 1, "a1"),
+        ("r-a", "ns/a", 2, "a2"),
+        ("r-a", "ns/a", 3, "a3"),
+        ("r-b", "ns/b", 1, "b1"),
+        ("r-b", "ns/b", 2, "b2"),
+    ]
+    .map(|(r, c, s, m)| (r.to_string(), c.to_string(), s, m.to_string()));
+    assert_eq!(rows, expected);
+}
