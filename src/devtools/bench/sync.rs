@@ -10,6 +10,7 @@ use sqlx::postgres::PgConnectOptions;
 use tokio::io::AsyncBufReadExt;
 
 use crate::api::RunResult;
+use crate::store::tenancy::{self, Tenancy};
 use crate::sync::clever_source::CleverSource;
 use crate::sync::run_sync;
 
@@ -22,9 +23,14 @@ pub struct SyncBenchArgs {
     /// Postgres URL; a fresh database `rs_bench_<random>` is created on that server.
     #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
     pub database_url: String,
-    /// Keep the benchmark database afterwards (dropped by default).
+    /// Keep the benchmark database afterwards (dropped by default), and its district roles.
     #[arg(long)]
     pub keep_database: bool,
+    /// How the syncs reach the database, as a deployment's Jobs do: `dedicated` (the default
+    /// tenancy) as the district's own role, limited by row-level security; `shared` as the
+    /// owner. The floors are always measured as the owner.
+    #[arg(long, value_enum, default_value_t = Tenancy::Dedicated)]
+    pub tenancy: Tenancy,
 }
 
 /// The printed figures.
@@ -32,6 +38,8 @@ pub struct SyncBenchArgs {
 #[serde(rename_all = "camelCase")]
 pub struct SyncBenchReport {
     pub students: u32,
+    /// `dedicated` or `shared` ([`SyncBenchArgs::tenancy`]).
+    pub tenancy: String,
     pub children_synced: u64,
     pub full_sync_seconds: f64,
     pub resync_seconds: f64,
@@ -64,8 +72,9 @@ impl SyncBenchReport {
                 .map_or("-".to_string(), |n| format!("{:.2}", n as f64 / 1000.0))
         };
         let mut out = format!(
-            "sync bench: {} students, {} children synced, {} pages, {:.1} MB fetched, {} rows COPYed\n",
+            "sync bench: {} students ({} tenancy), {} children synced, {} pages, {:.1} MB fetched, {} rows COPYed\n",
             self.students,
+            self.tenancy,
             self.children_synced,
             f.pages,
             f.bytes as f64 / 1e6,
@@ -171,11 +180,25 @@ pub async fn run(args: SyncBenchArgs) -> anyhow::Result<u8> {
         .context("the emulator did not report its URL")?;
     let base_url = url::Url::parse(line.trim()).context("the emulator printed no URL")?;
 
-    let admin: PgConnectOptions = args.database_url.parse().context("invalid database URL")?;
     let (admin_pool, name) = fresh_database(&args.database_url).await?;
-    let result = bench(&args, &admin.clone().database(&name), base_url).await;
+    let url = with_database(&args.database_url, &name)?;
+    let result = bench(&args, &url, base_url).await;
     if !args.keep_database {
         drop_database(&admin_pool, &name).await;
+        // Roles are the server's, not the database's: once the database (and every grant in it)
+        // is gone, so are the district role and group role made for it.
+        if args.tenancy == Tenancy::Dedicated {
+            let roles = [
+                tenancy::role_name(&name, BENCH_CONNECTION),
+                tenancy::group_role_name(&name),
+            ];
+            for role in roles {
+                sqlx::query(&format!("DROP ROLE IF EXISTS \"{role}\""))
+                    .execute(&admin_pool)
+                    .await
+                    .ok();
+            }
+        }
     }
     admin_pool.close().await;
     child.start_kill().ok();
@@ -209,6 +232,16 @@ pub async fn fresh_database(url: &str) -> anyhow::Result<(sqlx::PgPool, String)>
     Ok((pool, name))
 }
 
+/// `url` with its database replaced by `name`.
+fn with_database(url: &str, name: &str) -> anyhow::Result<String> {
+    let mut url = url::Url::parse(url).context("invalid database URL")?;
+    url.set_path(name);
+    Ok(url.to_string())
+}
+
+/// The connection the benchmark syncs.
+const BENCH_CONNECTION: &str = "bench/district";
+
 /// Drops a database [`fresh_database`] made (best effort).
 pub async fn drop_database(admin: &sqlx::PgPool, name: &str) {
     sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
@@ -219,21 +252,26 @@ pub async fn drop_database(admin: &sqlx::PgPool, name: &str) {
 
 async fn bench(
     args: &SyncBenchArgs,
-    db: &PgConnectOptions,
+    url: &str,
     base_url: url::Url,
 ) -> anyhow::Result<SyncBenchReport> {
-    let pool = sqlx::postgres::PgPoolOptions::new()
-        .max_connections(3)
-        .connect_with(db.clone())
-        .await?;
-    crate::store::migrate(&pool).await?;
+    let owner = crate::store::connect(url, 3).await?;
+    crate::store::migrate(&owner).await?;
+    let pool = match args.tenancy {
+        Tenancy::Shared => owner.clone(),
+        Tenancy::Dedicated => {
+            let prepared = tenancy::prepare(&owner).await?;
+            let credential = tenancy::provision(&owner, &prepared, BENCH_CONNECTION, url).await?;
+            crate::store::connect(&credential.url, 3).await?
+        }
+    };
     let source = CleverSource::new(
         base_url.clone(),
         crate::clever::CleverCredentials::Token(crate::clever::Token::new(
             crate::devtools::emulator::DEFAULT_TOKEN,
         )),
     );
-    let connection = crate::run::ConnectionKey::new("bench", "district")?;
+    let connection = crate::run::ConnectionKey::parse(BENCH_CONNECTION)?;
     let request = |n: u32| {
         super::sync_request(
             &connection,
@@ -272,18 +310,20 @@ async fn bench(
         crate::devtools::emulator::DEFAULT_DISTRICT_ID,
     )
     .await?;
-    let mut conn = pool.acquire().await?;
+    pool.close().await;
+    let mut conn = owner.acquire().await?;
     let copy = super::floors::copy(&mut conn, connection.as_str(), &full.run_id).await?;
     let per_record =
         super::floors::per_record(&mut conn, connection.as_str(), &full.run_id).await?;
     drop(conn);
-    pool.close().await;
+    owner.close().await;
     let floor_re = fetch_decode.fetch_seconds + fetch_decode.parse_seconds;
     let floor_full = floor_re + copy.seconds;
     // The importer reads (decodes) every record it might write.
     let importer = fetch_decode.fetch_seconds + fetch_decode.decode_seconds + per_record.seconds;
     Ok(SyncBenchReport {
         students: args.students,
+        tenancy: format!("{:?}", args.tenancy).to_lowercase(),
         children_synced: full.counts.children.created,
         full_sync_seconds: round(full_secs),
         resync_seconds: round(resync_secs),
