@@ -140,6 +140,39 @@ async fn a_district_credential_reaches_only_its_own_rows() {
     let b_before = snapshot(&s.owner, B).await;
     assert!(b_before.len() > 10, "B has a roster");
 
+    // A district role may not ANALYZE the tables it writes (only their owner may): it refreshes
+    // the roster statistics after a first sync through the owner's function, granted to the
+    // district group and to no one else.
+    let analyzed = || async {
+        sqlx::query_scalar::<_, i64>(
+            "SELECT analyze_count FROM pg_stat_user_tables WHERE relname = 'children'",
+        )
+        .fetch_one(&s.owner)
+        .await
+        .expect("analyze count")
+    };
+    let before = analyzed().await;
+    sqlx::query("SELECT rs_analyze_roster_table('children', ARRAY['connection', 'clever_id'])")
+        .execute(&pool_a)
+        .await
+        .expect("a district role refreshes the roster statistics");
+    assert_eq!(analyzed().await, before + 1);
+    assert_eq!(
+        refused(
+            &pool_a,
+            "SELECT rs_analyze_roster_table('rs_tenants', NULL)"
+        )
+        .await,
+        "22023"
+    );
+    let public: bool = sqlx::query_scalar(
+        "SELECT has_function_privilege('public', 'rs_analyze_roster_table(text, text[])', 'EXECUTE')",
+    )
+    .fetch_one(&s.owner)
+    .await
+    .expect("privilege");
+    assert!(!public, "PUBLIC may not run the owner's ANALYZE");
+
     for table in TENANT_TABLES {
         let filter = "connection = $1";
         let select = format!("SELECT count(*) FROM {table} WHERE {filter}");

@@ -908,7 +908,8 @@ fn out_key() -> rostersync::run::ConnectionKey {
 }
 
 /// The post-commit statistics refresh names real columns of every roster table (a renamed column
-/// would only log a warning at run time, and the statistics would silently stop).
+/// would only log a warning at run time, and the statistics would silently stop), through the
+/// function a district role may call; it analyzes roster tables only.
 #[tokio::test]
 async fn the_key_column_analyze_names_real_columns_of_every_roster_table() {
     let Some(pool) = db().await else { return };
@@ -919,18 +920,32 @@ async fn the_key_column_analyze_names_real_columns_of_every_roster_table() {
         "children",
         "enrollments",
     ];
-    let sql = rostersync::sync::engine::analyze_key_columns(&tables).expect("a statement");
-    for t in tables {
-        assert!(sql.contains(&format!("{t} (")), "{t} missing from {sql}");
+    let targets = rostersync::sync::engine::analyze_key_columns(&tables);
+    assert_eq!(targets.iter().map(|(t, _)| *t).collect::<Vec<_>>(), tables);
+    for (table, columns) in targets {
+        assert!(!columns.is_empty(), "{table}");
+        sqlx::query("SELECT rs_analyze_roster_table($1, $2)")
+            .bind(table)
+            .bind(columns)
+            .execute(&pool)
+            .await
+            .unwrap_or_else(|e| panic!("ANALYZE {table} {columns:?}: {e}"));
     }
-    sqlx::query(&sql)
+    assert!(rostersync::sync::engine::analyze_key_columns(&["sync_runs"]).is_empty());
+    let refused = sqlx::query("SELECT rs_analyze_roster_table('sync_runs', NULL)")
         .execute(&pool)
         .await
-        .expect("ANALYZE runs");
-    assert_eq!(
-        rostersync::sync::engine::analyze_key_columns(&["sync_runs"]),
-        None
+        .expect_err("not a roster table");
+    assert!(
+        refused.to_string().contains("not a roster table"),
+        "{refused}"
     );
+    let unknown =
+        sqlx::query("SELECT rs_analyze_roster_table('children', ARRAY['no_such_column'])")
+            .execute(&pool)
+            .await
+            .expect_err("an unknown column");
+    assert!(unknown.to_string().contains("no_such_column"), "{unknown}");
 }
 
 /// A source that changes the roster (as the product may, through its own writes) after the run

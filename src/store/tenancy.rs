@@ -198,6 +198,8 @@ pub async fn prepare(pool: &PgPool) -> Result<Prepared, StoreError> {
             TENANT_SEQUENCES.join(", ")
         ),
         format!("GRANT SELECT ON _sqlx_migrations TO {group}"),
+        // The post-commit statistics refresh of a first sync (owner's rights, roster tables only).
+        format!("GRANT EXECUTE ON FUNCTION rs_analyze_roster_table(text, text[]) TO {group}"),
         format!("GRANT USAGE ON SCHEMA {} TO {group}", quote_ident(&schema)),
     ];
     for statement in &statements {

@@ -568,52 +568,80 @@ const GROWN_ROWS: u64 = 1000;
 /// The columns of each roster table that the sync's statements filter and join on: the
 /// post-commit `ANALYZE` samples only these (a third of the time of every column at 100k
 /// students); autovacuum refreshes the rest.
-const KEY_COLUMNS: [(&str, &str); 5] = [
-    ("schools", "connection, clever_id, active"),
-    ("classrooms", "connection, clever_id, active"),
+const KEY_COLUMNS: [(&str, &[&str]); 5] = [
+    ("schools", &["connection", "clever_id", "active"]),
+    ("classrooms", &["connection", "clever_id", "active"]),
     (
         "educators",
-        "connection, clever_id, active, source, sis_id, email",
+        &[
+            "connection",
+            "clever_id",
+            "active",
+            "source",
+            "sis_id",
+            "email",
+        ],
     ),
     (
         "children",
-        "id, connection, clever_id, active, source, archived_school_year, sis_id, dob, school_clever_id",
+        &[
+            "id",
+            "connection",
+            "clever_id",
+            "active",
+            "source",
+            "archived_school_year",
+            "sis_id",
+            "dob",
+            "school_clever_id",
+        ],
     ),
     (
         "enrollments",
-        "child_id, connection, classroom_clever_id, active",
+        &["child_id", "connection", "classroom_clever_id", "active"],
     ),
 ];
 
-/// The `ANALYZE` of the key columns ([`KEY_COLUMNS`]) of those of `tables` that are roster
-/// tables; `None` when there is none.
-pub fn analyze_key_columns(tables: &[&str]) -> Option<String> {
-    let targets: Vec<String> = KEY_COLUMNS
+/// The roster tables among `tables`, each with its key columns ([`KEY_COLUMNS`]): what
+/// [`refresh_statistics`] analyzes.
+pub fn analyze_key_columns(tables: &[&str]) -> Vec<(&'static str, &'static [&'static str])> {
+    KEY_COLUMNS
         .iter()
         .filter(|(t, _)| tables.contains(t))
-        .map(|(t, columns)| format!("{t} ({columns})"))
-        .collect();
-    (!targets.is_empty()).then(|| format!("ANALYZE {}", targets.join(", ")))
+        .copied()
+        .collect()
 }
 
-/// `ANALYZE` of roster tables' key columns ([`KEY_COLUMNS`]) outside any transaction. Statistics
-/// are a nicety: when another district's run holds a table's statistics lock, they are skipped
-/// after 2 s rather than waited for.
+/// `ANALYZE` of roster tables' key columns ([`KEY_COLUMNS`]) outside any transaction, through
+/// `rs_analyze_roster_table` (migration `20261130231000`): only a table's owner may analyze it,
+/// and a district role (dedicated tenancy) is not the owner. Statistics are a nicety: when
+/// another district's run holds a table's statistics lock, they are skipped after 2 s rather
+/// than waited for.
 async fn refresh_statistics(conn: &mut PgConnection, tables: &[&str]) -> Result<(), SyncError> {
-    let Some(analyze) = analyze_key_columns(tables) else {
+    let targets = analyze_key_columns(tables);
+    if targets.is_empty() {
         return Ok(());
-    };
+    }
     sqlx::query!("SET lock_timeout = '2s'")
         .execute(&mut *conn)
         .await
         .map_err(SyncError::db("limiting the statistics lock wait"))?;
-    let analyzed = sqlx::query(&analyze).execute(&mut *conn).await;
+    for (table, columns) in targets {
+        let analyzed = sqlx::query("SELECT rs_analyze_roster_table($1, $2)")
+            .bind(table)
+            .bind(columns)
+            .execute(&mut *conn)
+            .await;
+        if let Err(err) = analyzed {
+            tracing::warn!(
+                table,
+                "roster statistics not refreshed (autovacuum will; e.g. another run held them): {err}"
+            );
+        }
+    }
     sqlx::query!("RESET lock_timeout")
         .execute(&mut *conn)
         .await
         .map_err(SyncError::db("restoring the lock timeout"))?;
-    if let Err(err) = analyzed {
-        tracing::warn!(tables = %tables.join(", "), "roster statistics not refreshed (another run holds them): {err}");
-    }
     Ok(())
 }
