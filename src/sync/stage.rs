@@ -31,6 +31,12 @@ CREATE TEMP TABLE stg_problems (id bigserial, record_kind text, clever_id text, 
 -- probe a staging table by Clever id from the roster side (the stale-record counts and removals)
 -- need them whenever the planner misjudges the roster table. No ANALYZE: the planner sizes a
 -- never-analyzed table from its pages, which is all the hash joins on staging need.
+-- The staged children are analyzed once matched (`resolve`), for apply's joins: what those need
+-- (a column's distinct values and the share of each match kind) a 3,000-row sample gives, in a
+-- fifth of the default 30,000-row sample's time (6 against 30-40 ms at 19k children).
+ALTER TABLE stg_children ALTER COLUMN clever_id SET STATISTICS 10,
+    ALTER COLUMN child_id SET STATISTICS 10, ALTER COLUMN match_kind SET STATISTICS 10,
+    ALTER COLUMN classroom_clever_id SET STATISTICS 10;
 CREATE UNIQUE INDEX ON stg_schools (clever_id);
 CREATE UNIQUE INDEX ON stg_classrooms (clever_id);
 CREATE UNIQUE INDEX ON stg_children (clever_id);

@@ -26,6 +26,11 @@ pub struct SyncBenchArgs {
     /// Keep the benchmark database afterwards (dropped by default), and its district roles.
     #[arg(long)]
     pub keep_database: bool,
+    /// Measure this many times, each in a fresh database, and print the median, lowest and
+    /// highest of the figures the targets are about (one JSON line per run, then
+    /// `{"summary": ...}`).
+    #[arg(long, default_value_t = 1)]
+    pub runs: u32,
     /// How the syncs reach the database, as a deployment's Jobs do: `dedicated` (the default
     /// tenancy) as the district's own role, limited by row-level security; `shared` as the
     /// owner. The floors are always measured as the owner.
@@ -180,9 +185,43 @@ pub async fn run(args: SyncBenchArgs) -> anyhow::Result<u8> {
         .context("the emulator did not report its URL")?;
     let base_url = url::Url::parse(line.trim()).context("the emulator printed no URL")?;
 
+    let mut reports = Vec::new();
+    let mut failed = None;
+    for run in 1..=args.runs.max(1) {
+        // Each run's peak RSS is its own (Linux: `5` resets the high-water mark).
+        std::fs::write("/proc/self/clear_refs", "5").ok();
+        match one_run(&args, &base_url).await {
+            Ok(report) => {
+                eprintln!("run {run} of {}:", args.runs.max(1));
+                eprint!("{}", report.table());
+                println!("{}", serde_json::to_string(&report)?);
+                reports.push(report);
+            }
+            Err(err) => {
+                failed = Some(err);
+                break;
+            }
+        }
+    }
+    child.start_kill().ok();
+    child.wait().await.ok();
+    if let Some(err) = failed {
+        return Err(err);
+    }
+    if reports.len() > 1 {
+        let summary = Summary::of(&reports);
+        eprint!("{}", summary.table());
+        println!("{}", serde_json::json!({ "summary": summary }));
+    }
+    Ok(0)
+}
+
+/// One measurement: a fresh database (and, with dedicated tenancy, its roles), the two syncs and
+/// the floors; the database is dropped afterwards unless `--keep-database`.
+async fn one_run(args: &SyncBenchArgs, base_url: &url::Url) -> anyhow::Result<SyncBenchReport> {
     let (admin_pool, name) = fresh_database(&args.database_url).await?;
     let url = with_database(&args.database_url, &name)?;
-    let result = bench(&args, &url, base_url).await;
+    let result = bench(args, &url, base_url.clone()).await;
     if !args.keep_database {
         drop_database(&admin_pool, &name).await;
         // Roles are the server's, not the database's: once the database (and every grant in it)
@@ -201,12 +240,86 @@ pub async fn run(args: SyncBenchArgs) -> anyhow::Result<u8> {
         }
     }
     admin_pool.close().await;
-    child.start_kill().ok();
-    child.wait().await.ok();
-    let report = result?;
-    eprint!("{}", report.table());
-    println!("{}", serde_json::to_string(&report)?);
-    Ok(0)
+    result
+}
+
+/// The median, lowest and highest of a figure over the runs.
+#[derive(Debug, Serialize, PartialEq)]
+pub struct Spread {
+    pub median: f64,
+    pub min: f64,
+    pub max: f64,
+}
+
+impl Spread {
+    /// `None` for no values. The median of an even count is the mean of the middle two.
+    pub fn of(values: &[f64]) -> Option<Spread> {
+        let mut v: Vec<f64> = values.iter().copied().filter(|x| x.is_finite()).collect();
+        v.sort_by(f64::total_cmp);
+        let (first, last) = (*v.first()?, *v.last()?);
+        let mid = v.len() / 2;
+        let median = if v.len().is_multiple_of(2) {
+            (v[mid - 1] + v[mid]) / 2.0
+        } else {
+            v[mid]
+        };
+        Some(Spread {
+            median: round(median),
+            min: first,
+            max: last,
+        })
+    }
+}
+
+/// The figures the targets are about, over several runs (`--runs`): this host's noise moves a
+/// single run's ratios by a third.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Summary {
+    pub runs: usize,
+    pub full_sync_seconds: Option<Spread>,
+    pub resync_seconds: Option<Spread>,
+    pub full_sync_ratio: Option<Spread>,
+    pub resync_ratio: Option<Spread>,
+    pub per_record_speedup: Option<Spread>,
+    pub peak_rss_mb: Option<Spread>,
+}
+
+impl Summary {
+    pub fn of(reports: &[SyncBenchReport]) -> Summary {
+        let spread =
+            |f: fn(&SyncBenchReport) -> f64| Spread::of(&reports.iter().map(f).collect::<Vec<_>>());
+        Summary {
+            runs: reports.len(),
+            full_sync_seconds: spread(|r| r.full_sync_seconds),
+            resync_seconds: spread(|r| r.resync_seconds),
+            full_sync_ratio: spread(|r| r.full_sync_ratio),
+            resync_ratio: spread(|r| r.resync_ratio),
+            per_record_speedup: spread(|r| r.per_record_speedup),
+            peak_rss_mb: spread(|r| r.peak_rss_mb),
+        }
+    }
+
+    /// One line per figure: median (min-max).
+    pub fn table(&self) -> String {
+        let mut out = format!("over {} runs: median (lowest-highest)\n", self.runs);
+        for (name, spread, unit) in [
+            ("first sync", &self.full_sync_seconds, " s"),
+            ("no-op resync", &self.resync_seconds, " s"),
+            ("first sync / floor", &self.full_sync_ratio, "x"),
+            ("resync / floor", &self.resync_ratio, "x"),
+            ("faster than the importer", &self.per_record_speedup, "x"),
+            ("peak RSS", &self.peak_rss_mb, " MB"),
+        ] {
+            if let Some(s) = spread {
+                out.push_str(&format!(
+                    "{name:<26}{:>8.2}{unit} ({:.2}-{:.2})\n",
+                    s.median, s.min, s.max
+                ));
+            }
+        }
+        out
+    }
 }
 
 /// Creates a fresh database `rs_bench_<random>` on the server of `url`; returns a pool on `url`
@@ -310,7 +423,7 @@ async fn bench(
         crate::devtools::emulator::DEFAULT_DISTRICT_ID,
     )
     .await?;
-    pool.close().await;
+    drop(pool);
     let mut conn = owner.acquire().await?;
     let copy = super::floors::copy(&mut conn, connection.as_str(), &full.run_id).await?;
     let per_record =
@@ -342,4 +455,28 @@ async fn bench(
 
 fn round(x: f64) -> f64 {
     (x * 100.0).round() / 100.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Spread;
+
+    #[test]
+    fn a_spread_is_the_median_and_the_extremes_of_the_finite_values() {
+        let spread = |v: &[f64]| Spread::of(v).map(|s| (s.median, s.min, s.max));
+        for (values, want) in [
+            (&[][..], None),
+            (&[f64::NAN][..], None),
+            (&[2.0][..], Some((2.0, 2.0, 2.0))),
+            (&[3.0, 1.0, 2.0][..], Some((2.0, 1.0, 3.0))),
+            (&[4.0, 1.0, 3.0, 2.0][..], Some((2.5, 1.0, 4.0))),
+            (
+                &[1.0, f64::INFINITY, 9.0, f64::NAN][..],
+                Some((5.0, 1.0, 9.0)),
+            ),
+            (&[2.345, 1.0, 9.0][..], Some((2.35, 1.0, 9.0))),
+        ] {
+            assert_eq!(spread(values), want, "{values:?}");
+        }
+    }
 }
