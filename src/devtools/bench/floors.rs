@@ -11,7 +11,7 @@ use sqlx::PgConnection;
 use crate::clever::{School, Section, User, decode_page, next_link};
 
 /// Fetching and parsing every page of the lists a sync reads.
-#[derive(Clone, Copy, Debug, Default, Serialize)]
+#[derive(Clone, Copy, Debug, Default, Serialize, serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct FetchDecodeFloor {
     /// Wall time of the requests, bodies read in full and discarded (one request at a time).
@@ -125,7 +125,7 @@ struct ParsedPage {
 }
 
 /// COPYing the rows a sync wrote.
-#[derive(Clone, Copy, Debug, Default, Serialize)]
+#[derive(Clone, Copy, Debug, Default, Serialize, serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct CopyFloor {
     pub seconds: f64,
@@ -267,7 +267,7 @@ pub async fn copy(
 /// A plain per-record importer writing the same rows: one `INSERT` statement (one round trip)
 /// per row, in one transaction, into copies of the tables with their foreign keys. A lower bound for such an importer: a real one also reads each
 /// record before it writes it, and updates and deactivates row by row on later runs.
-#[derive(Clone, Copy, Debug, Default, Serialize)]
+#[derive(Clone, Copy, Debug, Default, Serialize, serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PerRecord {
     pub seconds: f64,

@@ -26,9 +26,9 @@ pub struct SyncBenchArgs {
     /// Keep the benchmark database afterwards (dropped by default), and its district roles.
     #[arg(long)]
     pub keep_database: bool,
-    /// Measure this many times, each in a fresh database, and print the median, lowest and
-    /// highest of the figures the targets are about (one JSON line per run, then
-    /// `{"summary": ...}`).
+    /// Measure this many times, each in its own process and a fresh database, and print the
+    /// median, lowest and highest of the figures the targets are about (one JSON line per run,
+    /// then `{"summary": ...}`).
     #[arg(long, default_value_t = 1)]
     pub runs: u32,
     /// How the syncs reach the database, as a deployment's Jobs do: `dedicated` (the default
@@ -39,7 +39,7 @@ pub struct SyncBenchArgs {
 }
 
 /// The printed figures.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SyncBenchReport {
     pub students: u32,
@@ -168,6 +168,9 @@ fn fmt(x: f64) -> String {
 }
 
 pub async fn run(args: SyncBenchArgs) -> anyhow::Result<u8> {
+    if args.runs > 1 {
+        return repeat(&args).await;
+    }
     let exe = std::env::current_exe().context("cannot find the rostersync executable")?;
     let mut child = tokio::process::Command::new(exe)
         .args(["clever-emulator", "--rate-limit", "1000000", "--students"])
@@ -185,34 +188,55 @@ pub async fn run(args: SyncBenchArgs) -> anyhow::Result<u8> {
         .context("the emulator did not report its URL")?;
     let base_url = url::Url::parse(line.trim()).context("the emulator printed no URL")?;
 
-    let mut reports = Vec::new();
-    let mut failed = None;
-    for run in 1..=args.runs.max(1) {
-        // Each run's peak RSS is its own (Linux: `5` resets the high-water mark).
-        std::fs::write("/proc/self/clear_refs", "5").ok();
-        match one_run(&args, &base_url).await {
-            Ok(report) => {
-                eprintln!("run {run} of {}:", args.runs.max(1));
-                eprint!("{}", report.table());
-                println!("{}", serde_json::to_string(&report)?);
-                reports.push(report);
-            }
-            Err(err) => {
-                failed = Some(err);
-                break;
-            }
-        }
-    }
+    let report = one_run(&args, &base_url).await;
     child.start_kill().ok();
     child.wait().await.ok();
-    if let Some(err) = failed {
-        return Err(err);
+    let report = report?;
+    eprint!("{}", report.table());
+    println!("{}", serde_json::to_string(&report)?);
+    Ok(0)
+}
+
+/// `--runs N` (N > 1): N single runs, each its own process (so that each peak RSS is its own: a
+/// process keeps the memory an earlier run's floors held), then the summary.
+async fn repeat(args: &SyncBenchArgs) -> anyhow::Result<u8> {
+    let exe = std::env::current_exe().context("cannot find the rostersync executable")?;
+    let tenancy = clap::ValueEnum::to_possible_value(&args.tenancy)
+        .map(|v| v.get_name().to_string())
+        .unwrap_or_default();
+    let mut reports = Vec::new();
+    for run in 1..=args.runs {
+        eprintln!("run {run} of {}:", args.runs);
+        let mut command = tokio::process::Command::new(&exe);
+        command
+            .args([
+                "bench",
+                "sync",
+                "--runs",
+                "1",
+                "--tenancy",
+                &tenancy,
+                "--students",
+            ])
+            .arg(args.students.to_string())
+            // The URL (with its password) in the environment, not on a command line.
+            .env("DATABASE_URL", &args.database_url)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        if args.keep_database {
+            command.arg("--keep-database");
+        }
+        let out = command.output().await.context("cannot run a measurement")?;
+        anyhow::ensure!(out.status.success(), "run {run} failed ({})", out.status);
+        let line = String::from_utf8(out.stdout).context("a run printed no UTF-8")?;
+        let report: SyncBenchReport = serde_json::from_str(line.trim())
+            .with_context(|| format!("run {run} printed no report"))?;
+        println!("{}", line.trim());
+        reports.push(report);
     }
-    if reports.len() > 1 {
-        let summary = Summary::of(&reports);
-        eprint!("{}", summary.table());
-        println!("{}", serde_json::json!({ "summary": summary }));
-    }
+    let summary = Summary::of(&reports);
+    eprint!("{}", summary.table());
+    println!("{}", serde_json::json!({ "summary": summary }));
     Ok(0)
 }
 
@@ -436,7 +460,9 @@ async fn bench(
     let importer = fetch_decode.fetch_seconds + fetch_decode.decode_seconds + per_record.seconds;
     Ok(SyncBenchReport {
         students: args.students,
-        tenancy: format!("{:?}", args.tenancy).to_lowercase(),
+        tenancy: clap::ValueEnum::to_possible_value(&args.tenancy)
+            .map(|v| v.get_name().to_string())
+            .unwrap_or_default(),
         children_synced: full.counts.children.created,
         full_sync_seconds: round(full_secs),
         resync_seconds: round(resync_secs),
