@@ -226,7 +226,13 @@ async fn repeat(args: &SyncBenchArgs) -> anyhow::Result<u8> {
         if args.keep_database {
             command.arg("--keep-database");
         }
-        let out = command.output().await.context("cannot run a measurement")?;
+        // Not `output()`: tokio's captures stderr too, where each run prints its table.
+        let out = command
+            .spawn()
+            .context("cannot run a measurement")?
+            .wait_with_output()
+            .await
+            .context("cannot run a measurement")?;
         anyhow::ensure!(out.status.success(), "run {run} failed ({})", out.status);
         let line = String::from_utf8(out.stdout).context("a run printed no UTF-8")?;
         let report: SyncBenchReport = serde_json::from_str(line.trim())
