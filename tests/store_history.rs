@@ -355,3 +355,118 @@ async fn problems_recorded_before_the_per_statement_checks_keep_their_run_and_or
     .map(|(r, c, s, m)| (r.to_string(), c.to_string(), s, m.to_string()));
     assert_eq!(rows, expected);
 }
+
+/// A Postgres client tool (`pg_dump`, `pg_restore`): Debian's versioned directory first (the
+/// server hack/pg/up.sh starts is from there), then PATH.
+fn pg_tool(name: &str) -> Option<std::path::PathBuf> {
+    let mut dirs: Vec<std::path::PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+        .map(|d| d.flatten().map(|e| e.path().join("bin")).collect())
+        .unwrap_or_default();
+    dirs.sort();
+    dirs.into_iter()
+        .rev()
+        .map(|d| d.join(name))
+        .chain(
+            std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
+                .map(|d| d.join(name)),
+        )
+        .find(|p| p.is_file())
+}
+
+/// docs/operations.md, "Backups of the history table": the dump of the two history tables
+/// restores into another migrated database with the documented commands (runs first: a problem
+/// is refused without its run).
+#[tokio::test]
+async fn the_documented_history_backup_restores() {
+    let Some(from) = common::fresh_db().await else {
+        return;
+    };
+    let Some(into) = common::fresh_db().await else {
+        return;
+    };
+    let (Some(pg_dump), Some(pg_restore)) = (pg_tool("pg_dump"), pg_tool("pg_restore")) else {
+        assert!(
+            std::env::var_os("ROSTERSYNC_REQUIRE_SERVERS").is_none(),
+            "pg_dump and pg_restore are required under hack/test.sh"
+        );
+        return;
+    };
+    for db in [&from, &into] {
+        rostersync::store::migrate(&db.pool).await.expect("migrate");
+    }
+    sqlx::query(
+        "INSERT INTO sync_runs (run_id, connection, trigger, result, started_at, finished_at)
+         VALUES ('r-1', 'ns/a', 'Manual', 'Succeeded', now(), now())",
+    )
+    .execute(&from.pool)
+    .await
+    .expect("run");
+    sqlx::query(
+        "INSERT INTO sync_problems (run_id, connection, seq, record_kind, clever_id, code, message)
+         VALUES ('r-1', 'ns/a', 1, 'students', 's-1', 'X', 'one'), ('r-1', 'ns/a', 2, 'students', 's-2', 'Y', 'two')",
+    )
+    .execute(&from.pool)
+    .await
+    .expect("problems");
+    // libpq's URL: without the sqlx options the test URLs carry.
+    let libpq = |url: &str| {
+        let mut url = url::Url::parse(url).expect("url");
+        url.set_query(None);
+        url.to_string()
+    };
+    let (from_url, into_url) = (libpq(&from.url), libpq(&into.url));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let dump = dir.path().join("history.dump");
+    let run = |program: &std::path::Path, args: Vec<&std::ffi::OsStr>| {
+        let out = std::process::Command::new(program)
+            .args(args)
+            .output()
+            .expect("run a Postgres tool");
+        assert!(
+            out.status.success(),
+            "{} failed: {}",
+            program.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let file = format!("--file={}", dump.display());
+    run(
+        &pg_dump,
+        [
+            "--dbname",
+            &from_url,
+            "--table=sync_runs",
+            "--table=sync_problems",
+            "--format=custom",
+            &file,
+        ]
+        .map(std::ffi::OsStr::new)
+        .to_vec(),
+    );
+    for table in ["--table=sync_runs", "--table=sync_problems"] {
+        let dbname = format!("--dbname={into_url}");
+        run(
+            &pg_restore,
+            [
+                dbname.as_str(),
+                "--data-only",
+                table,
+                dump.to_str().expect("path"),
+            ]
+            .map(std::ffi::OsStr::new)
+            .to_vec(),
+        );
+    }
+    let restored: Vec<(String, String, i32, String)> =
+        sqlx::query_as("SELECT run_id, connection, seq, message FROM sync_problems ORDER BY seq")
+            .fetch_all(&into.pool)
+            .await
+            .expect("restored problems");
+    assert_eq!(
+        restored,
+        [
+            ("r-1".into(), "ns/a".into(), 1, "one".into()),
+            ("r-1".into(), "ns/a".into(), 2, "two".into())
+        ]
+    );
+}
