@@ -9,7 +9,8 @@
 -- - the reference to its run is checked once per statement (the triggers below): every added
 --   problem's run exists with the same connection, and those runs are locked against deletion
 --   until the transaction ends, which is what the foreign key did row by row. Deleting runs
---   deletes their problems (was ON DELETE CASCADE), and a run's id and connection never change.
+--   deletes their problems (was ON DELETE CASCADE), truncating them truncates the problems, and a
+--   run's id and connection never change.
 
 ALTER TABLE sync_problems ADD COLUMN connection text, ADD COLUMN seq integer;
 UPDATE sync_problems p SET connection = r.connection FROM sync_runs r WHERE r.run_id = p.run_id;
@@ -55,6 +56,13 @@ BEGIN
             RETURN NULL;
         END $body$;$f$, current_schema());
     EXECUTE format($f$
+        CREATE FUNCTION rs_sync_runs_truncate_problems() RETURNS trigger
+        LANGUAGE plpgsql SET search_path = %I, pg_temp AS $body$
+        BEGIN
+            TRUNCATE sync_problems;
+            RETURN NULL;
+        END $body$;$f$, current_schema());
+    EXECUTE format($f$
         CREATE FUNCTION rs_sync_runs_keep_identity() RETURNS trigger
         LANGUAGE plpgsql SET search_path = %I, pg_temp AS $body$
         BEGIN
@@ -73,6 +81,8 @@ CREATE TRIGGER sync_problems_have_run_on_update AFTER UPDATE ON sync_problems
 CREATE TRIGGER sync_runs_delete_problems AFTER DELETE ON sync_runs
     REFERENCING OLD TABLE AS deleted_runs
     FOR EACH STATEMENT EXECUTE FUNCTION rs_sync_runs_delete_problems();
+CREATE TRIGGER sync_runs_truncate_problems AFTER TRUNCATE ON sync_runs
+    FOR EACH STATEMENT EXECUTE FUNCTION rs_sync_runs_truncate_problems();
 CREATE TRIGGER sync_runs_keep_identity BEFORE UPDATE OF run_id, connection ON sync_runs
     FOR EACH ROW WHEN (OLD.run_id IS DISTINCT FROM NEW.run_id OR OLD.connection IS DISTINCT FROM NEW.connection)
     EXECUTE FUNCTION rs_sync_runs_keep_identity();

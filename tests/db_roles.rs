@@ -548,8 +548,8 @@ async fn history_retention_prunes_only_old_finished_runs_and_sent_emails() {
 /// A run's problems are checked once per statement (migration
 /// `20261130230000_sync_problems_checked_per_statement`), with what the foreign key they replace
 /// guaranteed: no problem without its run (of the same connection), a run that is getting problems
-/// cannot be deleted until they commit, deleting a run deletes its problems, and a run's identity
-/// never changes.
+/// cannot be deleted until they commit, deleting (or truncating) runs deletes their problems,
+/// and a run's identity never changes.
 #[tokio::test]
 async fn a_problem_needs_its_run_and_goes_with_it() {
     let Some(db) = common::fresh_db().await else {
@@ -636,4 +636,13 @@ async fn a_problem_needs_its_run_and_goes_with_it() {
         [("r-b".to_string(), 1)],
         "r-a's problems went with it"
     );
+    sqlx::query("TRUNCATE sync_runs")
+        .execute(&db.pool)
+        .await
+        .expect("truncate the runs");
+    let left: i64 = sqlx::query_scalar("SELECT count(*) FROM sync_problems")
+        .fetch_one(&db.pool)
+        .await
+        .expect("problems");
+    assert_eq!(left, 0, "truncating the runs truncates their problems");
 }
