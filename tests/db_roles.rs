@@ -43,7 +43,7 @@ async fn snapshot(owner: &PgPool, connection: &str) -> Vec<String> {
             SELECT 'k:' || id || ':' || xmin::text FROM children WHERE connection = $1 UNION ALL
             SELECT 'n:' || child_id || ':' || xmin::text FROM enrollments WHERE connection = $1 UNION ALL
             SELECT 'r:' || run_id || ':' || xmin::text FROM sync_runs WHERE connection = $1 UNION ALL
-            SELECT 'p:' || run_id || ':' || seq || ':' || xmin::text FROM sync_problems
+            SELECT 'p:' || id || ':' || xmin::text FROM sync_problems
                 WHERE connection = $1) x ORDER BY v",
     )
     .bind(connection)
@@ -220,8 +220,8 @@ async fn a_district_credential_reaches_only_its_own_rows() {
         .expect("B's run");
     let forged_problem = |connection: &str| {
         format!(
-            "INSERT INTO sync_problems (run_id, connection, seq, record_kind, code, message)
-             VALUES ('{b_run}', '{connection}', 999999, 'students', 'X', 'forged')"
+            "INSERT INTO sync_problems (run_id, connection, record_kind, code, message)
+             VALUES ('{b_run}', '{connection}', 'students', 'X', 'forged')"
         )
     };
     assert_eq!(refused(&pool_a, &forged_problem(B)).await, "42501");
@@ -502,8 +502,8 @@ async fn history_retention_prunes_only_old_finished_runs_and_sent_emails() {
         .await
         .expect("insert run");
         sqlx::query(
-            "INSERT INTO sync_problems (run_id, connection, seq, record_kind, code, message)
-             VALUES ($1, 'ns/c', 1, 'student', 'X', 'm')",
+            "INSERT INTO sync_problems (run_id, connection, record_kind, code, message)
+             VALUES ($1, 'ns/c', 'student', 'X', 'm')",
         )
         .bind(id)
         .execute(&db.pool)
@@ -567,20 +567,39 @@ async fn a_problem_needs_its_run_and_goes_with_it() {
         .await
         .expect("insert run");
     }
-    let problem = |run: &str, connection: &str, seq: i32| {
+    let problem = |run: &str, connection: &str| {
         format!(
-            "INSERT INTO sync_problems (run_id, connection, seq, record_kind, code, message)
-             VALUES ('{run}', '{connection}', {seq}, 'students', 'X', 'm')"
+            "INSERT INTO sync_problems (run_id, connection, record_kind, code, message)
+             VALUES ('{run}', '{connection}', 'students', 'X', 'm')"
         )
     };
     assert_eq!(
-        refused(&db.pool, &problem("r-missing", "ns/a", 1)).await,
+        refused(&db.pool, &problem("r-missing", "ns/a")).await,
         "23503"
     );
-    assert_eq!(refused(&db.pool, &problem("r-a", "ns/b", 1)).await, "23503");
-    for sql in [problem("r-a", "ns/a", 1), problem("r-b", "ns/b", 1)] {
+    assert_eq!(refused(&db.pool, &problem("r-a", "ns/b")).await, "23503");
+    for sql in [problem("r-a", "ns/a"), problem("r-b", "ns/b")] {
         sqlx::query(&sql).execute(&db.pool).await.expect(&sql);
     }
+    // A problem as a release before the connection column writes it (a Job still running during
+    // an upgrade, an older dump restored) gets its run's connection; without a run it is refused.
+    let old_release = |run: &str| {
+        format!(
+            "INSERT INTO sync_problems (run_id, record_kind, code, message)
+             VALUES ('{run}', 'students', 'X', 'old')"
+        )
+    };
+    sqlx::query(&old_release("r-b"))
+        .execute(&db.pool)
+        .await
+        .expect("an earlier release's problem");
+    let filled: String =
+        sqlx::query_scalar("SELECT connection FROM sync_problems WHERE message = 'old'")
+            .fetch_one(&db.pool)
+            .await
+            .expect("filled");
+    assert_eq!(filled, "ns/b");
+    assert_eq!(refused(&db.pool, &old_release("r-missing")).await, "23502");
     assert_eq!(
         refused(
             &db.pool,
@@ -601,7 +620,7 @@ async fn a_problem_needs_its_run_and_goes_with_it() {
     // A transaction adding problems to r-a holds r-a: deleting it waits (here: times out) until
     // that transaction ends, and then takes the problems with it.
     let mut adding = db.pool.begin().await.expect("begin");
-    sqlx::query(&problem("r-a", "ns/a", 2))
+    sqlx::query(&problem("r-a", "ns/a"))
         .execute(&mut *adding)
         .await
         .expect("add a problem");
@@ -626,16 +645,36 @@ async fn a_problem_needs_its_run_and_goes_with_it() {
         .await
         .expect("delete the run");
     assert_eq!(deleted.rows_affected(), 1);
-    let left: Vec<(String, i32)> =
-        sqlx::query_as("SELECT run_id, seq FROM sync_problems ORDER BY run_id, seq")
+    let left: Vec<(String, String)> =
+        sqlx::query_as("SELECT run_id, message FROM sync_problems ORDER BY id")
             .fetch_all(&db.pool)
             .await
             .expect("problems");
     assert_eq!(
         left,
-        [("r-b".to_string(), 1)],
+        [("r-b".into(), "m".into()), ("r-b".into(), "old".into())],
         "r-a's problems went with it"
     );
+    // Under REPEATABLE READ the cascade's snapshot could miss problems committed meanwhile: such
+    // a delete is refused as a serialization failure.
+    let mut repeatable = db.pool.begin().await.expect("begin");
+    sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        .execute(&mut *repeatable)
+        .await
+        .expect("isolation");
+    let refused_rr = sqlx::query("DELETE FROM sync_runs WHERE run_id = 'r-b'")
+        .execute(&mut *repeatable)
+        .await
+        .expect_err("refused under REPEATABLE READ");
+    assert_eq!(
+        refused_rr
+            .as_database_error()
+            .and_then(|e| e.code())
+            .as_deref(),
+        Some("40001"),
+        "{refused_rr}"
+    );
+    repeatable.rollback().await.expect("rollback");
     sqlx::query("TRUNCATE sync_runs")
         .execute(&db.pool)
         .await

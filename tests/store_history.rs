@@ -302,17 +302,7 @@ async fn problems_recorded_before_the_per_statement_checks_keep_their_run_and_or
     let Some(db) = common::fresh_db().await else {
         return;
     };
-    let before = sqlx::migrate::Migrator {
-        migrations: rostersync::store::MIGRATOR
-            .iter()
-            .filter(|m| m.version < VERSION)
-            .cloned()
-            .collect::<Vec<_>>()
-            .into(),
-        ..sqlx::migrate::Migrator::DEFAULT
-    };
-    assert!(before.migrations.len() + 1 < rostersync::store::MIGRATOR.migrations.len());
-    before.run(&db.pool).await.expect("the migrations before");
+    migrate_before(&db.pool, VERSION).await;
     sqlx::query(
         "INSERT INTO sync_runs (run_id, connection, trigger, result, started_at, finished_at) VALUES
          ('r-a', 'ns/a', 'Manual', 'Succeeded', now(), now()),
@@ -339,21 +329,35 @@ async fn problems_recorded_before_the_per_statement_checks_keep_their_run_and_or
         .expect("problem");
     }
     rostersync::store::migrate(&db.pool).await.expect("migrate");
-    let rows: Vec<(String, String, i32, String)> = sqlx::query_as(
-        "SELECT run_id, connection, seq, message FROM sync_problems ORDER BY run_id, seq",
-    )
-    .fetch_all(&db.pool)
-    .await
-    .expect("problems");
+    let rows: Vec<(String, String, String)> =
+        sqlx::query_as("SELECT run_id, connection, message FROM sync_problems ORDER BY run_id, id")
+            .fetch_all(&db.pool)
+            .await
+            .expect("problems");
     let expected = [
-        ("r-a", "ns/a", 1, "a1"),
-        ("r-a", "ns/a", 2, "a2"),
-        ("r-a", "ns/a", 3, "a3"),
-        ("r-b", "ns/b", 1, "b1"),
-        ("r-b", "ns/b", 2, "b2"),
+        ("r-a", "ns/a", "a1"),
+        ("r-a", "ns/a", "a2"),
+        ("r-a", "ns/a", "a3"),
+        ("r-b", "ns/b", "b1"),
+        ("r-b", "ns/b", "b2"),
     ]
-    .map(|(r, c, s, m)| (r.to_string(), c.to_string(), s, m.to_string()));
+    .map(|(r, c, m)| (r.to_string(), c.to_string(), m.to_string()));
     assert_eq!(rows, expected);
+}
+
+/// Applies the migrations older than `version` only.
+async fn migrate_before(pool: &sqlx::PgPool, version: i64) {
+    let before = sqlx::migrate::Migrator {
+        migrations: rostersync::store::MIGRATOR
+            .iter()
+            .filter(|m| m.version < version)
+            .cloned()
+            .collect::<Vec<_>>()
+            .into(),
+        ..sqlx::migrate::Migrator::DEFAULT
+    };
+    assert!(before.migrations.len() + 1 < rostersync::store::MIGRATOR.migrations.len());
+    before.run(pool).await.expect("the migrations before");
 }
 
 /// A Postgres client tool (`pg_dump`, `pg_restore`): Debian's versioned directory first (the
@@ -373,17 +377,13 @@ fn pg_tool(name: &str) -> Option<std::path::PathBuf> {
         .find(|p| p.is_file())
 }
 
-/// docs/operations.md, "Backups of the history table": the dump of the two history tables
-/// restores into another migrated database with the documented commands (runs first: a problem
-/// is refused without its run).
+/// docs/operations.md, "Backups of the history table": a dump of the two history tables, taken
+/// from this release's schema or from one before the connection column
+/// (`20261130230000_sync_problems_checked_per_statement`), restores into a migrated database with
+/// the documented commands (runs first: a problem is refused without its run).
 #[tokio::test]
 async fn the_documented_history_backup_restores() {
-    let Some(from) = common::fresh_db().await else {
-        return;
-    };
-    let Some(into) = common::fresh_db().await else {
-        return;
-    };
+    const VERSION: i64 = 20261130230000;
     let (Some(pg_dump), Some(pg_restore)) = (pg_tool("pg_dump"), pg_tool("pg_restore")) else {
         assert!(
             std::env::var_os("ROSTERSYNC_REQUIRE_SERVERS").is_none(),
@@ -391,33 +391,13 @@ async fn the_documented_history_backup_restores() {
         );
         return;
     };
-    for db in [&from, &into] {
-        rostersync::store::migrate(&db.pool).await.expect("migrate");
-    }
-    sqlx::query(
-        "INSERT INTO sync_runs (run_id, connection, trigger, result, started_at, finished_at)
-         VALUES ('r-1', 'ns/a', 'Manual', 'Succeeded', now(), now())",
-    )
-    .execute(&from.pool)
-    .await
-    .expect("run");
-    sqlx::query(
-        "INSERT INTO sync_problems (run_id, connection, seq, record_kind, clever_id, code, message)
-         VALUES ('r-1', 'ns/a', 1, 'students', 's-1', 'X', 'one'), ('r-1', 'ns/a', 2, 'students', 's-2', 'Y', 'two')",
-    )
-    .execute(&from.pool)
-    .await
-    .expect("problems");
     // libpq's URL: without the sqlx options the test URLs carry.
     let libpq = |url: &str| {
         let mut url = url::Url::parse(url).expect("url");
         url.set_query(None);
         url.to_string()
     };
-    let (from_url, into_url) = (libpq(&from.url), libpq(&into.url));
-    let dir = tempfile::tempdir().expect("tempdir");
-    let dump = dir.path().join("history.dump");
-    let run = |program: &std::path::Path, args: Vec<&std::ffi::OsStr>| {
+    let run = |program: &std::path::Path, args: &[&str]| {
         let out = std::process::Command::new(program)
             .args(args)
             .output()
@@ -429,44 +409,74 @@ async fn the_documented_history_backup_restores() {
             String::from_utf8_lossy(&out.stderr)
         );
     };
-    let file = format!("--file={}", dump.display());
-    run(
-        &pg_dump,
-        [
-            "--dbname",
-            &from_url,
-            "--table=sync_runs",
-            "--table=sync_problems",
-            "--format=custom",
-            &file,
-        ]
-        .map(std::ffi::OsStr::new)
-        .to_vec(),
-    );
-    for table in ["--table=sync_runs", "--table=sync_problems"] {
-        let dbname = format!("--dbname={into_url}");
+    for older_schema in [false, true] {
+        let Some(from) = common::fresh_db().await else {
+            return;
+        };
+        let Some(into) = common::fresh_db().await else {
+            return;
+        };
+        if older_schema {
+            migrate_before(&from.pool, VERSION).await;
+        } else {
+            rostersync::store::migrate(&from.pool)
+                .await
+                .expect("migrate");
+        }
+        rostersync::store::migrate(&into.pool)
+            .await
+            .expect("migrate");
+        sqlx::query(
+            "INSERT INTO sync_runs (run_id, connection, trigger, result, started_at, finished_at)
+             VALUES ('r-1', 'ns/a', 'Manual', 'Succeeded', now(), now())",
+        )
+        .execute(&from.pool)
+        .await
+        .expect("run");
+        // The same two rows in both schemas (the older has no connection column).
+        sqlx::query(if older_schema {
+            "INSERT INTO sync_problems (run_id, record_kind, clever_id, code, message)
+             VALUES ('r-1', 'students', 's-1', 'X', 'one'), ('r-1', 'students', 's-2', 'Y', 'two')"
+        } else {
+            "INSERT INTO sync_problems (run_id, connection, record_kind, clever_id, code, message)
+             VALUES ('r-1', 'ns/a', 'students', 's-1', 'X', 'one'), ('r-1', 'ns/a', 'students', 's-2', 'Y', 'two')"
+        })
+        .execute(&from.pool)
+        .await
+        .expect("problems");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let dump = dir.path().join("history.dump");
+        let (file, from_db, into_db) = (
+            format!("--file={}", dump.display()),
+            format!("--dbname={}", libpq(&from.url)),
+            format!("--dbname={}", libpq(&into.url)),
+        );
         run(
-            &pg_restore,
+            &pg_dump,
+            &[
+                &from_db,
+                "--table=sync_runs",
+                "--table=sync_problems",
+                "--format=custom",
+                &file,
+            ],
+        );
+        for table in ["--table=sync_runs", "--table=sync_problems"] {
+            let path = dump.to_str().expect("path");
+            run(&pg_restore, &[&into_db, "--data-only", table, path]);
+        }
+        let restored: Vec<(String, String, String)> =
+            sqlx::query_as("SELECT run_id, connection, message FROM sync_problems ORDER BY id")
+                .fetch_all(&into.pool)
+                .await
+                .expect("restored problems");
+        assert_eq!(
+            restored,
             [
-                dbname.as_str(),
-                "--data-only",
-                table,
-                dump.to_str().expect("path"),
-            ]
-            .map(std::ffi::OsStr::new)
-            .to_vec(),
+                ("r-1".into(), "ns/a".into(), "one".into()),
+                ("r-1".into(), "ns/a".into(), "two".into())
+            ],
+            "older schema: {older_schema}"
         );
     }
-    let restored: Vec<(String, String, i32, String)> =
-        sqlx::query_as("SELECT run_id, connection, seq, message FROM sync_problems ORDER BY seq")
-            .fetch_all(&into.pool)
-            .await
-            .expect("restored problems");
-    assert_eq!(
-        restored,
-        [
-            ("r-1".into(), "ns/a".into(), 1, "one".into()),
-            ("r-1".into(), "ns/a".into(), 2, "two".into())
-        ]
-    );
 }

@@ -334,9 +334,8 @@ async fn status_ui_shows_a_viewer_their_district_only() {
         .await;
     }
     sqlx::query(
-        "INSERT INTO sync_problems (run_id, connection, seq, record_kind, clever_id, code, message)
-         SELECT $1, $3, coalesce(max(seq), 0) + 1, 'classrooms', 'section-hostile', 'ClassroomOverCapacity', $2
-         FROM sync_problems WHERE run_id = $1",
+        "INSERT INTO sync_problems (run_id, connection, record_kind, clever_id, code, message)
+         VALUES ($1, $3, 'classrooms', 'section-hostile', 'ClassroomOverCapacity', $2)",
     )
     .bind(&real.run_id)
     .bind(format!(

@@ -112,7 +112,7 @@ pub async fn for_run(
         "SELECT p.run_id, p.code, p.record_kind, p.clever_id, p.message FROM sync_problems p
          JOIN sync_runs r ON r.run_id = p.run_id
          WHERE p.run_id = $1 AND r.connection = $2
-         ORDER BY p.code, p.record_kind, p.clever_id NULLS FIRST, p.seq",
+         ORDER BY p.code, p.record_kind, p.clever_id NULLS FIRST, p.id",
         run_id,
         connection.as_str(),
     )

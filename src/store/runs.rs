@@ -218,10 +218,10 @@ pub async fn record_problems(
     run_id: &str,
 ) -> Result<ProblemCodes, StoreError> {
     sqlx::query(
-        "INSERT INTO sync_problems (run_id, connection, seq, record_kind, clever_id, code, message)
-         SELECT $1, $2, row_number() OVER (ORDER BY id), record_kind, clever_id, code, message
-         FROM stg_problems
-         WHERE EXISTS (SELECT 1 FROM sync_runs WHERE run_id = $1 AND connection = $2)",
+        "INSERT INTO sync_problems (run_id, connection, record_kind, clever_id, code, message)
+         SELECT $1, $2, record_kind, clever_id, code, message FROM stg_problems
+         WHERE EXISTS (SELECT 1 FROM sync_runs WHERE run_id = $1 AND connection = $2)
+         ORDER BY id",
     )
     .bind(run_id)
     .bind(connection.as_str())
@@ -427,7 +427,7 @@ pub async fn problems(
         Problem,
         "SELECT p.record_kind, p.clever_id, p.code, p.message FROM sync_problems p
          JOIN sync_runs r ON r.run_id = p.run_id
-         WHERE p.run_id = $1 AND r.connection = $2 ORDER BY p.seq",
+         WHERE p.run_id = $1 AND r.connection = $2 ORDER BY p.id",
         run_id,
         connection.as_str(),
     )

@@ -55,8 +55,9 @@ pub const TENANT_ADMIN_TABLES: [&str; 4] = [
 ];
 
 /// The sequences behind those tables' serial columns.
-pub const TENANT_SEQUENCES: [&str; 4] = [
+pub const TENANT_SEQUENCES: [&str; 5] = [
     "children_id_seq",
+    "sync_problems_id_seq",
     "educators_id_seq",
     "roster_links_id_seq",
     "journey_changes_id_seq",

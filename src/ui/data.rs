@@ -485,7 +485,7 @@ pub async fn latest_problems(
         Problem,
         "SELECT p.record_kind, p.clever_id, p.code, p.message FROM sync_problems p
          JOIN sync_runs r ON r.run_id = p.run_id
-         WHERE p.run_id = $1 AND r.connection = $2 ORDER BY p.seq LIMIT 10000",
+         WHERE p.run_id = $1 AND r.connection = $2 ORDER BY p.id LIMIT 10000",
         run_id,
         key.as_str(),
     )

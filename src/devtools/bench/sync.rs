@@ -249,9 +249,13 @@ async fn repeat(args: &SyncBenchArgs) -> anyhow::Result<u8> {
 /// One measurement: a fresh database (and, with dedicated tenancy, its roles), the two syncs and
 /// the floors; the database is dropped afterwards unless `--keep-database`.
 async fn one_run(args: &SyncBenchArgs, base_url: &url::Url) -> anyhow::Result<SyncBenchReport> {
+    // The URL is checked before the database exists: nothing to drop when it is invalid.
+    with_database(&args.database_url, "postgres")?;
     let (admin_pool, name) = fresh_database(&args.database_url).await?;
-    let url = with_database(&args.database_url, &name)?;
-    let result = bench(args, &url, base_url.clone()).await;
+    let result = match with_database(&args.database_url, &name) {
+        Ok(url) => bench(args, &url, base_url.clone()).await,
+        Err(err) => Err(err),
+    };
     if !args.keep_database {
         drop_database(&admin_pool, &name).await;
         // Roles are the server's, not the database's: once the database (and every grant in it)
@@ -262,10 +266,12 @@ async fn one_run(args: &SyncBenchArgs, base_url: &url::Url) -> anyhow::Result<Sy
                 tenancy::group_role_name(&name),
             ];
             for role in roles {
-                sqlx::query(&format!("DROP ROLE IF EXISTS \"{role}\""))
+                if let Err(err) = sqlx::query(&format!("DROP ROLE IF EXISTS \"{role}\""))
                     .execute(&admin_pool)
                     .await
-                    .ok();
+                {
+                    tracing::warn!(role, "the bench role was not dropped: {err}");
+                }
             }
         }
     }
@@ -387,10 +393,12 @@ const BENCH_CONNECTION: &str = "bench/district";
 
 /// Drops a database [`fresh_database`] made (best effort).
 pub async fn drop_database(admin: &sqlx::PgPool, name: &str) {
-    sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+    if let Err(err) = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
         .execute(admin)
         .await
-        .ok();
+    {
+        tracing::warn!(database = name, "the bench database was not dropped: {err}");
+    }
 }
 
 async fn bench(
@@ -453,6 +461,11 @@ async fn bench(
         crate::devtools::emulator::DEFAULT_DISTRICT_ID,
     )
     .await?;
+    // The district role's sessions end before the database is dropped (the shared pool is the
+    // owner's own, still needed for the floors).
+    if args.tenancy == Tenancy::Dedicated {
+        pool.close().await;
+    }
     drop(pool);
     let mut conn = owner.acquire().await?;
     let copy = super::floors::copy(&mut conn, connection.as_str(), &full.run_id).await?;
