@@ -105,9 +105,9 @@ async fn affected(pool: &PgPool, sql: &str, connection: &str) -> u64 {
         .rows_affected()
 }
 
-/// The SQLSTATE of a statement that must fail.
-async fn refused(pool: &PgPool, sql: &str) -> String {
-    match sqlx::query(sql).execute(pool).await {
+/// The SQLSTATE of a statement that must fail (on a pool or in a transaction).
+async fn refused<'e>(executor: impl sqlx::PgExecutor<'e>, sql: &str) -> String {
+    match sqlx::query(sql).execute(executor).await {
         Ok(r) => panic!(
             "{sql} succeeded ({} rows) but must be refused",
             r.rows_affected()
@@ -629,14 +629,10 @@ async fn a_problem_needs_its_run_and_goes_with_it() {
         .execute(&mut *deleting)
         .await
         .expect("lock timeout");
-    let waited = sqlx::query("DELETE FROM sync_runs WHERE run_id = 'r-a'")
-        .execute(&mut *deleting)
-        .await
-        .expect_err("the run is held by the transaction adding its problems");
     assert_eq!(
-        waited.as_database_error().and_then(|e| e.code()).as_deref(),
-        Some("55P03"),
-        "{waited}"
+        refused(&mut *deleting, "DELETE FROM sync_runs WHERE run_id = 'r-a'").await,
+        "55P03",
+        "the run is held by the transaction adding its problems"
     );
     deleting.rollback().await.expect("rollback");
     adding.commit().await.expect("commit");
@@ -662,17 +658,13 @@ async fn a_problem_needs_its_run_and_goes_with_it() {
         .execute(&mut *repeatable)
         .await
         .expect("isolation");
-    let refused_rr = sqlx::query("DELETE FROM sync_runs WHERE run_id = 'r-b'")
-        .execute(&mut *repeatable)
-        .await
-        .expect_err("refused under REPEATABLE READ");
     assert_eq!(
-        refused_rr
-            .as_database_error()
-            .and_then(|e| e.code())
-            .as_deref(),
-        Some("40001"),
-        "{refused_rr}"
+        refused(
+            &mut *repeatable,
+            "DELETE FROM sync_runs WHERE run_id = 'r-b'"
+        )
+        .await,
+        "40001"
     );
     repeatable.rollback().await.expect("rollback");
     sqlx::query("TRUNCATE sync_runs")
