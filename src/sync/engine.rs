@@ -527,7 +527,7 @@ async fn run_recorded(
             .map(|(entity, _)| entity)
             .collect();
         let analyzing = Instant::now();
-        refresh_statistics(conn, &grown).await?;
+        refresh_statistics(conn, &grown).await;
         if !grown.is_empty() {
             tracing::info!(run_id = %req.run_id, tables = %grown.join(", "), analyze_ms = analyzing.elapsed().as_millis() as u64, "statistics of grown roster tables refreshed");
         }
@@ -614,19 +614,11 @@ pub fn analyze_key_columns(tables: &[&str]) -> Vec<(&'static str, &'static [&'st
 
 /// `ANALYZE` of roster tables' key columns ([`KEY_COLUMNS`]) outside any transaction, through
 /// `rs_analyze_roster_table` (migration `20261130231000`): only a table's owner may analyze it,
-/// and a district role (dedicated tenancy) is not the owner. Statistics are a nicety: when
-/// another district's run holds a table's statistics lock, they are skipped after 2 s rather
-/// than waited for.
-async fn refresh_statistics(conn: &mut PgConnection, tables: &[&str]) -> Result<(), SyncError> {
-    let targets = analyze_key_columns(tables);
-    if targets.is_empty() {
-        return Ok(());
-    }
-    sqlx::query!("SET lock_timeout = '2s'")
-        .execute(&mut *conn)
-        .await
-        .map_err(SyncError::db("limiting the statistics lock wait"))?;
-    for (table, columns) in targets {
+/// and a district role (dedicated tenancy) is not the owner. Statistics are a nicety: a table
+/// whose statistics lock another district's run holds is skipped (the function's `SKIP_LOCKED`),
+/// not waited for, and a failure is only logged.
+async fn refresh_statistics(conn: &mut PgConnection, tables: &[&str]) {
+    for (table, columns) in analyze_key_columns(tables) {
         let analyzed = sqlx::query("SELECT rs_analyze_roster_table($1, $2)")
             .bind(table)
             .bind(columns)
@@ -635,13 +627,8 @@ async fn refresh_statistics(conn: &mut PgConnection, tables: &[&str]) -> Result<
         if let Err(err) = analyzed {
             tracing::warn!(
                 table,
-                "roster statistics not refreshed (autovacuum will; e.g. another run held them): {err}"
+                "roster statistics not refreshed (autovacuum will): {err}"
             );
         }
     }
-    sqlx::query!("RESET lock_timeout")
-        .execute(&mut *conn)
-        .await
-        .map_err(SyncError::db("restoring the lock timeout"))?;
-    Ok(())
 }

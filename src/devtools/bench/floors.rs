@@ -265,8 +265,9 @@ pub async fn copy(
 }
 
 /// A plain per-record importer writing the same rows: one `INSERT` statement (one round trip)
-/// per row, in one transaction, into copies of the tables with their foreign keys. A lower bound for such an importer: a real one also reads each
-/// record before it writes it, and updates and deactivates row by row on later runs.
+/// per row, in one transaction, into copies of the tables with their foreign keys. A lower bound
+/// for such an importer: a real one also reads each record before it writes it, and updates and
+/// deactivates row by row on later runs.
 #[derive(Clone, Copy, Debug, Default, Serialize, serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PerRecord {

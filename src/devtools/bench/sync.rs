@@ -201,9 +201,7 @@ pub async fn run(args: SyncBenchArgs) -> anyhow::Result<u8> {
 /// process keeps the memory an earlier run's floors held), then the summary.
 async fn repeat(args: &SyncBenchArgs) -> anyhow::Result<u8> {
     let exe = std::env::current_exe().context("cannot find the rostersync executable")?;
-    let tenancy = clap::ValueEnum::to_possible_value(&args.tenancy)
-        .map(|v| v.get_name().to_string())
-        .unwrap_or_default();
+    let tenancy = tenancy_name(args.tenancy);
     let mut reports = Vec::new();
     for run in 1..=args.runs {
         eprintln!("run {run} of {}:", args.runs);
@@ -250,12 +248,9 @@ async fn repeat(args: &SyncBenchArgs) -> anyhow::Result<u8> {
 /// the floors; the database is dropped afterwards unless `--keep-database`.
 async fn one_run(args: &SyncBenchArgs, base_url: &url::Url) -> anyhow::Result<SyncBenchReport> {
     // The URL is checked before the database exists: nothing to drop when it is invalid.
-    with_database(&args.database_url, "postgres")?;
+    let server = url::Url::parse(&args.database_url).context("invalid database URL")?;
     let (admin_pool, name) = fresh_database(&args.database_url).await?;
-    let result = match with_database(&args.database_url, &name) {
-        Ok(url) => bench(args, &url, base_url.clone()).await,
-        Err(err) => Err(err),
-    };
+    let result = bench(args, &with_database(&server, &name), base_url.clone()).await;
     if !args.keep_database {
         drop_database(&admin_pool, &name).await;
         // Roles are the server's, not the database's: once the database (and every grant in it)
@@ -382,10 +377,17 @@ pub async fn fresh_database(url: &str) -> anyhow::Result<(sqlx::PgPool, String)>
 }
 
 /// `url` with its database replaced by `name`.
-fn with_database(url: &str, name: &str) -> anyhow::Result<String> {
-    let mut url = url::Url::parse(url).context("invalid database URL")?;
+fn with_database(url: &url::Url, name: &str) -> String {
+    let mut url = url.clone();
     url.set_path(name);
-    Ok(url.to_string())
+    url.to_string()
+}
+
+/// `--tenancy` as clap spells it (`dedicated`, `shared`).
+fn tenancy_name(tenancy: Tenancy) -> String {
+    clap::ValueEnum::to_possible_value(&tenancy)
+        .map(|v| v.get_name().to_string())
+        .unwrap_or_default()
 }
 
 /// The connection the benchmark syncs.
@@ -479,9 +481,7 @@ async fn bench(
     let importer = fetch_decode.fetch_seconds + fetch_decode.decode_seconds + per_record.seconds;
     Ok(SyncBenchReport {
         students: args.students,
-        tenancy: clap::ValueEnum::to_possible_value(&args.tenancy)
-            .map(|v| v.get_name().to_string())
-            .unwrap_or_default(),
+        tenancy: tenancy_name(args.tenancy),
         children_synced: full.counts.children.created,
         full_sync_seconds: round(full_secs),
         resync_seconds: round(resync_secs),
