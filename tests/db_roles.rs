@@ -226,6 +226,30 @@ async fn a_district_credential_reaches_only_its_own_rows() {
     };
     assert_eq!(refused(&pool_a, &forged_problem(B)).await, "42501");
     assert_eq!(refused(&pool_a, &forged_problem(A)).await, "23503");
+    // An enrollment names a classroom of its own connection: A cannot move one of its children
+    // into a classroom only B has (the check runs with the owner's rights, so it sees B's
+    // classroom; the key includes the connection).
+    sqlx::query(
+        "INSERT INTO classrooms (connection, clever_id, school_clever_id, roster_name, display_name)
+         VALUES ($1, 'b-only', 's', 'Room', 'Room')",
+    )
+    .bind(B)
+    .execute(&s.owner)
+    .await
+    .expect("a classroom of B's only");
+    let a_child: i64 =
+        sqlx::query_scalar("SELECT child_id FROM enrollments WHERE connection = $1 LIMIT 1")
+            .bind(A)
+            .fetch_one(&s.owner)
+            .await
+            .expect("an enrollment of A's");
+    let moved_in =
+        format!("UPDATE enrollments SET classroom_clever_id = 'b-only' WHERE child_id = {a_child}");
+    assert_eq!(refused(&pool_a, &moved_in).await, "23503");
+    sqlx::query("DELETE FROM classrooms WHERE clever_id = 'b-only'")
+        .execute(&s.owner)
+        .await
+        .expect("B's extra classroom removed");
     // No DDL, no other tables, no way around the filter.
     for sql in [
         "CREATE TABLE stolen (i int)",
@@ -676,4 +700,166 @@ async fn a_problem_needs_its_run_and_goes_with_it() {
         .await
         .expect("problems");
     assert_eq!(left, 0, "truncating the runs truncates their problems");
+}
+
+#[tokio::test]
+async fn an_enrollment_needs_its_classroom_and_goes_with_it() {
+    let Some(db) = common::fresh_db().await else {
+        return;
+    };
+    rostersync::store::migrate(&db.pool).await.expect("migrate");
+    for (connection, classroom) in [("ns/a", "c1"), ("ns/a", "c3"), ("ns/b", "c2")] {
+        sqlx::query(
+            "INSERT INTO classrooms (connection, clever_id, school_clever_id, roster_name, display_name)
+             VALUES ($1, $2, 's', 'Room', 'Room')",
+        )
+        .bind(connection)
+        .bind(classroom)
+        .execute(&db.pool)
+        .await
+        .expect("insert classroom");
+    }
+    let mut children = Vec::new();
+    for connection in ["ns/a", "ns/a", "ns/a", "ns/b"] {
+        let id: i64 =
+            sqlx::query_scalar("INSERT INTO children (connection) VALUES ($1) RETURNING id")
+                .bind(connection)
+                .fetch_one(&db.pool)
+                .await
+                .expect("insert child");
+        children.push(id);
+    }
+    let [a1, a2, a3, b1] = children[..] else {
+        unreachable!("four children")
+    };
+    let enroll = |rows: &[(i64, &str, &str)]| {
+        let values: Vec<String> = rows
+            .iter()
+            .map(|(child, connection, classroom)| {
+                format!("({child}, '{connection}', '{classroom}')")
+            })
+            .collect();
+        format!(
+            "INSERT INTO enrollments (child_id, connection, classroom_clever_id) VALUES {}",
+            values.join(", ")
+        )
+    };
+    // A classroom that does not exist, or exists only in another connection, is refused, and one
+    // bad row refuses the whole statement.
+    assert_eq!(
+        refused(&db.pool, &enroll(&[(a1, "ns/a", "missing")])).await,
+        "23503"
+    );
+    assert_eq!(
+        refused(&db.pool, &enroll(&[(a1, "ns/a", "c2")])).await,
+        "23503"
+    );
+    assert_eq!(
+        refused(&db.pool, &enroll(&[(a1, "ns/a", "c1"), (a2, "ns/a", "c2")])).await,
+        "23503"
+    );
+    let enrolled = || async {
+        sqlx::query_as::<_, (i64, String)>(
+            "SELECT child_id, classroom_clever_id FROM enrollments ORDER BY child_id",
+        )
+        .fetch_all(&db.pool)
+        .await
+        .expect("enrollments")
+    };
+    assert!(
+        enrolled().await.is_empty(),
+        "nothing of a refused statement stays"
+    );
+    let sql = enroll(&[(a1, "ns/a", "c1"), (a3, "ns/a", "c3"), (b1, "ns/b", "c2")]);
+    sqlx::query(&sql).execute(&db.pool).await.expect(&sql);
+    // Moving an enrollment is checked the same way; the child stays a foreign key.
+    assert_eq!(
+        refused(
+            &db.pool,
+            &format!("UPDATE enrollments SET classroom_clever_id = 'c2' WHERE child_id = {a1}")
+        )
+        .await,
+        "23503"
+    );
+    assert_eq!(
+        refused(&db.pool, &enroll(&[(-1, "ns/a", "c1")])).await,
+        "23503"
+    );
+    // A classroom's key never changes; its other columns do.
+    assert_eq!(
+        refused(
+            &db.pool,
+            "UPDATE classrooms SET clever_id = 'c9' WHERE clever_id = 'c1'"
+        )
+        .await,
+        "23503"
+    );
+    sqlx::query("UPDATE classrooms SET display_name = 'Sunflowers' WHERE clever_id = 'c1'")
+        .execute(&db.pool)
+        .await
+        .expect("a classroom's name changes");
+
+    // A transaction enrolling a child in c1 holds c1: deleting it waits (here: times out) until
+    // that transaction ends, and then takes every enrollment in it along.
+    let mut adding = db.pool.begin().await.expect("begin");
+    sqlx::query(&enroll(&[(a2, "ns/a", "c1")]))
+        .execute(&mut *adding)
+        .await
+        .expect("enroll a child");
+    let mut deleting = db.pool.begin().await.expect("begin");
+    sqlx::query("SET LOCAL lock_timeout = '200ms'")
+        .execute(&mut *deleting)
+        .await
+        .expect("lock timeout");
+    assert_eq!(
+        refused(
+            &mut *deleting,
+            "DELETE FROM classrooms WHERE clever_id = 'c1'"
+        )
+        .await,
+        "55P03",
+        "the classroom is held by the transaction enrolling a child in it"
+    );
+    deleting.rollback().await.expect("rollback");
+    adding.commit().await.expect("commit");
+    assert_eq!(enrolled().await.len(), 4);
+    let deleted = sqlx::query("DELETE FROM classrooms WHERE clever_id = 'c1'")
+        .execute(&db.pool)
+        .await
+        .expect("delete the classroom");
+    assert_eq!(deleted.rows_affected(), 1);
+    assert_eq!(
+        enrolled().await,
+        [(a3, "c3".to_string()), (b1, "c2".to_string())],
+        "c1's enrollments went with it"
+    );
+    // Under REPEATABLE READ the cascade's snapshot could miss enrollments committed meanwhile:
+    // such a delete is refused as a serialization failure.
+    let mut repeatable = db.pool.begin().await.expect("begin");
+    sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        .execute(&mut *repeatable)
+        .await
+        .expect("isolation");
+    assert_eq!(
+        refused(
+            &mut *repeatable,
+            "DELETE FROM classrooms WHERE clever_id = 'c2'"
+        )
+        .await,
+        "40001"
+    );
+    repeatable.rollback().await.expect("rollback");
+    // Truncating classrooms alone is refused while enrollments name them, as the foreign key
+    // refused it; both together are truncated.
+    assert_eq!(refused(&db.pool, "TRUNCATE classrooms").await, "0A000");
+    assert_eq!(
+        enrolled().await.len(),
+        2,
+        "the refused truncate changed nothing"
+    );
+    sqlx::query("TRUNCATE classrooms, enrollments")
+        .execute(&db.pool)
+        .await
+        .expect("truncate both");
+    assert!(enrolled().await.is_empty());
 }

@@ -192,7 +192,16 @@ async fn scratch_tables(
     Ok(data)
 }
 
-/// Gives the scratch copies the foreign keys between the written tables (an enrollment's child
+/// References between the written tables that the product's tables check with statement-level
+/// triggers instead of a foreign key (migration `20261201020000_enrollment_classrooms_checked_per_statement`):
+/// on the copies they are foreign keys, the cheapest form of the same check for a writer of one
+/// row per statement.
+const CHECKED_BY_TRIGGERS: &[(&str, &str)] = &[(
+    "enrollments",
+    "FOREIGN KEY (connection, classroom_clever_id) REFERENCES rs_floor.classrooms (connection, clever_id) ON DELETE CASCADE",
+)];
+
+/// Gives the scratch copies the references between the written tables (an enrollment's child
 /// and classroom): a per-record importer writes into the product's tables, so it pays the same
 /// checks per row as the sync does. (The COPY floor stays without them: a floor.)
 async fn copy_foreign_keys(conn: &mut PgConnection) -> anyhow::Result<()> {
@@ -223,6 +232,12 @@ async fn copy_foreign_keys(conn: &mut PgConnection) -> anyhow::Result<()> {
             .execute(&mut *conn)
             .await
             .with_context(|| format!("copying a foreign key of {table}"))?;
+    }
+    for (table, definition) in CHECKED_BY_TRIGGERS {
+        sqlx::query(&format!("ALTER TABLE rs_floor.{table} ADD {definition}"))
+            .execute(&mut *conn)
+            .await
+            .with_context(|| format!("adding a trigger-checked reference of {table}"))?;
     }
     Ok(())
 }
