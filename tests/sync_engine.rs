@@ -195,6 +195,76 @@ async fn full_sync_creates_then_identical_run_writes_nothing() {
     assert_eq!(runs, 2);
 }
 
+/// A resync counts what differs in one read when every child still has its record, and runs
+/// only the statements that write something: each kind of drift, on either side, is still
+/// repaired, counted once, and nothing else is written.
+#[tokio::test]
+async fn every_kind_of_drift_is_repaired_and_nothing_else_is_written() {
+    let Some(pool) = db().await else { return };
+    let first = sync(&pool, &request(spec()), &roster()).await;
+    assert_eq!(first.result, RunResult::Succeeded);
+    assert_eq!(placements(&pool).await, ["a c1", "b c1", "d c2"]);
+    // In the product: a deactivated, b's enrollment deactivated, d's enrollment deleted.
+    for sql in [
+        "UPDATE children SET active = false WHERE clever_id = 'a'",
+        "UPDATE enrollments SET active = false
+         WHERE child_id = (SELECT id FROM children WHERE clever_id = 'b')",
+        "DELETE FROM enrollments WHERE child_id = (SELECT id FROM children WHERE clever_id = 'd')",
+    ] {
+        sqlx::query(sql).execute(&pool).await.expect(sql);
+    }
+    // In Clever: a moved to c2, d renamed.
+    let mut moved = roster();
+    moved.classrooms = vec![
+        classroom("c2", "math", &["a", "b", "d"]),
+        classroom("c1", "homeroom/advisory", &["b"]),
+    ];
+    moved.children[2].first_name = Some("Dee".into());
+    let out = sync(&pool, &request(spec()), &moved).await;
+    assert_eq!(out.result, RunResult::Succeeded, "{:?}", out.message);
+    let (children, enrollments) = (out.counts.children, out.counts.enrollments);
+    assert_eq!(
+        (
+            children.updated,
+            children.reactivated,
+            children.created,
+            children.unchanged
+        ),
+        (1, 1, 0, 1),
+        "{children:?}"
+    );
+    assert_eq!(
+        (
+            enrollments.created,
+            enrollments.reactivated,
+            enrollments.updated,
+            enrollments.unchanged
+        ),
+        (1, 1, 1, 0),
+        "{enrollments:?}"
+    );
+    assert_eq!(placements(&pool).await, ["a c2", "b c1", "d c2"]);
+    assert_eq!(
+        text(
+            &pool,
+            "SELECT first_name FROM children WHERE clever_id = 'd'"
+        )
+        .await,
+        Some("Dee".into())
+    );
+    assert_eq!(
+        scalar(&pool, "SELECT count(*) FROM children WHERE active").await,
+        3
+    );
+    // Repaired: the same roster again writes nothing.
+    let before = roster_versions(&pool).await;
+    let again = sync(&pool, &request(spec()), &moved).await;
+    for (entity, c) in again.counts.entities() {
+        assert_eq!(c.changes(), 0, "{entity} changed: {c:?}");
+    }
+    assert_eq!(roster_versions(&pool).await, before);
+}
+
 #[tokio::test]
 async fn a_child_in_several_sections_goes_to_the_homeroom_and_is_reported() {
     let Some(pool) = db().await else { return };

@@ -400,10 +400,11 @@ pub async fn apply(
     counts.educators = EDUCATORS.upsert(conn, s).await?;
     counts.educators.matched = matched;
     counts.educators.unchanged = counts.educators.unchanged.saturating_sub(matched);
-    let (children, new_enrolled) = super::apply_children::upsert(conn, s, resolved).await?;
+    let run = super::apply_children::child_statements(staged.children, resolved);
+    let (children, new_enrolled) = super::apply_children::upsert(conn, s, resolved, &run).await?;
     counts.children = children;
     counts.enrollments =
-        super::apply_children::upsert_enrollments(conn, s, resolved, staged.placed, new_enrolled)
+        super::apply_children::upsert_enrollments(conn, s, &run, staged.placed, new_enrolled)
             .await?;
 
     // The removal statements are anti-joins of one connection's rows against the staged roster,

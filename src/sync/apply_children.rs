@@ -25,6 +25,129 @@ const COLUMNS: &[(&str, &str)] = &[
     ("frl_status", "s.frl_status"),
 ];
 
+/// A matched child's record (`t`) differs from its staged values (`s`) in a roster column.
+fn differs() -> String {
+    let live = COLUMNS
+        .iter()
+        .map(|(c, _)| format!("t.{c}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let wanted = wanted();
+    format!("({live}) IS DISTINCT FROM ({wanted})")
+}
+
+/// The staged values of the roster columns, in [`COLUMNS`] order.
+fn wanted() -> String {
+    COLUMNS
+        .iter()
+        .map(|(_, v)| *v)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// A staged child (`s`) placed in a classroom: it has one enrollment.
+const PLACED: &str = "s.classroom_clever_id IS NOT NULL";
+/// Its enrollment (`e`) is inactive: reactivated.
+const ENROLLMENT_INACTIVE: &str = "NOT e.active";
+/// Its active enrollment names another classroom: moved.
+const ENROLLMENT_MOVED: &str =
+    "e.active AND e.classroom_clever_id IS DISTINCT FROM s.classroom_clever_id";
+
+/// A staged child's prefilled record (`t`, `child_id`) is still its current record: same
+/// connection and Clever id, not archived. `$1` is the connection.
+pub const LIVE_RECORD: &str = "t.id = s.child_id AND t.connection = $1 \
+    AND t.clever_id = s.clever_id AND t.archived_school_year IS NULL";
+
+/// What the staged children's current records already hold, counted in one pass over the staged
+/// children matched by Clever id, their records and their enrollments. Read when every staged
+/// child was written with its current record (a resync, `resolve`): it checks those matches
+/// (what `resolve`'s check does row by row) and tells which of apply's statements on children
+/// and enrollments would write a row ([`child_statements`]). Each count uses the predicate of the
+/// statement it stands for.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LiveDiff {
+    /// Prefilled matches that no longer hold (archived, removed or relinked meanwhile).
+    pub broken: u64,
+    /// Active records whose roster columns differ from the staged values (updated).
+    pub changed: u64,
+    /// Inactive records (reactivated).
+    pub inactive: u64,
+    /// Placed children without an enrollment (enrolled).
+    pub unenrolled: u64,
+    /// Placed children whose enrollment is inactive (reactivated).
+    pub enrollments_inactive: u64,
+    /// Placed children whose active enrollment names another classroom (moved).
+    pub moved: u64,
+}
+
+/// Reads [`LiveDiff`]; `$1` is the connection.
+pub async fn live_diff(conn: &mut PgConnection, connection: &str) -> Result<LiveDiff, SyncError> {
+    let differs = differs();
+    let sql = format!(
+        "SELECT count(*) FILTER (WHERE t.id IS NULL),
+                count(*) FILTER (WHERE t.active AND {differs}),
+                count(*) FILTER (WHERE NOT t.active),
+                count(*) FILTER (WHERE {PLACED} AND e.child_id IS NULL),
+                count(*) FILTER (WHERE {PLACED} AND {ENROLLMENT_INACTIVE}),
+                count(*) FILTER (WHERE {PLACED} AND {ENROLLMENT_MOVED})
+         FROM stg_children s
+         LEFT JOIN children t ON {LIVE_RECORD}
+         LEFT JOIN enrollments e ON e.child_id = s.child_id
+         WHERE s.match_kind = 'live'"
+    );
+    let row: (i64, i64, i64, i64, i64, i64) = sqlx::query_as(&sql)
+        .bind(connection)
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(SyncError::db(
+            "comparing the staged children with their records",
+        ))?;
+    let n = |v: i64| u64::try_from(v).unwrap_or(0);
+    Ok(LiveDiff {
+        broken: n(row.0),
+        changed: n(row.1),
+        inactive: n(row.2),
+        unenrolled: n(row.3),
+        enrollments_inactive: n(row.4),
+        moved: n(row.5),
+    })
+}
+
+/// Which of apply's statements on children and enrollments can write a row.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ChildStatements {
+    pub update: bool,
+    pub reactivate: bool,
+    pub carry_over: bool,
+    pub link: bool,
+    pub create: bool,
+    pub enroll: bool,
+    pub reactivate_enrollments: bool,
+    pub move_enrollments: bool,
+}
+
+/// The statements to run for `staged` staged children, from what planning found (`resolved`): a
+/// statement for a kind of matching that decided no child is skipped, creating children when
+/// every staged child has its current record, the matched children's enrollments when none was
+/// matched, and, with a [`LiveDiff`] (every staged child matched by its Clever id), each statement
+/// whose count is 0.
+pub fn child_statements(staged: u64, resolved: &Resolved) -> ChildStatements {
+    let all_live = resolved.live >= staged && resolved.carry + resolved.manual == 0;
+    let diff = resolved.diff.filter(|d| all_live && d.broken == 0);
+    let counted = |count: fn(&LiveDiff) -> u64| diff.as_ref().is_none_or(|d| count(d) > 0);
+    let matched = resolved.any_matched();
+    ChildStatements {
+        update: resolved.live > 0 && counted(|d| d.changed),
+        reactivate: resolved.live > 0 && counted(|d| d.inactive),
+        carry_over: resolved.carry > 0,
+        link: resolved.manual > 0,
+        create: !all_live,
+        enroll: matched && counted(|d| d.unenrolled),
+        reactivate_enrollments: matched && counted(|d| d.enrollments_inactive),
+        move_enrollments: matched && counted(|d| d.moved),
+    }
+}
+
 fn sets() -> String {
     COLUMNS
         .iter()
@@ -41,22 +164,15 @@ pub async fn upsert(
     conn: &mut PgConnection,
     s: &ApplySettings,
     resolved: &Resolved,
+    run: &ChildStatements,
 ) -> Result<(EntityCounts, u64), SyncError> {
     let sets = sets();
-    let live = COLUMNS
-        .iter()
-        .map(|(c, _)| format!("t.{c}"))
-        .collect::<Vec<_>>()
-        .join(", ");
-    let wanted = COLUMNS
-        .iter()
-        .map(|(_, v)| *v)
-        .collect::<Vec<_>>()
-        .join(", ");
+    let wanted = wanted();
+    let differs = differs();
     let update = format!(
         "UPDATE children t SET {sets}, updated_at = now() FROM stg_children s
          WHERE s.match_kind = 'live' AND t.id = s.child_id AND t.connection = $1 AND t.active
-           AND ({live}) IS DISTINCT FROM ({wanted})"
+           AND {differs}"
     );
     let reactivate = format!(
         "UPDATE children t SET {sets}, active = true, updated_at = now() FROM stg_children s
@@ -73,23 +189,23 @@ pub async fn upsert(
         "UPDATE children t SET {sets}, clever_id = s.clever_id, source = 'roster', active = true, updated_at = now()
          FROM stg_children s WHERE s.match_kind = 'manual' AND t.id = s.child_id AND t.connection = $1"
     );
-    // Each statement writes the staged children one kind of matching decided: skipped when that
-    // kind decided none.
+    // Each statement writes the staged children one kind of matching decided: skipped when it
+    // can write none (`child_statements`).
     let mut affected = [0; 4];
-    for (n, (decided, statement, doing)) in [
-        (resolved.live, &update, "updating children"),
-        (resolved.live, &reactivate, "reactivating children"),
+    for (n, (wanted, statement, doing)) in [
+        (run.update, &update, "updating children"),
+        (run.reactivate, &reactivate, "reactivating children"),
         (
-            resolved.carry,
+            run.carry_over,
             &carry_over,
             "carrying over archived children",
         ),
-        (resolved.manual, &link, "linking manual children"),
+        (run.link, &link, "linking manual children"),
     ]
     .into_iter()
     .enumerate()
     {
-        if decided > 0 {
+        if wanted {
             affected[n] = execute(conn, sqlx::query(statement).bind(&s.connection), doing).await?;
         }
     }
@@ -124,14 +240,18 @@ pub async fn upsert(
          )
          SELECT (SELECT count(*) FROM created), (SELECT count(*) FROM enrolled)"
     );
-    let (created, enrolled): (i64, i64) = sqlx::query_as(&create)
-        .bind(&s.connection)
-        .bind(&s.new_child_journey)
-        .bind(&s.level_grades)
-        .bind(&s.level_values)
-        .fetch_one(&mut *conn)
-        .await
-        .map_err(SyncError::db("creating children"))?;
+    let (created, enrolled): (i64, i64) = if run.create {
+        sqlx::query_as(&create)
+            .bind(&s.connection)
+            .bind(&s.new_child_journey)
+            .bind(&s.level_grades)
+            .bind(&s.level_values)
+            .fetch_one(&mut *conn)
+            .await
+            .map_err(SyncError::db("creating children"))?
+    } else {
+        (0, 0)
+    };
     let n = |v: i64| u64::try_from(v).unwrap_or(0);
     let counts = EntityCounts {
         created: n(created),
@@ -151,7 +271,7 @@ pub async fn upsert(
 pub async fn upsert_enrollments(
     conn: &mut PgConnection,
     s: &ApplySettings,
-    resolved: &Resolved,
+    run: &ChildStatements,
     staged: u64,
     new_enrolled: u64,
 ) -> Result<EntityCounts, SyncError> {
@@ -160,45 +280,184 @@ pub async fn upsert_enrollments(
         unchanged: staged.saturating_sub(new_enrolled),
         ..Default::default()
     };
-    if !resolved.any_matched() {
-        return Ok(counts);
-    }
     // A matched staged child's record is `child_id` (resolve), and holds its Clever id now.
-    let created = execute(
-        conn,
-        sqlx::query(
-            "INSERT INTO enrollments (child_id, connection, classroom_clever_id)
-             SELECT s.child_id, $1, s.classroom_clever_id FROM stg_children s
-             WHERE s.child_id IS NOT NULL AND s.classroom_clever_id IS NOT NULL
-               AND NOT EXISTS (SELECT 1 FROM enrollments e WHERE e.child_id = s.child_id)
-             ON CONFLICT (child_id) DO NOTHING",
+    let enroll = format!(
+        "INSERT INTO enrollments (child_id, connection, classroom_clever_id)
+         SELECT s.child_id, $1, s.classroom_clever_id FROM stg_children s
+         WHERE s.child_id IS NOT NULL AND {PLACED}
+           AND NOT EXISTS (SELECT 1 FROM enrollments e WHERE e.child_id = s.child_id)
+         ON CONFLICT (child_id) DO NOTHING"
+    );
+    let reactivate = format!(
+        "UPDATE enrollments e SET classroom_clever_id = s.classroom_clever_id, active = true, updated_at = now()
+         FROM stg_children s WHERE e.child_id = s.child_id AND {PLACED} AND {ENROLLMENT_INACTIVE}"
+    );
+    let relocate = format!(
+        "UPDATE enrollments e SET classroom_clever_id = s.classroom_clever_id, updated_at = now()
+         FROM stg_children s WHERE e.child_id = s.child_id AND {PLACED} AND {ENROLLMENT_MOVED}"
+    );
+    let created = if run.enroll {
+        execute(
+            conn,
+            sqlx::query(&enroll).bind(&s.connection),
+            "creating enrollments",
         )
-        .bind(&s.connection),
-        "creating enrollments",
-    )
-    .await?;
-    let reactivated = execute(
-        conn,
-        sqlx::query(
-            "UPDATE enrollments e SET classroom_clever_id = s.classroom_clever_id, active = true, updated_at = now()
-             FROM stg_children s WHERE e.child_id = s.child_id AND s.classroom_clever_id IS NOT NULL AND NOT e.active",
-        ),
-        "reactivating enrollments",
-    )
-    .await?;
-    let updated = execute(
-        conn,
-        sqlx::query(
-            "UPDATE enrollments e SET classroom_clever_id = s.classroom_clever_id, updated_at = now()
-             FROM stg_children s WHERE e.child_id = s.child_id AND s.classroom_clever_id IS NOT NULL AND e.active
-               AND e.classroom_clever_id IS DISTINCT FROM s.classroom_clever_id",
-        ),
-        "moving enrollments",
-    )
-    .await?;
+        .await?
+    } else {
+        0
+    };
+    let reactivated = if run.reactivate_enrollments {
+        execute(conn, sqlx::query(&reactivate), "reactivating enrollments").await?
+    } else {
+        0
+    };
+    let updated = if run.move_enrollments {
+        execute(conn, sqlx::query(&relocate), "moving enrollments").await?
+    } else {
+        0
+    };
     counts.created += created;
     counts.updated = updated;
     counts.reactivated = reactivated;
     counts.unchanged = staged.saturating_sub(counts.created + updated + reactivated);
     Ok(counts)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_statement_that_can_write_no_row_is_skipped() {
+        let none = ChildStatements::default();
+        let live = |live: u64, diff: Option<LiveDiff>| Resolved {
+            live,
+            diff,
+            ..Resolved::default()
+        };
+        let same = LiveDiff::default();
+        let matched = ChildStatements {
+            update: true,
+            reactivate: true,
+            enroll: true,
+            reactivate_enrollments: true,
+            move_enrollments: true,
+            ..none
+        };
+        for (staged, resolved, want, why) in [
+            (0, Resolved::default(), none, "nothing staged"),
+            (
+                1000,
+                Resolved::default(),
+                ChildStatements {
+                    create: true,
+                    ..none
+                },
+                "a first sync: only creating",
+            ),
+            (
+                1000,
+                live(1000, None),
+                matched,
+                "all matched, no diff read (some prefilled match was undone): every statement on matched children",
+            ),
+            (
+                1000,
+                live(1000, Some(same)),
+                none,
+                "a no-op resync: nothing to write",
+            ),
+            (
+                1000,
+                live(1000, Some(LiveDiff { changed: 3, ..same })),
+                ChildStatements {
+                    update: true,
+                    ..none
+                },
+                "three renamed children: the update only",
+            ),
+            (
+                1000,
+                live(
+                    1000,
+                    Some(LiveDiff {
+                        inactive: 1,
+                        unenrolled: 1,
+                        ..same
+                    }),
+                ),
+                ChildStatements {
+                    reactivate: true,
+                    enroll: true,
+                    ..none
+                },
+                "a child deactivated and unenrolled in the product",
+            ),
+            (
+                1000,
+                live(
+                    1000,
+                    Some(LiveDiff {
+                        enrollments_inactive: 2,
+                        moved: 5,
+                        ..same
+                    }),
+                ),
+                ChildStatements {
+                    reactivate_enrollments: true,
+                    move_enrollments: true,
+                    ..none
+                },
+                "enrollments reactivated and moved",
+            ),
+            (
+                1000,
+                live(1000, Some(LiveDiff { broken: 1, ..same })),
+                matched,
+                "a broken match: the counts are not trusted",
+            ),
+            (
+                1000,
+                live(999, Some(same)),
+                ChildStatements {
+                    create: true,
+                    ..matched
+                },
+                "a new child: the counts describe only some children; everything runs",
+            ),
+            (
+                1000,
+                Resolved {
+                    live: 990,
+                    carry: 10,
+                    diff: Some(same),
+                    ..Resolved::default()
+                },
+                ChildStatements {
+                    carry_over: true,
+                    create: true,
+                    ..matched
+                },
+                "carried over (or ambiguous, created): everything runs",
+            ),
+            (
+                1000,
+                Resolved {
+                    manual: 1000,
+                    ..Resolved::default()
+                },
+                ChildStatements {
+                    link: true,
+                    create: true,
+                    enroll: true,
+                    reactivate_enrollments: true,
+                    move_enrollments: true,
+                    ..none
+                },
+                "linked (or ambiguous) manual children",
+            ),
+        ] {
+            assert_eq!(child_statements(staged, &resolved), want, "{why}");
+        }
+    }
 }

@@ -5,17 +5,27 @@
 use sqlx::PgConnection;
 
 use super::SyncError;
+use super::apply_children::{LIVE_RECORD, LiveDiff, live_diff};
 use super::model::code;
 use super::stage::StagedTotals;
 
 /// Staged children were written with the current record of their Clever id as read before
 /// staging (`stage::live_children`): a prefilled match whose record no longer is that (archived by
-/// the rollover or the product, removed, relinked) is undone here, inside the transaction.
-const CHECK_LIVE: &str = "
-UPDATE stg_children s SET child_id = NULL, match_kind = NULL
-WHERE s.match_kind = 'live' AND NOT EXISTS (
-    SELECT 1 FROM children c WHERE c.id = s.child_id AND c.connection = $1
-        AND c.clever_id = s.clever_id AND c.archived_school_year IS NULL)";
+/// the rollover or the product, removed, relinked) is undone here, inside the transaction (when
+/// not every staged child was prefilled; otherwise [`LiveDiff`] counts them first, and this runs
+/// only when it found some).
+fn check_live() -> String {
+    format!(
+        "UPDATE stg_children s SET child_id = NULL, match_kind = NULL
+         WHERE s.match_kind = 'live' AND NOT EXISTS (SELECT 1 FROM children t WHERE {LIVE_RECORD})"
+    )
+}
+
+/// Whether [`MATCH_LIVE`] can match anything: some staged child holds no (still valid) prefilled
+/// match (`undone`: prefilled matches [`check_live`] undid).
+pub fn match_live_needed(children: u64, prefilled: u64, undone: u64) -> bool {
+    prefilled.saturating_sub(undone) < children
+}
 
 /// The staged children without a (still valid) prefilled match, matched by Clever id to the
 /// connection's current records: normally none.
@@ -160,6 +170,9 @@ pub struct Resolved {
     /// Staged children the manual-record passes decided (linked or ambiguous): 0 when the
     /// connection has no child entered in the product, and apply skips linking.
     pub manual: u64,
+    /// When every staged child was written with its record and every such match held: what apply
+    /// would change on those children and their enrollments (`apply_children::child_statements`).
+    pub diff: Option<LiveDiff>,
 }
 
 impl Resolved {
@@ -273,24 +286,37 @@ pub async fn resolve(
     // 56 ms instead of 3 for apply's reactivation that finds none).
     let analyzed_early = staged.prefilled > 0;
     let mut undone = 0;
+    let mut diff = None;
     if analyzed_early {
         analyze(conn, ANALYZE_MATCHED_CHILDREN).await?;
-        undone = sqlx::query(CHECK_LIVE)
+        // Every staged child prefilled (a resync): one read checks the matches and counts what
+        // apply would change; the check rewrites staged rows only when some match broke.
+        if staged.prefilled >= staged.children {
+            diff = Some(live_diff(conn, connection).await?).filter(|d| d.broken == 0);
+        }
+        if diff.is_none() {
+            undone = sqlx::query(&check_live())
+                .bind(connection)
+                .execute(&mut *conn)
+                .await
+                .map_err(SyncError::db("checking children matched by Clever id"))?
+                .rows_affected();
+        }
+    }
+    let matched = if match_live_needed(staged.children, staged.prefilled, undone) {
+        sqlx::query(MATCH_LIVE)
             .bind(connection)
             .execute(&mut *conn)
             .await
-            .map_err(SyncError::db("checking children matched by Clever id"))?
-            .rows_affected();
-    }
-    let matched = sqlx::query(MATCH_LIVE)
-        .bind(connection)
-        .execute(&mut *conn)
-        .await
-        .map_err(SyncError::db("matching children by Clever id"))?
-        .rows_affected();
+            .map_err(SyncError::db("matching children by Clever id"))?
+            .rows_affected()
+    } else {
+        0
+    };
     let live = staged.prefilled.saturating_sub(undone) + matched;
     let mut resolved = Resolved {
         live,
+        diff,
         ..Resolved::default()
     };
     let passes = if live >= staged.children {
@@ -435,6 +461,23 @@ mod tests {
         ] {
             assert_eq!(
                 analyze_after_matching(children, live, early, passes),
+                want,
+                "{why}"
+            );
+        }
+    }
+
+    #[test]
+    fn matching_by_clever_id_runs_only_for_children_without_their_record() {
+        for (children, prefilled, undone, want, why) in [
+            (0, 0, 0, false, "nothing staged"),
+            (1000, 0, 0, true, "a first sync (normally matches none)"),
+            (1000, 1000, 0, false, "a resync: every child has its record"),
+            (1000, 1000, 1, true, "one match undone: matched again"),
+            (1000, 990, 0, true, "new children"),
+        ] {
+            assert_eq!(
+                match_live_needed(children, prefilled, undone),
                 want,
                 "{why}"
             );
