@@ -5,6 +5,7 @@ use sqlx::PgConnection;
 use sqlx::postgres::{PgArguments, Postgres};
 
 use super::SyncError;
+use super::apply_children::LiveDiff;
 use super::model::{ActiveBefore, Counts, EntityCounts};
 use super::resolve::Resolved;
 use super::stage::StagedTotals;
@@ -234,7 +235,7 @@ impl Keyed {
         let gone = format!(
             "t.connection = $1 AND t.active AND t.clever_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM {staging} s WHERE s.clever_id = t.clever_id)"
         );
-        removal(conn, s, c, table, &gone, active_before).await
+        removal(conn, s, c, table, &gone, removal_possible(active_before)).await
     }
 }
 
@@ -250,19 +251,39 @@ pub fn removal_possible(active_before: u64) -> bool {
     active_before > 0
 }
 
+/// Whether the children's removal statement can find a record that left the roster: one was
+/// active when the run began, and, when the run read a [`LiveDiff`] (every staged child matched
+/// by its Clever id), its kept records are not all of those: the active roster records it holds
+/// (all of which are staged) differ in number from those active before the run, or apply
+/// reactivated some (which changes what is active).
+pub fn stale_children_possible(active_before: u64, diff: Option<&LiveDiff>) -> bool {
+    removal_possible(active_before)
+        && diff.is_none_or(|d| d.inactive > 0 || d.kept_children != active_before)
+}
+
+/// [`stale_children_possible`] for enrollments: the placed children's active enrollments in the
+/// connection (all kept) are not all of those active before the run, or apply enrolled or
+/// reactivated some.
+pub fn stale_enrollments_possible(active_before: u64, diff: Option<&LiveDiff>) -> bool {
+    removal_possible(active_before)
+        && diff.is_none_or(|d| {
+            d.unenrolled + d.enrollments_inactive > 0 || d.kept_enrollments != active_before
+        })
+}
+
 /// Deactivates or deletes the rows of `table` (alias `t`) matching `gone`, or counts them. `gone`
 /// uses one parameter, `$1`: the connection. Returns the stale count (rows kept because removal is
-/// not allowed). Runs nothing when no row of `table` was active before the run
-/// ([`removal_possible`]).
+/// not allowed). Runs nothing unless `possible` (some record can have left the roster:
+/// [`removal_possible`] and the like).
 async fn removal(
     conn: &mut PgConnection,
     s: &ApplySettings,
     c: &mut EntityCounts,
     table: &str,
     gone: &str,
-    active_before: u64,
+    possible: bool,
 ) -> Result<u64, SyncError> {
-    if !removal_possible(active_before) {
+    if !possible {
         return Ok(0);
     }
     let connection = s.connection.as_str();
@@ -401,6 +422,7 @@ pub async fn apply(
     counts.educators.matched = matched;
     counts.educators.unchanged = counts.educators.unchanged.saturating_sub(matched);
     let run = super::apply_children::child_statements(staged.children, resolved);
+    let diff = LiveDiff::of(staged.children, resolved);
     let (children, new_enrolled) = super::apply_children::upsert(conn, s, resolved, &run).await?;
     counts.children = children;
     counts.enrollments =
@@ -424,7 +446,7 @@ pub async fn apply(
          JOIN stg_children s ON s.clever_id = c.clever_id \
          WHERE c.id = t.child_id AND c.connection = $1 AND c.archived_school_year IS NULL \
          AND s.classroom_clever_id IS NOT NULL)",
-        before.enrollments,
+        stale_enrollments_possible(before.enrollments, diff.as_ref()),
     )
     .await?;
     let stale_children = removal(
@@ -434,7 +456,7 @@ pub async fn apply(
         "children",
         "t.connection = $1 AND t.active AND t.source = 'roster' AND t.archived_school_year IS NULL \
          AND NOT EXISTS (SELECT 1 FROM stg_children s WHERE s.clever_id = t.clever_id)",
-        before.children,
+        stale_children_possible(before.children, diff.as_ref()),
     )
     .await?;
     let stale_classrooms = CLASSROOMS
@@ -487,6 +509,76 @@ mod tests {
             (1, true, "one active record may have left the roster"),
         ] {
             assert_eq!(removal_possible(before), want, "{why}");
+        }
+    }
+
+    #[test]
+    fn children_and_enrollments_are_looked_for_only_when_some_may_have_left() {
+        let kept = LiveDiff {
+            kept_children: 100,
+            kept_enrollments: 90,
+            ..LiveDiff::default()
+        };
+        let with = |f: fn(&mut LiveDiff)| {
+            let mut d = kept;
+            f(&mut d);
+            Some(d)
+        };
+        // (active before: children, enrollments), the diff, (children, enrollments) possible
+        for (before, diff, want, why) in [
+            ((0, 0), None, (false, false), "nothing active before"),
+            ((100, 90), None, (true, true), "no diff read: looked for"),
+            (
+                (100, 90),
+                Some(kept),
+                (false, false),
+                "every active record kept: nothing left",
+            ),
+            (
+                (101, 91),
+                Some(kept),
+                (true, true),
+                "one active record more than kept: it left",
+            ),
+            (
+                (99, 89),
+                Some(kept),
+                (true, true),
+                "more kept than were active (written meanwhile): looked for",
+            ),
+            (
+                (100, 90),
+                with(|d| d.inactive = 1),
+                (true, false),
+                "a child reactivated: what is active changed",
+            ),
+            (
+                (100, 90),
+                with(|d| d.unenrolled = 1),
+                (false, true),
+                "an enrollment created",
+            ),
+            (
+                (100, 90),
+                with(|d| d.enrollments_inactive = 1),
+                (false, true),
+                "an enrollment reactivated",
+            ),
+            (
+                (100, 90),
+                with(|d| {
+                    d.changed = 5;
+                    d.moved = 5;
+                }),
+                (false, false),
+                "updates and moves change nothing that is active",
+            ),
+        ] {
+            let got = (
+                stale_children_possible(before.0, diff.as_ref()),
+                stale_enrollments_possible(before.1, diff.as_ref()),
+            );
+            assert_eq!(got, want, "{why}");
         }
     }
 }

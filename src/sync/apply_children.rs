@@ -78,6 +78,20 @@ pub struct LiveDiff {
     pub enrollments_inactive: u64,
     /// Placed children whose active enrollment names another classroom (moved).
     pub moved: u64,
+    /// Active roster records (kept by the children's removal statement: their Clever id is staged).
+    pub kept_children: u64,
+    /// Placed children's active enrollments in the connection (kept by the enrollments' removal
+    /// statement).
+    pub kept_enrollments: u64,
+}
+
+impl LiveDiff {
+    /// The diff when it describes every staged child: all `staged` were matched by their Clever
+    /// id and every such match held (none carried over, linked or new).
+    pub fn of(staged: u64, resolved: &Resolved) -> Option<LiveDiff> {
+        let all_live = resolved.live >= staged && resolved.carry + resolved.manual == 0;
+        resolved.diff.filter(|d| all_live && d.broken == 0)
+    }
 }
 
 /// Reads [`LiveDiff`]; `$1` is the connection.
@@ -89,13 +103,15 @@ pub async fn live_diff(conn: &mut PgConnection, connection: &str) -> Result<Live
                 count(*) FILTER (WHERE NOT t.active),
                 count(*) FILTER (WHERE {PLACED} AND e.child_id IS NULL),
                 count(*) FILTER (WHERE {PLACED} AND {ENROLLMENT_INACTIVE}),
-                count(*) FILTER (WHERE {PLACED} AND {ENROLLMENT_MOVED})
+                count(*) FILTER (WHERE {PLACED} AND {ENROLLMENT_MOVED}),
+                count(*) FILTER (WHERE t.active AND t.source = 'roster'),
+                count(*) FILTER (WHERE {PLACED} AND e.active AND e.connection = $1)
          FROM stg_children s
          LEFT JOIN children t ON {LIVE_RECORD}
          LEFT JOIN enrollments e ON e.child_id = s.child_id
          WHERE s.match_kind = 'live'"
     );
-    let row: (i64, i64, i64, i64, i64, i64) = sqlx::query_as(&sql)
+    let row: (i64, i64, i64, i64, i64, i64, i64, i64) = sqlx::query_as(&sql)
         .bind(connection)
         .fetch_one(&mut *conn)
         .await
@@ -110,6 +126,8 @@ pub async fn live_diff(conn: &mut PgConnection, connection: &str) -> Result<Live
         unenrolled: n(row.3),
         enrollments_inactive: n(row.4),
         moved: n(row.5),
+        kept_children: n(row.6),
+        kept_enrollments: n(row.7),
     })
 }
 
@@ -133,7 +151,7 @@ pub struct ChildStatements {
 /// whose count is 0.
 pub fn child_statements(staged: u64, resolved: &Resolved) -> ChildStatements {
     let all_live = resolved.live >= staged && resolved.carry + resolved.manual == 0;
-    let diff = resolved.diff.filter(|d| all_live && d.broken == 0);
+    let diff = LiveDiff::of(staged, resolved);
     let counted = |count: fn(&LiveDiff) -> u64| diff.as_ref().is_none_or(|d| count(d) > 0);
     let matched = resolved.any_matched();
     ChildStatements {
