@@ -3,6 +3,8 @@
 //! filter (kept students, teachers, schools), never the records themselves.
 use std::collections::{HashMap, HashSet};
 
+use foldhash::HashSetExt as _;
+
 use futures::{Stream, StreamExt};
 
 use super::SyncError;
@@ -167,8 +169,8 @@ impl RosterSource for CleverSource {
             }
         }
 
-        let mut students: HashSet<Box<str>> = HashSet::new();
-        let mut teachers: HashSet<Box<str>> = HashSet::new();
+        let mut students: foldhash::HashSet<Box<str>> = foldhash::HashSet::new();
+        let mut teachers: foldhash::HashSet<Box<str>> = foldhash::HashSet::new();
         let mut kept_schools: HashSet<String> = HashSet::new();
         while let Some(item) = next(&mut section_stream).await? {
             let section = match item {
@@ -304,7 +306,7 @@ impl RosterSource for CleverSource {
 
 /// Decodes users whose id is in `ids`; one without a readable id is decoded, so that its problem
 /// is seen (and dropped by the caller when not wanted).
-fn keep_ids(ids: std::sync::Arc<HashSet<Box<str>>>) -> clever::Keep {
+fn keep_ids(ids: std::sync::Arc<foldhash::HashSet<Box<str>>>) -> clever::Keep {
     std::sync::Arc::new(move |raw: &clever::RawValue| {
         clever::record_id(raw).is_none_or(|id| ids.contains(&*id))
     })
@@ -442,7 +444,11 @@ mod tests {
 
     #[test]
     fn users_are_decoded_by_id_and_unreadable_ids_are_decoded() {
-        let keep = keep_ids(std::sync::Arc::new(HashSet::from([Box::<str>::from("a1")])));
+        let keep = keep_ids(std::sync::Arc::new(foldhash::HashSet::from_iter([Box::<
+            str,
+        >::from(
+            "a1"
+        )])));
         assert!(keep(&raw(r#"{"id":"a1","name":{}}"#)));
         assert!(!keep(&raw(r#"{"id":"b2","name":{}}"#)));
         assert!(

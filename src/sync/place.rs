@@ -6,7 +6,6 @@
 //! first, then a section of the child's primary school, then the lowest section id. The grade is
 //! the student's, else the chosen section's, else the one derived from the birth date. A child in
 //! no kept section is staged without a classroom, school or grade.
-use std::collections::HashMap;
 
 use crate::api::Grade;
 
@@ -62,7 +61,7 @@ pub struct Placement<'a> {
 #[derive(Debug, Default)]
 pub struct Sections {
     sections: Vec<Section>,
-    students: HashMap<u128, Listed>,
+    students: foldhash::HashMap<u128, Listed>,
 }
 
 impl Sections {
@@ -156,7 +155,7 @@ pub struct PlacementProblems {
     pub placed: u64,
     /// (child, sections listing it, classroom it was placed in), for children in several.
     multiple: Vec<(Box<str>, u32, Box<str>)>,
-    per_classroom: HashMap<Box<str>, u32>,
+    per_classroom: foldhash::HashMap<Box<str>, u32>,
 }
 
 impl PlacementProblems {

@@ -1,6 +1,6 @@
 //! Staging: TEMP tables on the sync's own connection, bulk-loaded with `COPY ... FROM STDIN` (text
 //! format) in batches while Clever pages stream in. Nothing here touches the roster tables.
-use std::collections::HashMap;
+use foldhash::{HashMap, HashMapExt as _};
 
 use futures::TryStreamExt;
 use sqlx::PgConnection;
@@ -251,6 +251,14 @@ impl<'a> Row<'a> {
 
 /// Escapes a value for COPY text format: backslash, tab, newline and carriage return.
 pub fn escape_into(out: &mut Vec<u8>, value: &str) {
+    // Most values (ids, names, codes) hold none of these: copied whole.
+    if !value
+        .bytes()
+        .any(|b| matches!(b, b'\\' | b'\t' | b'\n' | b'\r' | 0))
+    {
+        out.extend_from_slice(value.as_bytes());
+        return;
+    }
     for b in value.bytes() {
         match b {
             b'\\' => out.extend_from_slice(b"\\\\"),
@@ -267,7 +275,7 @@ pub fn escape_into(out: &mut Vec<u8>, value: &str) {
 /// Ids already staged, per entity, by [`id_key`] (16 bytes an id, so a million children cost
 /// ~30 MB).
 #[derive(Default)]
-struct SeenIds(std::collections::HashSet<u128>);
+struct SeenIds(foldhash::HashSet<u128>);
 
 impl SeenIds {
     /// True the first time `id` is seen.
@@ -541,6 +549,19 @@ mod tests {
         let mut out = Vec::new();
         escape_into(&mut out, "a\\b\tc\nd\re\0f");
         assert_eq!(out, b"a\\\\b\\tc\\nd\\ref");
+        // Each special byte alone takes the escaping path; a plain value is copied as it is.
+        for (value, want) in [
+            ("Zoë O'Brien-Łukasz", "Zoë O'Brien-Łukasz"),
+            ("a\\b", "a\\\\b"),
+            ("a\tb", "a\\tb"),
+            ("a\nb", "a\\nb"),
+            ("a\rb", "a\\rb"),
+            ("a\0b", "ab"),
+        ] {
+            let mut out = b"x".to_vec();
+            escape_into(&mut out, value);
+            assert_eq!(out, [b"x", want.as_bytes()].concat(), "{value:?}");
+        }
         let mut buf = Vec::new();
         Row::new(&mut buf)
             .text(Some("x"))
