@@ -117,6 +117,51 @@ async fn refused<'e>(executor: impl sqlx::PgExecutor<'e>, sql: &str) -> String {
     }
 }
 
+/// A reference checked once per statement holds what it names until its transaction ends: while
+/// a transaction that ran `add` is open, `delete` waits (here: times out, 55P03). The adding
+/// transaction is then committed.
+async fn held_until_commit(pool: &PgPool, add: &str, delete: &str) {
+    let mut adding = pool.begin().await.expect("begin");
+    sqlx::query(add).execute(&mut *adding).await.expect(add);
+    let mut deleting = pool.begin().await.expect("begin");
+    sqlx::query("SET LOCAL lock_timeout = '200ms'")
+        .execute(&mut *deleting)
+        .await
+        .expect("lock timeout");
+    assert_eq!(
+        refused(&mut *deleting, delete).await,
+        "55P03",
+        "{delete} waits for the transaction that ran {add}"
+    );
+    deleting.rollback().await.expect("rollback");
+    adding.commit().await.expect("commit");
+}
+
+/// A triggered cascade's snapshot could miss rows committed meanwhile under REPEATABLE READ:
+/// `delete` is refused there as a serialization failure (40001).
+async fn refused_under_repeatable_read(pool: &PgPool, delete: &str) {
+    let mut repeatable = pool.begin().await.expect("begin");
+    sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        .execute(&mut *repeatable)
+        .await
+        .expect("isolation");
+    assert_eq!(refused(&mut *repeatable, delete).await, "40001", "{delete}");
+    repeatable.rollback().await.expect("rollback");
+}
+
+/// Adds a classroom (as the owner).
+async fn add_classroom(owner: &PgPool, connection: &str, clever_id: &str) {
+    sqlx::query(
+        "INSERT INTO classrooms (connection, clever_id, school_clever_id, roster_name, display_name)
+         VALUES ($1, $2, 's', 'Room', 'Room')",
+    )
+    .bind(connection)
+    .bind(clever_id)
+    .execute(owner)
+    .await
+    .expect("add a classroom");
+}
+
 /// A harmless assignment of one of the table's columns (for an UPDATE that changes nothing).
 fn noop_set(table: &str) -> &'static str {
     match table {
@@ -229,14 +274,7 @@ async fn a_district_credential_reaches_only_its_own_rows() {
     // An enrollment names a classroom of its own connection: A cannot move one of its children
     // into a classroom only B has (the check runs with the owner's rights, so it sees B's
     // classroom; the key includes the connection).
-    sqlx::query(
-        "INSERT INTO classrooms (connection, clever_id, school_clever_id, roster_name, display_name)
-         VALUES ($1, 'b-only', 's', 'Room', 'Room')",
-    )
-    .bind(B)
-    .execute(&s.owner)
-    .await
-    .expect("a classroom of B's only");
+    add_classroom(&s.owner, B, "b-only").await;
     let a_child: i64 =
         sqlx::query_scalar("SELECT child_id FROM enrollments WHERE connection = $1 LIMIT 1")
             .bind(A)
@@ -641,25 +679,14 @@ async fn a_problem_needs_its_run_and_goes_with_it() {
         "23503"
     );
 
-    // A transaction adding problems to r-a holds r-a: deleting it waits (here: times out) until
-    // that transaction ends, and then takes the problems with it.
-    let mut adding = db.pool.begin().await.expect("begin");
-    sqlx::query(&problem("r-a", "ns/a"))
-        .execute(&mut *adding)
-        .await
-        .expect("add a problem");
-    let mut deleting = db.pool.begin().await.expect("begin");
-    sqlx::query("SET LOCAL lock_timeout = '200ms'")
-        .execute(&mut *deleting)
-        .await
-        .expect("lock timeout");
-    assert_eq!(
-        refused(&mut *deleting, "DELETE FROM sync_runs WHERE run_id = 'r-a'").await,
-        "55P03",
-        "the run is held by the transaction adding its problems"
-    );
-    deleting.rollback().await.expect("rollback");
-    adding.commit().await.expect("commit");
+    // A transaction adding problems to r-a holds r-a: deleting it waits until that transaction
+    // ends, and then takes the problems with it.
+    held_until_commit(
+        &db.pool,
+        &problem("r-a", "ns/a"),
+        "DELETE FROM sync_runs WHERE run_id = 'r-a'",
+    )
+    .await;
     let deleted = sqlx::query("DELETE FROM sync_runs WHERE run_id = 'r-a'")
         .execute(&db.pool)
         .await
@@ -675,22 +702,7 @@ async fn a_problem_needs_its_run_and_goes_with_it() {
         [("r-b".into(), "m".into()), ("r-b".into(), "old".into())],
         "r-a's problems went with it"
     );
-    // Under REPEATABLE READ the cascade's snapshot could miss problems committed meanwhile: such
-    // a delete is refused as a serialization failure.
-    let mut repeatable = db.pool.begin().await.expect("begin");
-    sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
-        .execute(&mut *repeatable)
-        .await
-        .expect("isolation");
-    assert_eq!(
-        refused(
-            &mut *repeatable,
-            "DELETE FROM sync_runs WHERE run_id = 'r-b'"
-        )
-        .await,
-        "40001"
-    );
-    repeatable.rollback().await.expect("rollback");
+    refused_under_repeatable_read(&db.pool, "DELETE FROM sync_runs WHERE run_id = 'r-b'").await;
     sqlx::query("TRUNCATE sync_runs")
         .execute(&db.pool)
         .await
@@ -709,15 +721,7 @@ async fn an_enrollment_needs_its_classroom_and_goes_with_it() {
     };
     rostersync::store::migrate(&db.pool).await.expect("migrate");
     for (connection, classroom) in [("ns/a", "c1"), ("ns/a", "c3"), ("ns/b", "c2")] {
-        sqlx::query(
-            "INSERT INTO classrooms (connection, clever_id, school_clever_id, roster_name, display_name)
-             VALUES ($1, $2, 's', 'Room', 'Room')",
-        )
-        .bind(connection)
-        .bind(classroom)
-        .execute(&db.pool)
-        .await
-        .expect("insert classroom");
+        add_classroom(&db.pool, connection, classroom).await;
     }
     let mut children = Vec::new();
     for connection in ["ns/a", "ns/a", "ns/a", "ns/b"] {
@@ -799,29 +803,14 @@ async fn an_enrollment_needs_its_classroom_and_goes_with_it() {
         .await
         .expect("a classroom's name changes");
 
-    // A transaction enrolling a child in c1 holds c1: deleting it waits (here: times out) until
-    // that transaction ends, and then takes every enrollment in it along.
-    let mut adding = db.pool.begin().await.expect("begin");
-    sqlx::query(&enroll(&[(a2, "ns/a", "c1")]))
-        .execute(&mut *adding)
-        .await
-        .expect("enroll a child");
-    let mut deleting = db.pool.begin().await.expect("begin");
-    sqlx::query("SET LOCAL lock_timeout = '200ms'")
-        .execute(&mut *deleting)
-        .await
-        .expect("lock timeout");
-    assert_eq!(
-        refused(
-            &mut *deleting,
-            "DELETE FROM classrooms WHERE clever_id = 'c1'"
-        )
-        .await,
-        "55P03",
-        "the classroom is held by the transaction enrolling a child in it"
-    );
-    deleting.rollback().await.expect("rollback");
-    adding.commit().await.expect("commit");
+    // A transaction enrolling a child in c1 holds c1: deleting it waits until that transaction
+    // ends, and then takes every enrollment in it along.
+    held_until_commit(
+        &db.pool,
+        &enroll(&[(a2, "ns/a", "c1")]),
+        "DELETE FROM classrooms WHERE clever_id = 'c1'",
+    )
+    .await;
     assert_eq!(enrolled().await.len(), 4);
     let deleted = sqlx::query("DELETE FROM classrooms WHERE clever_id = 'c1'")
         .execute(&db.pool)
@@ -833,22 +822,7 @@ async fn an_enrollment_needs_its_classroom_and_goes_with_it() {
         [(a3, "c3".to_string()), (b1, "c2".to_string())],
         "c1's enrollments went with it"
     );
-    // Under REPEATABLE READ the cascade's snapshot could miss enrollments committed meanwhile:
-    // such a delete is refused as a serialization failure.
-    let mut repeatable = db.pool.begin().await.expect("begin");
-    sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
-        .execute(&mut *repeatable)
-        .await
-        .expect("isolation");
-    assert_eq!(
-        refused(
-            &mut *repeatable,
-            "DELETE FROM classrooms WHERE clever_id = 'c2'"
-        )
-        .await,
-        "40001"
-    );
-    repeatable.rollback().await.expect("rollback");
+    refused_under_repeatable_read(&db.pool, "DELETE FROM classrooms WHERE clever_id = 'c2'").await;
     // Truncating classrooms alone is refused while enrollments name them, as the foreign key
     // refused it; both together are truncated.
     assert_eq!(refused(&db.pool, "TRUNCATE classrooms").await, "0A000");
