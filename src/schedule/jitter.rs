@@ -12,6 +12,10 @@
 //!
 //! so jitter never moves a slot outside its window, onto another day, or past another slot. A
 //! slot one minute before the window's end gets at most 59 s of jitter. Sync Now is never delayed.
+//! Being elapsed time, a jittered slot that crosses a fall-back (the clock set back an hour) reads
+//! an earlier wall-clock time than its nominal slot, possibly before the window's start (02:59
+//! AEDT plus 66 s reads 02:00:05 AEST): it is still inside the window in elapsed time, and on
+//! the same local date.
 use jiff::{SignedDuration, Timestamp};
 
 /// The largest jitter a schedule may ask for (`spec.slotJitterSeconds`) or the operator may set
