@@ -149,9 +149,9 @@ impl RosterSource for CleverSource {
         // Schools first (a district has hundreds): ungraded sections are kept by their school's range.
         let mut schools: HashMap<String, clever::School> = HashMap::new();
         // Each list is fetched a little ahead of staging (memory stays at a few pages, whatever
-        // the district's size). Schools and sections start together; students and teachers once
-        // sections are staged (a page of each in memory at most, with a batch of records: a page
-        // of 10,000 users is the largest thing a sync holds).
+        // the district's size). Schools, sections and students start together (a page of each in
+        // memory at most, with a batch of records: a page of 10,000 users is the largest thing a
+        // sync holds); teachers once sections are staged.
         let mut stream = prefetch(client.schools());
         // A section whose grade is outside the shared grades is only scanned, never decoded (with
         // its list of students, it is the largest record Clever sends); an ungraded one is
@@ -160,6 +160,12 @@ impl RosterSource for CleverSource {
         let mut section_stream = prefetch(client.sections_where(std::sync::Arc::new(
             move |raw: &clever::RawValue| section_may_be_kept(raw, &shared),
         )));
+        // Every student page is read, but only the kept sections' students are decoded: the
+        // first pages are fetched and scanned while the sections are staged, and their decoding
+        // waits for the kept students' ids (a page's latency off every run).
+        let kept_students = KeptIds::default();
+        let mut student_stream =
+            prefetch(client.users_where(Role::Student, keep_when_known(kept_students.0.clone())));
         while let Some(item) = next(&mut stream).await? {
             match item {
                 Ok(s) => {
@@ -225,10 +231,7 @@ impl RosterSource for CleverSource {
         // a batch of records ahead) while students are staged, and staged after them.
         let wanted = std::sync::Arc::new(teachers.clone());
         let mut teacher_stream = prefetch(client.users_where(Role::Teacher, keep_ids(wanted)));
-        // Every student page is read, but only the kept sections' students are decoded.
-        let students = std::sync::Arc::new(students);
-        let wanted = students.clone();
-        let mut student_stream = prefetch(client.users_where(Role::Student, keep_ids(wanted)));
+        let students = kept_students.set(students);
         while let Some(item) = next(&mut student_stream).await? {
             match item {
                 Ok(user) if students.contains(user.id.as_str()) => {
@@ -243,9 +246,8 @@ impl RosterSource for CleverSource {
                 Err(_) => {}
             }
         }
-        drop(students);
-
         drop(student_stream);
+        drop(kept_students);
         tracing::debug!(elapsed_ms = elapsed_ms(), "students staged");
         let mut found_teachers = 0usize;
         while let Some(item) = next(&mut teacher_stream).await? {
@@ -302,6 +304,35 @@ impl RosterSource for CleverSource {
         }
         Ok(())
     }
+}
+
+/// Ids a list's decoder waits for: known once the sections are staged. However staging ends, a
+/// decoder still waiting is released when this is dropped (with no ids: its list is being
+/// dropped too), so no decoding thread is left blocked.
+#[derive(Default)]
+struct KeptIds(std::sync::Arc<std::sync::OnceLock<foldhash::HashSet<Box<str>>>>);
+
+impl KeptIds {
+    /// Makes the ids known to the waiting decoders; returns them for the caller's own checks.
+    fn set(&self, ids: foldhash::HashSet<Box<str>>) -> &foldhash::HashSet<Box<str>> {
+        let _ = self.0.set(ids);
+        self.0.wait()
+    }
+}
+
+impl Drop for KeptIds {
+    fn drop(&mut self) {
+        let _ = self.0.set(foldhash::HashSet::default());
+    }
+}
+
+/// [`keep_ids`] with ids not known yet: a decoder waits for them ([`KeptIds`]).
+fn keep_when_known(
+    ids: std::sync::Arc<std::sync::OnceLock<foldhash::HashSet<Box<str>>>>,
+) -> clever::Keep {
+    std::sync::Arc::new(move |raw: &clever::RawValue| {
+        clever::record_id(raw).is_none_or(|id| ids.wait().contains(&*id))
+    })
 }
 
 /// Decodes users whose id is in `ids`; one without a readable id is decoded, so that its problem
@@ -440,6 +471,25 @@ mod tests {
                 assert!(section_may_be_kept(&raw(&json), &shared), "{json}");
             }
         }
+    }
+
+    #[test]
+    fn a_decoder_waits_for_the_kept_ids_and_is_released_however_staging_ends() {
+        let kept = KeptIds::default();
+        let keep = keep_when_known(kept.0.clone());
+        let waiting = std::thread::spawn({
+            let keep = keep.clone();
+            move || keep(&raw(r#"{"id":"a1"}"#))
+        });
+        kept.set(foldhash::HashSet::from_iter([Box::<str>::from("a1")]));
+        assert!(waiting.join().expect("decoder"), "a kept id, once known");
+        assert!(!keep(&raw(r#"{"id":"b2"}"#)));
+        // Staging ended before the sections did: the waiting decoder keeps nothing, and ends.
+        let kept = KeptIds::default();
+        let keep = keep_when_known(kept.0.clone());
+        let waiting = std::thread::spawn(move || keep(&raw(r#"{"id":"a1"}"#)));
+        drop(kept);
+        assert!(!waiting.join().expect("decoder"));
     }
 
     #[test]
