@@ -3,11 +3,14 @@
 -- (connection, classroom_clever_id) to classrooms ran a lookup and a key-share lock per row:
 -- 150-300 ms of that statement, measured, against 10-20 ms for the same check over the whole
 -- statement. Now the triggers below do what the foreign key did:
--- - every enrollment a statement adds or changes names an existing classroom of its connection,
---   and those classrooms are locked against deletion until the transaction ends;
+-- - every enrollment a statement adds, or whose classroom (or child) an update changes, names an
+--   existing classroom of its connection, and those classrooms are locked against deletion until
+--   the transaction ends (an update of other columns is not checked and locks nothing, as with
+--   the foreign key);
 -- - deleting classrooms deletes their enrollments (was ON DELETE CASCADE);
--- - truncating classrooms is refused while enrollments remain (truncate both together), as the
---   foreign key refused it;
+-- - truncating classrooms is refused while enrollments remain (truncate both together;
+--   `TRUNCATE classrooms CASCADE` no longer reaches enrollments, and is refused too), as the
+--   foreign key refused it, and outside READ COMMITTED;
 -- - a classroom's connection and Clever id never change (nothing changes them; the foreign key
 --   refused it only for a classroom with enrollments).
 -- The functions run with the owner's rights, as a foreign key's checks do: whoever may write
@@ -17,9 +20,10 @@
 -- a temporary table cannot stand in for classrooms or enrollments.
 -- The reference from an enrollment to its child stays a foreign key: the product deletes children
 -- (a merge of duplicates), at any isolation level.
--- Limit: classrooms are deleted under READ COMMITTED (as rostersync does). At REPEATABLE READ or
--- SERIALIZABLE the cascade's snapshot could miss enrollments committed meanwhile for a deleted
--- classroom, so the delete is refused there with a serialization failure (40001) instead.
+-- Limit: classrooms are deleted and truncated under READ COMMITTED (as rostersync does). At
+-- REPEATABLE READ or SERIALIZABLE the cascade's (or the check's) snapshot could miss enrollments
+-- committed meanwhile, so the delete or truncate is refused there with a serialization failure
+-- (40001) instead.
 
 ALTER TABLE enrollments DROP CONSTRAINT enrollments_connection_classroom_clever_id_fkey;
 
@@ -32,11 +36,29 @@ BEGIN
             wanted bigint;
             held bigint;
         BEGIN
-            SELECT count(*) INTO wanted
-            FROM (SELECT DISTINCT connection, classroom_clever_id FROM added_enrollments) k;
-            PERFORM 1 FROM classrooms c
-            WHERE (c.connection, c.clever_id) IN (SELECT connection, classroom_clever_id FROM added_enrollments)
-            FOR KEY SHARE;
+            IF TG_OP = 'INSERT' THEN
+                SELECT count(*) INTO wanted
+                FROM (SELECT DISTINCT connection, classroom_clever_id FROM added_enrollments) k;
+                PERFORM 1 FROM classrooms c
+                WHERE (c.connection, c.clever_id) IN (SELECT connection, classroom_clever_id FROM added_enrollments)
+                FOR KEY SHARE;
+            ELSE
+                -- As a foreign key does, an update checks (and locks the classroom of) only the
+                -- rows whose reference changed: an update of other columns (a deactivation) takes
+                -- no lock on classrooms, so it cannot deadlock with a classroom's deletion.
+                SELECT count(*) INTO wanted
+                FROM (SELECT DISTINCT n.connection, n.classroom_clever_id
+                      FROM added_enrollments n LEFT JOIN old_enrollments o ON o.child_id = n.child_id
+                      WHERE o.child_id IS NULL
+                         OR (o.connection, o.classroom_clever_id) IS DISTINCT FROM (n.connection, n.classroom_clever_id)) k;
+                PERFORM 1 FROM classrooms c
+                WHERE (c.connection, c.clever_id) IN (
+                    SELECT n.connection, n.classroom_clever_id
+                    FROM added_enrollments n LEFT JOIN old_enrollments o ON o.child_id = n.child_id
+                    WHERE o.child_id IS NULL
+                       OR (o.connection, o.classroom_clever_id) IS DISTINCT FROM (n.connection, n.classroom_clever_id))
+                FOR KEY SHARE;
+            END IF;
             GET DIAGNOSTICS held = ROW_COUNT;
             IF held < wanted THEN
                 RAISE EXCEPTION USING ERRCODE = 'foreign_key_violation',
@@ -61,6 +83,11 @@ BEGIN
         CREATE FUNCTION rs_classrooms_truncate_check() RETURNS trigger
         LANGUAGE plpgsql SECURITY DEFINER SET search_path = %I, pg_temp AS $body$
         BEGIN
+            -- Outside READ COMMITTED the check's snapshot could miss enrollments committed meanwhile.
+            IF current_setting('transaction_isolation') <> 'read committed' THEN
+                RAISE EXCEPTION USING ERRCODE = 'serialization_failure',
+                    MESSAGE = 'classrooms: truncate classrooms under READ COMMITTED (enrollments name them)';
+            END IF;
             IF EXISTS (SELECT 1 FROM enrollments) THEN
                 RAISE EXCEPTION USING ERRCODE = 'feature_not_supported',
                     MESSAGE = 'classrooms: enrollments name these classrooms; truncate enrollments with them';
@@ -84,7 +111,7 @@ CREATE TRIGGER enrollments_have_classroom AFTER INSERT ON enrollments
     REFERENCING NEW TABLE AS added_enrollments
     FOR EACH STATEMENT EXECUTE FUNCTION rs_enrollments_have_classroom();
 CREATE TRIGGER enrollments_have_classroom_on_update AFTER UPDATE ON enrollments
-    REFERENCING NEW TABLE AS added_enrollments
+    REFERENCING OLD TABLE AS old_enrollments NEW TABLE AS added_enrollments
     FOR EACH STATEMENT EXECUTE FUNCTION rs_enrollments_have_classroom();
 CREATE TRIGGER classrooms_delete_enrollments AFTER DELETE ON classrooms
     REFERENCING OLD TABLE AS deleted_classrooms

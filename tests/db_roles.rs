@@ -803,6 +803,36 @@ async fn an_enrollment_needs_its_classroom_and_goes_with_it() {
         .await
         .expect("a classroom's name changes");
 
+    // An update of other columns takes no lock on the classroom (so it cannot deadlock with the
+    // classroom's deletion), as with the foreign key; one that moves an enrollment holds its new
+    // classroom until it ends.
+    for (update, holds) in [
+        (
+            format!("UPDATE enrollments SET active = false WHERE child_id = {a3}"),
+            false,
+        ),
+        (
+            format!("UPDATE enrollments SET classroom_clever_id = 'c3' WHERE child_id = {a1}"),
+            true,
+        ),
+    ] {
+        let mut updating = db.pool.begin().await.expect("begin");
+        sqlx::query(&update)
+            .execute(&mut *updating)
+            .await
+            .expect(&update);
+        let locking =
+            sqlx::query("SELECT 1 FROM classrooms WHERE clever_id = 'c3' FOR UPDATE NOWAIT")
+                .execute(&db.pool)
+                .await;
+        match (holds, locking) {
+            (false, Ok(_)) => {}
+            (true, Err(sqlx::Error::Database(e))) if e.code().as_deref() == Some("55P03") => {}
+            (_, other) => panic!("{update}: holds c3 = {holds}, but locking it gave {other:?}"),
+        }
+        updating.rollback().await.expect("rollback");
+    }
+
     // A transaction enrolling a child in c1 holds c1: deleting it waits until that transaction
     // ends, and then takes every enrollment in it along.
     held_until_commit(
@@ -823,6 +853,7 @@ async fn an_enrollment_needs_its_classroom_and_goes_with_it() {
         "c1's enrollments went with it"
     );
     refused_under_repeatable_read(&db.pool, "DELETE FROM classrooms WHERE clever_id = 'c2'").await;
+    refused_under_repeatable_read(&db.pool, "TRUNCATE classrooms, enrollments").await;
     // Truncating classrooms alone is refused while enrollments name them, as the foreign key
     // refused it; both together are truncated.
     assert_eq!(refused(&db.pool, "TRUNCATE classrooms").await, "0A000");
