@@ -260,7 +260,9 @@ pub fn removal_possible(active_before: u64) -> bool {
 /// active when the run began, and, when the run read a [`LiveDiff`] (every staged child matched
 /// by its Clever id), its kept records are not all of those: the active roster records it holds
 /// (all of which are staged) differ in number from those active before the run, or apply
-/// reactivated some (which changes what is active).
+/// reactivated some (which changes what is active). The two counts are read at two moments of
+/// the transaction (READ COMMITTED): a record the product activates in between is looked for by
+/// the next run, as one activated just after the removal statement would be.
 pub fn stale_children_possible(active_before: u64, diff: Option<&LiveDiff>) -> bool {
     removal_possible(active_before)
         && diff.is_none_or(|d| d.inactive > 0 || d.kept_children != active_before)
