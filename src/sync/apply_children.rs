@@ -89,8 +89,9 @@ impl LiveDiff {
     /// The diff when it describes every staged child: all `staged` were matched by their Clever
     /// id and every such match held (none carried over, linked or new).
     pub fn of(staged: u64, resolved: &Resolved) -> Option<LiveDiff> {
-        let all_live = resolved.live >= staged && resolved.carry + resolved.manual == 0;
-        resolved.diff.filter(|d| all_live && d.broken == 0)
+        resolved
+            .diff
+            .filter(|d| resolved.all_live(staged) && d.broken == 0)
     }
 }
 
@@ -150,7 +151,6 @@ pub struct ChildStatements {
 /// matched, and, with a [`LiveDiff`] (every staged child matched by its Clever id), each statement
 /// whose count is 0.
 pub fn child_statements(staged: u64, resolved: &Resolved) -> ChildStatements {
-    let all_live = resolved.live >= staged && resolved.carry + resolved.manual == 0;
     let diff = LiveDiff::of(staged, resolved);
     let counted = |count: fn(&LiveDiff) -> u64| diff.as_ref().is_none_or(|d| count(d) > 0);
     let matched = resolved.any_matched();
@@ -159,7 +159,7 @@ pub fn child_statements(staged: u64, resolved: &Resolved) -> ChildStatements {
         reactivate: resolved.live > 0 && counted(|d| d.inactive),
         carry_over: resolved.carry > 0,
         link: resolved.manual > 0,
-        create: !all_live,
+        create: !resolved.all_live(staged),
         enroll: matched && counted(|d| d.unenrolled),
         reactivate_enrollments: matched && counted(|d| d.enrollments_inactive),
         move_enrollments: matched && counted(|d| d.moved),

@@ -165,7 +165,7 @@ impl RosterSource for CleverSource {
         // waits for the kept students' ids (a page's latency off every run).
         let kept_students = KeptIds::default();
         let mut student_stream =
-            prefetch(client.users_where(Role::Student, keep_when_known(kept_students.0.clone())));
+            prefetch(client.users_where(Role::Student, keep_ids(&kept_students)));
         while let Some(item) = next(&mut stream).await? {
             match item {
                 Ok(s) => {
@@ -229,8 +229,10 @@ impl RosterSource for CleverSource {
         tracing::debug!(elapsed_ms = elapsed_ms(), "schools and sections staged");
         // The kept sections name every teacher to stage: the teachers' list is fetched (a page and
         // a batch of records ahead) while students are staged, and staged after them.
-        let wanted = std::sync::Arc::new(teachers.clone());
-        let mut teacher_stream = prefetch(client.users_where(Role::Teacher, keep_ids(wanted)));
+        let kept_teachers = KeptIds::default();
+        kept_teachers.set(teachers.clone());
+        let mut teacher_stream =
+            prefetch(client.users_where(Role::Teacher, keep_ids(&kept_teachers)));
         let students = kept_students.set(students);
         while let Some(item) = next(&mut student_stream).await? {
             match item {
@@ -306,9 +308,9 @@ impl RosterSource for CleverSource {
     }
 }
 
-/// Ids a list's decoder waits for: known once the sections are staged. However staging ends, a
-/// decoder still waiting is released when this is dropped (with no ids: its list is being
-/// dropped too), so no decoding thread is left blocked.
+/// The ids of the users a list decodes ([`keep_ids`]), known once the sections are staged; a
+/// decoder waits for them. However staging ends, a decoder still waiting is released when this
+/// is dropped (with no ids: its list is being dropped too), so no decoding thread is left blocked.
 #[derive(Default)]
 struct KeptIds(std::sync::Arc<std::sync::OnceLock<foldhash::HashSet<Box<str>>>>);
 
@@ -326,20 +328,12 @@ impl Drop for KeptIds {
     }
 }
 
-/// [`keep_ids`] with ids not known yet: a decoder waits for them ([`KeptIds`]).
-fn keep_when_known(
-    ids: std::sync::Arc<std::sync::OnceLock<foldhash::HashSet<Box<str>>>>,
-) -> clever::Keep {
+/// Decodes users whose id is in `ids`, waiting until they are known; one without a readable id is
+/// decoded, so that its problem is seen (and dropped by the caller when not wanted).
+fn keep_ids(ids: &KeptIds) -> clever::Keep {
+    let ids = ids.0.clone();
     std::sync::Arc::new(move |raw: &clever::RawValue| {
         clever::record_id(raw).is_none_or(|id| ids.wait().contains(&*id))
-    })
-}
-
-/// Decodes users whose id is in `ids`; one without a readable id is decoded, so that its problem
-/// is seen (and dropped by the caller when not wanted).
-fn keep_ids(ids: std::sync::Arc<foldhash::HashSet<Box<str>>>) -> clever::Keep {
-    std::sync::Arc::new(move |raw: &clever::RawValue| {
-        clever::record_id(raw).is_none_or(|id| ids.contains(&*id))
     })
 }
 
@@ -476,7 +470,7 @@ mod tests {
     #[test]
     fn a_decoder_waits_for_the_kept_ids_and_is_released_however_staging_ends() {
         let kept = KeptIds::default();
-        let keep = keep_when_known(kept.0.clone());
+        let keep = keep_ids(&kept);
         let waiting = std::thread::spawn({
             let keep = keep.clone();
             move || keep(&raw(r#"{"id":"a1"}"#))
@@ -486,7 +480,7 @@ mod tests {
         assert!(!keep(&raw(r#"{"id":"b2"}"#)));
         // Staging ended before the sections did: the waiting decoder keeps nothing, and ends.
         let kept = KeptIds::default();
-        let keep = keep_when_known(kept.0.clone());
+        let keep = keep_ids(&kept);
         let waiting = std::thread::spawn(move || keep(&raw(r#"{"id":"a1"}"#)));
         drop(kept);
         assert!(!waiting.join().expect("decoder"));
@@ -494,11 +488,9 @@ mod tests {
 
     #[test]
     fn users_are_decoded_by_id_and_unreadable_ids_are_decoded() {
-        let keep = keep_ids(std::sync::Arc::new(foldhash::HashSet::from_iter([Box::<
-            str,
-        >::from(
-            "a1"
-        )])));
+        let kept = KeptIds::default();
+        kept.set(foldhash::HashSet::from_iter([Box::<str>::from("a1")]));
+        let keep = keep_ids(&kept);
         assert!(keep(&raw(r#"{"id":"a1","name":{}}"#)));
         assert!(!keep(&raw(r#"{"id":"b2","name":{}}"#)));
         assert!(

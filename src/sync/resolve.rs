@@ -181,6 +181,12 @@ impl Resolved {
     pub fn any_matched(&self) -> bool {
         self.live + self.carry + self.manual > 0
     }
+
+    /// Whether every one of the `staged` staged children was matched to its current record by
+    /// Clever id (none carried over, linked or new).
+    pub fn all_live(&self, staged: u64) -> bool {
+        self.live >= staged && self.carry + self.manual == 0
+    }
 }
 
 /// What a matching pass does with the staged child it matches: carries an archived child over, or
